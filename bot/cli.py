@@ -1,0 +1,127 @@
+"""The `hfbot` command: run the bot, manage the database schema.
+
+Errors a person can fix (no token, database unreachable) end in one line on
+stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from bot import db
+from bot.config import MissingTokenError, Settings
+from bot.errors import StoreUnavailable
+from models.store import create_engine
+
+log = logging.getLogger("hfbot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hfbot", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the bot (long polling)")
+    run.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not upgrade the database schema on start (same as HFBOT_AUTO_MIGRATE=false)",
+    )
+    run.set_defaults(handler=_run)
+
+    database = commands.add_parser("db", help="database schema migrations")
+    actions = database.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("upgrade", help="upgrade the schema (default: to head)")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(handler=_db_upgrade)
+    down = actions.add_parser("downgrade", help="downgrade the schema to a revision")
+    down.add_argument("revision", help="target revision, e.g. -1 or base")
+    down.set_defaults(handler=_db_downgrade)
+    current = actions.add_parser("current", help="print the schema revision of the database")
+    current.set_defaults(handler=_db_current)
+    return parser
+
+
+async def _with_engine(settings: Settings, action: Callable) -> object:
+    engine = create_engine(settings.database_url)
+    try:
+        return await action(engine)
+    except OSError as exc:
+        raise StoreUnavailable(reason=str(exc)) from exc
+    finally:
+        await engine.dispose()
+
+
+def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_with_engine(settings, lambda engine: db.upgrade(engine, args.revision)))
+    print(f"database at revision {args.revision}")
+    return 0
+
+
+def _db_downgrade(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_with_engine(settings, lambda engine: db.downgrade(engine, args.revision)))
+    print(f"database downgraded to {args.revision}")
+    return 0
+
+
+def _db_current(settings: Settings, args: argparse.Namespace) -> int:
+    revision = asyncio.run(_with_engine(settings, db.current_revision))
+    head = db.head_revision()
+    print(f"{revision or 'empty'} (head: {head})")
+    return 0
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import run_polling
+
+    settings.require_token()
+    if args.no_migrate:
+        settings = settings.model_copy(update={"auto_migrate": False})
+    run_polling(settings)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        print(f"hfbot: bad setting {field}: {first['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return args.handler(settings, args)
+    except MissingTokenError as exc:
+        print(f"hfbot: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(
+            f"hfbot: cannot reach the database at {_safe_url(settings.database_url)} "
+            f"({exc.values.get('reason')})",
+            file=sys.stderr,
+        )
+        return 3
+    except KeyboardInterrupt:
+        return 130
+
+
+def _safe_url(url: str) -> str:
+    """The database URL with any password masked, for messages people may paste in chats."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The bot's one Settings object, read from the environment and `.env`.
+
+Every knob an operator can turn lives here, so `.env.example` and the README's
+configuration table can be checked against this class and never drift.
+Telegram and database settings keep their conventional unprefixed names;
+everything that belongs to hfbot itself is prefixed `HFBOT_`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class MissingTokenError(RuntimeError):
+    """Raised when the bot is asked to talk to Telegram without a token."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "TELEGRAM_BOT_TOKEN is not set: put it in .env or the environment "
+            "(ask @BotFather for one; see .env.example)."
+        )
+
+
+def _split_csv(value: object) -> object:
+    """Accept `1,2,3` (the natural way to write a list in .env) as well as a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration of one bot process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HFBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_ignore_empty=True,
+        populate_by_name=True,
+    )
+
+    # Telegram
+    telegram_bot_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TELEGRAM_BOT_TOKEN", "telegram_bot_token"),
+        description="Bot token from @BotFather. Required to run the bot.",
+    )
+    telegram_api_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TELEGRAM_API_BASE_URL", "telegram_api_base_url"),
+        description=(
+            "Root URL of a self-hosted Bot API server, e.g. http://127.0.0.1:8081. "
+            "Empty: https://api.telegram.org."
+        ),
+    )
+    admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Telegram user ids of the bot's admins, comma separated (/stats, /allow, /deny).",
+    )
+
+    # Storage
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./hfbot.db",
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Upgrade the database schema to head when `hfbot run` starts."
+    )
+    settings_cache_ttl_s: float = Field(
+        default=30.0, ge=0, description="How long resolved user/chat settings are cached in memory."
+    )
+
+    # Hugging Face
+    hf_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HF_TOKEN", "hf_token"),
+        description="Hugging Face token for gated or private models. Never logged.",
+    )
+    default_models: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Override the registry\'s default model per task, as JSON: {"sentiment": "org/model"}.'
+        ),
+    )
+
+    # Pipeline pool
+    pool_max_loaded_models: int = Field(
+        default=3,
+        ge=1,
+        description="Pipelines kept in memory at once; the least recently used idle one is evicted.",
+    )
+    pool_memory_budget_mb: int | None = Field(
+        default=None, ge=1, description="Optional cap on the summed size of loaded models (MiB)."
+    )
+    pool_max_batch_size: int = Field(
+        default=16, ge=1, description="Most requests one pipeline call serves."
+    )
+    pool_max_wait_ms: float = Field(
+        default=5.0, ge=0, description="How long a request waits for others to join its batch."
+    )
+    pool_queue_size: int = Field(
+        default=64,
+        ge=1,
+        description="Requests waiting per model before new ones are refused as busy.",
+    )
+    pool_request_timeout_s: float = Field(
+        default=120.0, gt=0, description="A request that has not finished after this long fails."
+    )
+    pool_executor_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Threads running models; torch already uses every core per call.",
+    )
+    pool_torch_threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads; empty: one per CPU core."
+    )
+    pool_device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        default="auto", description="Where models run; auto picks cuda when available."
+    )
+    pool_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="auto", description="Model dtype; auto: float16 on cuda, float32 on cpu."
+    )
+
+    # Limits a user meets
+    max_input_chars: int = Field(default=2000, ge=1, description="Longest text a command accepts.")
+    max_new_tokens_cap: int = Field(
+        default=256, ge=1, description="Highest max_new_tokens a user may set."
+    )
+    max_return_sequences_cap: int = Field(
+        default=3, ge=1, description="Highest num_return_sequences a user may set."
+    )
+    rate_limit_per_minute: int = Field(
+        default=20, ge=0, description="Requests per user per minute; 0 turns the limit off."
+    )
+
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    # Hub
+    allow_any_hub_model: bool = Field(
+        default=False,
+        description=(
+            "Let users pick any Hub model that passes vetting. Off: only registry defaults, "
+            "HFBOT_MODEL_DIR models and the admins' allow-list."
+        ),
+    )
+    model_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder of pre-fetched models (<dir>/<owner>/<name>); its models are always allowed "
+            "and `hfbot models fetch` downloads into it."
+        ),
+    )
+    max_model_params: int | None = Field(
+        default=1_000_000_000,
+        ge=1,
+        description="Largest parameter count a model may have; empty: no cap.",
+    )
+    max_model_size_mb: int | None = Field(
+        default=4096,
+        ge=1,
+        description="Largest total size of a model's weight files (MiB); empty: no cap.",
+    )
+    vet_cache_ttl_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How long a model's vetting result is reused without asking the Hub.",
+    )
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admin_ids_from_csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    def require_token(self) -> str:
+        """The token, or a MissingTokenError whose message is the one line a user needs."""
+        if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
+            raise MissingTokenError
+        return self.telegram_bot_token.get_secret_value()

@@ -1,0 +1,109 @@
+"""One error type per thing a user (or the bot's surroundings) can get wrong.
+
+Each carries a message key and the values the message needs; handlers turn
+them into a localized one-line reply in one place. Nothing here knows about
+Telegram or transformers, so the pool, the store and the handlers share them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class UserFacingError(Exception):
+    """An error whose message is meant for the person who sent the request."""
+
+    key: str = "error.generic"
+
+    def __init__(self, **values: Any) -> None:
+        self.values = values
+        super().__init__(f"{self.key} {values}" if values else self.key)
+
+
+class EmptyInput(UserFacingError):
+    key = "error.empty_input"
+
+
+class InputTooLong(UserFacingError):
+    key = "error.input_too_long"
+
+
+class UnknownTask(UserFacingError):
+    key = "error.unknown_task"
+
+
+class UnknownParam(UserFacingError):
+    key = "error.unknown_param"
+
+
+class InvalidParamValue(UserFacingError):
+    key = "error.invalid_param_value"
+
+
+class UnknownModel(UserFacingError):
+    key = "error.unknown_model"
+
+
+class WrongTaskModel(UserFacingError):
+    key = "error.wrong_task_model"
+
+
+class ModelNotAllowed(UserFacingError):
+    key = "error.model_not_allowed"
+
+
+class ModelLoadFailed(UserFacingError):
+    key = "error.model_load_failed"
+
+
+class PoolBusy(UserFacingError):
+    key = "error.pool_busy"
+
+
+class PoolClosed(UserFacingError):
+    key = "error.pool_closed"
+
+
+class RequestTimeout(UserFacingError):
+    key = "error.request_timeout"
+
+
+class StoreUnavailable(UserFacingError):
+    key = "error.store_unavailable"
+
+
+# Hub vetting: one refusal per reason a model cannot be used (bot/hub.py).
+
+
+class ModelDenied(ModelNotAllowed):
+    """An admin put this model on the deny-list; it beats every allow rule."""
+
+    key = "error.model_denied"
+
+
+class GatedModel(UserFacingError):
+    """The repo is gated and this bot has no token, or its token was not granted access."""
+
+    key = "error.gated_model"
+
+
+class UnsafeWeights(UserFacingError):
+    """No safetensors weights: loading pickle files (.bin, .pt, .ckpt) can run arbitrary code."""
+
+    key = "error.unsafe_weights"
+
+
+class ModelTooLarge(UserFacingError):
+    key = "error.model_too_large"
+
+
+class RemoteCodeRequired(UserFacingError):
+    """The model needs its own Python code, and `trust_remote_code` is never set."""
+
+    key = "error.remote_code_required"
+
+
+class HubUnavailable(UserFacingError):
+    """The Hub cannot be reached (or offline mode is on) and the model is not cached locally."""
+
+    key = "error.hub_unavailable"

@@ -1,0 +1,51 @@
+"""Alembic environment: async engines, and connection sharing for in-process upgrades.
+
+`bot.db` runs migrations on a connection it already holds (passed in
+`config.attributes["connection"]`), so `hfbot run` can upgrade inside its own
+event loop. The `alembic` command line goes through `run_async_migrations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from models.base import Base
+from models.store import create_engine  # importing the store registers every table
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_async_migrations() -> None:
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    async with engine.connect() as connection:
+        await connection.run_sync(_configure)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+elif (shared := config.attributes.get("connection")) is not None:
+    _configure(shared)
+else:
+    asyncio.run(run_async_migrations())

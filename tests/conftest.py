@@ -1,0 +1,111 @@
+"""Shared fixtures: a fresh database per test on SQLite and on PostgreSQL.
+
+PostgreSQL tests run in a schema of their own (search_path), created and
+dropped around each test, so parallel runs against one server never collide.
+With CI=true a PostgreSQL that cannot be reached fails the run instead of
+skipping, so a broken CI machine cannot pass silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot import db
+from bot.tasks import param_rules_from_caps
+from models.store import SettingsStore, create_engine
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+POSTGRES_URL = os.environ.get(
+    "HFBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _postgres_reachable() -> str | None:
+    try:
+        connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL), timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await connection.close()
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    problem = asyncio.run(_postgres_reachable())
+    if problem is None:
+        return
+    message = f"PostgreSQL at {POSTGRES_URL} is not reachable ({problem})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_schema(postgres_available: None) -> Iterator[str]:
+    """A schema made for this test alone, dropped afterwards."""
+    schema = f"hfbot_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield schema
+    finally:
+        asyncio.run(_admin(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where a test's database lives: a URL plus the engine options that isolate it."""
+
+    url: str
+    engine_kwargs: dict[str, Any]
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.url.startswith("sqlite") else "postgresql"
+
+    def engine(self) -> AsyncEngine:
+        return create_engine(self.url, **self.engine_kwargs)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """An empty database, once on SQLite (a temp file) and once on PostgreSQL (a fresh schema)."""
+    if request.param == "sqlite":
+        return Database(f"sqlite+aiosqlite:///{tmp_path / 'hfbot.db'}", {})
+    schema = request.getfixturevalue("postgres_schema")
+    return Database(POSTGRES_URL, {"connect_args": {"server_settings": {"search_path": schema}}})
+
+
+@pytest.fixture
+async def store(database: Database) -> AsyncIterator[SettingsStore]:
+    """A SettingsStore on a database migrated to head, with the registry's parameter rules."""
+    engine = database.engine()
+    await db.upgrade(engine)
+    store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+    try:
+        yield store
+    finally:
+        await store.close()
