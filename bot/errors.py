@@ -107,3 +107,44 @@ class HubUnavailable(UserFacingError):
     """The Hub cannot be reached (or offline mode is on) and the model is not cached locally."""
 
     key = "error.hub_unavailable"
+
+
+# Chat-level refusals: what a person typed, or who they are, does not fit the command.
+
+
+class RateLimited(UserFacingError):
+    key = "error.rate_limited"
+
+
+class NotGroupAdmin(UserFacingError):
+    key = "error.not_group_admin"
+
+
+class GroupOnly(UserFacingError):
+    key = "error.group_only"
+
+
+class BotAdminOnly(UserFacingError):
+    key = "error.bot_admin_only"
+
+
+class UnknownLanguage(UserFacingError):
+    key = "error.unknown_language"
+
+
+class NothingToCancel(UserFacingError):
+    key = "error.nothing_to_cancel"
+
+
+class Cancelled(UserFacingError):
+    """The person stopped their own request (/cancel or the Stop button)."""
+
+    key = "result.cancelled"
+
+
+class UsageHint(UserFacingError):
+    """A command used the wrong way: the reply is that command's own usage line."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        self.key = key
+        super().__init__(**values)
