@@ -24,6 +24,8 @@ from bot import db
 from bot.tasks import param_rules_from_caps
 from models.store import SettingsStore, create_engine
 
+pytest_plugins = ["tests.model_fixtures"]
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
