@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -26,13 +27,37 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfbot", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the bot (long polling)")
+    run = commands.add_parser("run", help="run the bot (long polling, or a webhook when HFBOT_WEBHOOK_URL is set)")
     run.add_argument(
         "--no-migrate",
         action="store_true",
         help="do not upgrade the database schema on start (same as HFBOT_AUTO_MIGRATE=false)",
     )
     run.set_defaults(handler=_run)
+
+    console = commands.add_parser(
+        "console", help="chat with the bot in this terminal (no Telegram account needed)"
+    )
+    console.add_argument(
+        "--demo",
+        action="store_true",
+        help="use tiny random models built on the spot (offline; answers are random)",
+    )
+    console.add_argument(
+        "--demo-dir",
+        type=Path,
+        default=Path.home() / ".cache" / "hfbot" / "demo-models",
+        help="where --demo keeps its tiny models (default: %(default)s)",
+    )
+    console.set_defaults(handler=_console)
+
+    models = commands.add_parser("models", help="manage models")
+    model_actions = models.add_subparsers(dest="action", required=True)
+    fetch = model_actions.add_parser(
+        "fetch", help="download models (safetensors only) with a progress bar"
+    )
+    fetch.add_argument("model_ids", nargs="+", metavar="MODEL_ID")
+    fetch.set_defaults(handler=_models_fetch)
 
     database = commands.add_parser("db", help="database schema migrations")
     actions = database.add_subparsers(dest="action", required=True)
@@ -76,13 +101,30 @@ def _db_current(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _console(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.console import DEMO_NOTICE, demo_settings, run_console
+
+    if args.demo:
+        print(DEMO_NOTICE, file=sys.stderr)
+        settings = demo_settings(settings, args.demo_dir)
+    asyncio.run(run_console(settings))
+    return 0
+
+
+def _models_fetch(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.hub import HubAccess
+    from bot.model_fetch import fetch_command
+
+    return fetch_command(args.model_ids, HubAccess.from_settings(settings))
+
+
 def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import run_polling
+    from bot.runner import serve
 
     settings.require_token()
     if args.no_migrate:
         settings = settings.model_copy(update={"auto_migrate": False})
-    run_polling(settings)
+    asyncio.run(serve(settings))
     return 0
 
 

@@ -63,6 +63,36 @@ class Settings(BaseSettings):
         description="Telegram user ids of the bot's admins, comma separated (/stats, /allow, /deny).",
     )
 
+    # Receiving updates: long polling unless a webhook URL is set
+    webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "Public HTTPS base URL Telegram posts updates to (e.g. https://bot.example.org); "
+            "empty: long polling."
+        ),
+    )
+    webhook_path: str = Field(default="/telegram", description="Path of the webhook endpoint.")
+    webhook_listen: str = Field(default="0.0.0.0", description="Address the webhook server binds.")
+    webhook_port: int = Field(default=8080, ge=1, le=65535, description="Port the webhook server binds.")
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Secret Telegram sends in X-Telegram-Bot-Api-Secret-Token; requests without it get 403. "
+            "Empty: a random one per start."
+        ),
+    )
+    shutdown_grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, how long requests in flight may finish before their users are told.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="In polling mode, serve /healthz and /metrics on this port; empty: off.",
+    )
+
     # Storage
     database_url: str = Field(
         default="sqlite+aiosqlite:///./hfbot.db",
@@ -159,12 +189,12 @@ class Settings(BaseSettings):
     max_model_params: int | None = Field(
         default=1_000_000_000,
         ge=1,
-        description="Largest parameter count a model may have; empty: no cap.",
+        description="Largest parameter count a model may have.",
     )
     max_model_size_mb: int | None = Field(
         default=4096,
         ge=1,
-        description="Largest total size of a model's weight files (MiB); empty: no cap.",
+        description="Largest total size of a model's weight files (MiB).",
     )
     vet_cache_ttl_s: float = Field(
         default=3600.0,

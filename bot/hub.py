@@ -47,6 +47,7 @@ from bot.errors import (
     HubUnavailable,
     ModelDenied,
     ModelNotAllowed,
+    StoreUnavailable,
     UnknownModel,
     UserFacingError,
 )
@@ -192,6 +193,7 @@ class ModelVetter:
         self._facts_cache: dict[str, _CacheEntry] = {}
         self._in_flight: dict[str, asyncio.Future[ModelFacts]] = {}
         self._rules: dict[str, RuleKind] | None = None
+        self._last_rules: dict[str, RuleKind] = {}
 
     @property
     def access(self) -> HubAccess:
@@ -276,9 +278,19 @@ class ModelVetter:
         return [model for model in (override, spec.default_model) if model]
 
     async def _rule_map(self) -> dict[str, RuleKind]:
+        """The admins' rules; while the store is down, the last rules read (or none yet).
+
+        With the store down, requests run on the operator's default models
+        (users' choices cannot be read either), so vetting goes on rather than
+        refusing every request.
+        """
         if self._rules is None:
-            rules = await self._rules_source.list_model_rules()
-            self._rules = {rule.model_id: rule.rule for rule in rules}
+            try:
+                rules = await self._rules_source.list_model_rules()
+            except StoreUnavailable:
+                logger.warning("model rules unavailable; using the last known rules")
+                return self._last_rules
+            self._rules = self._last_rules = {rule.model_id: rule.rule for rule in rules}
         return self._rules
 
     def _is_allowed(self, model_id: str, location: _Location, rules: dict[str, RuleKind]) -> bool:

@@ -1,13 +1,15 @@
 """The configuration reference, generated from the Settings class so docs never drift.
 
-`python -m bot.settings_doc` prints `.env.example`; `--markdown` prints the
-README's configuration table. Tests compare both files with this output.
+`python -m bot.settings_doc --write` rewrites `.env.example` and the table
+between the README's settings markers; tests compare both with this output.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import AliasChoices
 
@@ -64,5 +66,21 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+def write(root: Path) -> None:
+    (root / ".env.example").write_text(env_example() + "\n")
+    readme = root / "README.md"
+    readme.write_text(
+        re.sub(
+            r"(<!-- settings:start -->\n).*?(<!-- settings:end -->)",
+            lambda match: f"{match.group(1)}{markdown_table()}\n{match.group(2)}",
+            readme.read_text(),
+            flags=re.S,
+        )
+    )
+
+
 if __name__ == "__main__":
-    print(markdown_table() if "--markdown" in sys.argv[1:] else env_example())
+    if "--write" in sys.argv[1:]:
+        write(Path.cwd())
+    else:
+        print(markdown_table() if "--markdown" in sys.argv[1:] else env_example())

@@ -11,13 +11,17 @@ the same call shape (see `bot/backends/local.py`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from bot import formatting
 from bot.errors import InvalidParamValue, UnknownParam, UnknownTask
 
 InputKind = Literal["text", "image", "audio"]
+# How a command's words become pipeline inputs (parsers live in handlers/parsing.py).
+InputStyle = Literal["text", "labels", "question", "mask", "translate"]
+Formatter = Callable[[Any, str], str]
 ParamType = type[int] | type[float] | type[bool]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -99,6 +103,7 @@ GENERATION_PARAMS = tuple(PARAMS)
 # User-wide switches, not tied to a task; validated like parameters.
 OPTIONS: dict[str, ParamSpec] = {spec.name: spec for spec in (ParamSpec("stream", bool, True),)}
 SEQ2SEQ_PARAMS = ("max_new_tokens", "num_return_sequences", "repetition_penalty")
+SAMPLING_ONLY = ("temperature", "top_k", "top_p")
 
 
 @dataclass(frozen=True)
@@ -108,14 +113,29 @@ class TaskSpec:
     name: str
     pipeline_task: str
     default_model: str
+    formatter: Formatter
     input_kind: InputKind = "text"
+    input_style: InputStyle = "text"
     params: tuple[str, ...] = ()
     defaults: Mapping[str, int | float | bool] = field(default_factory=dict)
+    call_params: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
 
     def default_params(self) -> dict[str, int | float | bool]:
         """Registry defaults for every parameter this task takes, task overrides applied."""
         return {name: self.defaults.get(name, PARAMS[name].default) for name in self.params}
+
+    def call_kwargs(self, params: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for the pipeline call: fixed ones, the user's, then the request's.
+
+        Sampling knobs are dropped when sampling is off: greedy decoding ignores
+        them, and identical kwargs let more requests share one batch.
+        """
+        kwargs = {**self.call_params, **params, **extra}
+        if kwargs.get("do_sample") is False:
+            for name in SAMPLING_ONLY:
+                kwargs.pop(name, None)
+        return kwargs
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -125,18 +145,22 @@ TASKS: dict[str, TaskSpec] = {
             "sentiment",
             "text-classification",
             "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+            formatting.format_classification,
+            call_params={"top_k": None},
             aliases=("sentiment-analysis",),
         ),
         TaskSpec(
             "generate",
             "text-generation",
             "distilbert/distilgpt2",
+            formatting.format_generation,
             params=GENERATION_PARAMS,
         ),
         TaskSpec(
             "summarize",
             "summarization",
             "sshleifer/distilbart-cnn-12-6",
+            formatting.format_summary,
             params=SEQ2SEQ_PARAMS,
             defaults={"max_new_tokens": 120},
         ),
@@ -144,14 +168,47 @@ TASKS: dict[str, TaskSpec] = {
             "translate",
             "translation",
             "Helsinki-NLP/opus-mt-en-zh",
+            formatting.format_translation,
+            input_style="translate",
             params=SEQ2SEQ_PARAMS,
             defaults={"max_new_tokens": 200},
         ),
-        TaskSpec("ner", "token-classification", "dslim/bert-base-NER"),
-        TaskSpec("fill", "fill-mask", "distilbert/distilroberta-base", aliases=("fill-mask",)),
-        TaskSpec("classify", "zero-shot-classification", "facebook/bart-large-mnli"),
-        TaskSpec("ask", "question-answering", "distilbert/distilbert-base-cased-distilled-squad"),
+        TaskSpec(
+            "ner",
+            "token-classification",
+            "dslim/bert-base-NER",
+            formatting.format_entities,
+            call_params={"aggregation_strategy": "simple"},
+        ),
+        TaskSpec(
+            "fill",
+            "fill-mask",
+            "distilbert/distilroberta-base",
+            formatting.format_fill_mask,
+            input_style="mask",
+            aliases=("fill-mask",),
+        ),
+        TaskSpec(
+            "classify",
+            "zero-shot-classification",
+            "facebook/bart-large-mnli",
+            formatting.format_zero_shot,
+            input_style="labels",
+        ),
+        TaskSpec(
+            "ask",
+            "question-answering",
+            "distilbert/distilbert-base-cased-distilled-squad",
+            formatting.format_answer,
+            input_style="question",
+        ),
     )
+}
+
+# /translate <lang>: <text> picks the English→<lang> model of the Opus-MT family.
+TRANSLATION_TARGETS: dict[str, str] = {
+    lang: f"Helsinki-NLP/opus-mt-en-{lang}"
+    for lang in ("zh", "fr", "de", "es", "ru", "it", "ar", "nl", "sv", "uk", "vi", "hi")
 }
 
 

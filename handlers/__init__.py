@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
-from telegram.ext import Application, CommandHandler
+from telegram import Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    InlineQueryHandler,
+    TypeHandler,
+    filters,
+)
 
-from handlers import common
+from bot.tasks import TASKS
+from handlers import admin, common, inference, inline, settings
+
+# What the handlers below need from Telegram; polling and the webhook ask for exactly these.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 
 
 def register_handlers(application: Application) -> None:
     """Every command the bot answers, in one place, so its surface reads at a glance."""
-    application.add_handler(CommandHandler(["start", "help"], common.start))
+    application.add_handler(TypeHandler(Update, common.track_update, block=False), group=-1)
+    commands = {
+        "start": common.start_command,
+        "help": common.help_command,
+        "cancel": common.cancel_command,
+        **{name: inference.task_handler(spec) for name, spec in TASKS.items()},
+        "settings": settings.settings_command,
+        "model": settings.model_command,
+        "set": settings.set_command,
+        "reset": settings.reset_command,
+        "models": settings.models_command,
+        "lang": settings.lang_command,
+        "groupmodel": settings.group_model_command,
+        "groupset": settings.group_set_command,
+        "groupreset": settings.group_reset_command,
+        "stats": admin.stats_command,
+        "allow": admin.allow_command,
+        "deny": admin.deny_command,
+    }
+    new_posts = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+    for name, callback in commands.items():
+        application.add_handler(CommandHandler(name, callback, filters=new_posts))
+    application.add_handler(CallbackQueryHandler(settings.settings_button, pattern=r"^cfg:"))
+    application.add_handler(InlineQueryHandler(inline.inline_query))
+    application.add_error_handler(common.on_error)

@@ -1,21 +1,85 @@
-"""/start and /help."""
+"""/start, /help, /cancel, the command menu, and the error handler of last resort."""
 
 from __future__ import annotations
 
-from telegram import Update
-from telegram.ext import ContextTypes
+import logging
 
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeDefault, Update
+from telegram.ext import Application, ContextTypes
+
+from bot.app import services
+from bot.errors import NothingToCancel, StoreUnavailable
+from bot.i18n import CATALOGS, DEFAULT_LANGUAGE, pick_language, t
 from bot.tasks import TASKS
+from handlers.turn import Turn, handle_errors
 
-WELCOME = (
-    "Hi! I run Hugging Face models for you, right here in the chat.\n"
-    "Try /sentiment This book is awesome.\n"
-    "Commands: {commands}"
-)
+log = logging.getLogger(__name__)
+
+MENU = ("start", "help", *TASKS, "settings", "model", "set", "reset", "models", "lang", "cancel")
+GROUP_MENU = (*MENU, "groupmodel", "groupset")
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Greet and list what the bot can do."""
-    assert update.effective_message is not None
-    commands = " ".join(f"/{name}" for name in TASKS)
-    await update.effective_message.reply_text(WELCOME.format(commands=commands))
+@handle_errors
+async def start_command(turn: Turn) -> None:
+    """/start: a greeting with two examples to try."""
+    await turn.reply(turn.t("start.text", name=turn.user.first_name if turn.user else turn.chat.title))
+
+
+@handle_errors
+async def help_command(turn: Turn) -> None:
+    """/help: every command on one screen."""
+    await turn.reply(turn.t("help.text"))
+
+
+@handle_errors
+async def cancel_command(turn: Turn) -> None:
+    """/cancel: stop this user's running requests (each one then says it stopped)."""
+    if turn.services.running.cancel(turn.owner_id) == 0:
+        raise NothingToCancel()
+
+
+async def track_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Count the update and note who and where; runs beside the handlers, never delaying them."""
+    found = services(context)
+    found.metrics.updates.labels(_kind(update)).inc()
+    try:
+        if update.effective_user is not None:
+            await found.store.touch_user(update.effective_user.id, update.effective_user.language_code)
+        chat = update.effective_chat
+        if chat is not None:
+            await found.store.touch_chat(chat.id, chat.type, chat.title)
+    except StoreUnavailable:
+        log.debug("could not record user or chat: store unavailable")
+
+
+def _kind(update: Update) -> str:
+    for kind in ("message", "channel_post", "callback_query", "inline_query", "edited_message"):
+        if getattr(update, kind) is not None:
+            return kind
+    return "other"
+
+
+async def register_commands(application: Application) -> None:
+    """The command menu, in each language, with the group-admin commands shown in groups."""
+    bot = application.bot
+    for language in CATALOGS:
+        code = None if language == DEFAULT_LANGUAGE else language
+        for scope, names in ((BotCommandScopeDefault(), MENU), (BotCommandScopeAllGroupChats(), GROUP_MENU)):
+            commands = [BotCommand(name, t(language, f"cmd.{name}")) for name in names]
+            await bot.set_my_commands(commands, scope=scope, language_code=code)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log with context; tell the person something went wrong, never how (no tracebacks)."""
+    summary = "no update"
+    if isinstance(update, Update):
+        user = update.effective_user
+        chat = update.effective_chat
+        summary = f"update {update.update_id} user={user.id if user else None} chat={chat.id if chat else None}"
+    log.error("unhandled error on %s", summary, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        language = pick_language(update.effective_user.language_code if update.effective_user else None)
+        try:
+            await update.effective_message.reply_html(t(language, "error.generic"))
+        except Exception:
+            log.warning("could not tell the user about the error", exc_info=True)

@@ -1,0 +1,271 @@
+"""Every sentence the bot says, in English and Chinese.
+
+Messages are plain `str.format` templates; values are HTML-escaped before
+they are filled in, so a model id or a user's text can never break the
+reply's markup. A test checks both catalogs have the same keys and
+placeholders.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+LANGUAGES = ("en", "zh")
+DEFAULT_LANGUAGE = "en"
+
+EN: dict[str, str] = {
+    # errors: one per thing that can go wrong, keyed like bot.errors
+    "error.generic": "Something went wrong on my side. Please try again.",
+    "error.empty_input": "Please give me some text: <code>/{command} your text</code>, or reply to a message with /{command}.",
+    "error.input_too_long": "That text is {length} characters long; the limit is {limit}.",
+    "error.unknown_task": "There is no task called “{task}”. Tasks: {known}.",
+    "error.unknown_param": "“{param}” is not a setting of {task}. Settings: {known}.",
+    "error.invalid_param_value": "{param} can't be “{value}”. Allowed: {allowed}.",
+    "error.unknown_model": "I can't find the model “{model}”.",
+    "error.wrong_task_model": "“{model}” is a {actual} model, not one for {task}.",
+    "error.model_not_allowed": "The model “{model}” is not on this bot's list of allowed models.",
+    "error.model_denied": "The model “{model}” has been blocked by this bot's admins.",
+    "error.model_load_failed": "The model “{model}” failed to load. Try again later or pick another with /model.",
+    "error.pool_busy": "I'm busy right now. Please try again in a moment.",
+    "error.pool_closed": "I'm restarting. Please send that again in a minute.",
+    "error.request_timeout": "That took too long and was stopped. Try a shorter text or fewer tokens.",
+    "error.store_unavailable": "I can't reach my database right now, so I can't save that. Please try again later.",
+    "error.gated_model": "“{model}” is gated: this bot has no access to it (its admins can add a token that was granted access).",
+    "error.unsafe_weights": "“{model}” has no safetensors weights; I only load safetensors.",
+    "error.model_too_large": "“{model}” is too large for this bot ({size}; the limit is {limit}).",
+    "error.remote_code_required": "“{model}” needs its own code to run, which this bot never executes.",
+    "error.hub_unavailable": "I can't reach the Hugging Face Hub to check “{model}” right now.",
+    "error.rate_limited": "Slow down a little: try again in {seconds} s.",
+    "error.not_group_admin": "Only this group's admins can change its defaults.",
+    "error.group_only": "This command works in groups only.",
+    "error.bot_admin_only": "Only the bot's admins can do that.",
+    "error.ask_needs_context": "Reply with <code>/ask your question</code> to the message that holds the answer.",
+    "error.classify_needs_labels": "Give labels after a “|”: <code>/classify I love it | happy, sad</code>",
+    "error.fill_needs_mask": "Put <code>&lt;mask&gt;</code> (or <code>[MASK]</code>) where a word is missing: <code>/fill Paris is the &lt;mask&gt; of France.</code>",
+    "error.usage_model": "Usage: <code>/{command} &lt;task&gt; &lt;model id&gt;</code>, e.g. <code>/{command} generate distilbert/distilgpt2</code>",
+    "error.usage_set": "Usage: <code>/{command} &lt;setting&gt; &lt;value&gt;</code>, e.g. <code>/{command} temperature 0.7</code>. Settings: {known}.",
+    "error.usage_lang": "Usage: <code>/lang en</code> or <code>/lang zh</code>.",
+    "error.unknown_language": "I speak: {known}.",
+    "error.nothing_to_cancel": "There is nothing of yours running.",
+    "error.settings_not_yours": "These buttons belong to someone else: send /settings for yours.",
+    # notices
+    "notice.store_fallback": "<i>(I can't reach my settings right now, so I used the defaults.)</i>",
+    "notice.split": "<i>(continued)</i>",
+    # start / help
+    "start.text": (
+        "Hi {name}! I run Hugging Face models right here in the chat.\n\n"
+        "Try <code>/sentiment This book is awesome.</code> or "
+        "<code>/generate The book is awesome and</code>.\n"
+        "Reply to any message with a command to use its text. /help lists everything."
+    ),
+    "help.text": (
+        "<b>What I can do</b>\n"
+        "/sentiment <i>text</i> · positive or negative?\n"
+        "/generate <i>text</i> · continue a text\n"
+        "/summarize <i>text</i> · make it short\n"
+        "/translate <i>text</i> · translate (<code>/translate fr: text</code> picks the language)\n"
+        "/ner <i>text</i> · find names, places, organisations\n"
+        "/fill <i>text with &lt;mask&gt;</i> · guess the missing word\n"
+        "/classify <i>text</i> | <i>label, label</i> · pick the best label\n"
+        "/ask <i>question</i> · as a reply to the message with the answer\n\n"
+        "<b>Your settings</b>\n"
+        "/settings · what you use now\n"
+        "/model <i>task model</i> · choose a model · /models <i>task</i> lists some\n"
+        "/set <i>setting value</i> · e.g. <code>/set temperature 0.7</code>\n"
+        "/reset [<i>task</i>] · back to defaults · /lang en|zh\n"
+        "In groups, admins set defaults with /groupmodel and /groupset."
+    ),
+    # command menu (setMyCommands)
+    "cmd.start": "Start here",
+    "cmd.help": "What I can do",
+    "cmd.cancel": "Stop what I'm doing for you",
+    "cmd.sentiment": "Positive or negative?",
+    "cmd.generate": "Continue a text",
+    "cmd.summarize": "Summarize a text",
+    "cmd.translate": "Translate a text",
+    "cmd.ner": "Find names, places, organisations",
+    "cmd.fill": "Guess a missing word",
+    "cmd.classify": "Classify text with your labels",
+    "cmd.ask": "Answer a question from a message",
+    "cmd.settings": "Your models and settings",
+    "cmd.model": "Choose a model for a task",
+    "cmd.set": "Change a generation setting",
+    "cmd.reset": "Back to the defaults",
+    "cmd.models": "Models you can use",
+    "cmd.lang": "Reply language",
+    "cmd.groupmodel": "Group default model (admins)",
+    "cmd.groupset": "Group default setting (admins)",
+    # settings
+    "settings.title": "<b>Your settings</b> ({task})",
+    "settings.model": "Model: <code>{model}</code> · {source}",
+    "settings.param": "{param} = <code>{value}</code> · {source}",
+    "settings.source.user": "yours",
+    "settings.source.chat": "group default",
+    "settings.source.bot": "bot default",
+    "settings.hint": "Tap a task to see it; change values with /set or the buttons.",
+    "settings.model_set": "Your model for {task} is now <code>{model}</code>.",
+    "settings.group_model_set": "This group's model for {task} is now <code>{model}</code>.",
+    "settings.param_set": "{param} for {task} is now <code>{value}</code>.",
+    "settings.group_param_set": "This group's {param} for {task} is now <code>{value}</code>.",
+    "settings.reset": "Back to defaults ({what}).",
+    "settings.reset_all": "all tasks",
+    "settings.lang_set": "I'll reply in English.",
+    "settings.models_title": "<b>Models for {task}</b>",
+    "settings.models_default": "{model} · default",
+    "settings.models_empty": "No other models are allowed yet.",
+    # results
+    "result.no_entities": "No names, places or organisations found.",
+    "result.answer": "<b>{answer}</b> · {score}",
+    "result.translation_to": "Translated to {target}:",
+    "result.stopped": "<i>(stopped)</i>",
+    "result.cancelled": "Stopped.",
+    # admin
+    "admin.stats_title": "<b>Last {hours} h</b> · {users} active users",
+    "admin.stats_row": "/{task}: {requests} requests, {errors} errors, p50 {p50} ms, p95 {p95} ms",
+    "admin.stats_empty": "No requests yet.",
+    "admin.allowed": "Allowed <code>{model}</code>.",
+    "admin.denied": "Denied <code>{model}</code>.",
+    "admin.usage_rule": "Usage: <code>/{command} &lt;model id&gt;</code>",
+    # inline
+    "inline.sentiment": "Sentiment: {label} {score}",
+    "inline.generate": "Continue the text",
+    "inline.empty": "Type some text after my name",
+}
+
+ZH: dict[str, str] = {
+    "error.generic": "我这边出了点问题，请再试一次。",
+    "error.empty_input": "请给我一些文字：<code>/{command} 你的文字</code>，或者用 /{command} 回复一条消息。",
+    "error.input_too_long": "这段文字有 {length} 个字符，上限是 {limit}。",
+    "error.unknown_task": "没有叫“{task}”的任务。可用任务：{known}。",
+    "error.unknown_param": "“{param}”不是 {task} 的设置。可用设置：{known}。",
+    "error.invalid_param_value": "{param} 不能是“{value}”。允许的范围：{allowed}。",
+    "error.unknown_model": "找不到模型“{model}”。",
+    "error.wrong_task_model": "“{model}”是 {actual} 模型，不能用于 {task}。",
+    "error.model_not_allowed": "模型“{model}”不在本机器人允许的列表里。",
+    "error.model_denied": "模型“{model}”已被本机器人的管理员禁用。",
+    "error.model_load_failed": "模型“{model}”加载失败。请稍后再试，或用 /model 换一个。",
+    "error.pool_busy": "我现在有点忙，请稍后再试。",
+    "error.pool_closed": "我正在重启，请过一分钟再发一次。",
+    "error.request_timeout": "处理时间太长，已停止。请试试更短的文字或更少的 token。",
+    "error.store_unavailable": "现在连不上数据库，所以没法保存。请稍后再试。",
+    "error.gated_model": "“{model}”是受限模型，本机器人没有访问权限（管理员可以配置已获授权的令牌）。",
+    "error.unsafe_weights": "“{model}”没有 safetensors 权重；我只加载 safetensors。",
+    "error.model_too_large": "“{model}”对本机器人来说太大了（{size}；上限 {limit}）。",
+    "error.remote_code_required": "“{model}”需要运行它自带的代码，本机器人从不执行这类代码。",
+    "error.hub_unavailable": "现在连不上 Hugging Face Hub，无法检查“{model}”。",
+    "error.rate_limited": "慢一点：请 {seconds} 秒后再试。",
+    "error.not_group_admin": "只有本群管理员可以修改群默认设置。",
+    "error.group_only": "这个命令只能在群里用。",
+    "error.bot_admin_only": "只有机器人管理员可以这样做。",
+    "error.ask_needs_context": "请用 <code>/ask 你的问题</code> 回复包含答案的那条消息。",
+    "error.classify_needs_labels": "在“|”后面写标签：<code>/classify 我很喜欢 | 开心, 难过</code>",
+    "error.fill_needs_mask": "在缺词的位置写 <code>&lt;mask&gt;</code>（或 <code>[MASK]</code>）：<code>/fill Paris is the &lt;mask&gt; of France.</code>",
+    "error.usage_model": "用法：<code>/{command} &lt;任务&gt; &lt;模型 id&gt;</code>，例如 <code>/{command} generate distilbert/distilgpt2</code>",
+    "error.usage_set": "用法：<code>/{command} &lt;设置&gt; &lt;值&gt;</code>，例如 <code>/{command} temperature 0.7</code>。可用设置：{known}。",
+    "error.usage_lang": "用法：<code>/lang en</code> 或 <code>/lang zh</code>。",
+    "error.unknown_language": "我会说：{known}。",
+    "error.nothing_to_cancel": "你没有正在运行的请求。",
+    "error.settings_not_yours": "这些按钮属于别人：发送 /settings 查看你自己的设置。",
+    "notice.store_fallback": "<i>（暂时读不到设置，这次用了默认设置。）</i>",
+    "notice.split": "<i>（续）</i>",
+    "start.text": (
+        "你好，{name}！我可以在聊天里直接运行 Hugging Face 模型。\n\n"
+        "试试 <code>/sentiment This book is awesome.</code> 或 "
+        "<code>/generate The book is awesome and</code>。\n"
+        "用命令回复任意一条消息，就会处理那条消息的文字。/help 查看全部命令。"
+    ),
+    "help.text": (
+        "<b>我能做什么</b>\n"
+        "/sentiment <i>文字</i> · 情感分析\n"
+        "/generate <i>文字</i> · 续写\n"
+        "/summarize <i>文字</i> · 摘要\n"
+        "/translate <i>文字</i> · 翻译（<code>/translate fr: 文字</code> 指定目标语言）\n"
+        "/ner <i>文字</i> · 找出人名、地名、机构\n"
+        "/fill <i>含 &lt;mask&gt; 的文字</i> · 猜缺失的词\n"
+        "/classify <i>文字</i> | <i>标签, 标签</i> · 选出最合适的标签\n"
+        "/ask <i>问题</i> · 回复包含答案的消息\n\n"
+        "<b>你的设置</b>\n"
+        "/settings · 当前使用的模型和参数\n"
+        "/model <i>任务 模型</i> · 选择模型 · /models <i>任务</i> 列出可选模型\n"
+        "/set <i>设置 值</i> · 例如 <code>/set temperature 0.7</code>\n"
+        "/reset [<i>任务</i>] · 恢复默认 · /lang en|zh\n"
+        "在群里，管理员可以用 /groupmodel 和 /groupset 设置群默认值。"
+    ),
+    "cmd.start": "从这里开始",
+    "cmd.help": "我能做什么",
+    "cmd.cancel": "停止正在为你做的事",
+    "cmd.sentiment": "情感分析",
+    "cmd.generate": "续写文字",
+    "cmd.summarize": "摘要",
+    "cmd.translate": "翻译",
+    "cmd.ner": "找出人名、地名、机构",
+    "cmd.fill": "猜缺失的词",
+    "cmd.classify": "用你的标签分类",
+    "cmd.ask": "根据消息回答问题",
+    "cmd.settings": "你的模型和设置",
+    "cmd.model": "为任务选择模型",
+    "cmd.set": "修改生成参数",
+    "cmd.reset": "恢复默认",
+    "cmd.models": "可用的模型",
+    "cmd.lang": "回复语言",
+    "cmd.groupmodel": "群默认模型（管理员）",
+    "cmd.groupset": "群默认参数（管理员）",
+    "settings.title": "<b>你的设置</b>（{task}）",
+    "settings.model": "模型：<code>{model}</code> · {source}",
+    "settings.param": "{param} = <code>{value}</code> · {source}",
+    "settings.source.user": "你的",
+    "settings.source.chat": "群默认",
+    "settings.source.bot": "机器人默认",
+    "settings.hint": "点任务查看；用 /set 或按钮修改。",
+    "settings.model_set": "你的 {task} 模型现在是 <code>{model}</code>。",
+    "settings.group_model_set": "本群的 {task} 模型现在是 <code>{model}</code>。",
+    "settings.param_set": "{task} 的 {param} 现在是 <code>{value}</code>。",
+    "settings.group_param_set": "本群 {task} 的 {param} 现在是 <code>{value}</code>。",
+    "settings.reset": "已恢复默认（{what}）。",
+    "settings.reset_all": "全部任务",
+    "settings.lang_set": "我会用中文回复。",
+    "settings.models_title": "<b>{task} 可用的模型</b>",
+    "settings.models_default": "{model} · 默认",
+    "settings.models_empty": "还没有允许其他模型。",
+    "result.no_entities": "没有找到人名、地名或机构。",
+    "result.answer": "<b>{answer}</b> · {score}",
+    "result.translation_to": "翻译成 {target}：",
+    "result.stopped": "<i>（已停止）</i>",
+    "result.cancelled": "已停止。",
+    "admin.stats_title": "<b>最近 {hours} 小时</b> · {users} 位活跃用户",
+    "admin.stats_row": "/{task}：{requests} 次请求，{errors} 次错误，p50 {p50} ms，p95 {p95} ms",
+    "admin.stats_empty": "还没有请求。",
+    "admin.allowed": "已允许 <code>{model}</code>。",
+    "admin.denied": "已禁止 <code>{model}</code>。",
+    "admin.usage_rule": "用法：<code>/{command} &lt;模型 id&gt;</code>",
+    "inline.sentiment": "情感：{label} {score}",
+    "inline.generate": "续写这段文字",
+    "inline.empty": "在我的名字后面输入文字",
+}
+
+CATALOGS: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
+
+
+def pick_language(*candidates: str | None) -> str:
+    """The first supported language among a /lang choice and Telegram's language_code."""
+    for code in candidates:
+        if code:
+            base = code.lower().split("-")[0].split("_")[0]
+            if base in CATALOGS:
+                return base
+    return DEFAULT_LANGUAGE
+
+
+def t(language: str, key: str, values: Mapping[str, object] | None = None, **more: object) -> str:
+    """The message for `key` in `language`, with every value HTML-escaped."""
+    template = CATALOGS.get(language, EN).get(key) or EN.get(key) or EN["error.generic"]
+    merged = {**(values or {}), **more}
+    return template.format_map(_Escaped({k: html.escape(str(v)) for k, v in merged.items()}))
+
+
+class _Escaped(dict[str, str]):
+    """Values for a template; a value an error forgot to carry shows as "?" instead of crashing."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"

@@ -1,0 +1,55 @@
+"""Requests in flight per user, so /cancel (or a Stop button) can stop them.
+
+A request runs as a child task of the handler; cancelling the child withdraws
+it from the pool (before it started) or stops it at the next step, while the
+handler itself lives on to tell the person it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from bot.errors import Cancelled
+
+T = TypeVar("T")
+
+
+class RunningRequests:
+    def __init__(self) -> None:
+        self._by_user: dict[int, dict[int, asyncio.Task[Any]]] = {}
+        self._next_id = 0
+
+    async def run(self, user_id: int, work: Coroutine[Any, Any, T]) -> T:
+        """Await `work` as a cancellable request of this user; raise Cancelled if stopped."""
+        task = asyncio.ensure_future(work)
+        request_id = self._next_id
+        self._next_id += 1
+        self._by_user.setdefault(user_id, {})[request_id] = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if _current_task_cancelling():
+                raise
+            raise Cancelled() from None
+        finally:
+            mine = self._by_user.get(user_id, {})
+            mine.pop(request_id, None)
+            if not mine:
+                self._by_user.pop(user_id, None)
+
+    def cancel(self, user_id: int) -> int:
+        """Stop every request of this user; returns how many were running."""
+        tasks = list(self._by_user.get(user_id, {}).values())
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
+
+    def count(self, user_id: int) -> int:
+        return len(self._by_user.get(user_id, {}))
+
+
+def _current_task_cancelling() -> bool:
+    current = asyncio.current_task()
+    return bool(current and current.cancelling())

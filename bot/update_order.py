@@ -1,0 +1,112 @@
+"""Concurrent updates, replies in order per chat.
+
+Updates run concurrently so the pool can batch requests from many users,
+including users of one busy group. What must not interleave is what people
+see: a chat's replies appear in the order its messages arrived. Each update
+takes a ticket for its chat on arrival; the first message it sends waits
+until every earlier update of that chat has sent its first message (or
+finished without one). Later edits, such as streaming, do not wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BaseUpdateProcessor
+
+
+@dataclass
+class _ChatQueue:
+    next_ticket: int = 0
+    turn: int = 0
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+@dataclass
+class Ticket:
+    queue: _ChatQueue
+    number: int
+    done: bool = False
+
+    async def wait_turn(self) -> None:
+        """Block until every earlier update of this chat has replied or finished."""
+        if self.done:
+            return
+        async with self.queue.changed:
+            await self.queue.changed.wait_for(lambda: self.queue.turn >= self.number)
+
+    async def release(self) -> None:
+        """Let the next update of this chat send its first reply."""
+        if self.done:
+            return
+        self.done = True
+        async with self.queue.changed:
+            self.queue.turn = max(self.queue.turn, self.number + 1)
+            self.queue.changed.notify_all()
+
+
+_current: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("hfbot_ticket", default=None)
+
+
+def current_ticket() -> Ticket | None:
+    return _current.get()
+
+
+class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
+    """Runs up to `max_concurrent_updates` at once; replies stay in arrival order per chat."""
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._chats: dict[int, _ChatQueue] = {}
+        self.in_flight = 0
+        self._idle = asyncio.Condition()
+
+    async def wait_idle(self) -> None:
+        """Until no update is being processed (graceful shutdown drains with this)."""
+        async with self._idle:
+            await self._idle.wait_for(lambda: self.in_flight == 0)
+
+    def _ticket(self, update: object) -> Ticket | None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            return None
+        queue = self._chats.setdefault(chat.id, _ChatQueue())
+        ticket = Ticket(queue, queue.next_ticket)
+        queue.next_ticket += 1
+        return ticket
+
+    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Take the ticket in arrival order, before waiting for a concurrency slot."""
+        ticket = self._ticket(update)
+        token = _current.set(ticket)
+        self.in_flight += 1
+        try:
+            await super().process_update(update, coroutine)
+        finally:
+            _current.reset(token)
+            if ticket is not None:
+                await ticket.release()
+                self._drop_if_idle(update)
+            self.in_flight -= 1
+            async with self._idle:
+                self._idle.notify_all()
+
+    def _drop_if_idle(self, update: object) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        queue = self._chats.get(chat.id) if chat else None
+        if queue is not None and queue.turn >= queue.next_ticket:
+            del self._chats[chat.id]
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        await coroutine
+
+    async def initialize(self) -> None:
+        """Nothing to set up: state is created per chat on demand."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""

@@ -1,0 +1,105 @@
+"""The inference commands (/sentiment, /generate, …), all driven by the task registry."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.errors import StoreUnavailable, UserFacingError
+from bot.tasks import TaskSpec
+from handlers.parsing import parse_request
+from handlers.turn import Handler, Turn
+from models.store import ResolvedSettings
+
+log = logging.getLogger(__name__)
+
+
+async def resolve_settings(turn: Turn, spec: TaskSpec) -> tuple[ResolvedSettings, bool]:
+    """This user's settings for the task, or the bot's defaults (flagged) if the store is down."""
+    svc = turn.services
+    default_model = svc.settings.default_models.get(spec.name, spec.default_model)
+    chat_id = turn.chat.id if turn.in_group else None
+    try:
+        resolved = await svc.store.resolve(
+            turn.owner_id,
+            chat_id,
+            spec.name,
+            default_model=default_model,
+            default_params=spec.default_params(),
+        )
+    except StoreUnavailable:
+        log.warning("store unavailable; %s runs on the bot's defaults", spec.name)
+        params = spec.default_params()
+        return ResolvedSettings(default_model, "bot", params, dict.fromkeys(params, "bot")), True
+    return resolved, False
+
+
+async def run_task(turn: Turn, spec: TaskSpec) -> None:
+    """Parse, resolve settings, vet the model, run it in the pool, and reply."""
+    svc = turn.services
+    started = time.perf_counter()
+    model_id = "?"
+    try:
+        request = parse_request(spec, turn.message, svc.settings.max_input_chars)
+        svc.limiter.check(turn.owner_id)
+        resolved, fallback = await resolve_settings(turn, spec)
+        model_id = request.model_override or resolved.model_id
+        vetted = await svc.vetter.vet(spec.name, model_id)
+        kwargs = spec.call_kwargs(resolved.params, request.call_params)
+        async with svc.typing.during(turn.context.bot, turn.chat.id):
+            result = await svc.running.run(
+                turn.owner_id, svc.pool.submit(spec.pipeline_task, vetted.source, request.inputs, kwargs)
+            )
+        markup = spec.formatter(result, request.text) or turn.t("result.no_entities")
+        if fallback:
+            markup += "\n\n" + turn.t("notice.store_fallback")
+        await turn.reply(markup)
+    except UserFacingError as error:
+        await turn.refuse(error)
+        await log_usage(turn, spec, model_id, started, error.key)
+        return
+    except Exception:
+        svc.metrics.command(spec.name, "crashed", time.perf_counter() - started)
+        raise
+    await log_usage(turn, spec, model_id, started, None, len(request.text))
+
+
+async def log_usage(
+    turn: Turn,
+    spec: TaskSpec,
+    model_id: str,
+    started: float,
+    error: str | None,
+    input_size: int | None = None,
+) -> None:
+    """Record the request for /stats and /metrics; losing a log row must never fail the reply."""
+    seconds = time.perf_counter() - started
+    turn.services.metrics.command(spec.name, error or "ok", seconds)
+    try:
+        await turn.services.store.log_usage(
+            user_id=turn.owner_id,
+            chat_id=turn.chat.id,
+            task=spec.name,
+            model_id=model_id,
+            latency_ms=seconds * 1000,
+            ok=error is None,
+            error=error,
+            input_size=input_size,
+        )
+    except StoreUnavailable:
+        log.warning("usage of %s not logged: store unavailable", spec.name)
+
+
+def task_handler(spec: TaskSpec) -> Handler:
+    """A PTB callback for one registry entry."""
+
+    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await run_task(await Turn.open(update, context), spec)
+
+    handler.__name__ = handler.__qualname__ = f"{spec.name}_command"
+    handler.__doc__ = f"/{spec.name}: run {spec.pipeline_task} on the given or replied-to text."
+    return handler
+

@@ -1,0 +1,79 @@
+"""Inline mode: `@bot some text` offers the text's sentiment and a short continuation."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import uuid
+
+from telegram import InlineQueryResultArticle, InputTextMessageContent, Update
+from telegram.constants import ParseMode
+from telegram.ext import ContextTypes
+
+from bot.errors import UserFacingError
+from bot.formatting import score_bar
+from bot.tasks import TASKS, TaskSpec
+from handlers.inference import resolve_settings
+from handlers.turn import Turn
+
+log = logging.getLogger(__name__)
+
+INLINE_MAX_NEW_TOKENS = 24
+INLINE_CACHE_S = 30
+
+
+async def _run(turn: Turn, spec: TaskSpec, text: str, overrides: dict[str, object]) -> object:
+    resolved, _ = await resolve_settings(turn, spec)
+    vetted = await turn.services.vetter.vet(spec.name, resolved.model_id)
+    kwargs = spec.call_kwargs({**resolved.params, **overrides}, {})
+    return await turn.services.pool.submit(spec.pipeline_task, vetted.source, text, kwargs)
+
+
+def _article(title: str, description: str, markup: str) -> InlineQueryResultArticle:
+    return InlineQueryResultArticle(
+        id=uuid.uuid4().hex,
+        title=title,
+        description=description[:200],
+        input_message_content=InputTextMessageContent(markup, parse_mode=ParseMode.HTML),
+    )
+
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answer with what could be computed; a failing task is left out, never an error."""
+    query = update.inline_query
+    assert query is not None
+    turn = await Turn.open(update, context)
+    text = query.query.strip()[: turn.services.settings.max_input_chars]
+    if not text:
+        await query.answer([], cache_time=INLINE_CACHE_S, is_personal=True)
+        return
+    try:
+        turn.services.limiter.check(turn.owner_id)
+    except UserFacingError:
+        await query.answer([], cache_time=0, is_personal=True)
+        return
+    sentiment, generated = await asyncio.gather(
+        _run(turn, TASKS["sentiment"], text, {}),
+        _run(turn, TASKS["generate"], text, {"max_new_tokens": INLINE_MAX_NEW_TOKENS, "num_return_sequences": 1}),
+        return_exceptions=True,
+    )
+    results = []
+    if not isinstance(sentiment, BaseException):
+        best = max(sentiment if isinstance(sentiment, list) else [sentiment], key=lambda r: r["score"])
+        title = turn.t("inline.sentiment", label=best["label"], score=score_bar(best["score"]))
+        results.append(
+            _article(
+                html.unescape(title),
+                text,
+                f"{html.escape(text)}\n\n{TASKS['sentiment'].formatter(sentiment, text)}",
+            )
+        )
+    if not isinstance(generated, BaseException):
+        markup = TASKS["generate"].formatter(generated, text)
+        first = generated[0]["generated_text"] if isinstance(generated, list) else generated["generated_text"]
+        results.append(_article(html.unescape(turn.t("inline.generate")), first, markup))
+    for failure in (r for r in (sentiment, generated) if isinstance(r, BaseException)):
+        if not isinstance(failure, UserFacingError):
+            log.error("inline task failed", exc_info=failure)
+    await query.answer(results, cache_time=INLINE_CACHE_S, is_personal=True)

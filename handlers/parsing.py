@@ -1,0 +1,115 @@
+"""From a chat message to pipeline inputs: the command's own text, or the message it replies to.
+
+One parser per input style of the task registry; each refuses bad input with
+the error whose message tells the person how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Message, MessageEntity
+
+from bot.errors import EmptyInput, InputTooLong, UsageHint
+from bot.tasks import TRANSLATION_TARGETS, InputStyle, TaskSpec
+
+MASK_PATTERN = re.compile(r"<mask>|\[MASK\]", re.IGNORECASE)
+_TARGET_PREFIX = re.compile(r"^\s*(?:to\s+)?([a-z]{2})\s*:\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What one command asks of the pool, and the text its reply is shown against."""
+
+    text: str
+    inputs: Any
+    call_params: dict[str, Any] = field(default_factory=dict)
+    model_override: str | None = None
+
+
+def command_text(message: Message) -> str:
+    """The words after the command (`/cmd@bot words`), newlines kept, from text or caption."""
+    text = message.text or message.caption or ""
+    entities = message.entities if message.text else message.caption_entities
+    for entity in entities or ():
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            return text[entity.length :].strip()
+    return text.strip()
+
+
+def replied_text(message: Message) -> str | None:
+    replied = message.reply_to_message
+    if replied is None:
+        return None
+    return (replied.text or replied.caption or "").strip() or None
+
+
+def _checked(text: str, spec: TaskSpec, limit: int) -> str:
+    if not text:
+        raise EmptyInput(command=spec.name)
+    if len(text) > limit:
+        raise InputTooLong(length=len(text), limit=limit)
+    return text
+
+
+def _plain(spec: TaskSpec, own: str, replied: str | None, limit: int) -> TaskRequest:
+    text = _checked(own or replied or "", spec, limit)
+    return TaskRequest(text=text, inputs=text)
+
+
+def _labels(spec: TaskSpec, own: str, replied: str | None, limit: int) -> TaskRequest:
+    """`/classify text | a, b` or, replying to a message, `/classify a, b`."""
+    if "|" in own:
+        text, _, labels = own.rpartition("|")
+    elif replied:
+        text, labels = replied, own
+    else:
+        text, labels = own, ""
+    text = _checked(text.strip(), spec, limit)
+    candidates = [label.strip() for label in labels.split(",") if label.strip()]
+    if len(candidates) < 2:
+        raise UsageHint("error.classify_needs_labels")
+    return TaskRequest(text=text, inputs=text, call_params={"candidate_labels": candidates})
+
+
+def _question(spec: TaskSpec, own: str, replied: str | None, limit: int) -> TaskRequest:
+    """`/ask question` as a reply to the message that holds the answer."""
+    if not replied:
+        raise UsageHint("error.ask_needs_context")
+    question = _checked(own, spec, limit)
+    context = _checked(replied, spec, limit)
+    return TaskRequest(text=context, inputs={"question": question, "context": context})
+
+
+def _mask(spec: TaskSpec, own: str, replied: str | None, limit: int) -> TaskRequest:
+    text = _checked(own or replied or "", spec, limit)
+    if not MASK_PATTERN.search(text):
+        raise UsageHint("error.fill_needs_mask")
+    return TaskRequest(text=text, inputs=text)
+
+
+def _translate(spec: TaskSpec, own: str, replied: str | None, limit: int) -> TaskRequest:
+    """`/translate fr: text` picks the target language; without it the user's model decides."""
+    target = _TARGET_PREFIX.match(own)
+    model = None
+    if target and target.group(1).lower() in TRANSLATION_TARGETS:
+        model = TRANSLATION_TARGETS[target.group(1).lower()]
+        own = own[target.end() :]
+    text = _checked(own or replied or "", spec, limit)
+    return TaskRequest(text=text, inputs=text, model_override=model)
+
+
+PARSERS: dict[InputStyle, Callable[[TaskSpec, str, str | None, int], TaskRequest]] = {
+    "text": _plain,
+    "labels": _labels,
+    "question": _question,
+    "mask": _mask,
+    "translate": _translate,
+}
+
+
+def parse_request(spec: TaskSpec, message: Message, limit: int) -> TaskRequest:
+    return PARSERS[spec.input_style](spec, command_text(message), replied_text(message), limit)

@@ -1,0 +1,333 @@
+"""/settings and its buttons, /model, /set, /reset, /models, /lang, and the group versions."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+
+from telegram import CallbackQuery, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ContextTypes
+
+from bot.errors import (
+    GroupOnly,
+    NotGroupAdmin,
+    UnknownLanguage,
+    UnknownTask,
+    UsageHint,
+    UserFacingError,
+)
+from bot.i18n import CATALOGS, pick_language
+from bot.tasks import OPTIONS, PARAMS, TASKS, TaskSpec, get_task
+from handlers.inference import resolve_settings
+from handlers.parsing import command_text
+from handlers.replies import edit_html
+from handlers.turn import Turn, handle_errors
+
+# Quick choices offered as buttons under /settings; anything else goes through /set.
+PRESETS: dict[str, tuple[int | float | bool, ...]] = {
+    "temperature": (0.3, 0.7, 1.0, 1.3),
+    "max_new_tokens": (20, 40, 80, 160),
+    "top_p": (0.5, 0.9, 1.0),
+    "do_sample": (True, False),
+}
+_ADMIN_STATUSES = {ChatMember.OWNER, ChatMember.ADMINISTRATOR}
+
+
+def _words(turn: Turn) -> list[str]:
+    return command_text(turn.message).split()
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def model_token(model_id: str) -> str:
+    """A short stable id for a model, so callback data stays under Telegram's 64 bytes."""
+    return hashlib.sha1(model_id.encode()).hexdigest()[:10]
+
+
+# -- /settings ---------------------------------------------------------------
+
+
+async def settings_view(turn: Turn, spec: TaskSpec, owner: int) -> tuple[str, InlineKeyboardMarkup]:
+    resolved, fallback = await resolve_settings(turn, spec)
+    lines = [
+        turn.t("settings.title", task=spec.name),
+        turn.t(
+            "settings.model",
+            model=resolved.model_id,
+            source=turn.t(f"settings.source.{resolved.model_source}"),
+        ),
+    ]
+    for name in spec.params:
+        source = turn.t(f"settings.source.{resolved.param_sources.get(name, 'bot')}")
+        lines.append(turn.t("settings.param", param=name, value=_show(resolved.params[name]), source=source))
+    lines.append("")
+    lines.append(turn.t("settings.hint"))
+    if fallback:
+        lines.append(turn.t("notice.store_fallback"))
+    return "\n".join(lines), _settings_keyboard(spec, resolved.params, owner)
+
+
+def _settings_keyboard(spec: TaskSpec, params: dict[str, object], owner: int) -> InlineKeyboardMarkup:
+    names = list(TASKS)
+    rows = [
+        [
+            InlineKeyboardButton(
+                f"• {name}" if name == spec.name else name, callback_data=f"cfg:{owner}:view:{name}"
+            )
+            for name in names[start : start + 4]
+        ]
+        for start in range(0, len(names), 4)
+    ]
+    for param in (p for p in PRESETS if p in spec.params):
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    f"{'✓ ' if params.get(param) == value else ''}{param} {_show(value)}",
+                    callback_data=f"cfg:{owner}:set:{spec.name}:{param}:{_show(value)}",
+                )
+                for value in PRESETS[param]
+            ]
+        )
+    rows.append(
+        [
+            InlineKeyboardButton("Models…", callback_data=f"cfg:{owner}:models:{spec.name}"),
+            InlineKeyboardButton("Reset", callback_data=f"cfg:{owner}:reset:{spec.name}"),
+        ]
+    )
+    return InlineKeyboardMarkup(rows)
+
+
+@handle_errors
+async def settings_command(turn: Turn) -> None:
+    """/settings [task]: this user's effective configuration, with buttons to change it."""
+    words = _words(turn)
+    spec = get_task(words[0]) if words else TASKS["generate"]
+    text, keyboard = await settings_view(turn, spec, turn.owner_id)
+    await turn.reply(text, keyboard)
+
+
+async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A /settings button: only the person whose settings they show may press them."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    turn = await Turn.open(update, context)
+    _, owner, action, *rest = query.data.split(":")
+    if int(owner) != turn.owner_id:
+        await query.answer(turn.t("error.settings_not_yours"), show_alert=True)
+        return
+    try:
+        notice = await _apply_button(turn, query, action, rest)
+    except UserFacingError as error:
+        await query.answer(_plain(turn.t(error.key, **error.values)), show_alert=True)
+        return
+    await query.answer(_plain(notice) if notice else None)
+
+
+async def _apply_button(turn: Turn, query: CallbackQuery, action: str, rest: list[str]) -> str | None:
+    store = turn.services.store
+    spec = get_task(rest[0])
+    notice = None
+    if action == "set":
+        param, value = rest[1], rest[2]
+        stored = await store.set_user_params(turn.owner_id, spec.name, {param: value})
+        notice = turn.t("settings.param_set", param=param, task=spec.name, value=_show(stored[param]))
+    elif action == "reset":
+        await store.reset_user(turn.owner_id, spec.name)
+        notice = turn.t("settings.reset", what=spec.name)
+    elif action == "models":
+        await _show_model_picker(turn, query, spec)
+        return None
+    elif action == "model":
+        model_id = await _model_for_token(turn, spec, rest[1])
+        await turn.services.vetter.vet(spec.name, model_id)
+        await store.set_user_model(turn.owner_id, spec.name, model_id)
+        notice = turn.t("settings.model_set", task=spec.name, model=model_id)
+    text, keyboard = await settings_view(turn, spec, turn.owner_id)
+    assert query.message is not None
+    await edit_html(query.message, text, keyboard)  # type: ignore[arg-type]
+    return notice
+
+
+async def _show_model_picker(turn: Turn, query: CallbackQuery, spec: TaskSpec) -> None:
+    models = await turn.services.vetter.search_models(spec.name, limit=8)
+    rows = [
+        [
+            InlineKeyboardButton(
+                item.model_id[-60:],
+                callback_data=f"cfg:{turn.owner_id}:model:{spec.name}:{model_token(item.model_id)}",
+            )
+        ]
+        for item in models
+    ]
+    rows.append([InlineKeyboardButton("«", callback_data=f"cfg:{turn.owner_id}:view:{spec.name}")])
+    assert query.message is not None
+    await edit_html(
+        query.message,  # type: ignore[arg-type]
+        turn.t("settings.models_title", task=spec.name),
+        InlineKeyboardMarkup(rows),
+    )
+
+
+async def _model_for_token(turn: Turn, spec: TaskSpec, token: str) -> str:
+    for item in await turn.services.vetter.search_models(spec.name, limit=50):
+        if model_token(item.model_id) == token:
+            return item.model_id
+    raise UsageHint("error.usage_model", command="model")
+
+
+def _plain(markup: str) -> str:
+    """Callback answers are plain text (max 200 characters): strip the HTML."""
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))[:200]
+
+
+# -- /model, /set, /reset, /models, /lang ---------------------------------------
+
+
+def _task_and_model(turn: Turn, command: str) -> tuple[TaskSpec, str | None]:
+    words = _words(turn)
+    if len(words) != 2:
+        raise UsageHint("error.usage_model", command=command)
+    spec = get_task(words[0])
+    return spec, None if words[1].lower() in ("default", "reset") else words[1]
+
+
+@handle_errors
+async def model_command(turn: Turn) -> None:
+    """/model <task> <model id>: vetted before it is saved; `default` forgets the choice."""
+    spec, model_id = _task_and_model(turn, "model")
+    if model_id is not None:
+        await turn.services.vetter.vet(spec.name, model_id)
+    await turn.services.store.set_user_model(turn.owner_id, spec.name, model_id)
+    await turn.reply(turn.t("settings.model_set", task=spec.name, model=model_id or "default"))
+
+
+def _task_param_value(turn: Turn, command: str) -> tuple[TaskSpec | None, str, str]:
+    """`[task] <param> <value>`; with no task, the one the parameter belongs to (generate first)."""
+    words = _words(turn)
+    known = ", ".join([*PARAMS, *OPTIONS])
+    if len(words) == 3:
+        return get_task(words[0]), words[1], words[2]
+    if len(words) != 2:
+        raise UsageHint("error.usage_set", command=command, known=known)
+    param, value = words
+    if param in OPTIONS:
+        return None, param, value
+    owners = [spec for spec in TASKS.values() if param in spec.params]
+    return (owners[0] if owners else TASKS["generate"]), param, value
+
+
+@handle_errors
+async def set_command(turn: Turn) -> None:
+    """/set [task] <param> <value>: the range is checked and shown on error."""
+    spec, param, value = _task_param_value(turn, "set")
+    store = turn.services.store
+    if spec is None:
+        stored = await store.set_options(turn.owner_id, {param: value})
+        await turn.reply(turn.t("settings.param_set", param=param, task="—", value=_show(stored[param])))
+        return
+    stored = await store.set_user_params(turn.owner_id, spec.name, {param: value})
+    await turn.reply(turn.t("settings.param_set", param=param, task=spec.name, value=_show(stored[param])))
+
+
+@handle_errors
+async def reset_command(turn: Turn) -> None:
+    """/reset [task]: back to the group's or the bot's defaults."""
+    words = _words(turn)
+    spec = get_task(words[0]) if words else None
+    store = turn.services.store
+    await store.reset_user(turn.owner_id, spec.name if spec else None)
+    if spec is None:
+        await store.set_options(turn.owner_id, dict.fromkeys(await store.get_options(turn.owner_id)))
+    await turn.reply(turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all")))
+
+
+@handle_errors
+async def models_command(turn: Turn) -> None:
+    """/models [task] [query]: models this user may pick, from the Hub or the allowed list."""
+    words = _words(turn)
+    spec = get_task(words[0]) if words else TASKS["sentiment"]
+    query = " ".join(words[1:]) or None
+    found = await turn.services.vetter.search_models(spec.name, query, limit=10)
+    lines = [turn.t("settings.models_title", task=spec.name)]
+    lines += [
+        f"• <code>{html.escape(item.model_id)}</code>"
+        + (f" · {item.downloads:,} ↓" if item.downloads else "")
+        + (f" · {item.origin}" if item.origin != "hub" else "")
+        for item in found
+    ] or [turn.t("settings.models_empty")]
+    await turn.reply("\n".join(lines))
+
+
+@handle_errors
+async def lang_command(turn: Turn) -> None:
+    """/lang en|zh: the language of replies; `/lang auto` follows Telegram again."""
+    words = _words(turn)
+    if len(words) != 1:
+        raise UsageHint("error.usage_lang")
+    choice = words[0].lower()
+    if choice == "auto":
+        await turn.services.store.set_language(turn.owner_id, None)
+        turn.language = pick_language(turn.user.language_code if turn.user else None)
+    elif choice in CATALOGS:
+        await turn.services.store.set_language(turn.owner_id, choice)
+        turn.language = choice
+    else:
+        raise UnknownLanguage(known=", ".join([*CATALOGS, "auto"]))
+    await turn.reply(turn.t("settings.lang_set"))
+
+
+# -- groups ------------------------------------------------------------------
+
+
+async def require_group_admin(turn: Turn) -> None:
+    """Group defaults are for the group's admins (checked live with getChatMember)."""
+    if not turn.in_group:
+        raise GroupOnly()
+    sender_chat = turn.message.sender_chat
+    if sender_chat is not None and sender_chat.id == turn.chat.id:
+        return  # an anonymous admin posting as the group
+    member = await turn.context.bot.get_chat_member(turn.chat.id, turn.owner_id)
+    if member.status not in _ADMIN_STATUSES:
+        raise NotGroupAdmin()
+
+
+@handle_errors
+async def group_model_command(turn: Turn) -> None:
+    """/groupmodel <task> <model id>: this group's default model (admins only)."""
+    await require_group_admin(turn)
+    spec, model_id = _task_and_model(turn, "groupmodel")
+    if model_id is not None:
+        await turn.services.vetter.vet(spec.name, model_id)
+    await turn.services.store.set_chat_model(turn.chat.id, spec.name, model_id, by=turn.owner_id)
+    await turn.reply(turn.t("settings.group_model_set", task=spec.name, model=model_id or "default"))
+
+
+@handle_errors
+async def group_set_command(turn: Turn) -> None:
+    """/groupset [task] <param> <value>: a default every member inherits unless they set their own."""
+    await require_group_admin(turn)
+    spec, param, value = _task_param_value(turn, "groupset")
+    if spec is None:
+        raise UnknownTask(task=param, known=", ".join(TASKS))
+    stored = await turn.services.store.set_chat_params(
+        turn.chat.id, spec.name, {param: value}, by=turn.owner_id
+    )
+    await turn.reply(
+        turn.t("settings.group_param_set", param=param, task=spec.name, value=_show(stored[param]))
+    )
+
+
+@handle_errors
+async def group_reset_command(turn: Turn) -> None:
+    """/groupreset [task]: drop this group's defaults (admins only)."""
+    await require_group_admin(turn)
+    words = _words(turn)
+    spec = get_task(words[0]) if words else None
+    await turn.services.store.reset_chat(turn.chat.id, spec.name if spec else None)
+    await turn.reply(turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all")))
+

@@ -1,0 +1,95 @@
+"""One update's worth of context for a handler: who asked, where, in which language.
+
+Handlers open a `Turn`, do their one job, and let `handle_errors` turn any
+UserFacingError into a one-line localized reply, so no handler repeats the
+error plumbing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
+from telegram.ext import ContextTypes
+
+from bot.app import Services, services
+from bot.errors import StoreUnavailable, UserFacingError
+from bot.i18n import pick_language, t
+from handlers.replies import reply_html
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+
+
+@dataclass
+class Turn:
+    update: Update
+    context: ContextTypes.DEFAULT_TYPE
+    services: Services
+    language: str
+
+    @classmethod
+    async def open(cls, update: Update, context: ContextTypes.DEFAULT_TYPE) -> Turn:
+        found = services(context)
+        user = update.effective_user
+        chosen = None
+        if user is not None:
+            try:
+                chosen = await found.store.get_language(user.id)
+            except StoreUnavailable:
+                log.warning("store unavailable; replying in the user's Telegram language")
+        language = pick_language(chosen, user.language_code if user else None)
+        return cls(update, context, found, language)
+
+    @property
+    def user(self) -> User | None:
+        """The person, or None for a channel post (channels speak as the chat)."""
+        return self.update.effective_user
+
+    @property
+    def owner_id(self) -> int:
+        """Whose settings apply: the person's, or a channel's own in channel posts."""
+        return self.user.id if self.user is not None else self.chat.id
+
+    @property
+    def chat(self) -> Chat:
+        assert self.update.effective_chat is not None
+        return self.update.effective_chat
+
+    @property
+    def message(self) -> Message:
+        assert self.update.effective_message is not None
+        return self.update.effective_message
+
+    @property
+    def in_group(self) -> bool:
+        chat = self.update.effective_chat
+        return chat is not None and chat.type in (Chat.GROUP, Chat.SUPERGROUP)
+
+    def t(self, key: str, **values: Any) -> str:
+        return t(self.language, key, values)
+
+    async def reply(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> Message:
+        return await reply_html(self.message, markup, keyboard=keyboard)
+
+    async def refuse(self, error: UserFacingError) -> None:
+        await self.reply(self.t(error.key, **error.values))
+
+
+def handle_errors(handler: Callable[[Turn], Awaitable[None]]) -> Handler:
+    """Adapt `async def handler(turn)` to PTB, replying to UserFacingErrors in one place."""
+
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        turn = await Turn.open(update, context)
+        try:
+            await handler(turn)
+        except UserFacingError as error:
+            await turn.refuse(error)
+
+    return wrapper

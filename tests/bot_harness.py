@@ -1,0 +1,119 @@
+"""The real bot (PTB Application, store, pool, vetter) against the local Bot API emulator.
+
+Tiny local models stand in for every task's default, so the whole path runs
+offline: a fake person sends a message, the bot polls it, the pool runs a
+model, and the test reads the reply the emulator recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.app import Services, build_application, services
+from bot.config import Settings
+from bot.emulator import BotApiEmulator
+from bot.emulator.world import FakeChat, FakeUser
+from bot.pool import PipelinePool
+from models.store import create_engine
+from tests import tiny_models
+
+
+def tiny_default_models(directory: Path) -> dict[str, str]:
+    """Every task's default model, as a tiny local model built (once) in `directory`."""
+    return {
+        "sentiment": str(tiny_models.tiny_classifier(directory)),
+        "generate": str(tiny_models.tiny_gpt2(directory)),
+        "summarize": str(tiny_models.tiny_seq2seq(directory)),
+        "translate": str(tiny_models.tiny_seq2seq(directory)),
+        "ner": str(tiny_models.tiny_ner(directory)),
+        "fill": str(tiny_models.tiny_fill_mask(directory)),
+        "classify": str(tiny_models.tiny_zero_shot(directory)),
+        "ask": str(tiny_models.tiny_qa(directory)),
+    }
+
+
+def bot_settings(tmp_path: Path, models_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "telegram_bot_token": "123456:TEST",
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
+        "default_models": tiny_default_models(models_dir),
+        "admin_ids": [1],
+        "pool_max_loaded_models": 8,
+        "pool_max_wait_ms": 20,
+        "rate_limit_per_minute": 0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@dataclass
+class RunningBot:
+    emu: BotApiEmulator
+    app: Application
+    settings: Settings
+    people: dict[str, FakeUser] = field(default_factory=dict)
+
+    @property
+    def services(self) -> Services:
+        class _Context:
+            application = self.app
+
+        return services(_Context())  # type: ignore[arg-type]
+
+    def person(self, name: str, language: str = "en") -> FakeUser:
+        if name not in self.people:
+            self.people[name] = self.emu.create_user(name, username=name.lower(), language_code=language)
+        return self.people[name]
+
+    async def swap_pool(self, loader: Any, **settings: Any) -> None:
+        """Replace the pool with one whose models come from `loader` (stubs, slow or broken)."""
+        old = self.services.pool
+        self.services.pool = PipelinePool(self.settings.model_copy(update=settings), loader=loader)
+        await old.close()
+
+    def break_database(self) -> None:
+        break_database(self.services)
+
+    async def ask(
+        self, user: FakeUser, chat: FakeChat, text: str, *, reply_to: int | None = None, replies: int = 1
+    ) -> list[str]:
+        """Send `text` as `user` and return the text of the bot's next `replies` messages there."""
+        self.emu.send_message(user, chat, text, reply_to=reply_to)
+        calls = await self.emu.wait_for(
+            "sendMessage", lambda call: call.params.get("chat_id") == chat.id, count=replies, timeout=60
+        )
+        return [call.result["text"] for call in calls[:replies]]
+
+
+def break_database(found: Services) -> None:
+    """Point the store at a server that is not there, as if the database went down."""
+    store = found.store
+    store.engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/gone")
+    store._sessions = async_sessionmaker(store.engine)
+    store._cache.clear()
+
+
+@contextlib.asynccontextmanager
+async def running_bot(settings: Settings, **emulator_options: Any) -> AsyncIterator[RunningBot]:
+    """Start the emulator and the bot in polling mode; stop both afterwards."""
+    async with BotApiEmulator(**emulator_options) as emu:
+        app = build_application(settings, builder=emu.wire(ApplicationBuilder()))
+        async with app:
+            assert app.post_init is not None and app.post_shutdown is not None
+            await app.post_init(app)
+            await app.start()
+            assert app.updater is not None
+            await app.updater.start_polling(poll_interval=0, timeout=1)
+            try:
+                yield RunningBot(emu, app, settings)
+            finally:
+                await app.updater.stop()
+                await app.stop()
+                await app.post_shutdown(app)
