@@ -55,8 +55,8 @@ from transformers import (
 )
 
 from bot.config import Settings
+from bot.demo_models import CORPUS
 from bot.pool import PipelinePool
-from tests.tiny_models import CORPUS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -15,6 +15,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 from bot import db
 from bot.chat_typing import ChatTyping
 from bot.config import Settings
+from bot.edit_pacer import EditPacer
 from bot.hub import ModelVetter
 from bot.metrics import BotMetrics
 from bot.pool import PipelinePool
@@ -42,6 +43,7 @@ class Services:
     limiter: UserRateLimiter
     running: RunningRequests
     typing: ChatTyping
+    edit_pacer: EditPacer
     metrics: BotMetrics
 
     @classmethod
@@ -58,6 +60,7 @@ class Services:
             limiter=UserRateLimiter(settings.rate_limit_per_minute),
             running=RunningRequests(),
             typing=ChatTyping(),
+            edit_pacer=EditPacer(),
             metrics=metrics,
         )
 
@@ -92,7 +95,9 @@ async def open_store(settings: Settings) -> SettingsStore:
     engine = create_engine(settings.database_url)
     if settings.auto_migrate:
         await db.upgrade(engine)
-    return SettingsStore(engine, rules=rules_for(settings), cache_ttl_s=settings.settings_cache_ttl_s)
+    return SettingsStore(
+        engine, rules=rules_for(settings), cache_ttl_s=settings.settings_cache_ttl_s
+    )
 
 
 def build_application(

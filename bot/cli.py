@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from bot import db
 from bot.config import MissingTokenError, Settings
 from bot.errors import StoreUnavailable
+from bot.log_setup import configure_logging
 from models.store import create_engine
 
 log = logging.getLogger("hfbot")
@@ -27,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfbot", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the bot (long polling, or a webhook when HFBOT_WEBHOOK_URL is set)")
+    run = commands.add_parser(
+        "run", help="run the bot (long polling, or a webhook when HFBOT_WEBHOOK_URL is set)"
+    )
     run.add_argument(
         "--no-migrate",
         action="store_true",
@@ -104,6 +107,8 @@ def _db_current(settings: Settings, args: argparse.Namespace) -> int:
 def _console(settings: Settings, args: argparse.Namespace) -> int:
     from bot.console import DEMO_NOTICE, demo_settings, run_console
 
+    for noisy in ("telegram", "apscheduler", "alembic", "bot.app"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.demo:
         print(DEMO_NOTICE, file=sys.stderr)
         settings = demo_settings(settings, args.demo_dir)
@@ -137,11 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         field = ".".join(str(part) for part in first["loc"])
         print(f"hfbot: bad setting {field}: {first['msg']}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings)
     try:
         return args.handler(settings, args)
     except MissingTokenError as exc:

@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     )
     webhook_path: str = Field(default="/telegram", description="Path of the webhook endpoint.")
     webhook_listen: str = Field(default="0.0.0.0", description="Address the webhook server binds.")
-    webhook_port: int = Field(default=8080, ge=1, le=65535, description="Port the webhook server binds.")
+    webhook_port: int = Field(
+        default=8080, ge=1, le=65535, description="Port the webhook server binds."
+    )
     webhook_secret: SecretStr | None = Field(
         default=None,
         description=(
@@ -157,6 +159,23 @@ class Settings(BaseSettings):
         default="auto", description="Model dtype; auto: float16 on cuda, float32 on cpu."
     )
 
+    generation_engine: Literal["continuous", "micro-batching"] = Field(
+        default="continuous",
+        description=(
+            "How /generate runs on decoder-only models: continuous batching (every user's own "
+            "settings in one running batch, streamed) or micro-batching only."
+        ),
+    )
+    stream_generation: bool = Field(
+        default=True,
+        description="Stream /generate into one message edited as tokens arrive (users can turn it off with /set stream off).",
+    )
+    generation_kv_cache_tokens: int = Field(
+        default=16384,
+        ge=256,
+        description="KV-cache size of each continuous-batching engine, in tokens shared by all requests.",
+    )
+
     # Limits a user meets
     max_input_chars: int = Field(default=2000, ge=1, description="Longest text a command accepts.")
     max_new_tokens_cap: int = Field(
@@ -169,7 +188,12 @@ class Settings(BaseSettings):
         default=20, ge=0, description="Requests per user per minute; 0 turns the limit off."
     )
 
-    log_level: str = Field(default="INFO", description="Python logging level.")
+    log_level: str = Field(
+        default="INFO", description="Python logging level; DEBUG also logs the text of requests."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as readable text or as one JSON object per line."
+    )
 
     # Hub
     allow_any_hub_model: bool = Field(
@@ -212,3 +236,17 @@ class Settings(BaseSettings):
         if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value():
             raise MissingTokenError
         return self.telegram_bot_token.get_secret_value()
+
+    # Photos and voice notes
+    max_file_mb: float = Field(
+        default=20.0,
+        gt=0,
+        le=20,
+        description="Largest photo, voice note or file downloaded (MB); Telegram's own cap is 20.",
+    )
+    max_image_pixels: int = Field(
+        default=25_000_000, ge=1, description="Most pixels an image may decode to."
+    )
+    max_audio_seconds: float = Field(
+        default=60.0, gt=0, description="Longest voice note, audio or video note transcribed."
+    )

@@ -9,6 +9,7 @@ offline in seconds; their answers are random, but every path is real.
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -18,6 +19,8 @@ from telegram.ext import ApplicationBuilder
 from bot.app import build_application
 from bot.config import Settings
 from bot.emulator import BotApiEmulator
+from bot.emulator.world import FakeChat, FakeUser, JsonDict
+from bot.tasks import TASKS
 
 DEMO_NOTICE = (
     "Demo mode: tiny models with random weights stand in for the real ones, "
@@ -56,7 +59,42 @@ async def _print_bot_messages(emu: BotApiEmulator, chat_id: int, out: TextIO) ->
         seen = len(emu.calls)
 
 
-async def run_console(settings: Settings, lines: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
+# Media commands: `/whatis photo.jpg` sends the file itself, with the command as its caption.
+_PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+_VOICE_SUFFIXES = (".ogg", ".oga", ".opus")
+
+
+def send_media_line(
+    emu: BotApiEmulator, you: FakeUser, chat: FakeChat, line: str
+) -> JsonDict | None:
+    """Send `/<photo or sound command> [words] <existing file>` as that file; None for any other line.
+
+    Photos go as photos and OGG/Opus as a voice note (which the command then
+    replies to, as voice notes carry no caption here); anything else as a file.
+    """
+    command, _, rest = line.partition(" ")
+    words, _, last = rest.rpartition(" ")
+    spec = TASKS.get(command.lstrip("/").split("@")[0].lower()) if command.startswith("/") else None
+    path = Path(last).expanduser()
+    if spec is None or spec.input_kind == "text" or not last or not path.is_file():
+        return None
+    caption = f"{command} {words}".strip()
+    data = path.read_bytes()
+    suffix = path.suffix.lower()
+    if spec.input_kind == "image" and suffix in _PHOTO_SUFFIXES:
+        return emu.send_photo(you, chat, data, caption=caption)
+    if spec.input_kind == "audio" and suffix in _VOICE_SUFFIXES:
+        voice = emu.send_voice(you, chat, data)
+        return emu.send_message(you, chat, caption, reply_to=voice["message_id"])
+    mime_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return emu.send_document(
+        you, chat, data, file_name=path.name, mime_type=mime_type, caption=caption
+    )
+
+
+async def run_console(
+    settings: Settings, lines: TextIO = sys.stdin, out: TextIO = sys.stdout
+) -> None:
     """Run the bot against an embedded emulator and chat with it line by line."""
     async with BotApiEmulator() as emu:
         app = build_application(settings, builder=emu.wire(ApplicationBuilder()))
@@ -76,12 +114,18 @@ async def run_console(settings: Settings, lines: TextIO = sys.stdin, out: TextIO
                     if not text:
                         continue
                     reply_to = previous if text.startswith("^") else None
-                    sent = emu.send_message(you, chat, text.lstrip("^ ").strip(), reply_to=reply_to)
-                    previous = message_id = sent["message_id"]
-                    await emu.wait_until(
-                        lambda message_id=message_id: _answered(emu, message_id),
-                        timeout=REPLY_TIMEOUT_S,
+                    words = text.lstrip("^ ").strip()
+                    sent = send_media_line(emu, you, chat, words) or emu.send_message(
+                        you, chat, words, reply_to=reply_to
                     )
+                    previous = message_id = sent["message_id"]
+                    try:
+                        await emu.wait_until(
+                            lambda message_id=message_id: _answered(emu, message_id),
+                            timeout=REPLY_TIMEOUT_S,
+                        )
+                    except TimeoutError:
+                        print("(no reply yet; carrying on)", file=out, flush=True)
             finally:
                 printer.cancel()
                 await app.updater.stop()

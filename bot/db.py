@@ -7,6 +7,7 @@ code path works inside the bot's event loop and from the command line.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 
-MIGRATIONS_DIR = Path(migrations.__file__).parent
+MIGRATIONS_DIR = Path(str(resources.files(migrations)))
 
 
 def alembic_config(url: str) -> Config:

@@ -28,6 +28,12 @@ class InputTooLong(UserFacingError):
     key = "error.input_too_long"
 
 
+class ContextTooLong(UserFacingError):
+    """The prompt plus the tokens to generate do not fit in what the model can read."""
+
+    key = "error.context_too_long"
+
+
 class UnknownTask(UserFacingError):
     key = "error.unknown_task"
 
@@ -148,3 +154,33 @@ class UsageHint(UserFacingError):
     def __init__(self, key: str, **values: object) -> None:
         self.key = key
         super().__init__(**values)
+
+
+class NoImage(UserFacingError):
+    """A photo command with no photo in the message or the one it replies to."""
+
+    key = "error.no_image"
+
+
+class NoAudio(UserFacingError):
+    """A sound command with no voice note, audio or video note to listen to."""
+
+    key = "error.no_audio"
+
+
+class FileTooLarge(UserFacingError):
+    key = "error.file_too_large"
+
+
+class ImageTooLarge(UserFacingError):
+    key = "error.image_too_large"
+
+
+class AudioTooLong(UserFacingError):
+    key = "error.audio_too_long"
+
+
+class UnreadableMedia(UserFacingError):
+    """A file that is corrupt, or in a format Pillow or FFmpeg cannot read."""
+
+    key = "error.unreadable_media"

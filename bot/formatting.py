@@ -73,14 +73,26 @@ def format_summary(result: Any, text: str) -> str:
 
 
 def format_translation(result: Any, text: str) -> str:
-    return "\n\n".join(html.escape(out.strip()) for out in _text_outputs(result, "translation_text"))
+    return "\n\n".join(
+        html.escape(out.strip()) for out in _text_outputs(result, "translation_text")
+    )
+
+
+def format_caption(result: Any, text: str) -> str:
+    """What a captioning model says it sees; empty when it said nothing."""
+    captions = [out.strip() for out in _text_outputs(result, "generated_text")]
+    return "\n".join(html.escape(caption) for caption in captions if caption)
+
+
+def format_transcript(result: Any, text: str) -> str:
+    """The words heard, as a quote; empty when there were none."""
+    words = str(result.get("text", "") if isinstance(result, dict) else result).strip()
+    return f"<blockquote>{html.escape(words)}</blockquote>" if words else ""
 
 
 def format_entities(result: Any, text: str) -> str:
     """The text with each entity in bold and its type after it; empty when none were found."""
-    entities = sorted(
-        (e for e in result if e.get("start") is not None), key=lambda e: e["start"]
-    )
+    entities = sorted((e for e in result if e.get("start") is not None), key=lambda e: e["start"])
     if not entities:
         return ""
     parts, cursor = [], 0

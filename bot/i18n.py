@@ -19,6 +19,7 @@ EN: dict[str, str] = {
     "error.generic": "Something went wrong on my side. Please try again.",
     "error.empty_input": "Please give me some text: <code>/{command} your text</code>, or reply to a message with /{command}.",
     "error.input_too_long": "That text is {length} characters long; the limit is {limit}.",
+    "error.context_too_long": "Your text plus max_new_tokens comes to {tokens} tokens; this model reads at most {limit}. Use a shorter text or a smaller max_new_tokens.",
     "error.unknown_task": "There is no task called “{task}”. Tasks: {known}.",
     "error.unknown_param": "“{param}” is not a setting of {task}. Settings: {known}.",
     "error.invalid_param_value": "{param} can't be “{value}”. Allowed: {allowed}.",
@@ -49,6 +50,7 @@ EN: dict[str, str] = {
     "error.unknown_language": "I speak: {known}.",
     "error.nothing_to_cancel": "There is nothing of yours running.",
     "error.settings_not_yours": "These buttons belong to someone else: send /settings for yours.",
+    "hint.plain_text": "Reply to this message with a command to use its text, e.g. /sentiment or /translate. /help lists everything.",
     # notices
     "notice.store_fallback": "<i>(I can't reach my settings right now, so I used the defaults.)</i>",
     "notice.split": "<i>(continued)</i>",
@@ -68,7 +70,9 @@ EN: dict[str, str] = {
         "/ner <i>text</i> · find names, places, organisations\n"
         "/fill <i>text with &lt;mask&gt;</i> · guess the missing word\n"
         "/classify <i>text</i> | <i>label, label</i> · pick the best label\n"
-        "/ask <i>question</i> · as a reply to the message with the answer\n\n"
+        "/ask <i>question</i> · as a reply to the message with the answer\n"
+        "/whatis · /caption · /labels <i>label, label</i> · with a photo as its caption, or replying to one\n"
+        "/transcribe · a voice note, audio or video note to text (reply with /sentiment or /translate to use its words)\n\n"
         "<b>Your settings</b>\n"
         "/settings · what you use now\n"
         "/model <i>task model</i> · choose a model · /models <i>task</i> lists some\n"
@@ -120,6 +124,10 @@ EN: dict[str, str] = {
     "result.translation_to": "Translated to {target}:",
     "result.stopped": "<i>(stopped)</i>",
     "result.cancelled": "Stopped.",
+    "stream.placeholder": "<i>Writing…</i>",
+    "stream.stop": "■ Stop",
+    "stream.stopping": "Stopping…",
+    "error.stop_not_yours": "Only the person who asked can stop this.",
     # admin
     "admin.stats_title": "<b>Last {hours} h</b> · {users} active users",
     "admin.stats_row": "/{task}: {requests} requests, {errors} errors, p50 {p50} ms, p95 {p95} ms",
@@ -131,12 +139,27 @@ EN: dict[str, str] = {
     "inline.sentiment": "Sentiment: {label} {score}",
     "inline.generate": "Continue the text",
     "inline.empty": "Type some text after my name",
+    # photos and voice notes
+    "cmd.whatis": "What is in this photo?",
+    "cmd.caption": "Describe a photo in words",
+    "cmd.labels": "Match a photo to your labels",
+    "cmd.transcribe": "Voice note to text",
+    "error.no_image": "Send a photo with <code>/{command}</code> as its caption, or reply to a photo with <code>/{command}</code>.",
+    "error.no_audio": "Reply to a voice note, audio or video note with <code>/{command}</code>, or send one with it as the caption.",
+    "error.labels_needs_labels": "Give at least two labels: <code>/labels cat, dog, car</code> with a photo, or replying to one.",
+    "error.file_too_large": "That file is {size}; I can download at most {limit}.",
+    "error.image_too_large": "That image has {pixels}; the limit is {limit}.",
+    "error.audio_too_long": "That recording is {seconds} long; the limit is {limit}.",
+    "error.unreadable_media": "I can't read that file: it is damaged or in a format I don't know.",
+    "result.nothing_heard": "<i>(I heard no words.)</i>",
+    "result.nothing_seen": "<i>(I have no words for this picture.)</i>",
 }
 
 ZH: dict[str, str] = {
     "error.generic": "我这边出了点问题，请再试一次。",
     "error.empty_input": "请给我一些文字：<code>/{command} 你的文字</code>，或者用 /{command} 回复一条消息。",
     "error.input_too_long": "这段文字有 {length} 个字符，上限是 {limit}。",
+    "error.context_too_long": "你的文字加上 max_new_tokens 共 {tokens} 个 token；这个模型最多读 {limit} 个。请缩短文字或减小 max_new_tokens。",
     "error.unknown_task": "没有叫“{task}”的任务。可用任务：{known}。",
     "error.unknown_param": "“{param}”不是 {task} 的设置。可用设置：{known}。",
     "error.invalid_param_value": "{param} 不能是“{value}”。允许的范围：{allowed}。",
@@ -167,6 +190,7 @@ ZH: dict[str, str] = {
     "error.unknown_language": "我会说：{known}。",
     "error.nothing_to_cancel": "你没有正在运行的请求。",
     "error.settings_not_yours": "这些按钮属于别人：发送 /settings 查看你自己的设置。",
+    "hint.plain_text": "用命令回复这条消息即可处理它的文字，例如 /sentiment 或 /translate。/help 查看全部命令。",
     "notice.store_fallback": "<i>（暂时读不到设置，这次用了默认设置。）</i>",
     "notice.split": "<i>（续）</i>",
     "start.text": (
@@ -184,7 +208,9 @@ ZH: dict[str, str] = {
         "/ner <i>文字</i> · 找出人名、地名、机构\n"
         "/fill <i>含 &lt;mask&gt; 的文字</i> · 猜缺失的词\n"
         "/classify <i>文字</i> | <i>标签, 标签</i> · 选出最合适的标签\n"
-        "/ask <i>问题</i> · 回复包含答案的消息\n\n"
+        "/ask <i>问题</i> · 回复包含答案的消息\n"
+        "/whatis · /caption · /labels <i>标签, 标签</i> · 作为图片的说明文字，或回复一张图片\n"
+        "/transcribe · 把语音、音频或视频消息转成文字（用 /sentiment 或 /translate 回复它即可处理其中的话）\n\n"
         "<b>你的设置</b>\n"
         "/settings · 当前使用的模型和参数\n"
         "/model <i>任务 模型</i> · 选择模型 · /models <i>任务</i> 列出可选模型\n"
@@ -233,6 +259,10 @@ ZH: dict[str, str] = {
     "result.translation_to": "翻译成 {target}：",
     "result.stopped": "<i>（已停止）</i>",
     "result.cancelled": "已停止。",
+    "stream.placeholder": "<i>正在写…</i>",
+    "stream.stop": "■ 停止",
+    "stream.stopping": "正在停止…",
+    "error.stop_not_yours": "只有提问的人可以停止。",
     "admin.stats_title": "<b>最近 {hours} 小时</b> · {users} 位活跃用户",
     "admin.stats_row": "/{task}：{requests} 次请求，{errors} 次错误，p50 {p50} ms，p95 {p95} ms",
     "admin.stats_empty": "还没有请求。",
@@ -242,6 +272,20 @@ ZH: dict[str, str] = {
     "inline.sentiment": "情感：{label} {score}",
     "inline.generate": "续写这段文字",
     "inline.empty": "在我的名字后面输入文字",
+    # photos and voice notes
+    "cmd.whatis": "这张图片里是什么？",
+    "cmd.caption": "用一句话描述图片",
+    "cmd.labels": "用你的标签给图片分类",
+    "cmd.transcribe": "语音转文字",
+    "error.no_image": "发送一张以 <code>/{command}</code> 为说明文字的图片，或用 <code>/{command}</code> 回复一张图片。",
+    "error.no_audio": "用 <code>/{command}</code> 回复一条语音、音频或视频消息，或把它作为说明文字一起发送。",
+    "error.labels_needs_labels": "请至少给两个标签：在图片上或回复图片时写 <code>/labels 猫, 狗, 汽车</code>。",
+    "error.file_too_large": "这个文件有 {size}；我最多只能下载 {limit}。",
+    "error.image_too_large": "这张图片有 {pixels}；上限是 {limit}。",
+    "error.audio_too_long": "这段录音有 {seconds}；上限是 {limit}。",
+    "error.unreadable_media": "我读不了这个文件：它已损坏，或者格式我不认识。",
+    "result.nothing_heard": "<i>（我没听到任何话。）</i>",
+    "result.nothing_seen": "<i>（我说不出这张图片里有什么。）</i>",
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

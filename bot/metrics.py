@@ -26,25 +26,37 @@ class PoolCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         snap = self._snapshot()
-        depth = GaugeMetricFamily("hfbot_pool_queue_depth", "Requests waiting per model", labels=["model"])
+        depth = GaugeMetricFamily(
+            "hfbot_pool_queue_depth", "Requests waiting per model", labels=["model"]
+        )
         for model, value in snap.queue_depth.items():
             depth.add_metric([model], value)
         yield depth
-        yield GaugeMetricFamily("hfbot_pool_loaded_models", "Models in memory", value=len(snap.loaded_models))
-        batches = CounterMetricFamily("hfbot_pool_batches", "Model calls by batch size", labels=["size"])
+        yield GaugeMetricFamily(
+            "hfbot_pool_loaded_models", "Models in memory", value=len(snap.loaded_models)
+        )
+        batches = CounterMetricFamily(
+            "hfbot_pool_batches", "Model calls by batch size", labels=["size"]
+        )
         for size, count in snap.batch_sizes.items():
             batches.add_metric([str(size)], count)
         yield batches
-        load = GaugeMetricFamily("hfbot_pool_model_load_seconds", "Last load time per model", labels=["model"])
+        load = GaugeMetricFamily(
+            "hfbot_pool_model_load_seconds", "Last load time per model", labels=["model"]
+        )
         for model, seconds in snap.load_seconds.items():
             load.add_metric([model], seconds)
         yield load
-        outcomes = CounterMetricFamily("hfbot_pool_requests", "Pool requests by outcome", labels=["outcome"])
+        outcomes = CounterMetricFamily(
+            "hfbot_pool_requests", "Pool requests by outcome", labels=["outcome"]
+        )
         for outcome in ("completed", "failed", "rejected_busy", "timed_out", "cancelled"):
             outcomes.add_metric([outcome], getattr(snap, outcome))
         yield outcomes
         yield CounterMetricFamily("hfbot_pool_model_loads", "Model loads", value=snap.loads)
-        yield CounterMetricFamily("hfbot_pool_model_load_failures", "Failed model loads", value=snap.load_failures)
+        yield CounterMetricFamily(
+            "hfbot_pool_model_load_failures", "Failed model loads", value=snap.load_failures
+        )
         yield CounterMetricFamily("hfbot_pool_evictions", "Models evicted", value=snap.evictions)
         latency = HistogramMetricFamily("hfbot_pool_latency_seconds", "Time from submit to result")
         latency.add_metric(
@@ -64,9 +76,14 @@ class BotMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.updates = Counter("hfbot_updates", "Updates received", ["kind"], registry=self.registry)
+        self.updates = Counter(
+            "hfbot_updates", "Updates received", ["kind"], registry=self.registry
+        )
         self.commands = Counter(
-            "hfbot_commands", "Commands answered by task and outcome", ["task", "outcome"], registry=self.registry
+            "hfbot_commands",
+            "Commands answered by task and outcome",
+            ["task", "outcome"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "hfbot_command_seconds",

@@ -75,6 +75,15 @@ MODEL_KINDS: dict[str, ModelKind] = {
         ("zero-shot-classification",), ("ForSequenceClassification",), required_label="entail"
     ),
     "question-answering": ModelKind(("question-answering",), ("ForQuestionAnswering",)),
+    "image-classification": ModelKind(("image-classification",), ("ForImageClassification",)),
+    "image-to-text": ModelKind(("image-to-text",), ("VisionEncoderDecoderModel",)),
+    "zero-shot-image-classification": ModelKind(
+        ("zero-shot-image-classification",), ("CLIPModel", "SiglipModel", "Siglip2Model")
+    ),
+    "automatic-speech-recognition": ModelKind(
+        ("automatic-speech-recognition",),
+        ("ForCTC", "WhisperForConditionalGeneration", "Speech2TextForConditionalGeneration"),
+    ),
 }
 
 

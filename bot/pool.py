@@ -2,8 +2,9 @@
 
 `await pool.submit(task, model_id, inputs, params)` returns what the pipeline
 returns for those inputs. Behind it, each (task, model) has an engine that owns
-its queue; today every engine is a `MicroBatcher`, and `_new_engine` is the one
-place where another kind (continuous batching for text generation) slots in.
+its queue: a `MicroBatcher`, or for text generation a `ContinuousGenerationPath`
+(continuous batching, micro-batching what it cannot serve); `_new_engine` is the
+one place that chooses.
 Models are shared by all engines through one `ModelCache` (lazy loads, LRU
 eviction) and run in one executor, so the event loop never runs a model.
 Nothing here knows about Telegram.
@@ -15,12 +16,14 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import Any, Protocol
 
 import torch
 
-from bot.backends.local import load_runner, resolve_device, resolve_dtype
+from bot.backends.generation import ContinuousGenerationPath
+from bot.backends.local import Runner, load_runner, resolve_device, resolve_dtype
 from bot.backends.metrics import PoolMetrics, model_label
 from bot.backends.microbatch import MicroBatcher
 from bot.backends.model_cache import Loader, ModelCache, ModelKey
@@ -84,7 +87,9 @@ class PipelinePool:
             max_models=settings.pool_max_loaded_models,
             memory_budget_bytes=budget * 2**20 if budget else None,
             metrics=self.metrics,
+            on_evict=self._model_evicted,
         )
+        self._background: set[asyncio.Task[None]] = set()
         self.metrics.loaded = self._models.loaded
         self._closed = False
 
@@ -135,6 +140,7 @@ class PipelinePool:
         if self._closed:
             return
         self._closed = True
+        await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(engine.close() for engine in self._engines.values()))
         await self._models.close()
         if self._owns_executor:
@@ -150,6 +156,14 @@ class PipelinePool:
     def closed(self) -> bool:
         return self._closed
 
+    def lease(self, task: str, model_id: str) -> AbstractAsyncContextManager[Runner]:
+        """Hold a loaded model (loading it first if needed); it is not evicted until released."""
+        return self._models.lease(task, model_id)
+
+    def engine(self, task: str, model_id: str) -> Engine | None:
+        """The engine serving this (task, model), once a request has created it."""
+        return self._engines.get((task, model_id))
+
     def loaded_models(self) -> tuple[str, ...]:
         """`task:model_id` of each loaded model, least recently used first."""
         return self._models.loaded()
@@ -162,7 +176,7 @@ class PipelinePool:
         return engine
 
     def _new_engine(self, task: str, model_id: str) -> Engine:
-        return MicroBatcher(
+        batcher = MicroBatcher(
             task,
             model_id,
             models=self._models,
@@ -172,6 +186,25 @@ class PipelinePool:
             max_wait_s=self.settings.pool_max_wait_ms / 1000,
             queue_size=self.settings.pool_queue_size,
         )
+        if task != "text-generation" or self.settings.generation_engine != "continuous":
+            return batcher
+        return ContinuousGenerationPath(
+            task,
+            model_id,
+            models=self._models,
+            executor=self._executor,
+            fallback=batcher,
+            max_queue=self.settings.pool_queue_size,
+            kv_cache_tokens=self.settings.generation_kv_cache_tokens,
+        )
+
+    def _model_evicted(self, key: ModelKey) -> None:
+        """Engines that keep a model beyond a batch (continuous batching) let it go too."""
+        engine = self._engines.get(key)
+        if isinstance(engine, ContinuousGenerationPath):
+            task = asyncio.get_running_loop().create_task(engine.model_evicted())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _queue_depths(self) -> dict[str, int]:
         return {model_label(*key): engine.queue_depth for key, engine in self._engines.items()}

@@ -46,11 +46,15 @@ async def serve(
         if webhook:
             secret = webhook_secret(settings)
             server = uvicorn_server(
-                build_web_app(application, settings, secret), settings.webhook_listen, settings.webhook_port
+                build_web_app(application, settings, secret),
+                settings.webhook_listen,
+                settings.webhook_port,
             )
         elif settings.metrics_port is not None:
             server = uvicorn_server(
-                build_web_app(application, settings, None), settings.webhook_listen, settings.metrics_port
+                build_web_app(application, settings, None),
+                settings.webhook_listen,
+                settings.metrics_port,
             )
         serving = asyncio.create_task(server.serve()) if server else None
         if server is not None and serving is not None:
@@ -66,7 +70,9 @@ async def serve(
             assert application.updater is not None
             await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait([t for t in (serving, stopping) if t], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [t for t in (serving, stopping) if t], return_when=asyncio.FIRST_COMPLETED
+        )
         log.info("stopping: no new updates; finishing requests in flight")
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
@@ -102,7 +108,11 @@ async def drain(application: Application, grace_s: float) -> None:
         await asyncio.wait_for(processor.wait_idle(), grace_s)
         return
     except TimeoutError:
-        log.warning("%d requests still running after %.0f s; telling their users", processor.in_flight, grace_s)
+        log.warning(
+            "%d requests still running after %.0f s; telling their users",
+            processor.in_flight,
+            grace_s,
+        )
     found = services_of(application)
     if found is not None:
         await found.pool.close()

@@ -101,7 +101,14 @@ PARAMS: dict[str, ParamSpec] = {
 GENERATION_PARAMS = tuple(PARAMS)
 
 # User-wide switches, not tied to a task; validated like parameters.
-OPTIONS: dict[str, ParamSpec] = {spec.name: spec for spec in (ParamSpec("stream", bool, True),)}
+OPTIONS: dict[str, ParamSpec] = {
+    spec.name: spec
+    for spec in (
+        ParamSpec("stream", bool, True),
+        # Voice notes in private chats are transcribed without a command (groups: command only).
+        ParamSpec("auto_transcribe", bool, False),
+    )
+}
 SEQ2SEQ_PARAMS = ("max_new_tokens", "num_return_sequences", "repetition_penalty")
 SAMPLING_ONLY = ("temperature", "top_k", "top_p")
 
@@ -120,6 +127,7 @@ class TaskSpec:
     defaults: Mapping[str, int | float | bool] = field(default_factory=dict)
     call_params: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    streams: bool = False
 
     def default_params(self) -> dict[str, int | float | bool]:
         """Registry defaults for every parameter this task takes, task overrides applied."""
@@ -155,6 +163,7 @@ TASKS: dict[str, TaskSpec] = {
             "distilbert/distilgpt2",
             formatting.format_generation,
             params=GENERATION_PARAMS,
+            streams=True,
         ),
         TaskSpec(
             "summarize",
@@ -201,6 +210,37 @@ TASKS: dict[str, TaskSpec] = {
             "distilbert/distilbert-base-cased-distilled-squad",
             formatting.format_answer,
             input_style="question",
+        ),
+        TaskSpec(
+            "whatis",
+            "image-classification",
+            "google/vit-base-patch16-224",
+            formatting.format_classification,
+            input_kind="image",
+            call_params={"top_k": 5},
+        ),
+        TaskSpec(
+            "caption",
+            "image-to-text",
+            "nlpconnect/vit-gpt2-image-captioning",
+            formatting.format_caption,
+            input_kind="image",
+            call_params={"max_new_tokens": 30},
+        ),
+        TaskSpec(
+            "labels",
+            "zero-shot-image-classification",
+            "openai/clip-vit-base-patch32",
+            formatting.format_classification,
+            input_kind="image",
+            input_style="labels",
+        ),
+        TaskSpec(
+            "transcribe",
+            "automatic-speech-recognition",
+            "openai/whisper-tiny",
+            formatting.format_transcript,
+            input_kind="audio",
         ),
     )
 }

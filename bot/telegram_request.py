@@ -16,7 +16,9 @@ class CountingRequest(HTTPXRequest):
         super().__init__(**kwargs)
         self._metrics = metrics
 
-    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+    async def do_request(
+        self, url: str, method: str, *args: Any, **kwargs: Any
+    ) -> tuple[int, bytes]:
         code, payload = await super().do_request(url, method, *args, **kwargs)
         if code >= 300:
             self._metrics.telegram_errors.labels(url.rsplit("/", 1)[-1], str(code)).inc()

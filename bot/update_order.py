@@ -50,7 +50,9 @@ class Ticket:
             self.queue.changed.notify_all()
 
 
-_current: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("hfbot_ticket", default=None)
+_current: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
+    "hfbot_ticket", default=None
+)
 
 
 def current_ticket() -> Ticket | None:

@@ -8,12 +8,13 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     InlineQueryHandler,
+    MessageHandler,
     TypeHandler,
     filters,
 )
 
 from bot.tasks import TASKS
-from handlers import admin, common, inference, inline, settings
+from handlers import admin, common, inference, inline, media, settings
 
 # What the handlers below need from Telegram; polling and the webhook ask for exactly these.
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
@@ -26,7 +27,8 @@ def register_handlers(application: Application) -> None:
         "start": common.start_command,
         "help": common.help_command,
         "cancel": common.cancel_command,
-        **{name: inference.task_handler(spec) for name, spec in TASKS.items()},
+        **{n: inference.task_handler(s) for n, s in TASKS.items() if s.input_kind == "text"},
+        **{n: media.task_handler(s) for n, s in TASKS.items() if s.input_kind != "text"},
         "settings": settings.settings_command,
         "model": settings.model_command,
         "set": settings.set_command,
@@ -43,6 +45,15 @@ def register_handlers(application: Application) -> None:
     new_posts = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, callback, filters=new_posts))
+    captioned, voice = media.CAPTION_COMMAND & new_posts, media.PRIVATE_VOICE & new_posts
+    application.add_handler(MessageHandler(captioned, media.caption_command))
+    application.add_handler(MessageHandler(voice, media.voice_note))
+    application.add_handler(
+        MessageHandler(
+            filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, common.plain_text_hint
+        )
+    )
     application.add_handler(CallbackQueryHandler(settings.settings_button, pattern=r"^cfg:"))
+    application.add_handler(CallbackQueryHandler(common.stop_button, pattern=r"^stop:"))
     application.add_handler(InlineQueryHandler(inline.inline_query))
     application.add_error_handler(common.on_error)

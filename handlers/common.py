@@ -22,13 +22,21 @@ GROUP_MENU = (*MENU, "groupmodel", "groupset")
 @handle_errors
 async def start_command(turn: Turn) -> None:
     """/start: a greeting with two examples to try."""
-    await turn.reply(turn.t("start.text", name=turn.user.first_name if turn.user else turn.chat.title))
+    await turn.reply(
+        turn.t("start.text", name=turn.user.first_name if turn.user else turn.chat.title)
+    )
 
 
 @handle_errors
 async def help_command(turn: Turn) -> None:
     """/help: every command on one screen."""
     await turn.reply(turn.t("help.text"))
+
+
+@handle_errors
+async def plain_text_hint(turn: Turn) -> None:
+    """Plain text in a private chat: say how to use it, rather than staying silent."""
+    await turn.reply(turn.t("hint.plain_text"))
 
 
 @handle_errors
@@ -44,7 +52,9 @@ async def track_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     found.metrics.updates.labels(_kind(update)).inc()
     try:
         if update.effective_user is not None:
-            await found.store.touch_user(update.effective_user.id, update.effective_user.language_code)
+            await found.store.touch_user(
+                update.effective_user.id, update.effective_user.language_code
+            )
         chat = update.effective_chat
         if chat is not None:
             await found.store.touch_chat(chat.id, chat.type, chat.title)
@@ -59,12 +69,28 @@ def _kind(update: Update) -> str:
     return "other"
 
 
+async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The Stop button under a streaming answer: its asker (or a bot admin) stops it."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    turn = await Turn.open(update, context)
+    owner = int(query.data.split(":")[1])
+    if turn.owner_id != owner and turn.owner_id not in turn.services.settings.admin_ids:
+        await query.answer(turn.t("error.stop_not_yours"), show_alert=True)
+        return
+    turn.services.running.cancel(owner)
+    await query.answer(turn.t("stream.stopping"))
+
+
 async def register_commands(application: Application) -> None:
     """The command menu, in each language, with the group-admin commands shown in groups."""
     bot = application.bot
     for language in CATALOGS:
         code = None if language == DEFAULT_LANGUAGE else language
-        for scope, names in ((BotCommandScopeDefault(), MENU), (BotCommandScopeAllGroupChats(), GROUP_MENU)):
+        for scope, names in (
+            (BotCommandScopeDefault(), MENU),
+            (BotCommandScopeAllGroupChats(), GROUP_MENU),
+        ):
             commands = [BotCommand(name, t(language, f"cmd.{name}")) for name in names]
             await bot.set_my_commands(commands, scope=scope, language_code=code)
 
@@ -78,8 +104,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         summary = f"update {update.update_id} user={user.id if user else None} chat={chat.id if chat else None}"
     log.error("unhandled error on %s", summary, exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None:
-        language = pick_language(update.effective_user.language_code if update.effective_user else None)
+        language = pick_language(
+            update.effective_user.language_code if update.effective_user else None
+        )
         try:
-            await update.effective_message.reply_html(t(language, "error.generic"))
+            await update.effective_message.reply_html(t(language, "error.generic"), do_quote=True)
         except Exception:
             log.warning("could not tell the user about the error", exc_info=True)

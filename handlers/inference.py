@@ -8,9 +8,11 @@ import time
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.errors import StoreUnavailable, UserFacingError
-from bot.tasks import TaskSpec
+from bot.errors import Cancelled, StoreUnavailable, UserFacingError
+from bot.tasks import OPTIONS, TaskSpec
+from handlers import media
 from handlers.parsing import parse_request
+from handlers.streaming import StreamingReply
 from handlers.turn import Handler, Turn
 from models.store import ResolvedSettings
 
@@ -37,32 +39,67 @@ async def resolve_settings(turn: Turn, spec: TaskSpec) -> tuple[ResolvedSettings
     return resolved, False
 
 
+async def wants_stream(turn: Turn, spec: TaskSpec) -> bool:
+    """Streaming is on for streaming tasks unless the bot or this user turned it off."""
+    if not (spec.streams and turn.services.settings.stream_generation):
+        return False
+    try:
+        options = await turn.services.store.get_options(turn.owner_id)
+    except StoreUnavailable:
+        options = {}
+    return bool(options.get("stream", OPTIONS["stream"].default))
+
+
 async def run_task(turn: Turn, spec: TaskSpec) -> None:
-    """Parse, resolve settings, vet the model, run it in the pool, and reply."""
+    """Parse, resolve settings, vet the model, run it in the pool, and reply (streamed or not)."""
     svc = turn.services
     started = time.perf_counter()
     model_id = "?"
+    stream: StreamingReply | None = None
     try:
-        request = parse_request(spec, turn.message, svc.settings.max_input_chars)
+        transcript = await media.replied_transcript(turn, spec)
+        request = parse_request(spec, turn.message, svc.settings.max_input_chars, transcript)
         svc.limiter.check(turn.owner_id)
         resolved, fallback = await resolve_settings(turn, spec)
         model_id = request.model_override or resolved.model_id
         vetted = await svc.vetter.vet(spec.name, model_id)
         kwargs = spec.call_kwargs(resolved.params, request.call_params)
+        if await wants_stream(turn, spec):
+            stream = await StreamingReply.open(turn, request.text)
+        work = svc.pool.submit(
+            spec.pipeline_task,
+            vetted.source,
+            request.inputs,
+            kwargs,
+            on_text=stream.update if stream else None,
+        )
         async with svc.typing.during(turn.context.bot, turn.chat.id):
-            result = await svc.running.run(
-                turn.owner_id, svc.pool.submit(spec.pipeline_task, vetted.source, request.inputs, kwargs)
-            )
+            result = await svc.running.run(turn.owner_id, work)
         markup = spec.formatter(result, request.text) or turn.t("result.no_entities")
         if fallback:
             markup += "\n\n" + turn.t("notice.store_fallback")
-        await turn.reply(markup)
+        if stream is not None:
+            await stream.finish(markup)
+        else:
+            await turn.reply(markup)
+    except Cancelled as error:
+        if stream is not None:
+            await stream.stopped()
+        else:
+            await turn.refuse(error)
+        await log_usage(turn, spec, model_id, started, error.key)
+        return
     except UserFacingError as error:
-        await turn.refuse(error)
+        if stream is not None:
+            await stream.failed(turn.t(error.key, **error.values))
+        else:
+            await turn.refuse(error)
         await log_usage(turn, spec, model_id, started, error.key)
         return
     except Exception:
         svc.metrics.command(spec.name, "crashed", time.perf_counter() - started)
+        if stream is not None:
+            await stream.failed(turn.t("error.generic"))
         raise
     await log_usage(turn, spec, model_id, started, None, len(request.text))
 
@@ -77,7 +114,26 @@ async def log_usage(
 ) -> None:
     """Record the request for /stats and /metrics; losing a log row must never fail the reply."""
     seconds = time.perf_counter() - started
-    turn.services.metrics.command(spec.name, error or "ok", seconds)
+    outcome = error or "ok"
+    turn.services.metrics.command(spec.name, outcome, seconds)
+    log.info(
+        "%s on %s: %s in %.0f ms (user %s)",
+        spec.name,
+        model_id,
+        outcome,
+        seconds * 1000,
+        turn.owner_id,
+        extra={
+            "task": spec.name,
+            "model": model_id,
+            "latency_ms": round(seconds * 1000, 1),
+            "outcome": outcome,
+            "user_id": turn.owner_id,
+            "chat_id": turn.chat.id,
+        },
+    )
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("text of that request: %r", turn.message.text or turn.message.caption)
     try:
         await turn.services.store.log_usage(
             user_id=turn.owner_id,
@@ -102,4 +158,3 @@ def task_handler(spec: TaskSpec) -> Handler:
     handler.__name__ = handler.__qualname__ = f"{spec.name}_command"
     handler.__doc__ = f"/{spec.name}: run {spec.pipeline_task} on the given or replied-to text."
     return handler
-

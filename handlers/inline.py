@@ -55,12 +55,19 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     sentiment, generated = await asyncio.gather(
         _run(turn, TASKS["sentiment"], text, {}),
-        _run(turn, TASKS["generate"], text, {"max_new_tokens": INLINE_MAX_NEW_TOKENS, "num_return_sequences": 1}),
+        _run(
+            turn,
+            TASKS["generate"],
+            text,
+            {"max_new_tokens": INLINE_MAX_NEW_TOKENS, "num_return_sequences": 1},
+        ),
         return_exceptions=True,
     )
     results = []
     if not isinstance(sentiment, BaseException):
-        best = max(sentiment if isinstance(sentiment, list) else [sentiment], key=lambda r: r["score"])
+        best = max(
+            sentiment if isinstance(sentiment, list) else [sentiment], key=lambda r: r["score"]
+        )
         title = turn.t("inline.sentiment", label=best["label"], score=score_bar(best["score"]))
         results.append(
             _article(
@@ -71,7 +78,11 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         )
     if not isinstance(generated, BaseException):
         markup = TASKS["generate"].formatter(generated, text)
-        first = generated[0]["generated_text"] if isinstance(generated, list) else generated["generated_text"]
+        first = (
+            generated[0]["generated_text"]
+            if isinstance(generated, list)
+            else generated["generated_text"]
+        )
         results.append(_article(html.unescape(turn.t("inline.generate")), first, markup))
     for failure in (r for r in (sentiment, generated) if isinstance(r, BaseException)):
         if not isinstance(failure, UserFacingError):

@@ -111,5 +111,9 @@ PARSERS: dict[InputStyle, Callable[[TaskSpec, str, str | None, int], TaskRequest
 }
 
 
-def parse_request(spec: TaskSpec, message: Message, limit: int) -> TaskRequest:
-    return PARSERS[spec.input_style](spec, command_text(message), replied_text(message), limit)
+def parse_request(
+    spec: TaskSpec, message: Message, limit: int, replied: str | None = None
+) -> TaskRequest:
+    """`replied` stands in for the replied message's text (a voice note's transcript)."""
+    replied = replied if replied is not None else replied_text(message)
+    return PARSERS[spec.input_style](spec, command_text(message), replied, limit)

@@ -42,7 +42,9 @@ async def reply_html(
     return first
 
 
-async def edit_html(message: Message, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+async def edit_html(
+    message: Message, markup: str, keyboard: InlineKeyboardMarkup | None = None
+) -> None:
     await message.edit_text(
         markup, parse_mode=ParseMode.HTML, link_preview_options=_NO_PREVIEW, reply_markup=keyboard
     )

@@ -64,7 +64,9 @@ async def settings_view(turn: Turn, spec: TaskSpec, owner: int) -> tuple[str, In
     ]
     for name in spec.params:
         source = turn.t(f"settings.source.{resolved.param_sources.get(name, 'bot')}")
-        lines.append(turn.t("settings.param", param=name, value=_show(resolved.params[name]), source=source))
+        lines.append(
+            turn.t("settings.param", param=name, value=_show(resolved.params[name]), source=source)
+        )
     lines.append("")
     lines.append(turn.t("settings.hint"))
     if fallback:
@@ -72,7 +74,9 @@ async def settings_view(turn: Turn, spec: TaskSpec, owner: int) -> tuple[str, In
     return "\n".join(lines), _settings_keyboard(spec, resolved.params, owner)
 
 
-def _settings_keyboard(spec: TaskSpec, params: dict[str, object], owner: int) -> InlineKeyboardMarkup:
+def _settings_keyboard(
+    spec: TaskSpec, params: dict[str, object], owner: int
+) -> InlineKeyboardMarkup:
     names = list(TASKS)
     rows = [
         [
@@ -128,14 +132,18 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await query.answer(_plain(notice) if notice else None)
 
 
-async def _apply_button(turn: Turn, query: CallbackQuery, action: str, rest: list[str]) -> str | None:
+async def _apply_button(
+    turn: Turn, query: CallbackQuery, action: str, rest: list[str]
+) -> str | None:
     store = turn.services.store
     spec = get_task(rest[0])
     notice = None
     if action == "set":
         param, value = rest[1], rest[2]
         stored = await store.set_user_params(turn.owner_id, spec.name, {param: value})
-        notice = turn.t("settings.param_set", param=param, task=spec.name, value=_show(stored[param]))
+        notice = turn.t(
+            "settings.param_set", param=param, task=spec.name, value=_show(stored[param])
+        )
     elif action == "reset":
         await store.reset_user(turn.owner_id, spec.name)
         notice = turn.t("settings.reset", what=spec.name)
@@ -228,10 +236,14 @@ async def set_command(turn: Turn) -> None:
     store = turn.services.store
     if spec is None:
         stored = await store.set_options(turn.owner_id, {param: value})
-        await turn.reply(turn.t("settings.param_set", param=param, task="—", value=_show(stored[param])))
+        await turn.reply(
+            turn.t("settings.param_set", param=param, task="—", value=_show(stored[param]))
+        )
         return
     stored = await store.set_user_params(turn.owner_id, spec.name, {param: value})
-    await turn.reply(turn.t("settings.param_set", param=param, task=spec.name, value=_show(stored[param])))
+    await turn.reply(
+        turn.t("settings.param_set", param=param, task=spec.name, value=_show(stored[param]))
+    )
 
 
 @handle_errors
@@ -242,8 +254,12 @@ async def reset_command(turn: Turn) -> None:
     store = turn.services.store
     await store.reset_user(turn.owner_id, spec.name if spec else None)
     if spec is None:
-        await store.set_options(turn.owner_id, dict.fromkeys(await store.get_options(turn.owner_id)))
-    await turn.reply(turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all")))
+        await store.set_options(
+            turn.owner_id, dict.fromkeys(await store.get_options(turn.owner_id))
+        )
+    await turn.reply(
+        turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all"))
+    )
 
 
 @handle_errors
@@ -304,7 +320,9 @@ async def group_model_command(turn: Turn) -> None:
     if model_id is not None:
         await turn.services.vetter.vet(spec.name, model_id)
     await turn.services.store.set_chat_model(turn.chat.id, spec.name, model_id, by=turn.owner_id)
-    await turn.reply(turn.t("settings.group_model_set", task=spec.name, model=model_id or "default"))
+    await turn.reply(
+        turn.t("settings.group_model_set", task=spec.name, model=model_id or "default")
+    )
 
 
 @handle_errors
@@ -329,5 +347,6 @@ async def group_reset_command(turn: Turn) -> None:
     words = _words(turn)
     spec = get_task(words[0]) if words else None
     await turn.services.store.reset_chat(turn.chat.id, spec.name if spec else None)
-    await turn.reply(turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all")))
-
+    await turn.reply(
+        turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all"))
+    )

@@ -18,25 +18,17 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bot.app import Services, build_application, services
 from bot.config import Settings
+from bot.demo_models import build_demo_models
 from bot.emulator import BotApiEmulator
 from bot.emulator.world import FakeChat, FakeUser
 from bot.pool import PipelinePool
+from bot.update_order import ChatOrderedUpdateProcessor
 from models.store import create_engine
-from tests import tiny_models
 
 
 def tiny_default_models(directory: Path) -> dict[str, str]:
     """Every task's default model, as a tiny local model built (once) in `directory`."""
-    return {
-        "sentiment": str(tiny_models.tiny_classifier(directory)),
-        "generate": str(tiny_models.tiny_gpt2(directory)),
-        "summarize": str(tiny_models.tiny_seq2seq(directory)),
-        "translate": str(tiny_models.tiny_seq2seq(directory)),
-        "ner": str(tiny_models.tiny_ner(directory)),
-        "fill": str(tiny_models.tiny_fill_mask(directory)),
-        "classify": str(tiny_models.tiny_zero_shot(directory)),
-        "ask": str(tiny_models.tiny_qa(directory)),
-    }
+    return build_demo_models(directory)
 
 
 def bot_settings(tmp_path: Path, models_dir: Path, **overrides: Any) -> Settings:
@@ -69,7 +61,9 @@ class RunningBot:
 
     def person(self, name: str, language: str = "en") -> FakeUser:
         if name not in self.people:
-            self.people[name] = self.emu.create_user(name, username=name.lower(), language_code=language)
+            self.people[name] = self.emu.create_user(
+                name, username=name.lower(), language_code=language
+            )
         return self.people[name]
 
     async def swap_pool(self, loader: Any, **settings: Any) -> None:
@@ -81,15 +75,75 @@ class RunningBot:
     def break_database(self) -> None:
         break_database(self.services)
 
+    async def settle(self) -> None:
+        """Until every update received so far is fully handled (usage logged and all)."""
+        processor = self.app.update_processor
+        assert isinstance(processor, ChatOrderedUpdateProcessor)
+        await processor.wait_idle()
+
     async def ask(
-        self, user: FakeUser, chat: FakeChat, text: str, *, reply_to: int | None = None, replies: int = 1
+        self,
+        user: FakeUser,
+        chat: FakeChat,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        replies: int = 1,
     ) -> list[str]:
-        """Send `text` as `user` and return the text of the bot's next `replies` messages there."""
-        self.emu.send_message(user, chat, text, reply_to=reply_to)
-        calls = await self.emu.wait_for(
-            "sendMessage", lambda call: call.params.get("chat_id") == chat.id, count=replies, timeout=60
+        """Send `text` as `user`; the text of the bot's answer to it, as finally shown.
+
+        A streamed answer is read after its final edit (when the Stop button
+        is gone); a long answer's further parts follow as `replies` messages.
+        """
+        since = len(self.emu.calls)
+        sent = self.emu.send_message(user, chat, text, reply_to=reply_to)
+        [first] = await self.emu.wait_for(
+            "sendMessage",
+            lambda call: _replies_to(call, sent["message_id"]),
+            since=since,
+            timeout=60,
         )
-        return [call.result["text"] for call in calls[:replies]]
+        message = first.result
+        if _has_stop_button(message):
+            [final] = await self.emu.wait_for(
+                "editMessageText",
+                lambda call: (
+                    isinstance(call.result, dict)
+                    and call.result.get("message_id") == message["message_id"]
+                    and not _has_stop_button(call.result)
+                ),
+                since=since,
+                timeout=60,
+            )
+            message = final.result
+        texts = [message["text"]]
+        if replies > 1:
+            more = await self.emu.wait_for(
+                "sendMessage",
+                lambda call: (
+                    call.params.get("chat_id") == chat.id
+                    and not _replies_to(call, sent["message_id"])
+                ),
+                count=replies - 1,
+                since=since,
+                timeout=60,
+            )
+            texts += [call.result["text"] for call in more[: replies - 1]]
+        return texts
+
+
+def _replies_to(call: Any, message_id: int) -> bool:
+    return (
+        isinstance(call.result, dict)
+        and call.result.get("reply_to_message", {}).get("message_id") == message_id
+    )
+
+
+def _has_stop_button(message: dict[str, Any]) -> bool:
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    return any(
+        button.get("callback_data", "").startswith("stop:") for row in rows for button in row
+    )
 
 
 def break_database(found: Services) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import tiny_models
+from bot import demo_models as tiny_models
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

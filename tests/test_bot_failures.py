@@ -29,7 +29,10 @@ async def test_database_down_answers_with_defaults_and_says_so(bot: RunningBot) 
     assert reply.splitlines()[0] in ("POSITIVE", "NEGATIVE")
     assert "I can't reach my settings right now, so I used the defaults." in reply
     [reply] = await bot.ask(alice, chat, "/set temperature 0.5")
-    assert reply == "I can't reach my database right now, so I can't save that. Please try again later."
+    assert (
+        reply
+        == "I can't reach my database right now, so I can't save that. Please try again later."
+    )
 
 
 async def test_a_model_that_fails_to_load_is_named_in_the_reply(bot: RunningBot) -> None:
@@ -44,7 +47,9 @@ async def test_a_model_that_fails_to_load_is_named_in_the_reply(bot: RunningBot)
     assert "corrupt" not in reply, "internal errors stay in the log"
 
 
-async def test_a_full_queue_answers_busy_and_the_queued_request_still_completes(bot: RunningBot) -> None:
+async def test_a_full_queue_answers_busy_and_the_queued_request_still_completes(
+    bot: RunningBot,
+) -> None:
     release = threading.Event()
 
     def slow_classifier(task: str, model_id: str) -> Any:
@@ -54,7 +59,9 @@ async def test_a_full_queue_answers_busy_and_the_queued_request_still_completes(
 
         return run
 
-    await bot.swap_pool(slow_classifier, pool_queue_size=1, pool_max_batch_size=1, pool_max_wait_ms=0)
+    await bot.swap_pool(
+        slow_classifier, pool_queue_size=1, pool_max_batch_size=1, pool_max_wait_ms=0
+    )
     alice, bob, carol = bot.person("Alice"), bot.person("Bob"), bot.person("Carol")
     bot.emu.send_message(alice, bot.emu.private_chat(alice), "/sentiment running")
     await bot.emu.wait_until(lambda: bot.services.pool.metrics.requests == 1)
@@ -85,7 +92,9 @@ async def test_cancel_stops_a_running_request_and_says_so(bot: RunningBot) -> No
     bot.emu.send_message(alice, chat, "/sentiment queued behind the slow one")
     await bot.emu.wait_until(lambda: bot.services.running.count(alice.id) == 1)
     bot.emu.send_message(alice, chat, "/cancel")
-    [stopped] = await bot.emu.wait_for("sendMessage", lambda call: call.params["chat_id"] == chat.id)
+    [stopped] = await bot.emu.wait_for(
+        "sendMessage", lambda call: call.params["chat_id"] == chat.id
+    )
     release.set()
     assert stopped.result["text"] == "Stopped."
 
@@ -122,6 +131,7 @@ async def test_stats_are_for_bot_admins_only(bot: RunningBot) -> None:
     bot.services.settings.admin_ids.append(admin.id)
     mallory = bot.person("Mallory")
     await bot.ask(admin, bot.emu.private_chat(admin), "/sentiment good")
+    await bot.settle()
     [stats] = await bot.ask(admin, bot.emu.private_chat(admin), "/stats")
     assert stats.startswith("Last 24 h · 1 active users")
     assert "/sentiment: 1 requests, 0 errors" in stats

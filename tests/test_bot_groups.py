@@ -25,7 +25,9 @@ async def test_commands_addressed_to_the_bot_by_name_work_in_groups(bot: Running
     assert reply.splitlines()[0] in ("POSITIVE", "NEGATIVE")
 
 
-async def test_group_admin_sets_a_default_that_members_inherit_but_their_own_wins(bot: RunningBot) -> None:
+async def test_group_admin_sets_a_default_that_members_inherit_but_their_own_wins(
+    bot: RunningBot,
+) -> None:
     admin, bob, carol = bot.person("Admin"), bot.person("Bob"), bot.person("Carol")
     group = bot.emu.create_chat("supergroup", "Readers", creator=admin)
     [reply] = await bot.ask(admin, group, "/groupset max_new_tokens 2")
@@ -72,7 +74,9 @@ async def test_settings_buttons_change_the_pressers_own_settings_only(bot: Runni
     await bot.emu.wait_for("editMessageText")
     [now] = [m for m in bot.emu.sent_messages(group.id) if m["message_id"] == message["message_id"]]
     assert "temperature = 0.3 · yours" in now["text"]
-    assert (await bot.services.store.user_choice(alice.id, "generate")).params == {"temperature": 0.3}
+    assert (await bot.services.store.user_choice(alice.id, "generate")).params == {
+        "temperature": 0.3
+    }
     assert await bot.services.store.user_choice(bob.id, "generate") is None
 
 
@@ -85,7 +89,9 @@ async def test_inline_query_offers_sentiment_and_a_continuation(bot: RunningBot)
     titles = [result["title"] for result in answer["results"]]
     assert titles[0].startswith("Sentiment: ")
     assert titles[1] == "Continue the text"
-    assert "<b>What a lovely day</b>" in answer["results"][1]["input_message_content"]["message_text"]
+    assert (
+        "<b>What a lovely day</b>" in answer["results"][1]["input_message_content"]["message_text"]
+    )
 
 
 async def test_two_hundred_updates_from_fifty_users_are_all_answered_in_order(

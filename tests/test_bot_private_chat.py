@@ -44,7 +44,9 @@ async def test_replying_to_a_message_uses_that_messages_text(bot: RunningBot) ->
     assert reply.startswith("The book is awesome and")
 
 
-async def test_choosing_a_model_then_generating_uses_that_model(bot: RunningBot, tiny_models_dir: Path) -> None:
+async def test_choosing_a_model_then_generating_uses_that_model(
+    bot: RunningBot, tiny_models_dir: Path
+) -> None:
     alice = bot.person("Alice")
     chat = bot.emu.private_chat(alice)
     gpt2 = bot.settings.default_models["generate"]
@@ -79,7 +81,9 @@ async def test_choosing_a_model_then_generating_uses_that_model(bot: RunningBot,
         ("/cancel", "nothing of yours running"),
     ],
 )
-async def test_bad_input_gets_a_one_line_answer(bot: RunningBot, command: str, expected: str) -> None:
+async def test_bad_input_gets_a_one_line_answer(
+    bot: RunningBot, command: str, expected: str
+) -> None:
     alice = bot.person("Alice")
     [reply] = await bot.ask(alice, bot.emu.private_chat(alice), command)
     assert expected in reply
@@ -98,7 +102,9 @@ async def test_every_task_answers_through_the_pool(bot: RunningBot) -> None:
     chat = bot.emu.private_chat(alice)
     context = bot.emu.send_message(alice, chat, "Paris is the capital of France.")
     replies = {
-        "summarize": await bot.ask(alice, chat, "/summarize The book is long and the story is good."),
+        "summarize": await bot.ask(
+            alice, chat, "/summarize The book is long and the story is good."
+        ),
         "translate": await bot.ask(alice, chat, "/translate The book is good."),
         "ner": await bot.ask(alice, chat, "/ner Alice lives in Paris."),
         "fill": await bot.ask(alice, chat, "/fill Paris is the <mask> of France."),
@@ -133,7 +139,9 @@ async def test_a_long_result_is_split_into_valid_messages(bot: RunningBot) -> No
 
     await bot.swap_pool(storyteller)
     alice = bot.person("Alice")
-    replies = await bot.ask(alice, bot.emu.private_chat(alice), "/generate Once upon a time", replies=3)
+    replies = await bot.ask(
+        alice, bot.emu.private_chat(alice), "/generate Once upon a time", replies=3
+    )
     assert all(0 < len(reply) <= 4096 for reply in replies)
     assert " ".join(replies).split() == long_text.split()
     assert not [call for call in bot.emu.calls if call.error]

@@ -61,7 +61,12 @@ async def test_the_bot_registers_its_webhook_with_a_secret_and_the_updates_it_ne
     [call] = await webhook_bot.emu.wait_for("setWebhook", since=0)
     assert call.params["url"] == f"{webhook_bot.base}/telegram"
     assert call.params["secret_token"] == "s3cret-token"
-    assert set(call.params["allowed_updates"]) == {"message", "channel_post", "callback_query", "inline_query"}
+    assert set(call.params["allowed_updates"]) == {
+        "message",
+        "channel_post",
+        "callback_query",
+        "inline_query",
+    }
     assert call.params.get("drop_pending_updates") in (None, False, "false")
 
 
@@ -75,11 +80,21 @@ async def test_updates_arrive_through_the_webhook_and_are_answered(webhook_bot: 
 
 async def test_a_post_without_the_secret_header_is_refused(webhook_bot: WebhookBot) -> None:
     async with aiohttp.ClientSession() as http:
-        update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "/start"}}
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": 1, "type": "private"},
+                "text": "/start",
+            },
+        }
         async with http.post(f"{webhook_bot.base}/telegram", json=update) as response:
             assert response.status == 403
         headers = {"X-Telegram-Bot-Api-Secret-Token": "wrong"}
-        async with http.post(f"{webhook_bot.base}/telegram", json=update, headers=headers) as response:
+        async with http.post(
+            f"{webhook_bot.base}/telegram", json=update, headers=headers
+        ) as response:
             assert response.status == 403
 
 

@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from bot.backends.continuous import ContinuousGenerationEngine, unsupported_reason
-from bot.errors import InputTooLong, PoolBusy, PoolClosed, RequestTimeout
+from bot.errors import ContextTooLong, PoolBusy, PoolClosed, RequestTimeout
 from bot.tasks import TASKS
 
 PROMPT = "The book is"
@@ -305,7 +305,7 @@ async def test_request_longer_than_the_model_context_is_refused_before_it_is_que
 ) -> None:
     engine = make_engine()
 
-    with pytest.raises(InputTooLong):
+    with pytest.raises(ContextTooLong):
         await engine.generate(PROMPT, {"max_new_tokens": 256})
 
     assert engine.in_flight == 0

@@ -118,7 +118,15 @@ def test_values_are_escaped_and_missing_ones_do_not_crash() -> None:
 
 @pytest.mark.parametrize(
     ("codes", "expected"),
-    [(("zh-hans",), "zh"), ((None, "zh_TW"), "zh"), (("fr",), "en"), ((None, None), "en"), (("en", "zh"), "en")],
+    [
+        (("zh-hans",), "zh"),
+        ((None, "zh_TW"), "zh"),
+        (("fr",), "en"),
+        ((None, None), "en"),
+        (("en", "zh"), "en"),
+    ],
 )
-def test_language_is_the_first_supported_choice(codes: tuple[str | None, ...], expected: str) -> None:
+def test_language_is_the_first_supported_choice(
+    codes: tuple[str | None, ...], expected: str
+) -> None:
     assert pick_language(*codes) == expected

@@ -19,6 +19,7 @@ import pytest
 from huggingface_hub import constants
 from pydantic import SecretStr
 
+from bot import demo_models as tiny_models
 from bot.config import Settings
 from bot.errors import (
     GatedModel,
@@ -36,7 +37,6 @@ from bot.hub import HubAccess, ModelVetter
 from bot.i18n import CATALOGS
 from bot.model_fetch import fetch_model
 from bot.tasks import get_task
-from tests import tiny_models
 from tests.hub_standin import HubStandIn, config_bytes, safetensors_bytes, serve
 
 SENTIMENT_DEFAULT = get_task("sentiment").default_model

@@ -14,7 +14,7 @@ from bot.backends.local import (
     resolve_device,
     resolve_dtype,
 )
-from tests.tiny_models import NER_LABELS, SENTIMENT_LABELS
+from bot.demo_models import NER_LABELS, SENTIMENT_LABELS
 
 CPU = {"device": "cpu", "dtype": "float32"}
 

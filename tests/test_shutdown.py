@@ -32,7 +32,13 @@ async def test_sigterm_answers_every_request_keeps_saved_settings_and_exits_clea
             "HFBOT_SHUTDOWN_GRACE_S": "30",
         }
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             await emu.wait_for("getUpdates", since=0, timeout=120)

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import ContinuousBatchingConfig, GenerationConfig
 
-from bot.errors import EmptyInput, InputTooLong, PoolBusy, PoolClosed, RequestTimeout
+from bot.errors import ContextTooLong, EmptyInput, PoolBusy, PoolClosed, RequestTimeout
 from bot.tasks import PARAMS
 
 if TYPE_CHECKING:
@@ -355,7 +355,7 @@ class ContinuousGenerationEngine:
         if self._max_positions is not None:
             limit = min(limit, self._max_positions)
         if total > limit:
-            raise InputTooLong(tokens=total, limit=limit)
+            raise ContextTooLong(tokens=total, limit=limit)
 
     def _handler(self, request_id: str) -> Callable[[GenerationOutput], None]:
         """The manager's callback for one request; runs on the event loop and never raises.

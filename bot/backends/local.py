@@ -16,13 +16,17 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 from transformers import (
+    AutoImageProcessor,
     AutoModelForQuestionAnswering,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    VisionEncoderDecoderModel,
     pipeline,
 )
+
+from bot.media import decode_input
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -66,6 +70,8 @@ def load_runner(
         return Seq2SeqRunner.load(task, model_id, device=device, dtype=dtype, token=token)
     if task == "question-answering":
         return ExtractiveQARunner.load(model_id, device=device, dtype=dtype, token=token)
+    if task == "image-to-text":
+        return CaptionRunner.load(model_id, device=device, dtype=dtype, token=token)
     runner = pipeline(
         task,
         model=model_id,
@@ -78,7 +84,99 @@ def load_runner(
         _pad_left(runner.tokenizer, runner.model)
     if runner.task == "fill-mask":
         return MaskNormalizingRunner(runner)
+    if runner.task in MediaDecodingRunner.TASKS:
+        return MediaDecodingRunner(runner)
     return runner
+
+
+class MediaDecodingRunner:
+    """A vision or speech pipeline fed the bytes people sent (`bot.media.ImageBytes` / `AudioBytes`).
+
+    Decoding happens here, in the pool's executor, so Pillow and PyAV never
+    block the event loop, and audio is resampled to the rate of this model's
+    own feature extractor. A file that fails to decode fails its batch; the
+    micro-batcher then runs the batch one by one, so only its sender gets the error.
+
+    Recordings run in groups of similar length: a batch pads every clip to the
+    longest, and on a CPU a padded second costs as much as a spoken one, so a
+    2-second note batched with an 8-second one would cost four times its due.
+    """
+
+    SIMILAR_LENGTH: ClassVar[float] = 1.25
+
+    TASKS: ClassVar[frozenset[str]] = frozenset(
+        {"image-classification", "zero-shot-image-classification", "automatic-speech-recognition"}
+    )
+
+    def __init__(self, media_pipeline: Any) -> None:
+        self._pipeline = media_pipeline
+        self.model = media_pipeline.model
+        extractor = getattr(media_pipeline, "feature_extractor", None)
+        self.sampling_rate: int | None = getattr(extractor, "sampling_rate", None)
+
+    def __call__(self, inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]:
+        decoded = [decode_input(item, self.sampling_rate) for item in inputs]
+        if self.sampling_rate is None:
+            return list(self._pipeline(decoded, batch_size=batch_size, **params))
+        results: list[Any] = [None] * len(decoded)
+        for group in self._similar_lengths(decoded):
+            clips = [decoded[index] for index in group]
+            heard = self._pipeline(clips, batch_size=len(clips), **params)
+            for index, result in zip(group, heard, strict=True):
+                results[index] = result
+        return results
+
+    def _similar_lengths(self, clips: list[Any]) -> list[list[int]]:
+        """Indices grouped, shortest first, so no clip in a group is 1.25x another's length."""
+        lengths = [len(clip["raw"]) if isinstance(clip, dict) else len(clip) for clip in clips]
+        groups: list[list[int]] = []
+        for index in sorted(range(len(clips)), key=lengths.__getitem__):
+            if groups and lengths[index] <= lengths[groups[-1][0]] * self.SIMILAR_LENGTH:
+                groups[-1].append(index)
+            else:
+                groups.append([index])
+        return groups
+
+
+class CaptionRunner:
+    """Image captioning with a vision encoder-decoder model and `generate`.
+
+    transformers 5 removed the `image-to-text` pipeline, and `image-text-to-text`
+    wants a text prompt and fails on vision encoder-decoders (no
+    `decoder_input_ids`), so captioners such as nlpconnect/vit-gpt2-image-captioning
+    run here. Each input gives `[{"generated_text": …}]`, as the old pipeline did.
+    """
+
+    def __init__(
+        self, model: PreTrainedModel, image_processor: Any, tokenizer: PreTrainedTokenizerBase
+    ) -> None:
+        self.model = model
+        self.image_processor = image_processor
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def load(
+        cls, model_id: str, *, device: str, dtype: torch.dtype, token: str | None
+    ) -> CaptionRunner:
+        model = VisionEncoderDecoderModel.from_pretrained(
+            model_id, dtype=dtype, token=token, use_safetensors=True
+        )
+        image_processor = AutoImageProcessor.from_pretrained(model_id, token=token)
+        tokenizer = AutoTokenizer.from_pretrained(model_id, token=token)
+        return cls(model.to(device).eval(), image_processor, tokenizer)
+
+    def __call__(self, inputs: list[Any], *, batch_size: int = 8, **params: Any) -> list[Any]:
+        images = [decode_input(item) for item in inputs]
+        results: list[Any] = []
+        for chunk in _chunks(images, batch_size):
+            pixels = self.image_processor(images=list(chunk), return_tensors="pt").pixel_values
+            with torch.inference_mode():
+                tokens = self.model.generate(
+                    pixel_values=pixels.to(self.model.device, self.model.dtype), **params
+                )
+            texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+            results.extend([{"generated_text": text.strip()}] for text in texts)
+        return results
 
 
 class MaskNormalizingRunner:

@@ -85,12 +85,14 @@ class ModelCache:
         max_models: int,
         memory_budget_bytes: int | None,
         metrics: PoolMetrics,
+        on_evict: Callable[[ModelKey], None] | None = None,
     ) -> None:
         self._loader = loader
         self._executor = executor
         self._max_models = max_models
         self._budget = memory_budget_bytes
         self._metrics = metrics
+        self._on_evict = on_evict
         self._entries: OrderedDict[ModelKey, _Entry] = OrderedDict()
         self._background: set[asyncio.Future[None]] = set()
 
@@ -180,6 +182,8 @@ class ModelCache:
             self._metrics.evictions += 1
             evicted = True
             log.info("evicted %s for %s", entry.key[1], entry.key[0])
+            if self._on_evict is not None:
+                self._on_evict(entry.key)
         return evicted
 
     def _free_in_background(self) -> None:

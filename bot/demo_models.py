@@ -1,4 +1,4 @@
-"""Tiny Hugging Face models built offline, for tests that need a real pipeline.
+"""Tiny Hugging Face models built offline: `hfbot console --demo`, and tests that need a real pipeline.
 
 Each builder writes a randomly initialised model (hidden size 32, two layers)
 and a tokenizer trained on the few sentences below into `<directory>/<name>`,
@@ -9,9 +9,12 @@ shape of a result (labels, keys, lengths), never on its content.
 
 from __future__ import annotations
 
+import json
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -24,10 +27,22 @@ from transformers import (
     BertForQuestionAnswering,
     BertForSequenceClassification,
     BertForTokenClassification,
+    CLIPConfig,
+    CLIPImageProcessorPil,
+    CLIPModel,
     GPT2Config,
     GPT2LMHeadModel,
     PreTrainedModel,
     PreTrainedTokenizerFast,
+    VisionEncoderDecoderConfig,
+    VisionEncoderDecoderModel,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessorPil,
+    Wav2Vec2Config,
+    Wav2Vec2CTCTokenizer,
+    Wav2Vec2FeatureExtractor,
+    Wav2Vec2ForCTC,
 )
 
 CORPUS = [
@@ -269,3 +284,174 @@ def tiny_seq2seq(directory: str | Path) -> Path:
         return BartForConditionalGeneration(config), tokenizer
 
     return _save(directory, "seq2seq", build)
+
+
+# Photos and voice notes ----------------------------------------------------------------
+
+IMAGE_LABELS = ("cat", "dog", "car")
+_IMAGE_SIZE = 32
+_VIT = {
+    "image_size": _IMAGE_SIZE,
+    "patch_size": 8,
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+
+
+def _save_parts(directory: str | Path, name: str, build: Callable[[], list[Any]]) -> Path:
+    """Like `_save`, for models whose processors are several parts (image processor, tokenizer…)."""
+    path = Path(directory) / name
+    with _build_lock:
+        if not (path / "config.json").exists():
+            torch.manual_seed(0)
+            model, *parts = build()
+            model.eval()
+            model.save_pretrained(path, safe_serialization=True)
+            for part in parts:
+                part.save_pretrained(path)
+    return path
+
+
+def _vit_processor() -> ViTImageProcessorPil:
+    """Pillow-backed, so it runs where torchvision does not import."""
+    return ViTImageProcessorPil(size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE})
+
+
+def tiny_image_classifier(directory: str | Path) -> Path:
+    """A ViT image classifier with labels cat / dog / car, for /whatis."""
+
+    def build() -> list[Any]:
+        config = ViTConfig(
+            **_VIT,
+            id2label=dict(enumerate(IMAGE_LABELS)),
+            label2id={label: i for i, label in enumerate(IMAGE_LABELS)},
+        )
+        return [ViTForImageClassification(config), _vit_processor()]
+
+    return _save_parts(directory, "image_classifier", build)
+
+
+def tiny_clip(directory: str | Path) -> Path:
+    """A CLIP model (ViT image tower, byte-level BPE text tower) for /labels."""
+
+    def build() -> list[Any]:
+        tok = _byte_bpe(["<|startoftext|>", "<|endoftext|>"])
+        start, end = tok.token_to_id("<|startoftext|>"), tok.token_to_id("<|endoftext|>")
+        tok.post_processor = processors.TemplateProcessing(
+            single="<|startoftext|> $A <|endoftext|>",
+            special_tokens=[("<|startoftext|>", start), ("<|endoftext|>", end)],
+        )
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            bos_token="<|startoftext|>",
+            eos_token="<|endoftext|>",
+            pad_token="<|endoftext|>",
+            unk_token="<|endoftext|>",
+            model_max_length=77,
+        )
+        text = {
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+            "bos_token_id": start,
+            "eos_token_id": end,
+            "pad_token_id": end,
+        }
+        config = CLIPConfig(text_config=text, vision_config=dict(_VIT), projection_dim=16)
+        processor = CLIPImageProcessorPil(
+            size={"shortest_edge": _IMAGE_SIZE},
+            crop_size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE},
+        )
+        return [CLIPModel(config), tokenizer, processor]
+
+    return _save_parts(directory, "clip", build)
+
+
+def tiny_captioner(directory: str | Path) -> Path:
+    """A ViT encoder with a GPT-2 decoder (vision encoder-decoder), for /caption."""
+
+    def build() -> list[Any]:
+        tokenizer = _gpt2_tokenizer()
+        tokenizer.pad_token = tokenizer.eos_token
+        decoder = GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=64,
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            add_cross_attention=True,
+            is_decoder=True,
+        )
+        config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(ViTConfig(**_VIT), decoder)
+        config.decoder_start_token_id = tokenizer.bos_token_id
+        config.pad_token_id = config.eos_token_id = tokenizer.eos_token_id
+        model = VisionEncoderDecoderModel(config)
+        generation = model.generation_config
+        generation.decoder_start_token_id = tokenizer.bos_token_id
+        generation.pad_token_id = generation.eos_token_id = tokenizer.eos_token_id
+        return [model, tokenizer, _vit_processor()]
+
+    return _save_parts(directory, "captioner", build)
+
+
+def tiny_speech_recognizer(directory: str | Path) -> Path:
+    """A wav2vec2 CTC model over letters, 16 kHz, for /transcribe."""
+
+    def build() -> list[Any]:
+        letters = "abcdefghijklmnopqrstuvwxyz'"
+        vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate(letters)}}
+        with tempfile.TemporaryDirectory() as scratch:
+            vocab_file = Path(scratch) / "vocab.json"
+            vocab_file.write_text(json.dumps(vocab))
+            tokenizer = Wav2Vec2CTCTokenizer(
+                str(vocab_file), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|"
+            )
+        extractor = Wav2Vec2FeatureExtractor(
+            feature_size=1, sampling_rate=16_000, padding_value=0.0, return_attention_mask=True
+        )
+        config = Wav2Vec2Config(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            conv_dim=(32, 32),
+            conv_stride=(5, 4),
+            conv_kernel=(10, 8),
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+            feat_extract_norm="layer",
+            do_stable_layer_norm=True,
+            pad_token_id=0,
+        )
+        return [Wav2Vec2ForCTC(config), tokenizer, extractor]
+
+    return _save_parts(directory, "speech_recognizer", build)
+
+
+DEMO_BUILDERS: dict[str, Callable[[str | Path], Path]] = {
+    "sentiment": tiny_classifier,
+    "generate": tiny_gpt2,
+    "summarize": tiny_seq2seq,
+    "translate": tiny_seq2seq,
+    "ner": tiny_ner,
+    "fill": tiny_fill_mask,
+    "classify": tiny_zero_shot,
+    "ask": tiny_qa,
+    "whatis": tiny_image_classifier,
+    "caption": tiny_captioner,
+    "labels": tiny_clip,
+    "transcribe": tiny_speech_recognizer,
+}
+
+
+def build_demo_models(directory: str | Path) -> dict[str, str]:
+    """A tiny model for every task (built once into `directory`), keyed by task name."""
+    return {task: str(build(directory)) for task, build in DEMO_BUILDERS.items()}

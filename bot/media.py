@@ -1,0 +1,203 @@
+"""Photos and sound from chat files: limits, and decoding bytes into what pipelines take.
+
+A media command hands the pool the file's bytes wrapped with the limits that
+apply (`ImageBytes`, `AudioBytes`); the runner decodes them in the pool's
+executor (`decode_input`), so Pillow and PyAV never run on the event loop and
+audio is resampled to the rate of the model that will hear it. Everything
+here is a pure function of bytes and settings: no Telegram, no disk; a
+user's file lives in memory only for as long as its request does.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from bot.errors import AudioTooLong, FileTooLarge, ImageTooLarge, UnreadableMedia
+
+# Telegram's Bot API serves bots files of at most 20 MB (getFile).
+TELEGRAM_DOWNLOAD_LIMIT_BYTES = 20 * 1000 * 1000
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """What the operator lets one file be (from Settings)."""
+
+    max_file_bytes: int
+    max_image_pixels: int
+    max_audio_seconds: float
+
+    @classmethod
+    def from_megabytes(
+        cls, max_file_mb: float, max_image_pixels: int, max_audio_seconds: float
+    ) -> MediaLimits:
+        """Never above Telegram's own download limit, whatever the setting says."""
+        cap = min(int(max_file_mb * 1000 * 1000), TELEGRAM_DOWNLOAD_LIMIT_BYTES)
+        return cls(cap, max_image_pixels, max_audio_seconds)
+
+    def check_file_size(self, size: int | None) -> None:
+        if size is not None and size > self.max_file_bytes:
+            raise FileTooLarge(size=_megabytes(size), limit=_megabytes(self.max_file_bytes))
+
+    def check_duration(self, seconds: float | None) -> None:
+        if seconds is not None and seconds > self.max_audio_seconds:
+            raise AudioTooLong(seconds=_seconds(seconds), limit=_seconds(self.max_audio_seconds))
+
+
+@dataclass(frozen=True, repr=False)
+class ImageBytes:
+    """An image file as sent, and the most pixels it may decode to."""
+
+    data: bytes
+    max_pixels: int
+
+    def __repr__(self) -> str:
+        return f"ImageBytes({len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, repr=False)
+class AudioBytes:
+    """A sound file (voice note, audio, video note) as sent, and the longest it may play."""
+
+    data: bytes
+    max_seconds: float
+
+    def __repr__(self) -> str:
+        return f"AudioBytes({len(self.data)} bytes)"
+
+
+class SizedPhoto(Protocol):
+    """One of the sizes Telegram offers for a photo (telegram.PhotoSize has these)."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def file_size(self) -> int | None: ...
+
+
+P = TypeVar("P", bound=SizedPhoto)
+
+
+def pick_photo_size(sizes: Sequence[P], limits: MediaLimits) -> P:
+    """The largest size within both caps: a thumbnail throws away what a larger size shows."""
+    if not sizes:
+        raise UnreadableMedia()
+    by_area = sorted(sizes, key=lambda size: size.width * size.height, reverse=True)
+    small_enough = [s for s in by_area if (s.file_size or 0) <= limits.max_file_bytes]
+    if not small_enough:
+        limits.check_file_size(by_area[-1].file_size)
+    few_pixels = [s for s in small_enough if s.width * s.height <= limits.max_image_pixels]
+    if not few_pixels:
+        smallest = small_enough[-1]
+        raise ImageTooLarge(
+            pixels=_megapixels(smallest.width * smallest.height),
+            limit=_megapixels(limits.max_image_pixels),
+        )
+    return few_pixels[0]
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """An RGB image, upright as the camera held it (EXIF orientation applied).
+
+    The size is checked from the header before any pixel is decoded, so a
+    small file that expands to a huge bitmap costs nothing.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageTooLarge(
+                    pixels=_megapixels(width * height), limit=_megapixels(max_pixels)
+                )
+            image.load()
+            upright = ImageOps.exif_transpose(image) or image
+            return upright.convert("RGB")
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
+        raise UnreadableMedia() from error
+
+
+def decode_audio(data: bytes, sampling_rate: int, max_seconds: float) -> np.ndarray:
+    """Mono float32 samples at `sampling_rate`, from any container and codec FFmpeg reads.
+
+    Stops and refuses as soon as the sound runs past `max_seconds`, whatever
+    the container claimed, so a long file never decodes in full.
+    """
+    limit = math.ceil(max_seconds * sampling_rate)
+    chunks: list[np.ndarray] = []
+    decoded = 0
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                raise UnreadableMedia()
+            stream = container.streams.audio[0]
+            if container.duration is not None:
+                _check_seconds(container.duration / av.time_base, max_seconds)
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
+            for frame in container.decode(stream):
+                for chunk in _resampled(resampler, [frame]):
+                    decoded += chunk.shape[0]
+                    if decoded > limit:
+                        _check_seconds(decoded / sampling_rate, max_seconds)
+                    chunks.append(chunk)
+            chunks.extend(_resampled(resampler, [None]))
+    except (av.FFmpegError, OSError, ValueError, IndexError) as error:
+        raise UnreadableMedia() from error
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    if samples.shape[0] > limit:
+        _check_seconds(samples.shape[0] / sampling_rate, max_seconds)
+    if samples.shape[0] == 0:
+        raise UnreadableMedia()
+    return samples
+
+
+def _resampled(resampler: av.AudioResampler, frames: Iterable[Any]) -> list[np.ndarray]:
+    """Flush with `None`; PyAV gives packed float frames as arrays of shape (1, n)."""
+    out: list[np.ndarray] = []
+    for frame in frames:
+        out.extend(resampled.to_ndarray().reshape(-1) for resampled in resampler.resample(frame))
+    return out
+
+
+def decode_input(item: Any, sampling_rate: int | None = None) -> Any:
+    """What a pipeline takes for one queued input; anything that is not media passes through."""
+    if isinstance(item, ImageBytes):
+        return decode_image(item.data, item.max_pixels)
+    if isinstance(item, AudioBytes):
+        if sampling_rate is None:
+            raise ValueError("decoding audio needs the model's sampling rate")
+        return {
+            "raw": decode_audio(item.data, sampling_rate, item.max_seconds),
+            "sampling_rate": sampling_rate,
+        }
+    return item
+
+
+def _check_seconds(seconds: float, max_seconds: float) -> None:
+    if seconds > max_seconds:
+        raise AudioTooLong(seconds=_seconds(seconds), limit=_seconds(max_seconds))
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB" if size >= 100_000 else f"{size / 1000:.0f} KB"
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1_000_000:.1f} MP" if pixels >= 100_000 else f"{pixels} pixels"
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.0f} s"
