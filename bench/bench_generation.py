@@ -1,4 +1,4 @@
-"""Generation throughput: continuous batching against a naive and a static batcher.
+"""Generation throughput through the bot's pool: continuous batching against naive and micro-batching.
 
 A distilgpt2-size GPT-2 (6 layers, 768 hidden, 12 heads, 50257-token
 vocabulary) with random weights: the cost of a forward pass does not depend on
@@ -7,12 +7,14 @@ temperature, asking for 32 new tokens with sampling on; no request stops early
 (the model has no end-of-sequence token), so every engine produces the same
 number of tokens.
 
-Engines compared, over a few interleaved rounds (medians reported):
-- continuous: `ContinuousGenerationEngine`, every user's own parameters in one batch;
+Engines compared, over a few interleaved rounds (medians reported), all but naive
+through `PipelinePool.submit`, as the bot calls it:
+- continuous: the pool's continuous-batching path, every user's own parameters in one batch;
 - naive: one `pipeline(prompt)` per request in `run_in_executor`, one worker thread;
-- static, split by params: requests that arrived while the worker was busy run as one
-  `pipeline(list, batch_size=n)` call per distinct parameter set (what per-user settings force);
-- static, same params: the same batcher with every user on one temperature (its best case).
+- micro-batching, split by params: the pool with `generation_engine=micro-batching`;
+  requests only share a `pipeline(list, batch_size=n)` call when their parameters are
+  equal, so per-user temperatures make every batch a batch of one;
+- micro-batching, same params: every user on one temperature (a static batcher's best case).
 Then the cost of streaming: 8 users at once, streaming against not streaming, and the
 time to first token.
 
@@ -38,7 +40,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, pipeline
 
-from bot.backends.continuous import ContinuousGenerationEngine
+from bot.config import Settings
+from bot.pool import PipelinePool
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -141,63 +144,24 @@ async def arrive(
     return Run(list(latencies), time.perf_counter() - start, first_token)
 
 
-class StaticBatcher:
-    """A micro-batcher: whatever arrived while the worker was busy runs as one pipeline call.
-
-    Requests are grouped by their parameters first, as a batch can only carry
-    one set; with every user on their own temperature each group is one request.
-    """
-
-    def __init__(self, pipe: Any, executor: ThreadPoolExecutor, max_wait_s: float = 0.005) -> None:
-        self._pipe = pipe
-        self._executor = executor
-        self._max_wait_s = max_wait_s
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any], asyncio.Future[Any]]] = (
-            asyncio.Queue()
-        )
-        self._worker: asyncio.Task[None] | None = None
-
-    async def serve(
-        self, prompt: str, params: Mapping[str, Any], _on_text: Callable[[str], None] | None
-    ) -> Any:
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put((prompt, dict(params), future))
-        return await future
-
-    async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            items = [await self._queue.get()]
-            await asyncio.sleep(self._max_wait_s)
-            while not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            groups: dict[tuple[tuple[str, Any], ...], list[tuple[str, asyncio.Future[Any]]]] = {}
-            for prompt, params, future in items:
-                groups.setdefault(tuple(sorted(params.items())), []).append((prompt, future))
-            for key, members in groups.items():
-                prompts = [prompt for prompt, _ in members]
-                outputs = await loop.run_in_executor(
-                    self._executor,
-                    lambda p=prompts, k=key: self._pipe(p, batch_size=len(p), **dict(k)),
-                )
-                for (_, future), output in zip(members, outputs, strict=True):
-                    future.set_result(output)
+def pool_with(pipe: Any, engine: str) -> PipelinePool:
+    """The bot's own pool, with this bench's model standing in for a Hub model."""
+    settings = Settings(
+        _env_file=None,
+        generation_engine=engine,
+        pool_max_wait_ms=5,
+        pool_max_batch_size=16,
+        generation_kv_cache_tokens=8192,
+    )
+    return PipelinePool(settings, loader=lambda task, model_id: pipe)
 
 
 async def bench(rounds: int, users: int, gap_s: float) -> dict[str, list[Run]]:
     model, tokenizer = build_model()
     pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
     executor = ThreadPoolExecutor(max_workers=1)
-    engine = ContinuousGenerationEngine(
-        model, tokenizer, max_queue=users * 2, stop_at_eos=False, kv_cache_tokens=8192
-    )
-    engine.start()
+    continuous_pool = pool_with(pipe, "continuous")
+    batching_pool = pool_with(pipe, "micro-batching")
     loop = asyncio.get_running_loop()
 
     async def naive(
@@ -205,27 +169,31 @@ async def bench(rounds: int, users: int, gap_s: float) -> dict[str, list[Run]]:
     ) -> Any:
         return await loop.run_in_executor(executor, lambda: pipe(prompt, **params))
 
-    async def continuous(
-        prompt: str, params: Mapping[str, Any], on_text: Callable[[str], None] | None
-    ) -> Any:
-        return await engine.generate(prompt, params, on_text=on_text)
+    def through(pool: PipelinePool) -> Serve:
+        async def serve(
+            prompt: str, params: Mapping[str, Any], on_text: Callable[[str], None] | None
+        ) -> Any:
+            return await pool.submit(
+                "text-generation", "bench-gpt2", prompt, params, on_text=on_text
+            )
 
+        return serve
+
+    continuous, batching = through(continuous_pool), through(batching_pool)
     people = max(users, STREAM_USERS)
     own = [round(0.5 + 1.0 * i / (people - 1), 3) for i in range(people)]
     same = [0.8] * people
-    split = StaticBatcher(pipe, executor)
-    shared = StaticBatcher(pipe, executor)
     scenarios: dict[str, Callable[[], Awaitable[Run]]] = {
         "continuous": lambda: arrive(continuous, users, gap_s, own),
         "naive": lambda: arrive(naive, users, gap_s, own),
-        "static_split": lambda: arrive(split.serve, users, gap_s, own),
-        "static_same": lambda: arrive(shared.serve, users, gap_s, same),
+        "static_split": lambda: arrive(batching, users, gap_s, own),
+        "static_same": lambda: arrive(batching, users, gap_s, same),
         "stream_off": lambda: arrive(continuous, STREAM_USERS, 0.0, own),
         "stream_on": lambda: arrive(continuous, STREAM_USERS, 0.0, own, stream=True),
     }
     await arrive(continuous, 2, 0.0, own)
     await arrive(naive, 1, 0.0, own)
-    await arrive(shared.serve, 2, 0.0, same)
+    await arrive(batching, 2, 0.0, same)
     runs: dict[str, list[Run]] = {name: [] for name in scenarios}
     try:
         for round_index in range(rounds):
@@ -238,9 +206,8 @@ async def bench(rounds: int, users: int, gap_s: float) -> dict[str, list[Run]]:
                     flush=True,
                 )
     finally:
-        await split.close()
-        await shared.close()
-        await engine.close()
+        await continuous_pool.close()
+        await batching_pool.close()
         executor.shutdown()
     return runs
 
@@ -263,11 +230,12 @@ def report(
         return median(runs[name], lambda r: r.p50)
 
     best = tps("static_same")
+    naive_tps, naive_p50 = tps("naive"), p50("naive")
     rows = [
-        ("continuous batching, every user's own temperature", "continuous"),
+        ("pool, continuous batching, every user's own temperature", "continuous"),
         ("naive: one pipeline(prompt) per request, one worker thread", "naive"),
-        ("static batcher, batches split by params", "static_split"),
-        ("static batcher, all users on the same params (its best case)", "static_same"),
+        ("pool, micro-batching, batches split by params", "static_split"),
+        ("pool, micro-batching, all users on one temperature (its best case)", "static_same"),
     ]
     ttft = median(runs["stream_on"], lambda r: statistics.median(r.first_token))
     lines = [
@@ -286,14 +254,22 @@ def report(
         "",
         NOISE_NOTE,
         "",
-        "| engine | tokens/s | range over rounds | p50 latency | tokens/s vs static best case |",
-        "|---|---|---|---|---|",
+        "| engine | tokens/s | range over rounds | p50 latency | tokens/s vs naive "
+        "| tokens/s vs micro-batching best case | p50 vs naive |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, name in rows:
         lines.append(
             f"| {label} | {tps(name):.0f} | {spread(name)} | {p50(name):.2f} s "
-            f"| {tps(name) / best:.2f}x |"
+            f"| {tps(name) / naive_tps:.2f}x | {tps(name) / best:.2f}x | {p50(name) / naive_p50:.2f}x |"
         )
+    lines += [
+        "",
+        "Targets for continuous batching: tokens/s ≥ 2x naive "
+        f"({tps('continuous') / naive_tps:.2f}x), ≥ 0.85x the micro-batching best case "
+        f"({tps('continuous') / best:.2f}x), p50 latency ≤ 0.6x naive "
+        f"({p50('continuous') / naive_p50:.2f}x).",
+    ]
     lines += [
         "",
         f"Streaming cost, {STREAM_USERS} users arriving at once on the continuous engine:",

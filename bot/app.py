@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.edit_pacer import EditPacer
 from bot.hub import ModelVetter
 from bot.metrics import BotMetrics
+from bot.model_fetch import ModelDownloads
 from bot.pool import PipelinePool
 from bot.ratelimit import UserRateLimiter
 from bot.running import RunningRequests
@@ -44,6 +45,7 @@ class Services:
     running: RunningRequests
     typing: ChatTyping
     edit_pacer: EditPacer
+    downloads: ModelDownloads
     metrics: BotMetrics
 
     @classmethod
@@ -51,16 +53,18 @@ class Services:
         store = await open_store(settings)
         pool = PipelinePool(settings)
         metrics.watch_pool(lambda: pool.metrics.snapshot())
+        vetter = ModelVetter(settings, store)
         return cls(
             settings=settings,
             rules=rules_for(settings),
             store=store,
             pool=pool,
-            vetter=ModelVetter(settings, store),
+            vetter=vetter,
             limiter=UserRateLimiter(settings.rate_limit_per_minute),
             running=RunningRequests(),
             typing=ChatTyping(),
             edit_pacer=EditPacer(),
+            downloads=ModelDownloads(vetter.access),
             metrics=metrics,
         )
 

@@ -51,9 +51,9 @@ EN: dict[str, str] = {
     "error.nothing_to_cancel": "There is nothing of yours running.",
     "error.settings_not_yours": "These buttons belong to someone else: send /settings for yours.",
     "hint.plain_text": "Reply to this message with a command to use its text, e.g. /sentiment or /translate. /help lists everything.",
+    "download.started": "Downloading <code>{model}</code> for its first use here; this can take a minute…",
     # notices
     "notice.store_fallback": "<i>(I can't reach my settings right now, so I used the defaults.)</i>",
-    "notice.split": "<i>(continued)</i>",
     # start / help
     "start.text": (
         "Hi {name}! I run Hugging Face models right here in the chat.\n\n"
@@ -116,12 +116,9 @@ EN: dict[str, str] = {
     "settings.reset_all": "all tasks",
     "settings.lang_set": "I'll reply in English.",
     "settings.models_title": "<b>Models for {task}</b>",
-    "settings.models_default": "{model} · default",
     "settings.models_empty": "No other models are allowed yet.",
     # results
     "result.no_entities": "No names, places or organisations found.",
-    "result.answer": "<b>{answer}</b> · {score}",
-    "result.translation_to": "Translated to {target}:",
     "result.stopped": "<i>(stopped)</i>",
     "result.cancelled": "Stopped.",
     "stream.placeholder": "<i>Writing…</i>",
@@ -138,7 +135,6 @@ EN: dict[str, str] = {
     # inline
     "inline.sentiment": "Sentiment: {label} {score}",
     "inline.generate": "Continue the text",
-    "inline.empty": "Type some text after my name",
     # photos and voice notes
     "cmd.whatis": "What is in this photo?",
     "cmd.caption": "Describe a photo in words",
@@ -191,8 +187,8 @@ ZH: dict[str, str] = {
     "error.nothing_to_cancel": "你没有正在运行的请求。",
     "error.settings_not_yours": "这些按钮属于别人：发送 /settings 查看你自己的设置。",
     "hint.plain_text": "用命令回复这条消息即可处理它的文字，例如 /sentiment 或 /translate。/help 查看全部命令。",
+    "download.started": "第一次使用 <code>{model}</code>，正在下载，可能需要一分钟…",
     "notice.store_fallback": "<i>（暂时读不到设置，这次用了默认设置。）</i>",
-    "notice.split": "<i>（续）</i>",
     "start.text": (
         "你好，{name}！我可以在聊天里直接运行 Hugging Face 模型。\n\n"
         "试试 <code>/sentiment This book is awesome.</code> 或 "
@@ -252,11 +248,8 @@ ZH: dict[str, str] = {
     "settings.reset_all": "全部任务",
     "settings.lang_set": "我会用中文回复。",
     "settings.models_title": "<b>{task} 可用的模型</b>",
-    "settings.models_default": "{model} · 默认",
     "settings.models_empty": "还没有允许其他模型。",
     "result.no_entities": "没有找到人名、地名或机构。",
-    "result.answer": "<b>{answer}</b> · {score}",
-    "result.translation_to": "翻译成 {target}：",
     "result.stopped": "<i>（已停止）</i>",
     "result.cancelled": "已停止。",
     "stream.placeholder": "<i>正在写…</i>",
@@ -271,7 +264,6 @@ ZH: dict[str, str] = {
     "admin.usage_rule": "用法：<code>/{command} &lt;模型 id&gt;</code>",
     "inline.sentiment": "情感：{label} {score}",
     "inline.generate": "续写这段文字",
-    "inline.empty": "在我的名字后面输入文字",
     # photos and voice notes
     "cmd.whatis": "这张图片里是什么？",
     "cmd.caption": "用一句话描述图片",

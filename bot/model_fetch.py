@@ -225,3 +225,45 @@ def fetch_command(ids: list[str], access: HubAccess | None = None) -> int:
                 continue
         print(f"{model_id}\t{folder}")
     return 1 if failed else 0
+
+
+class ModelDownloads:
+    """One download per model however many requests need it at once.
+
+    The first request for a model that is not on disk starts the download and
+    reports its progress; requests arriving meanwhile wait for the same
+    download instead of starting their own.
+    """
+
+    def __init__(
+        self, access: HubAccess, fetch: Callable[..., Awaitable[Path]] = fetch_model
+    ) -> None:
+        self.access = access
+        self._fetch = fetch
+        self._running: dict[str, asyncio.Future[Path]] = {}
+        self._done: set[str] = set()
+
+    def in_progress(self, model_id: str) -> bool:
+        return model_id in self._running
+
+    async def needed(self, model_id: str) -> bool:
+        if model_id in self._done:
+            return False
+        return not await is_downloaded(model_id, self.access)
+
+    async def fetch(self, model_id: str, progress: Progress | None = None) -> Path:
+        running = self._running.get(model_id)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[Path] = asyncio.ensure_future(
+            self._fetch(model_id, progress, access=self.access)
+        )
+        self._running[model_id] = future
+
+        def done(finished: asyncio.Future[Path]) -> None:
+            self._running.pop(model_id, None)
+            if not finished.cancelled() and finished.exception() is None:
+                self._done.add(model_id)
+
+        future.add_done_callback(done)
+        return await asyncio.shield(future)

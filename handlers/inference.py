@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 from bot.errors import Cancelled, StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, TaskSpec
 from handlers import media
+from handlers.downloads import ensure_downloaded
 from handlers.parsing import parse_request
 from handlers.streaming import StreamingReply
 from handlers.turn import Handler, Turn
@@ -63,6 +64,7 @@ async def run_task(turn: Turn, spec: TaskSpec) -> None:
         resolved, fallback = await resolve_settings(turn, spec)
         model_id = request.model_override or resolved.model_id
         vetted = await svc.vetter.vet(spec.name, model_id)
+        await ensure_downloaded(turn, vetted)
         kwargs = spec.call_kwargs(resolved.params, request.call_params)
         if await wants_stream(turn, spec):
             stream = await StreamingReply.open(turn, request.text)

@@ -25,6 +25,7 @@ from bot.errors import NoAudio, NoImage, StoreUnavailable, UsageHint, UserFacing
 from bot.media import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
 from bot.tasks import OPTIONS, TASKS, TaskSpec
 from handlers import inference
+from handlers.downloads import ensure_downloaded
 from handlers.parsing import command_text
 from handlers.turn import Handler, Turn
 
@@ -139,6 +140,7 @@ async def _infer(
     resolved, fallback = await inference.resolve_settings(turn, spec)
     usage.model_id = resolved.model_id
     vetted = await svc.vetter.vet(spec.name, resolved.model_id)
+    await ensure_downloaded(turn, vetted)
     kwargs = spec.call_kwargs(resolved.params, call_params)
     async with svc.typing.during(turn.context.bot, turn.chat.id):
         data = await download(turn.context.bot, media, limits)

@@ -53,6 +53,27 @@ _UNREACHABLE = (OperationalError, DBAPIError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True)
+class _Scope:
+    """Whose choices a table holds: users' own, or groups' defaults."""
+
+    kind: str
+    table: type
+    owner_column: str
+    owner_table: type
+    owner_defaults: dict[str, Any]
+
+
+_USER = _Scope("user", UserPreference, "user_id", User, {})
+# A group first met through an admin's command; touch_chat fills in its real type and title.
+_CHAT = _Scope("chat", ChatDefault, "chat_id", Chat, {"type": "group"})
+
+
+def _new_user(user_id: int) -> dict[str, Any]:
+    now = utcnow()
+    return {"id": user_id, "first_seen": now, "last_seen": now}
+
+
+@dataclass(frozen=True)
 class ResolvedSettings:
     """What one request runs with, and where each choice came from (shown by /settings)."""
 
@@ -251,22 +272,6 @@ class SettingsStore:
                 ["type", "title", "last_seen"],
             )
 
-    async def _ensure_user(self, session: AsyncSession, user_id: int) -> None:
-        now = utcnow()
-        await self._upsert(
-            session, User, {"id": user_id, "first_seen": now, "last_seen": now}, ["id"], []
-        )
-
-    async def _ensure_chat(self, session: AsyncSession, chat_id: int) -> None:
-        now = utcnow()
-        await self._upsert(
-            session,
-            Chat,
-            {"id": chat_id, "type": "group", "first_seen": now, "last_seen": now},
-            ["id"],
-            [],
-        )
-
     async def get_language(self, user_id: int) -> str | None:
         """The user's /lang choice, else the language Telegram reported, else None."""
         key = ("lang", user_id, "")
@@ -284,7 +289,7 @@ class SettingsStore:
     async def set_language(self, user_id: int, language: str | None) -> None:
         """Set (or with None, clear) the user's preferred reply language."""
         async with self._session() as session:
-            await self._ensure_user(session, user_id)
+            await self._upsert(session, User, _new_user(user_id), ["id"], [])
             user = await session.get(User, user_id)
             assert user is not None
             user.language = language
@@ -307,7 +312,7 @@ class SettingsStore:
         clean = self._rules.validate_options({k: v for k, v in options.items() if v is not None})
         removed = [k for k, v in options.items() if v is None]
         async with self._session() as session:
-            await self._ensure_user(session, user_id)
+            await self._upsert(session, User, _new_user(user_id), ["id"], [])
             user = (
                 await session.execute(select(User).where(User.id == user_id).with_for_update())
             ).scalar_one()
@@ -320,12 +325,7 @@ class SettingsStore:
 
     async def set_user_model(self, user_id: int, task: str, model_id: str | None) -> None:
         """Choose (or with None, forget) this user's model for a task."""
-        self._validate(task, {})
-        async with self._session() as session:
-            await self._ensure_user(session, user_id)
-            row = await self._locked_choice(session, UserPreference, user_id=user_id, task=task)
-            row.model_id = model_id
-        self._forget("user", user_id, task)
+        await self._set_model(_USER, user_id, task, model_id)
 
     async def set_user_params(
         self, user_id: int, task: str, params: Mapping[str, object]
@@ -335,66 +335,74 @@ class SettingsStore:
         Returns the parameters now stored. The row is locked for the merge so
         concurrent /set commands from one user never lose each other's values.
         """
-        clean = self._validate(task, {k: v for k, v in params.items() if v is not None})
-        removed = [k for k, v in params.items() if v is None]
-        async with self._session() as session:
-            await self._ensure_user(session, user_id)
-            row = await self._locked_choice(session, UserPreference, user_id=user_id, task=task)
-            row.params = _merged(row.params, clean, removed)
-            stored = dict(row.params)
-        self._forget("user", user_id, task)
-        return stored
+        return await self._set_params(_USER, user_id, task, params)
 
     async def reset_user(self, user_id: int, task: str | None = None) -> int:
         """Forget this user's choices for one task or all tasks; returns how many were removed."""
-        if task is not None:
-            self._validate(task, {})
-        async with self._session() as session:
-            stmt = delete(UserPreference).where(UserPreference.user_id == user_id)
-            if task is not None:
-                stmt = stmt.where(UserPreference.task == task)
-            result = await session.execute(stmt)
-        self._forget("user", user_id, task)
-        return result.rowcount or 0
+        return await self._reset(_USER, user_id, task)
 
     async def set_chat_model(
         self, chat_id: int, task: str, model_id: str | None, *, by: int | None
     ) -> None:
         """Set a group's default model for a task (the caller checked the admin right)."""
-        self._validate(task, {})
-        async with self._session() as session:
-            await self._ensure_chat(session, chat_id)
-            row = await self._locked_choice(session, ChatDefault, chat_id=chat_id, task=task)
-            row.model_id = model_id
-            row.updated_by = by
-        self._forget("chat", chat_id, task)
+        await self._set_model(_CHAT, chat_id, task, model_id, updated_by=by)
 
     async def set_chat_params(
         self, chat_id: int, task: str, params: Mapping[str, object], *, by: int | None
     ) -> dict[str, Any]:
         """Merge validated parameters into a group's defaults; a None value removes that key."""
-        clean = self._validate(task, {k: v for k, v in params.items() if v is not None})
-        removed = [k for k, v in params.items() if v is None]
-        async with self._session() as session:
-            await self._ensure_chat(session, chat_id)
-            row = await self._locked_choice(session, ChatDefault, chat_id=chat_id, task=task)
-            row.params = _merged(row.params, clean, removed)
-            row.updated_by = by
-            stored = dict(row.params)
-        self._forget("chat", chat_id, task)
-        return stored
+        return await self._set_params(_CHAT, chat_id, task, params, updated_by=by)
 
     async def reset_chat(self, chat_id: int, task: str | None = None) -> int:
         """Forget a group's defaults for one task or all tasks."""
+        return await self._reset(_CHAT, chat_id, task)
+
+    async def _set_model(
+        self, scope: _Scope, owner: int, task: str, model_id: str | None, **extra: Any
+    ) -> None:
+        self._validate(task, {})
+        async with self._session() as session:
+            row = await self._owned_choice(session, scope, owner, task)
+            row.model_id = model_id
+            for name, value in extra.items():
+                setattr(row, name, value)
+        self._forget(scope.kind, owner, task)
+
+    async def _set_params(
+        self, scope: _Scope, owner: int, task: str, params: Mapping[str, object], **extra: Any
+    ) -> dict[str, Any]:
+        clean = self._validate(task, {k: v for k, v in params.items() if v is not None})
+        removed = [k for k, v in params.items() if v is None]
+        async with self._session() as session:
+            row = await self._owned_choice(session, scope, owner, task)
+            row.params = _merged(row.params, clean, removed)
+            for name, value in extra.items():
+                setattr(row, name, value)
+            stored = dict(row.params)
+        self._forget(scope.kind, owner, task)
+        return stored
+
+    async def _reset(self, scope: _Scope, owner: int, task: str | None) -> int:
         if task is not None:
             self._validate(task, {})
         async with self._session() as session:
-            stmt = delete(ChatDefault).where(ChatDefault.chat_id == chat_id)
+            stmt = delete(scope.table).where(getattr(scope.table, scope.owner_column) == owner)
             if task is not None:
-                stmt = stmt.where(ChatDefault.task == task)
+                stmt = stmt.where(scope.table.task == task)
             result = await session.execute(stmt)
-        self._forget("chat", chat_id, task)
+        self._forget(scope.kind, owner, task)
         return result.rowcount or 0
+
+    async def _owned_choice(
+        self, session: AsyncSession, scope: _Scope, owner: int, task: str
+    ) -> Any:
+        """The owner's row for a task (owner and row created if missing), locked for this transaction."""
+        now = utcnow()
+        owner_row = {"id": owner, "first_seen": now, "last_seen": now} | scope.owner_defaults
+        await self._upsert(session, scope.owner_table, owner_row, ["id"], [])
+        return await self._locked_choice(
+            session, scope.table, **{scope.owner_column: owner, "task": task}
+        )
 
     async def _locked_choice(self, session: AsyncSession, model: type, **key: Any) -> Any:
         """The row for this key, created if missing, locked until the transaction ends."""
@@ -403,23 +411,22 @@ class SettingsStore:
         return (await session.execute(stmt)).scalar_one()
 
     async def user_choice(self, user_id: int, task: str) -> Choice | None:
-        return await self._choice("user", UserPreference, UserPreference.user_id, user_id, task)
+        return await self._choice(_USER, user_id, task)
 
     async def chat_choice(self, chat_id: int, task: str) -> Choice | None:
-        return await self._choice("chat", ChatDefault, ChatDefault.chat_id, chat_id, task)
+        return await self._choice(_CHAT, chat_id, task)
 
-    async def _choice(
-        self, kind: str, model: type, owner_col: Any, owner: int, task: str
-    ) -> Choice | None:
-        key = (kind, owner, task)
+    async def _choice(self, scope: _Scope, owner: int, task: str) -> Choice | None:
+        key = (scope.kind, owner, task)
         hit, value = self._cached(key)
         if hit:
             return value
+        table = scope.table
         async with self._session() as session:
             row = (
                 await session.execute(
-                    select(model.model_id, model.params).where(
-                        owner_col == owner, model.task == task
+                    select(table.model_id, table.params).where(
+                        getattr(table, scope.owner_column) == owner, table.task == task
                     )
                 )
             ).first()

@@ -127,3 +127,28 @@ async def test_metrics_count_commands_updates_and_pool_batches(webhook_bot: Webh
     assert 'hfbot_pool_batches_total{size="1"} 1.0' in text
     assert "hfbot_pool_latency_seconds_count 1.0" in text
     assert "hfbot_pool_loaded_models 1.0" in text
+
+
+async def test_in_polling_mode_health_and_metrics_run_on_their_own_port(
+    tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    port = free_port()
+    settings = bot_settings(
+        tmp_path, tiny_models_dir, webhook_listen="127.0.0.1", metrics_port=port
+    )
+    async with BotApiEmulator() as emu:
+        app = build_application(settings, builder=emu.wire(ApplicationBuilder()))
+        stop = asyncio.Event()
+        running = asyncio.create_task(serve(settings, app, stop))
+        try:
+            await emu.wait_for("getUpdates", since=0, timeout=60)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    assert "hfbot_pool_loaded_models" in await response.text()
+                async with http.post(f"http://127.0.0.1:{port}/telegram", json={}) as response:
+                    assert response.status in (404, 405), "no webhook route in polling mode"
+        finally:
+            stop.set()
+            await running
