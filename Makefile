@@ -24,7 +24,9 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.bench_pool
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_pool --write
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_generation --write
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_media --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -60,10 +60,10 @@ PROMPTS = [
     "the government announced a new law today about",
 ]
 NOISE_NOTE = (
-    "While other jobs ran, back-to-back runs of one configuration differed by up to 4x "
-    "(the process burned 2.3x the CPU time for the same tokens: OpenMP intra-op threads "
-    "spin-wait when the 2 cores are oversubscribed), so read the ranges and compare "
-    "engines within a round rather than across runs."
+    "On these 2 cores, an earlier run made while other jobs shared them varied by up to 4x "
+    "between back-to-back runs of one configuration (OpenMP intra-op threads spin-wait when "
+    "the cores are oversubscribed), so read the ranges and compare engines within a round "
+    "rather than across runs."
 )
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Generation engine"

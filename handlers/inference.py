@@ -58,9 +58,9 @@ async def run_task(turn: Turn, spec: TaskSpec) -> None:
     model_id = "?"
     stream: StreamingReply | None = None
     try:
+        svc.limiter.check(turn.owner_id)
         transcript = await media.replied_transcript(turn, spec)
         request = parse_request(spec, turn.message, svc.settings.max_input_chars, transcript)
-        svc.limiter.check(turn.owner_id)
         resolved, fallback = await resolve_settings(turn, spec)
         model_id = request.model_override or resolved.model_id
         vetted = await svc.vetter.vet(spec.name, model_id)
@@ -84,18 +84,13 @@ async def run_task(turn: Turn, spec: TaskSpec) -> None:
             await stream.finish(markup)
         else:
             await turn.reply(markup)
-    except Cancelled as error:
-        if stream is not None:
+    except UserFacingError as error:
+        if stream is None:
+            await turn.refuse(error)
+        elif isinstance(error, Cancelled):
             await stream.stopped()
         else:
-            await turn.refuse(error)
-        await log_usage(turn, spec, model_id, started, error.key)
-        return
-    except UserFacingError as error:
-        if stream is not None:
             await stream.failed(turn.t(error.key, **error.values))
-        else:
-            await turn.refuse(error)
         await log_usage(turn, spec, model_id, started, error.key)
         return
     except Exception:
