@@ -33,13 +33,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, pipeline
 
+from bench.results import write_section
 from bot.config import Settings
 from bot.pool import PipelinePool
 
@@ -65,7 +65,6 @@ NOISE_NOTE = (
     "the cores are oversubscribed), so read the ranges and compare engines within a round "
     "rather than across runs."
 )
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Generation engine"
 
 
@@ -285,19 +284,6 @@ def report(
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    """Replace our section of RESULTS.md, keeping every other section as it is."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        following = text.find("\n## ", start + len(SECTION))
-        tail = text[following + 1 :] if following != -1 else ""
-        text = text[:start] + section + ("\n" + tail if tail else "")
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -312,7 +298,7 @@ def main() -> None:
     print()
     print(section)
     if args.write:
-        write_section(section)
+        write_section(SECTION, section)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ from transformers import (
     pipeline,
 )
 
+from bench.results import write_section
 from bot.config import Settings
 from bot.media import AudioBytes, ImageBytes, decode_audio, decode_image, decode_input
 from bot.pool import PipelinePool
@@ -65,7 +66,6 @@ MAX_WAIT_MS = 5.0
 MAX_PIXELS = 25_000_000
 MAX_SECONDS = 60.0
 RATE = 16_000
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Photos and voice notes"
 
 
@@ -276,19 +276,6 @@ built into a temp folder on first run).
 """
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md, leaving every other section as it is."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = current.find(SECTION)
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        following = current.find("\n## ", start + len(SECTION))
-        rest = current[following + 1 :] if following != -1 else ""
-        updated = current[:start] + text + ("\n" + rest if rest else "")
-    RESULTS.write_text(updated)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -300,7 +287,7 @@ def main() -> None:
     text = report(asyncio.run(measure(args.models_dir, args.rounds)))
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from transformers import (
     pipeline,
 )
 
+from bench.results import write_section
 from bot.config import Settings
 from bot.demo_models import CORPUS
 from bot.pool import PipelinePool
@@ -74,7 +75,6 @@ GENERATION = {
     "top_k": 50,
     "top_p": 0.95,
 }
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Pipeline pool"
 WORDS = sorted({w.strip(".,?!").lower() for s in CORPUS for w in s.split()} - {""})
 
@@ -428,19 +428,6 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md, leaving every other section as it is."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = current.find(SECTION)
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        following = current.find("\n## ", start + len(SECTION))
-        rest = current[following + 1 :] if following != -1 else ""
-        updated = current[:start] + text + ("\n" + rest if rest else "")
-    RESULTS.write_text(updated)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -464,7 +451,7 @@ def main() -> None:
     text = report(times, mem, args.rounds)
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":
