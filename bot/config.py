@@ -171,7 +171,7 @@ class Settings(BaseSettings):
         description="Stream /generate into one message edited as tokens arrive (users can turn it off with /set stream off).",
     )
     generation_kv_cache_tokens: int = Field(
-        default=16384,
+        default=8192,
         ge=256,
         description="KV-cache size of each continuous-batching engine, in tokens shared by all requests.",
     )
