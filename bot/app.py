@@ -37,7 +37,6 @@ class Services:
     """Everything a handler needs besides the update itself."""
 
     settings: Settings
-    rules: ParamRules
     store: SettingsStore
     pool: PipelinePool
     vetter: ModelVetter
@@ -56,7 +55,6 @@ class Services:
         vetter = ModelVetter(settings, store)
         return cls(
             settings=settings,
-            rules=rules_for(settings),
             store=store,
             pool=pool,
             vetter=vetter,

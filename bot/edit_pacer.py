@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 PRIVATE_INTERVAL_S = 1.1  # Telegram's 1 a second, with a margin for clocks and network jitter
 GROUP_INTERVAL_S = 4.0  # 15 a minute, leaving room in the group's 20 for ordinary replies
+MAX_TRACKED_CHATS = 10_000
 
 
 class EditPacer:
@@ -41,3 +42,14 @@ class EditPacer:
             if wait > 0:
                 await asyncio.sleep(wait)
             self._next[chat_id] = self._clock() + self.interval(chat_id)
+        if len(self._next) > MAX_TRACKED_CHATS:
+            self._forget_quiet_chats()
+
+    def _forget_quiet_chats(self) -> None:
+        """Chats whose next slot has passed need no memory: a fresh one starts at once anyway."""
+        now = self._clock()
+        for chat_id in [c for c, at in self._next.items() if at <= now]:
+            lock = self._locks.get(chat_id)
+            if lock is None or not lock.locked():
+                self._next.pop(chat_id, None)
+                self._locks.pop(chat_id, None)

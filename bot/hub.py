@@ -191,6 +191,7 @@ class ModelVetter:
             max_bytes=settings.max_model_size_mb * 2**20 if settings.max_model_size_mb else None,
         )
         self._facts_cache: dict[str, _CacheEntry] = {}
+        self._verdicts: dict[tuple[str, str], tuple[float, VettedModel]] = {}
         self._in_flight: dict[str, asyncio.Future[ModelFacts]] = {}
         self._rules: dict[str, RuleKind] | None = None
         self._last_rules: dict[str, RuleKind] = {}
@@ -202,9 +203,11 @@ class ModelVetter:
     def rules_changed(self) -> None:
         """Forget the cached allow/deny rules; the next call reads them from the store."""
         self._rules = None
+        self._verdicts.clear()
 
     def forget(self, model_id: str | None = None) -> None:
         """Drop cached vetting facts for one model, or for all (e.g. after a token change)."""
+        self._verdicts.clear()
         if model_id is None:
             self._facts_cache.clear()
         else:
@@ -217,6 +220,9 @@ class ModelVetter:
         rules = await self._rule_map()
         if rules.get(model_id) == "deny":
             raise ModelDenied(model=model_id)
+        verdict = self._verdicts.get((spec.name, model_id))
+        if verdict is not None and verdict[0] > self._clock():
+            return verdict[1]
         location = await asyncio.to_thread(self._locate, model_id)
         if not self._is_allowed(model_id, location, rules):
             raise ModelNotAllowed(model=model_id, task=spec.name)
@@ -224,7 +230,7 @@ class ModelVetter:
         refusal = refusal_for(facts, spec, self._caps)
         if refusal is not None:
             raise refusal
-        return VettedModel(
+        vetted = VettedModel(
             model_id=model_id,
             task=spec.pipeline_task,
             source=str(facts.local_path) if location.path else model_id,
@@ -234,6 +240,12 @@ class ModelVetter:
             num_parameters=facts.num_parameters,
             weights_bytes=facts.weights_bytes,
         )
+        # The request path asks again for every message: answer from memory, no disk or thread.
+        self._verdicts[(spec.name, model_id)] = (
+            self._clock() + self._settings.vet_cache_ttl_s,
+            vetted,
+        )
+        return vetted
 
     async def search_models(
         self, task: str, query: str | None = None, limit: int = 10

@@ -247,9 +247,13 @@ class ModelDownloads:
         return model_id in self._running
 
     async def needed(self, model_id: str) -> bool:
+        """Whether a download must run first; the disk is asked once per model, not per request."""
         if model_id in self._done:
             return False
-        return not await is_downloaded(model_id, self.access)
+        if await is_downloaded(model_id, self.access):
+            self._done.add(model_id)
+            return False
+        return True
 
     async def fetch(self, model_id: str, progress: Progress | None = None) -> Path:
         running = self._running.get(model_id)

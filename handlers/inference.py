@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from telegram import Update
 from telegram.ext import ContextTypes
@@ -40,6 +42,25 @@ async def resolve_settings(turn: Turn, spec: TaskSpec) -> tuple[ResolvedSettings
     return resolved, False
 
 
+async def prepare_call(
+    turn: Turn,
+    spec: TaskSpec,
+    model_id: str,
+    params: Mapping[str, Any],
+    call_params: Mapping[str, Any],
+    *,
+    announce_download: bool = True,
+) -> tuple[str, dict[str, Any]]:
+    """Vet the model (downloading it first, with a status message) and build the call's kwargs.
+
+    Returns what the pool loads (`vetted.source`) and the pipeline keyword arguments.
+    """
+    vetted = await turn.services.vetter.vet(spec.name, model_id)
+    if announce_download:
+        await ensure_downloaded(turn, vetted)
+    return vetted.source, spec.call_kwargs(params, call_params)
+
+
 async def wants_stream(turn: Turn, spec: TaskSpec) -> bool:
     """Streaming is on for streaming tasks unless the bot or this user turned it off."""
     if not (spec.streams and turn.services.settings.stream_generation):
@@ -63,14 +84,14 @@ async def run_task(turn: Turn, spec: TaskSpec) -> None:
         request = parse_request(spec, turn.message, svc.settings.max_input_chars, transcript)
         resolved, fallback = await resolve_settings(turn, spec)
         model_id = request.model_override or resolved.model_id
-        vetted = await svc.vetter.vet(spec.name, model_id)
-        await ensure_downloaded(turn, vetted)
-        kwargs = spec.call_kwargs(resolved.params, request.call_params)
+        source, kwargs = await prepare_call(
+            turn, spec, model_id, resolved.params, request.call_params
+        )
         if await wants_stream(turn, spec):
             stream = await StreamingReply.open(turn, request.text)
         work = svc.pool.submit(
             spec.pipeline_task,
-            vetted.source,
+            source,
             request.inputs,
             kwargs,
             on_text=stream.update if stream else None,

@@ -14,7 +14,7 @@ from telegram.ext import ContextTypes
 from bot.errors import UserFacingError
 from bot.formatting import score_bar
 from bot.tasks import TASKS, TaskSpec
-from handlers.inference import resolve_settings
+from handlers.inference import prepare_call, resolve_settings
 from handlers.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,11 @@ INLINE_CACHE_S = 30
 
 async def _run(turn: Turn, spec: TaskSpec, text: str, overrides: dict[str, object]) -> object:
     resolved, _ = await resolve_settings(turn, spec)
-    vetted = await turn.services.vetter.vet(spec.name, resolved.model_id)
-    kwargs = spec.call_kwargs({**resolved.params, **overrides}, {})
-    return await turn.services.pool.submit(spec.pipeline_task, vetted.source, text, kwargs)
+    # No chat to show a download status in: a model not on disk yet loads in the pool.
+    source, kwargs = await prepare_call(
+        turn, spec, resolved.model_id, {**resolved.params, **overrides}, {}, announce_download=False
+    )
+    return await turn.services.pool.submit(spec.pipeline_task, source, text, kwargs)
 
 
 def _article(title: str, description: str, markup: str) -> InlineQueryResultArticle:

@@ -25,7 +25,6 @@ from bot.errors import NoAudio, NoImage, StoreUnavailable, UsageHint, UserFacing
 from bot.media import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
 from bot.tasks import OPTIONS, TASKS, TaskSpec
 from handlers import inference
-from handlers.downloads import ensure_downloaded
 from handlers.parsing import command_text
 from handlers.turn import Handler, Turn
 
@@ -139,17 +138,15 @@ async def _infer(
     limits = media_limits(svc.settings)
     resolved, fallback = await inference.resolve_settings(turn, spec)
     usage.model_id = resolved.model_id
-    vetted = await svc.vetter.vet(spec.name, resolved.model_id)
-    await ensure_downloaded(turn, vetted)
-    kwargs = spec.call_kwargs(resolved.params, call_params)
+    source, kwargs = await inference.prepare_call(
+        turn, spec, resolved.model_id, resolved.params, call_params
+    )
     async with svc.typing.during(turn.context.bot, turn.chat.id):
         data = await download(turn.context.bot, media, limits)
         usage.size = len(data)
         result = await svc.running.run(
             turn.owner_id,
-            svc.pool.submit(
-                spec.pipeline_task, vetted.source, _pool_input(spec, data, limits), kwargs
-            ),
+            svc.pool.submit(spec.pipeline_task, source, _pool_input(spec, data, limits), kwargs),
         )
     return result, fallback
 

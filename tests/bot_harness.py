@@ -16,13 +16,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.app import Services, build_application, services
+from bot.app import Services, build_application, services_of
 from bot.config import Settings
 from bot.demo_models import build_demo_models
 from bot.emulator import BotApiEmulator
 from bot.emulator.world import FakeChat, FakeUser
 from bot.pool import PipelinePool
-from bot.update_order import ChatOrderedUpdateProcessor
 from models.store import create_engine
 
 
@@ -54,10 +53,9 @@ class RunningBot:
 
     @property
     def services(self) -> Services:
-        class _Context:
-            application = self.app
-
-        return services(_Context())  # type: ignore[arg-type]
+        found = services_of(self.app)
+        assert found is not None
+        return found
 
     def person(self, name: str, language: str = "en") -> FakeUser:
         if name not in self.people:
@@ -76,10 +74,15 @@ class RunningBot:
         break_database(self.services)
 
     async def settle(self) -> None:
-        """Until every update received so far is fully handled (usage logged and all)."""
-        processor = self.app.update_processor
-        assert isinstance(processor, ChatOrderedUpdateProcessor)
-        await processor.wait_idle()
+        """Until every update sent so far is fully handled (usage logged and all).
+
+        The updater queues a batch before it polls again, so a poll answered after
+        the emulator ran dry means every update is in the application's queue,
+        whose `join()` returns once each queued update has been processed.
+        """
+        await self.emu.wait_until(lambda: self.emu.pending_updates == 0)
+        await self.emu.wait_for("getUpdates", since=len(self.emu.calls), timeout=30)
+        await self.app.update_queue.join()
 
     async def ask(
         self,

@@ -141,6 +141,7 @@ async def test_auto_transcribe_is_off_until_the_user_turns_it_on(bot: RunningBot
     alice = bot.person("Alice")
     chat = bot.emu.private_chat(alice)
     bot.emu.send_voice(alice, chat, sound_bytes(1.0), duration=1)
+    await bot.settle()
     [reply] = await bot.ask(alice, chat, "/set auto_transcribe on")
     assert "auto_transcribe" in reply, "the voice note itself got no reply (replies keep order)"
     bot.emu.send_voice(alice, chat, sound_bytes(1.0), duration=1)
