@@ -12,4 +12,7 @@ def test_a_benchmark_replaces_its_section_and_keeps_the_others(tmp_path: Path) -
     results.write_text("# Benchmark results\n\n## A\n\nold a\n\n## B\n\nold b\n")
     write_section("## A", "## A\n\nnew a\n", results)
     write_section("## C", "## C\n\nnew c\n", results)
-    assert results.read_text() == "# Benchmark results\n\n## A\n\nnew a\n\n## B\n\nold b\n\n## C\n\nnew c\n"
+    assert (
+        results.read_text()
+        == "# Benchmark results\n\n## A\n\nnew a\n\n## B\n\nold b\n\n## C\n\nnew c\n"
+    )

@@ -130,4 +130,3 @@ def test_language_is_the_first_supported_choice(
     codes: tuple[str | None, ...], expected: str
 ) -> None:
     assert pick_language(*codes) == expected
-
