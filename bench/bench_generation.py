@@ -41,7 +41,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, p
 
 from bench.results import write_section
 from bot.config import Settings
-from bot.pool import PipelinePool
+from bot.engine.pool import PipelinePool
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

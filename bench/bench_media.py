@@ -55,9 +55,9 @@ from transformers import (
 
 from bench.results import write_section
 from bot.config import Settings
-from bot.media import AudioBytes, ImageBytes, decode_audio, decode_image, decode_input
-from bot.pool import PipelinePool
-from tests.media_samples import sound_bytes
+from bot.engine.inputs import AudioBytes, ImageBytes, decode_audio, decode_image, decode_input
+from bot.engine.pool import PipelinePool
+from bot.offline.media_samples import sound_bytes
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

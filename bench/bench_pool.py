@@ -56,8 +56,8 @@ from transformers import (
 
 from bench.results import write_section
 from bot.config import Settings
-from bot.demo_models import CORPUS
-from bot.pool import PipelinePool
+from bot.engine.pool import PipelinePool
+from bot.offline.demo_models import CORPUS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from bot import db
 from bot.config import MissingTokenError, Settings
 from bot.errors import StoreUnavailable
 from bot.log_setup import configure_logging
+from models import migrate
 from models.store import create_engine
 
 log = logging.getLogger("hfbot")
@@ -86,28 +86,28 @@ async def _with_engine(settings: Settings, action: Callable) -> object:
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    asyncio.run(_with_engine(settings, lambda engine: db.upgrade(engine, args.revision)))
+    asyncio.run(_with_engine(settings, lambda engine: migrate.upgrade(engine, args.revision)))
     print(f"database at revision {args.revision}")
     return 0
 
 
 def _db_downgrade(settings: Settings, args: argparse.Namespace) -> int:
-    asyncio.run(_with_engine(settings, lambda engine: db.downgrade(engine, args.revision)))
+    asyncio.run(_with_engine(settings, lambda engine: migrate.downgrade(engine, args.revision)))
     print(f"database downgraded to {args.revision}")
     return 0
 
 
 def _db_current(settings: Settings, args: argparse.Namespace) -> int:
-    revision = asyncio.run(_with_engine(settings, db.current_revision))
-    head = db.head_revision()
+    revision = asyncio.run(_with_engine(settings, migrate.current_revision))
+    head = migrate.head_revision()
     print(f"{revision or 'empty'} (head: {head})")
     return 0
 
 
 def _console(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.console import DEMO_NOTICE, demo_settings, run_console
+    from bot.offline.console import DEMO_NOTICE, demo_settings, run_console
 
-    for noisy in ("telegram", "apscheduler", "alembic", "bot.app"):
+    for noisy in ("telegram", "apscheduler", "alembic", "bot.app.build"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.demo:
         print(DEMO_NOTICE, file=sys.stderr)
@@ -117,14 +117,14 @@ def _console(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _models_fetch(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.hub import HubAccess
-    from bot.model_fetch import fetch_command
+    from bot.hub.downloads import fetch_command
+    from bot.hub.vetting import HubAccess
 
     return fetch_command(args.model_ids, HubAccess.from_settings(settings))
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runner import serve
+    from bot.app.serve import serve
 
     settings.require_token()
     if args.no_migrate:

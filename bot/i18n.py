@@ -119,6 +119,7 @@ EN: dict[str, str] = {
     "settings.models_empty": "No other models are allowed yet.",
     # results
     "result.no_entities": "No names, places or organisations found.",
+    "result.empty": "<i>(The model had nothing to say.)</i>",
     "result.stopped": "<i>(stopped)</i>",
     "result.cancelled": "Stopped.",
     "stream.placeholder": "<i>Writing…</i>",
@@ -250,6 +251,7 @@ ZH: dict[str, str] = {
     "settings.models_title": "<b>{task} 可用的模型</b>",
     "settings.models_empty": "还没有允许其他模型。",
     "result.no_entities": "没有找到人名、地名或机构。",
+    "result.empty": "<i>（模型没有给出任何结果。）</i>",
     "result.stopped": "<i>（已停止）</i>",
     "result.cancelled": "已停止。",
     "stream.placeholder": "<i>正在写…</i>",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from telegram import Update
 from telegram.ext import (
-    Application,
     CallbackQueryHandler,
     CommandHandler,
     InlineQueryHandler,
@@ -15,20 +14,20 @@ from telegram.ext import (
 
 from bot.tasks import TASKS
 from handlers import admin, common, inference, inline, media, settings
+from handlers.context import BotApplication
 
 # What the handlers below need from Telegram; polling and the webhook ask for exactly these.
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 
 
-def register_handlers(application: Application) -> None:
+def register_handlers(application: BotApplication) -> None:
     """Every command the bot answers, in one place, so its surface reads at a glance."""
     application.add_handler(TypeHandler(Update, common.track_update, block=False), group=-1)
     commands = {
         "start": common.start_command,
         "help": common.help_command,
         "cancel": common.cancel_command,
-        **{n: inference.task_handler(s) for n, s in TASKS.items() if s.input_kind == "text"},
-        **{n: media.task_handler(s) for n, s in TASKS.items() if s.input_kind != "text"},
+        **{name: inference.task_handler(spec) for name, spec in TASKS.items()},
         "settings": settings.settings_command,
         "model": settings.model_command,
         "set": settings.set_command,
@@ -46,8 +45,8 @@ def register_handlers(application: Application) -> None:
     for name, callback in commands.items():
         application.add_handler(CommandHandler(name, callback, filters=new_posts))
     captioned, voice = media.CAPTION_COMMAND & new_posts, media.PRIVATE_VOICE & new_posts
-    application.add_handler(MessageHandler(captioned, media.caption_command))
-    application.add_handler(MessageHandler(voice, media.voice_note))
+    application.add_handler(MessageHandler(captioned, inference.caption_command))
+    application.add_handler(MessageHandler(voice, inference.voice_note))
     application.add_handler(
         MessageHandler(
             filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, common.plain_text_hint

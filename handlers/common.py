@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeDefault, Update
-from telegram.ext import Application, ContextTypes
 
-from bot.app import services
 from bot.errors import NothingToCancel, StoreUnavailable
 from bot.i18n import CATALOGS, DEFAULT_LANGUAGE, pick_language, t
 from bot.tasks import TASKS
+from handlers.context import BotApplication, BotContext
 from handlers.turn import Turn, handle_errors
 
 log = logging.getLogger(__name__)
@@ -46,9 +45,9 @@ async def cancel_command(turn: Turn) -> None:
         raise NothingToCancel()
 
 
-async def track_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def track_update(update: Update, context: BotContext) -> None:
     """Count the update and note who and where; runs beside the handlers, never delaying them."""
-    found = services(context)
+    found = context.services
     found.metrics.updates.labels(_kind(update)).inc()
     try:
         if update.effective_user is not None:
@@ -69,7 +68,7 @@ def _kind(update: Update) -> str:
     return "other"
 
 
-async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stop_button(update: Update, context: BotContext) -> None:
     """The Stop button under a streaming answer: its asker (or a bot admin) stops it."""
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -82,7 +81,7 @@ async def stop_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await query.answer(turn.t("stream.stopping"))
 
 
-async def register_commands(application: Application) -> None:
+async def register_commands(application: BotApplication) -> None:
     """The command menu, in each language, with the group-admin commands shown in groups."""
     bot = application.bot
     for language in CATALOGS:
@@ -95,7 +94,7 @@ async def register_commands(application: Application) -> None:
             await bot.set_my_commands(commands, scope=scope, language_code=code)
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: BotContext) -> None:
     """Log with context; tell the person something went wrong, never how (no tracebacks)."""
     summary = "no update"
     if isinstance(update, Update):

@@ -6,15 +6,17 @@ import asyncio
 import html
 import logging
 import uuid
+from typing import Any
 
 from telegram import InlineQueryResultArticle, InputTextMessageContent, Update
 from telegram.constants import ParseMode
-from telegram.ext import ContextTypes
 
 from bot.errors import UserFacingError
-from bot.formatting import score_bar
 from bot.tasks import TASKS, TaskSpec
-from handlers.inference import prepare_call, resolve_settings
+from bot.tasks.formatters import score_bar
+from handlers.context import BotContext
+from handlers.lifecycle import tracked
+from handlers.model_call import TaskRequest, prepare_call, run_call
 from handlers.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -23,13 +25,19 @@ INLINE_MAX_NEW_TOKENS = 24
 INLINE_CACHE_S = 30
 
 
-async def _run(turn: Turn, spec: TaskSpec, text: str, overrides: dict[str, object]) -> object:
-    resolved, _ = await resolve_settings(turn, spec)
-    # No chat to show a download status in: a model not on disk yet loads in the pool.
-    source, kwargs = await prepare_call(
-        turn, spec, resolved.model_id, {**resolved.params, **overrides}, {}, announce_download=False
-    )
-    return await turn.services.pool.submit(spec.pipeline_task, source, text, kwargs)
+async def _run(turn: Turn, spec: TaskSpec, text: str, overrides: dict[str, Any]) -> Any:
+    """One task of the inline answer through the request lifecycle; None when it failed."""
+    async with tracked(turn, spec) as usage:
+        request = TaskRequest(text=text, inputs=text)
+        try:
+            # No chat to show a download status in: a model not on disk yet loads in the pool.
+            call = await prepare_call(
+                turn, spec, request, usage, overrides=overrides, announce_download=False
+            )
+            return await run_call(turn, spec, call, request, usage)
+        except UserFacingError as error:
+            usage.error = error.key
+    return None
 
 
 def _article(title: str, description: str, markup: str) -> InlineQueryResultArticle:
@@ -41,7 +49,7 @@ def _article(title: str, description: str, markup: str) -> InlineQueryResultArti
     )
 
 
-async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def inline_query(update: Update, context: BotContext) -> None:
     """Answer with what could be computed; a failing task is left out, never an error."""
     query = update.inline_query
     assert query is not None
@@ -66,7 +74,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return_exceptions=True,
     )
     results = []
-    if not isinstance(sentiment, BaseException):
+    if sentiment is not None and not isinstance(sentiment, BaseException):
         best = max(
             sentiment if isinstance(sentiment, list) else [sentiment], key=lambda r: r["score"]
         )
@@ -78,7 +86,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                 f"{html.escape(text)}\n\n{TASKS['sentiment'].formatter(sentiment, text)}",
             )
         )
-    if not isinstance(generated, BaseException):
+    if generated is not None and not isinstance(generated, BaseException):
         markup = TASKS["generate"].formatter(generated, text)
         first = (
             generated[0]["generated_text"]
@@ -87,6 +95,5 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         )
         results.append(_article(html.unescape(turn.t("inline.generate")), first, markup))
     for failure in (r for r in (sentiment, generated) if isinstance(r, BaseException)):
-        if not isinstance(failure, UserFacingError):
-            log.error("inline task failed", exc_info=failure)
+        log.error("inline task failed", exc_info=failure)
     await query.answer(results, cache_time=INLINE_CACHE_S, is_personal=True)

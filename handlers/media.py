@@ -1,41 +1,34 @@
-"""Photo and sound commands (/whatis, /caption, /labels, /transcribe), and voice notes as text.
+"""Photos and sound as inputs: finding the file, downloading it, and voice notes as text.
 
 A media command finds its file in its own message (the command is the
-caption) or in the message it replies to, downloads it through the Bot API
-into memory, and hands the bytes to the pool, whose runner decodes them in
-the executor. Text commands replying to a voice note work on its transcript
-(`replied_transcript`), and people who turned `auto_transcribe` on get their
-private voice notes transcribed without a command. Nothing a person sent is
-written to disk; the usage log keeps the task, the size and the time taken.
+caption) or in the message it replies to, and hands the pool the file's bytes
+(downloaded through the Bot API into memory, only once the model passed
+vetting); the engine decodes them in its executor. Text commands replying to a
+voice note work on its transcript (`replied_transcript`), and people who
+turned `auto_transcribe` on get their private voice notes transcribed without
+a command. Nothing a person sent is written to disk.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from telegram import Bot, Message, MessageEntity, Update
-from telegram.ext import ContextTypes, filters
+from telegram import Bot, Message, MessageEntity
+from telegram.ext import filters
 
 from bot.config import Settings
-from bot.errors import NoAudio, NoImage, StoreUnavailable, UsageHint, UserFacingError
-from bot.media import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
-from bot.tasks import OPTIONS, TASKS, TaskSpec
-from handlers import inference
-from handlers.parsing import command_text
-from handlers.turn import Handler, Turn
+from bot.engine.inputs import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
+from bot.errors import NoAudio, NoImage
+from bot.tasks import TASKS, TaskSpec
+from handlers.model_call import TaskRequest, Usage, prepare_call, run_call
+from handlers.parsing import candidate_labels, command_text
+from handlers.turn import Turn
 
-log = logging.getLogger(__name__)
-
-# A caption that starts with a command; which command, and for which bot, `caption_command` decides.
+# A caption that starts with a command; which command, and for which bot, `caption_command_name` decides.
 CAPTION_COMMAND = filters.CaptionRegex(r"^/\w+(?:@\w+)?(?:\s|$)")
 # Voice and video notes in private chats, for people who turned auto_transcribe on.
 PRIVATE_VOICE = filters.ChatType.PRIVATE & (filters.VOICE | filters.VIDEO_NOTE)
-
-_NOTHING_FOUND = {"image": "result.nothing_seen", "audio": "result.nothing_heard"}
 
 
 @dataclass(frozen=True)
@@ -45,14 +38,6 @@ class MediaFile:
     file_id: str
     file_size: int | None
     duration: float | None = None
-
-
-@dataclass
-class _Usage:
-    """What the usage log records of one request: never the content."""
-
-    model_id: str = "?"
-    size: int | None = None
 
 
 def media_limits(settings: Settings) -> MediaLimits:
@@ -91,6 +76,7 @@ _FINDERS: dict[str, Callable[[Message | None, MediaLimits], MediaFile | None]] =
     "image": image_in,
     "audio": audio_in,
 }
+_MISSING = {"image": NoImage, "audio": NoAudio}
 
 
 def find_media(message: Message, spec: TaskSpec, limits: MediaLimits) -> MediaFile:
@@ -98,8 +84,7 @@ def find_media(message: Message, spec: TaskSpec, limits: MediaLimits) -> MediaFi
     find = _FINDERS[spec.input_kind]
     found = find(message, limits) or find(message.reply_to_message, limits)
     if found is None:
-        missing = NoImage if spec.input_kind == "image" else NoAudio
-        raise missing(command=spec.name)
+        raise _MISSING[spec.input_kind](command=spec.name)
     limits.check_file_size(found.file_size)
     limits.check_duration(found.duration)
     return found
@@ -114,65 +99,28 @@ async def download(bot: Bot, media: MediaFile, limits: MediaLimits) -> bytes:
     return data
 
 
-def _labels(message: Message, spec: TaskSpec) -> dict[str, Any]:
-    """`/labels cat, dog, car`: the user's candidate labels (zero-shot needs two or more)."""
-    if spec.input_style != "labels":
-        return {}
-    labels = [label.strip() for label in command_text(message).split(",") if label.strip()]
-    if len(labels) < 2:
-        raise UsageHint("error.labels_needs_labels")
-    return {"candidate_labels": labels}
+def media_request(
+    turn: Turn, spec: TaskSpec, media: MediaFile, limits: MediaLimits, text: str = ""
+) -> TaskRequest:
+    """A request whose file is downloaded once its model passed vetting."""
 
-
-def _pool_input(spec: TaskSpec, data: bytes, limits: MediaLimits) -> ImageBytes | AudioBytes:
-    if spec.input_kind == "image":
-        return ImageBytes(data, limits.max_image_pixels)
-    return AudioBytes(data, limits.max_audio_seconds)
-
-
-async def _infer(
-    turn: Turn, spec: TaskSpec, media: MediaFile, call_params: dict[str, Any], usage: _Usage
-) -> tuple[Any, bool]:
-    """This user's model for the task, vetted, run on the file: (result, store fell back)."""
-    svc = turn.services
-    limits = media_limits(svc.settings)
-    resolved, fallback = await inference.resolve_settings(turn, spec)
-    usage.model_id = resolved.model_id
-    source, kwargs = await inference.prepare_call(
-        turn, spec, resolved.model_id, resolved.params, call_params
-    )
-    async with svc.typing.during(turn.context.bot, turn.chat.id):
+    async def load() -> ImageBytes | AudioBytes:
         data = await download(turn.context.bot, media, limits)
-        usage.size = len(data)
-        result = await svc.running.run(
-            turn.owner_id,
-            svc.pool.submit(spec.pipeline_task, source, _pool_input(spec, data, limits), kwargs),
-        )
-    return result, fallback
+        if spec.input_kind == "image":
+            return ImageBytes(data, limits.max_image_pixels)
+        return AudioBytes(data, limits.max_audio_seconds)
+
+    call_params = (
+        {"candidate_labels": candidate_labels(spec, text)} if spec.input_style == "labels" else {}
+    )
+    return TaskRequest(text="", call_params=call_params, load=load)
 
 
-async def run_media_task(turn: Turn, spec: TaskSpec) -> None:
-    """Find the file, check the limits, run the user's model on it in the pool, and reply."""
-    svc = turn.services
-    started = time.perf_counter()
-    usage = _Usage()
-    try:
-        media = find_media(turn.message, spec, media_limits(svc.settings))
-        call_params = _labels(turn.message, spec)
-        svc.limiter.check(turn.owner_id)
-        result, fallback = await _infer(turn, spec, media, call_params, usage)
-        markup = spec.formatter(result, "") or turn.t(_NOTHING_FOUND[spec.input_kind])
-        if fallback:
-            markup += "\n\n" + turn.t("notice.store_fallback")
-        await turn.reply(markup)
-    except UserFacingError as error:
-        await turn.refuse(error)
-        await inference.log_usage(turn, spec, usage.model_id, started, error.key, usage.size)
-        return
-    except Exception:
-        svc.metrics.command(spec.name, "crashed", time.perf_counter() - started)
-        raise
-    await inference.log_usage(turn, spec, usage.model_id, started, None, usage.size)
+async def read_media(turn: Turn, spec: TaskSpec) -> TaskRequest:
+    """The photo or sound a media command is about, and its labels (`/labels cat, dog`)."""
+    limits = media_limits(turn.services.settings)
+    media = find_media(turn.message, spec, limits)
+    return media_request(turn, spec, media, limits, command_text(turn.message))
 
 
 async def replied_transcript(turn: Turn, spec: TaskSpec) -> str | None:
@@ -183,7 +131,7 @@ async def replied_transcript(turn: Turn, spec: TaskSpec) -> str | None:
     """
     message = turn.message
     replied = message.reply_to_message
-    if spec.input_kind != "text" or replied is None or replied.text or replied.caption:
+    if replied is None or replied.text or replied.caption:
         return None
     if spec.input_style == "text" and command_text(message):
         return None
@@ -194,19 +142,11 @@ async def replied_transcript(turn: Turn, spec: TaskSpec) -> str | None:
     limits = media_limits(turn.services.settings)
     limits.check_file_size(media.file_size)
     limits.check_duration(media.duration)
-    result, _ = await _infer(turn, transcribe, media, {}, _Usage())
+    request = media_request(turn, transcribe, media, limits)
+    usage = Usage()
+    call = await prepare_call(turn, transcribe, request, usage)
+    result = await run_call(turn, transcribe, call, request, usage)
     return str(result.get("text", "") if isinstance(result, dict) else result).strip() or None
-
-
-def task_handler(spec: TaskSpec) -> Handler:
-    """A PTB callback for one photo or sound command typed as text (replying to the file)."""
-
-    async def handler(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await run_media_task(await Turn.open(update, context), spec)
-
-    handler.__name__ = handler.__qualname__ = f"{spec.name}_command"
-    handler.__doc__ = f"/{spec.name}: run {spec.pipeline_task} on a photo or sound."
-    return handler
 
 
 def caption_command_name(message: Message, bot_username: str | None) -> str | None:
@@ -220,27 +160,3 @@ def caption_command_name(message: Message, bot_username: str | None) -> str | No
     if addressee and addressee.lower() != (bot_username or "").lower():
         return None
     return name.lower()
-
-
-async def caption_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A photo or file sent with a media command as its caption (PTB commands read text only)."""
-    message = update.effective_message
-    if message is None:
-        return
-    spec = TASKS.get(caption_command_name(message, context.bot.username) or "")
-    if spec is not None and spec.input_kind != "text":
-        await run_media_task(await Turn.open(update, context), spec)
-
-
-async def voice_note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A private voice note: transcribed when its sender turned auto_transcribe on."""
-    turn = await Turn.open(update, context)
-    if turn.user is None:
-        return
-    try:
-        options = await turn.services.store.get_options(turn.user.id)
-    except StoreUnavailable:
-        log.warning("store unavailable; voice note left untranscribed")
-        return
-    if options.get("auto_transcribe", OPTIONS["auto_transcribe"].default):
-        await run_media_task(turn, TASKS["transcribe"])

@@ -8,26 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from telegram import Message, MessageEntity
 
 from bot.errors import EmptyInput, InputTooLong, UsageHint
-from bot.tasks import TRANSLATION_TARGETS, InputStyle, TaskSpec
+from bot.tasks import MASK_TOKENS, TRANSLATION_TARGETS, InputStyle, TaskSpec
+from handlers.model_call import TaskRequest
 
-MASK_PATTERN = re.compile(r"<mask>|\[MASK\]", re.IGNORECASE)
 _TARGET_PREFIX = re.compile(r"^\s*(?:to\s+)?([a-z]{2})\s*:\s*", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class TaskRequest:
-    """What one command asks of the pool, and the text its reply is shown against."""
-
-    text: str
-    inputs: Any
-    call_params: dict[str, Any] = field(default_factory=dict)
-    model_override: str | None = None
 
 
 def command_text(message: Message) -> str:
@@ -60,6 +48,14 @@ def _plain(spec: TaskSpec, own: str, replied: str | None, limit: int) -> TaskReq
     return TaskRequest(text=text, inputs=text)
 
 
+def candidate_labels(spec: TaskSpec, words: str) -> list[str]:
+    """`cat, dog, car`: the labels a zero-shot command picks from (two or more)."""
+    labels = [label.strip() for label in words.split(",") if label.strip()]
+    if len(labels) < 2:
+        raise UsageHint(f"error.{spec.name}_needs_labels")
+    return labels
+
+
 def _labels(spec: TaskSpec, own: str, replied: str | None, limit: int) -> TaskRequest:
     """`/classify text | a, b` or, replying to a message, `/classify a, b`."""
     if "|" in own:
@@ -69,9 +65,7 @@ def _labels(spec: TaskSpec, own: str, replied: str | None, limit: int) -> TaskRe
     else:
         text, labels = own, ""
     text = _checked(text.strip(), spec, limit)
-    candidates = [label.strip() for label in labels.split(",") if label.strip()]
-    if len(candidates) < 2:
-        raise UsageHint("error.classify_needs_labels")
+    candidates = candidate_labels(spec, labels)
     return TaskRequest(text=text, inputs=text, call_params={"candidate_labels": candidates})
 
 
@@ -86,7 +80,7 @@ def _question(spec: TaskSpec, own: str, replied: str | None, limit: int) -> Task
 
 def _mask(spec: TaskSpec, own: str, replied: str | None, limit: int) -> TaskRequest:
     text = _checked(own or replied or "", spec, limit)
-    if not MASK_PATTERN.search(text):
+    if not MASK_TOKENS.search(text):
         raise UsageHint("error.fill_needs_mask")
     return TaskRequest(text=text, inputs=text)
 

@@ -7,8 +7,8 @@ import html
 import re
 
 from telegram import CallbackQuery, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import ContextTypes
 
+from bot.delivery.replies import edit_html
 from bot.errors import (
     GroupOnly,
     NotGroupAdmin,
@@ -19,9 +19,9 @@ from bot.errors import (
 )
 from bot.i18n import CATALOGS, pick_language
 from bot.tasks import OPTIONS, PARAMS, TASKS, TaskSpec, get_task
-from handlers.inference import resolve_settings
+from handlers.context import BotContext
+from handlers.model_call import resolve_settings
 from handlers.parsing import command_text
-from handlers.replies import edit_html
 from handlers.turn import Turn, handle_errors
 
 # Quick choices offered as buttons under /settings; anything else goes through /set.
@@ -115,7 +115,7 @@ async def settings_command(turn: Turn) -> None:
     await turn.reply(text, keyboard)
 
 
-async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def settings_button(update: Update, context: BotContext) -> None:
     """A /settings button: only the person whose settings they show may press them."""
     query = update.callback_query
     assert query is not None and query.data is not None

@@ -17,8 +17,8 @@ import logging
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest
 
-from bot.formatting import TELEGRAM_LIMIT, split_message
-from handlers.replies import edit_html
+from bot.delivery.markup import TELEGRAM_LIMIT, split_message
+from bot.delivery.replies import edit_html
 from handlers.turn import Turn
 
 log = logging.getLogger(__name__)

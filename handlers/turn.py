@@ -9,33 +9,32 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
-from telegram.ext import ContextTypes
 
-from bot.app import Services, services
+from bot.delivery.replies import reply_html
 from bot.errors import StoreUnavailable, UserFacingError
 from bot.i18n import pick_language, t
-from handlers.replies import reply_html
+from handlers.context import BotContext, Services
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
 
 
 @dataclass
 class Turn:
     update: Update
-    context: ContextTypes.DEFAULT_TYPE
+    context: BotContext
     services: Services
     language: str
 
     @classmethod
-    async def open(cls, update: Update, context: ContextTypes.DEFAULT_TYPE) -> Turn:
-        found = services(context)
+    async def open(cls, update: Update, context: BotContext) -> Turn:
+        found = context.services
         user = update.effective_user
         chosen = None
         if user is not None:
@@ -62,6 +61,12 @@ class Turn:
         return self.update.effective_chat
 
     @property
+    def chat_id(self) -> int | None:
+        """The chat the update came from; None for inline queries, which have none."""
+        chat = self.update.effective_chat
+        return chat.id if chat is not None else None
+
+    @property
     def message(self) -> Message:
         assert self.update.effective_message is not None
         return self.update.effective_message
@@ -85,7 +90,7 @@ def handle_errors(handler: Callable[[Turn], Awaitable[None]]) -> Handler:
     """Adapt `async def handler(turn)` to PTB, replying to UserFacingErrors in one place."""
 
     @functools.wraps(handler)
-    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def wrapper(update: Update, context: BotContext) -> None:
         turn = await Turn.open(update, context)
         try:
             await handler(turn)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh database per test on SQLite and on PostgreSQL.
+"""Shared fixtures: a fresh database per test on SQLite and on PostgreSQL, the running
+bot (`bot`) and the Hub stand-in (`hub`), defined once for every test folder.
 
 PostgreSQL tests run in a schema of their own (search_path), created and
 dropped around each test, so parallel runs against one server never collide.
@@ -18,13 +19,16 @@ from typing import Any
 
 import asyncpg
 import pytest
+from huggingface_hub import constants
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import db
 from bot.tasks import param_rules_from_caps
+from models import migrate
 from models.store import SettingsStore, create_engine
+from tests.support.harness import RunningBot, bot_settings, running_bot
+from tests.support.hub_standin import HubStandIn, serve
 
-pytest_plugins = ["tests.model_fixtures"]
+pytest_plugins = ["tests.support.model_fixtures"]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -105,9 +109,32 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 async def store(database: Database) -> AsyncIterator[SettingsStore]:
     """A SettingsStore on a database migrated to head, with the registry's parameter rules."""
     engine = database.engine()
-    await db.upgrade(engine)
+    await migrate.upgrade(engine)
     store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
     try:
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture
+def bot_overrides() -> dict[str, Any]:
+    """Settings a test module's bot runs with; a module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+async def bot(
+    tmp_path: Path, tiny_models_dir: Path, bot_overrides: dict[str, Any]
+) -> AsyncIterator[RunningBot]:
+    """The real bot, polling the Bot API emulator, with a tiny model for every task."""
+    async with running_bot(bot_settings(tmp_path, tiny_models_dir, **bot_overrides)) as running:
+        yield running
+
+
+@pytest.fixture
+async def hub(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HubStandIn]:
+    """A Hub stand-in on 127.0.0.1, reached by the real huggingface_hub client (online mode)."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    async with serve(HubStandIn()) as standin:
+        yield standin

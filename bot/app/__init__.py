@@ -1,0 +1,2 @@
+"""Wiring only: the python-telegram-bot application, serving it (polling or webhook),
+the web routes and the Bot API request class. Only the CLI and the offline tools import it."""

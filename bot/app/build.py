@@ -1,0 +1,121 @@
+"""Wiring: the PTB Application, every handler registered, and the services they share.
+
+Shared objects (settings, store, pool, vetter, …) are created in `post_init`
+and closed in `post_shutdown`; handlers reach them as `context.services`
+through the typed context of `handlers.context`, never by importing this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram.ext import AIORateLimiter, ApplicationBuilder
+
+from bot.app.request import CountingRequest
+from bot.config import Settings
+from bot.delivery.chat_action import ChatTyping
+from bot.delivery.in_flight import RunningRequests
+from bot.delivery.order import ChatOrderedUpdateProcessor
+from bot.delivery.pacing import EditPacer
+from bot.delivery.rate_limit import UserRateLimiter
+from bot.delivery.telemetry import BotMetrics
+from bot.engine.pool import PipelinePool
+from bot.hub.downloads import ModelDownloads
+from bot.hub.vetting import ModelVetter
+from bot.tasks import ParamRules, param_rules_from_caps
+from handlers import register_handlers
+from handlers.common import register_commands
+from handlers.context import CONTEXT_TYPES, BotApplication, Services
+from models import migrate
+from models.store import SettingsStore, create_engine
+
+log = logging.getLogger(__name__)
+
+
+async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
+    """Open the store (upgraded first), the pool and the vetter the handlers will share."""
+    store = await open_store(settings)
+    pool = PipelinePool(settings)
+    metrics.watch_pool(lambda: pool.metrics.snapshot())
+    vetter = ModelVetter(settings, store)
+    return Services(
+        settings=settings,
+        store=store,
+        pool=pool,
+        vetter=vetter,
+        limiter=UserRateLimiter(settings.rate_limit_per_minute),
+        running=RunningRequests(),
+        typing=ChatTyping(),
+        edit_pacer=EditPacer(),
+        downloads=ModelDownloads(vetter.access),
+        metrics=metrics,
+    )
+
+
+def api_urls(base: str | None) -> tuple[str, str]:
+    """Bot API and file URLs for a server root such as http://127.0.0.1:8081 (or …/bot)."""
+    root = (base or "https://api.telegram.org").rstrip("/").removesuffix("/bot")
+    return f"{root}/bot", f"{root}/file/bot"
+
+
+def rules_for(settings: Settings) -> ParamRules:
+    return param_rules_from_caps(settings.max_new_tokens_cap, settings.max_return_sequences_cap)
+
+
+async def open_store(settings: Settings) -> SettingsStore:
+    """The store on the configured database, upgraded to head first when auto_migrate is on."""
+    engine = create_engine(settings.database_url)
+    if settings.auto_migrate:
+        await migrate.upgrade(engine)
+    return SettingsStore(
+        engine, rules=rules_for(settings), cache_ttl_s=settings.settings_cache_ttl_s
+    )
+
+
+def build_application(
+    settings: Settings,
+    builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] | None = None,
+    *,
+    webhook: bool = False,
+) -> BotApplication:
+    """The bot, every handler registered, services created on start and closed on stop.
+
+    `builder` lets the console and the tests wire the same bot to a local Bot
+    API emulator; `webhook` leaves out the polling updater.
+    """
+    metrics = BotMetrics()
+
+    async def post_init(application: BotApplication) -> None:
+        application.bot_data.services = await start_services(settings, metrics)
+        await register_commands(application)
+        log.info("hfbot started as @%s", application.bot.username)
+
+    async def post_shutdown(application: BotApplication) -> None:
+        found, application.bot_data.services = application.bot_data.services, None
+        if found is not None:
+            await found.close()
+
+    if builder is None:
+        base_url, file_url = api_urls(settings.telegram_api_base_url)
+        builder = (
+            ApplicationBuilder()
+            .token(settings.require_token())
+            .base_url(base_url)
+            .base_file_url(file_url)
+        )
+    if webhook:
+        builder = builder.updater(None)
+    else:
+        builder = builder.get_updates_request(CountingRequest(metrics, read_timeout=30))
+    application: BotApplication = (
+        builder.context_types(CONTEXT_TYPES)
+        .request(CountingRequest(metrics, connection_pool_size=64))
+        .rate_limiter(AIORateLimiter(max_retries=2))
+        .concurrent_updates(ChatOrderedUpdateProcessor())
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+        .build()
+    )
+    register_handlers(application)
+    return application

@@ -1,0 +1,120 @@
+"""Running the bot for real: polling or webhook, and a graceful stop on SIGTERM/SIGINT.
+
+On a stop signal the bot stops taking updates, lets requests in flight finish
+until `shutdown_grace_s`, then closes the pool, which answers every request
+still waiting with "I'm restarting" (so nobody is left without a reply), and
+finally closes the database. Nothing a user saved is lost: every settings
+write commits before its reply is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+
+from bot.app.build import build_application
+from bot.app.web import build_web_app, uvicorn_server, webhook_secret
+from bot.config import Settings
+from bot.delivery.order import ChatOrderedUpdateProcessor
+from handlers import ALLOWED_UPDATES
+from handlers.context import BotApplication, services_of
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def serve(
+    settings: Settings, application: BotApplication | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Run until a stop signal (or `stop` is set, for embedding), then shut down gracefully."""
+    webhook = settings.webhook_url is not None
+    application = application or build_application(settings, webhook=webhook)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    server = None
+    async with application:
+        assert application.post_init is not None and application.post_shutdown is not None
+        await application.post_init(application)
+        await application.start()
+        if webhook:
+            secret = webhook_secret(settings)
+            server = uvicorn_server(
+                build_web_app(application, settings, secret),
+                settings.webhook_listen,
+                settings.webhook_port,
+            )
+        elif settings.metrics_port is not None:
+            server = uvicorn_server(
+                build_web_app(application, settings, None),
+                settings.webhook_listen,
+                settings.metrics_port,
+            )
+        serving = asyncio.create_task(server.serve()) if server else None
+        if server is not None and serving is not None:
+            await _listening(server, serving)
+        if webhook:
+            await application.bot.set_webhook(
+                url=f"{settings.webhook_url.rstrip('/')}{settings.webhook_path}",  # type: ignore[union-attr]
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+            )
+        else:
+            assert application.updater is not None
+            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait(
+            [t for t in (serving, stopping) if t], return_when=asyncio.FIRST_COMPLETED
+        )
+        log.info("stopping: no new updates; finishing requests in flight")
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if server is not None:
+            server.should_exit = True
+        await drain(application, settings.shutdown_grace_s)
+        await application.stop()
+        await application.post_shutdown(application)
+        for task in (serving, stopping):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    for sig in STOP_SIGNALS:
+        loop.remove_signal_handler(sig)
+
+
+async def _listening(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    """Wait until uvicorn accepts connections (it offers a flag, not an event)."""
+    while not server.started:
+        if serving.done():
+            serving.result()
+            raise RuntimeError("the web server stopped before it started listening")
+        await asyncio.sleep(0.01)
+
+
+async def drain(application: BotApplication, grace_s: float) -> None:
+    """Let handlers finish; past the deadline, close the pool so each waiter is answered."""
+    processor = application.update_processor
+    if not isinstance(processor, ChatOrderedUpdateProcessor):
+        return
+    try:
+        await asyncio.wait_for(processor.wait_idle(), grace_s)
+        return
+    except TimeoutError:
+        log.warning(
+            "%d requests still running after %.0f s; telling their users",
+            processor.in_flight,
+            grace_s,
+        )
+    found = services_of(application)
+    if found is not None:
+        await found.pool.close()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(processor.wait_idle(), 10)

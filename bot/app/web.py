@@ -1,0 +1,83 @@
+"""The bot's HTTP side: the webhook endpoint, /healthz and /metrics.
+
+Follows python-telegram-bot's custom-webhook example: an ASGI app (Starlette)
+served by uvicorn puts each update on `application.update_queue`, so webhook
+and polling share every handler. In polling mode the same app runs without
+the webhook route, on `metrics_port`, when that is set.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from telegram import Update
+
+from bot.config import Settings
+from bot.delivery.telemetry import CONTENT_TYPE
+from bot.errors import StoreUnavailable
+from handlers.context import BotApplication, services_of
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
+    """Whether the bot, the database and the pool are usable, part by part."""
+    parts: dict[str, str] = {"bot": "ok" if application.running else "stopped"}
+    found = services_of(application)
+    if found is None:
+        parts["services"] = "starting"
+        return False, parts
+    try:
+        await found.store.ping()
+        parts["database"] = "ok"
+    except StoreUnavailable:
+        parts["database"] = "unreachable"
+    parts["pool"] = "closed" if found.pool.closed else "ok"
+    return all(value == "ok" for value in parts.values()), parts
+
+
+def build_web_app(application: BotApplication, settings: Settings, secret: str | None) -> Starlette:
+    """Routes: the webhook (when `secret` is given), /healthz and /metrics."""
+
+    async def telegram(request: Request) -> Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if secret is None or not hmac.compare_digest(given.encode(), secret.encode()):
+            return Response(status_code=403)
+        await application.update_queue.put(Update.de_json(await request.json(), application.bot))
+        return Response()
+
+    async def healthz(_: Request) -> Response:
+        ok, parts = await health(application)
+        return JSONResponse({"ok": ok, **parts}, status_code=200 if ok else 503)
+
+    async def metrics(_: Request) -> Response:
+        found = services_of(application)
+        body = found.metrics.render() if found else b""
+        return Response(body, media_type=CONTENT_TYPE)
+
+    routes = [Route("/healthz", healthz), Route("/metrics", metrics)]
+    if secret is not None:
+        routes.append(Route(settings.webhook_path, telegram, methods=["POST"]))
+    return Starlette(routes=routes)
+
+
+def webhook_secret(settings: Settings) -> str:
+    if settings.webhook_secret is not None:
+        return settings.webhook_secret.get_secret_value()
+    return secrets.token_urlsafe(32)
+
+
+def uvicorn_server(app: Starlette, host: str, port: int, **options: Any) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", **options)
+    )

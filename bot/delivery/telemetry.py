@@ -1,0 +1,110 @@
+"""Prometheus metrics: what the bot counts itself, plus the pool's numbers read at scrape time.
+
+Each bot process has its own registry, so tests (and two bots in one process)
+never share counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from bot.engine.metrics import PoolMetricsSnapshot
+
+REQUEST_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class PoolCollector(Collector):
+    """Exposes a PipelinePool's snapshot without the pool knowing about Prometheus."""
+
+    def __init__(self, snapshot: Callable[[], PoolMetricsSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+        snap = self._snapshot()
+        depth = GaugeMetricFamily(
+            "hfbot_pool_queue_depth", "Requests waiting per model", labels=["model"]
+        )
+        for model, value in snap.queue_depth.items():
+            depth.add_metric([model], value)
+        yield depth
+        yield GaugeMetricFamily(
+            "hfbot_pool_loaded_models", "Models in memory", value=len(snap.loaded_models)
+        )
+        batches = CounterMetricFamily(
+            "hfbot_pool_batches", "Model calls by batch size", labels=["size"]
+        )
+        for size, count in snap.batch_sizes.items():
+            batches.add_metric([str(size)], count)
+        yield batches
+        load = GaugeMetricFamily(
+            "hfbot_pool_model_load_seconds", "Last load time per model", labels=["model"]
+        )
+        for model, seconds in snap.load_seconds.items():
+            load.add_metric([model], seconds)
+        yield load
+        outcomes = CounterMetricFamily(
+            "hfbot_pool_requests", "Pool requests by outcome", labels=["outcome"]
+        )
+        for outcome in ("completed", "failed", "rejected_busy", "timed_out", "cancelled"):
+            outcomes.add_metric([outcome], getattr(snap, outcome))
+        yield outcomes
+        yield CounterMetricFamily("hfbot_pool_model_loads", "Model loads", value=snap.loads)
+        yield CounterMetricFamily(
+            "hfbot_pool_model_load_failures", "Failed model loads", value=snap.load_failures
+        )
+        yield CounterMetricFamily("hfbot_pool_evictions", "Models evicted", value=snap.evictions)
+        latency = HistogramMetricFamily("hfbot_pool_latency_seconds", "Time from submit to result")
+        latency.add_metric(
+            [],
+            buckets=[(_bound(b), n) for b, n in snap.latency_buckets.items()],
+            sum_value=snap.latency_sum_s,
+        )
+        yield latency
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(value)
+
+
+class BotMetrics:
+    """The counters handlers and the Telegram request layer update."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.updates = Counter(
+            "hfbot_updates", "Updates received", ["kind"], registry=self.registry
+        )
+        self.commands = Counter(
+            "hfbot_commands",
+            "Commands answered by task and outcome",
+            ["task", "outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "hfbot_command_seconds",
+            "Time from update to reply per task",
+            ["task"],
+            buckets=REQUEST_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.telegram_errors = Counter(
+            "hfbot_telegram_api_errors",
+            "Failed Bot API calls (429 means Telegram asked to retry)",
+            ["method", "code"],
+            registry=self.registry,
+        )
+
+    def watch_pool(self, snapshot: Callable[[], PoolMetricsSnapshot]) -> None:
+        self.registry.register(PoolCollector(snapshot))
+
+    def command(self, task: str, outcome: str, seconds: float) -> None:
+        self.commands.labels(task, outcome).inc()
+        self.latency.labels(task).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,215 @@
+"""PipelinePool: the one door through which the bot runs models.
+
+`await pool.submit(task, model_id, inputs, params)` returns what the pipeline
+returns for those inputs. Behind it, each (task, model) has an engine that owns
+its queue: a `MicroBatcher`, or for text generation a `ContinuousGenerationPath`
+(continuous batching, micro-batching what it cannot serve), as the task
+registry's row says; `_new_engine` is the one place that reads it.
+Models are shared by all engines through one `ModelCache` (lazy loads, LRU
+eviction) and run in one executor, so the event loop never runs a model.
+Nothing here knows about Telegram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
+from functools import partial
+from typing import Any, Protocol
+
+import torch
+
+from bot.config import Settings
+from bot.engine.generation import ContinuousGenerationPath
+from bot.engine.metrics import PoolMetrics, model_label
+from bot.engine.microbatch import MicroBatcher
+from bot.engine.model_cache import Loader, ModelCache, ModelKey
+from bot.engine.runners import Runner, load_runner, resolve_device, resolve_dtype
+from bot.errors import PoolBusy, PoolClosed, RequestTimeout
+from bot.tasks import TASKS, EngineKind
+
+TextCallback = Callable[[str], None]
+
+# Which engine serves each pipeline task, read off the task registry.
+ENGINE_KINDS: dict[str, EngineKind] = {spec.pipeline_task: spec.engine for spec in TASKS.values()}
+
+
+class Engine(Protocol):
+    """How one (task, model) serves requests; `PipelinePool.submit` only needs this."""
+
+    @property
+    def queue_depth(self) -> int: ...
+
+    async def submit(
+        self, inputs: Any, params: Mapping[str, Any], *, on_text: TextCallback | None = None
+    ) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+def default_loader(settings: Settings) -> Loader:
+    """`load_runner` bound to the device, dtype and Hub token from settings."""
+    device = resolve_device(settings.pool_device)
+    token = settings.hf_token.get_secret_value() if settings.hf_token else None
+    return partial(
+        load_runner, device=device, dtype=resolve_dtype(settings.pool_dtype, device), token=token
+    )
+
+
+def _set_torch_threads(threads: int | None) -> None:
+    """torch's intra-op pool is process-wide: set it once, only when the operator asked."""
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+class PipelinePool:
+    """Runs pipelines for the bot: batched, bounded, with backpressure and timeouts."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        loader: Loader | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        settings = settings or Settings()
+        self.settings = settings
+        _set_torch_threads(settings.pool_torch_threads)
+        self._owns_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=settings.pool_executor_workers, thread_name_prefix="hfbot-pool"
+        )
+        self._engines: dict[ModelKey, Engine] = {}
+        self.metrics = PoolMetrics(queue_depths=self._queue_depths)
+        budget = settings.pool_memory_budget_mb
+        self._models = ModelCache(
+            loader or default_loader(settings),
+            self._executor,
+            max_models=settings.pool_max_loaded_models,
+            memory_budget_bytes=budget * 2**20 if budget else None,
+            metrics=self.metrics,
+            on_evict=self._model_evicted,
+        )
+        self._background: set[asyncio.Task[None]] = set()
+        self.metrics.loaded = self._models.loaded
+        self._closed = False
+
+    async def submit(
+        self,
+        task: str,
+        model_id: str,
+        inputs: Any,
+        params: Mapping[str, Any] | None = None,
+        *,
+        on_text: TextCallback | None = None,
+    ) -> Any:
+        """The pipeline's result for `inputs`, once a batch including it has run.
+
+        Raises PoolBusy when this model's queue is full, RequestTimeout after
+        `pool_request_timeout_s`, PoolClosed once the pool is closing, and
+        ModelLoadFailed when the model cannot be loaded. Cancelling the caller
+        withdraws the request if it has not started.
+        """
+        if self._closed:
+            raise PoolClosed(task=task, model=model_id)
+        engine = self._engine(task, model_id)
+        self.metrics.requests += 1
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.pool_request_timeout_s):
+                result = await engine.submit(inputs, params or {}, on_text=on_text)
+        except TimeoutError:
+            self.metrics.timed_out += 1
+            raise RequestTimeout(
+                task=task, model=model_id, seconds=self.settings.pool_request_timeout_s
+            ) from None
+        except asyncio.CancelledError:
+            self.metrics.cancelled += 1
+            raise
+        except PoolBusy:
+            self.metrics.rejected_busy += 1
+            raise
+        except Exception:
+            self.metrics.failed += 1
+            raise
+        self.metrics.completed += 1
+        self.metrics.record_latency(time.perf_counter() - started)
+        return result
+
+    async def close(self) -> None:
+        """Stop taking requests, answer every queued one, let running batches end, free models."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*(engine.close() for engine in self._engines.values()))
+        await self._models.close()
+        if self._owns_executor:
+            self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> PipelinePool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def lease(self, task: str, model_id: str) -> AbstractAsyncContextManager[Runner]:
+        """Hold a loaded model (loading it first if needed); it is not evicted until released."""
+        return self._models.lease(task, model_id)
+
+    def engine(self, task: str, model_id: str) -> Engine | None:
+        """The engine serving this (task, model), once a request has created it."""
+        return self._engines.get((task, model_id))
+
+    def loaded_models(self) -> tuple[str, ...]:
+        """`task:model_id` of each loaded model, least recently used first."""
+        return self._models.loaded()
+
+    def _engine(self, task: str, model_id: str) -> Engine:
+        key = (task, model_id)
+        engine = self._engines.get(key)
+        if engine is None:
+            engine = self._engines[key] = self._new_engine(task, model_id)
+        return engine
+
+    def _new_engine(self, task: str, model_id: str) -> Engine:
+        """The engine the registry names for this pipeline task (micro-batching when none)."""
+        batcher = MicroBatcher(
+            task,
+            model_id,
+            models=self._models,
+            executor=self._executor,
+            metrics=self.metrics,
+            max_batch_size=self.settings.pool_max_batch_size,
+            max_wait_s=self.settings.pool_max_wait_ms / 1000,
+            queue_size=self.settings.pool_queue_size,
+        )
+        if ENGINE_KINDS.get(task) != "continuous" or self.settings.generation_engine != "continuous":
+            return batcher
+        return ContinuousGenerationPath(
+            task,
+            model_id,
+            models=self._models,
+            executor=self._executor,
+            fallback=batcher,
+            max_queue=self.settings.pool_queue_size,
+            kv_cache_tokens=self.settings.generation_kv_cache_tokens,
+        )
+
+    def _model_evicted(self, key: ModelKey) -> None:
+        """Engines that keep a model beyond a batch (continuous batching) let it go too."""
+        engine = self._engines.get(key)
+        if isinstance(engine, ContinuousGenerationPath):
+            task = asyncio.get_running_loop().create_task(engine.model_evicted())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _queue_depths(self) -> dict[str, int]:
+        return {model_label(*key): engine.queue_depth for key, engine in self._engines.items()}

@@ -1,0 +1,375 @@
+"""Run Hugging Face models in this process: one `Runner` per (task, model).
+
+A runner has a pipeline's call shape, `runner(list_of_inputs, batch_size=n,
+**params) -> list of per-input results`, so the pool batches every task the
+same way. Most tasks are transformers pipelines. Summarization, translation and
+extractive question answering left `pipeline()` in transformers 5; the bot's
+commands still offer them, so small runners here serve them with the same shape.
+Remote code is never trusted: `trust_remote_code` is left at its default (off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import torch
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForQuestionAnswering,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    VisionEncoderDecoderModel,
+    pipeline,
+)
+
+from bot.engine.inputs import decode_input
+from bot.tasks import MASK_TOKENS
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class Runner(Protocol):
+    """Anything called like a pipeline on a list of inputs."""
+
+    def __call__(self, inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]: ...
+
+
+def resolve_device(setting: str) -> str:
+    """`auto` means the fastest device this machine has."""
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(setting: str, device: str) -> torch.dtype:
+    """`auto` is half precision on accelerators, float32 on CPU (where half is slower)."""
+    if setting != "auto":
+        return _DTYPES[setting]
+    return torch.float16 if device in ("cuda", "mps") else torch.float32
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Where and how every runner loads its model."""
+
+    device: str
+    dtype: torch.dtype
+    token: str | None = None
+
+
+RunnerLoader = Callable[[str, str, LoadOptions], "Runner"]
+"""Blocking `(pipeline task, model id, options) -> Runner`."""
+
+
+def load_runner(
+    task: str,
+    model_id: str,
+    *,
+    device: str,
+    dtype: torch.dtype | str,
+    token: str | None = None,
+) -> Runner:
+    """Load one model for one task (blocking: call it in an executor).
+
+    The loader is the task's row of `RUNNERS`; an unknown task raises KeyError.
+    """
+    if isinstance(dtype, str):
+        dtype = resolve_dtype(dtype, device)
+    return RUNNERS[task](task, model_id, LoadOptions(device, dtype, token))
+
+
+def _pipeline(task: str, model_id: str, options: LoadOptions) -> Any:
+    """A transformers pipeline that reads safetensors weights only and runs no remote code."""
+    return pipeline(
+        task,
+        model=model_id,
+        device=options.device,
+        dtype=options.dtype,
+        token=options.token,
+        model_kwargs={"use_safetensors": True},
+    )
+
+
+def _generation_pipeline(task: str, model_id: str, options: LoadOptions) -> Any:
+    runner = _pipeline(task, model_id, options)
+    _pad_left(runner.tokenizer, runner.model)
+    return runner
+
+
+class MediaDecodingRunner:
+    """A vision or speech pipeline fed the bytes people sent (`bot.engine.inputs.ImageBytes` / `AudioBytes`).
+
+    Decoding happens here, in the pool's executor, so Pillow and PyAV never
+    block the event loop, and audio is resampled to the rate of this model's
+    own feature extractor. A file that fails to decode fails its batch; the
+    micro-batcher then runs the batch one by one, so only its sender gets the error.
+
+    Recordings run in groups of similar length: a batch pads every clip to the
+    longest, and on a CPU a padded second costs as much as a spoken one, so a
+    2-second note batched with an 8-second one would cost four times its due.
+    """
+
+    SIMILAR_LENGTH: ClassVar[float] = 1.25
+
+    @classmethod
+    def load(cls, task: str, model_id: str, options: LoadOptions) -> MediaDecodingRunner:
+        return cls(_pipeline(task, model_id, options))
+
+    def __init__(self, media_pipeline: Any) -> None:
+        self._pipeline = media_pipeline
+        self.model = media_pipeline.model
+        extractor = getattr(media_pipeline, "feature_extractor", None)
+        self.sampling_rate: int | None = getattr(extractor, "sampling_rate", None)
+
+    def __call__(self, inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]:
+        decoded = [decode_input(item, self.sampling_rate) for item in inputs]
+        if self.sampling_rate is None:
+            return list(self._pipeline(decoded, batch_size=batch_size, **params))
+        results: list[Any] = [None] * len(decoded)
+        for group in self._similar_lengths(decoded):
+            clips = [decoded[index] for index in group]
+            heard = self._pipeline(clips, batch_size=len(clips), **params)
+            for index, result in zip(group, heard, strict=True):
+                results[index] = result
+        return results
+
+    def _similar_lengths(self, clips: list[Any]) -> list[list[int]]:
+        """Indices grouped, shortest first, so no clip in a group is 1.25x another's length."""
+        lengths = [len(clip["raw"]) if isinstance(clip, dict) else len(clip) for clip in clips]
+        groups: list[list[int]] = []
+        for index in sorted(range(len(clips)), key=lengths.__getitem__):
+            if groups and lengths[index] <= lengths[groups[-1][0]] * self.SIMILAR_LENGTH:
+                groups[-1].append(index)
+            else:
+                groups.append([index])
+        return groups
+
+
+class CaptionRunner:
+    """Image captioning with a vision encoder-decoder model and `generate`.
+
+    transformers 5 removed the `image-to-text` pipeline, and `image-text-to-text`
+    wants a text prompt and fails on vision encoder-decoders (no
+    `decoder_input_ids`), so captioners such as nlpconnect/vit-gpt2-image-captioning
+    run here. Each input gives `[{"generated_text": …}]`, as the old pipeline did.
+    """
+
+    def __init__(
+        self, model: PreTrainedModel, image_processor: Any, tokenizer: PreTrainedTokenizerBase
+    ) -> None:
+        self.model = model
+        self.image_processor = image_processor
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def load(cls, task: str, model_id: str, options: LoadOptions) -> CaptionRunner:
+        model = VisionEncoderDecoderModel.from_pretrained(
+            model_id, dtype=options.dtype, token=options.token, use_safetensors=True
+        )
+        image_processor = AutoImageProcessor.from_pretrained(model_id, token=options.token)
+        tokenizer = AutoTokenizer.from_pretrained(model_id, token=options.token)
+        return cls(model.to(options.device).eval(), image_processor, tokenizer)
+
+    def __call__(self, inputs: list[Any], *, batch_size: int = 8, **params: Any) -> list[Any]:
+        images = [decode_input(item) for item in inputs]
+        results: list[Any] = []
+        for chunk in _chunks(images, batch_size):
+            pixels = self.image_processor(images=list(chunk), return_tensors="pt").pixel_values
+            with torch.inference_mode():
+                tokens = self.model.generate(
+                    pixel_values=pixels.to(self.model.device, self.model.dtype), **params
+                )
+            texts = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+            results.extend([{"generated_text": text.strip()}] for text in texts)
+        return results
+
+
+class MaskNormalizingRunner:
+    """Fill-mask where people may write `<mask>` or `[MASK]`, whatever the model's own token is."""
+
+    @classmethod
+    def load(cls, task: str, model_id: str, options: LoadOptions) -> MaskNormalizingRunner:
+        return cls(_pipeline(task, model_id, options))
+
+    def __init__(self, fill_mask: Any) -> None:
+        self._pipeline = fill_mask
+        self.model = fill_mask.model
+        self._mask = fill_mask.tokenizer.mask_token
+
+    def __call__(self, inputs: list[str], *, batch_size: int, **params: Any) -> list[Any]:
+        texts = [MASK_TOKENS.sub(self._mask, text) for text in inputs]
+        results = self._pipeline(texts, batch_size=batch_size, **params)
+        return results if len(inputs) > 1 else [results]
+
+
+def _pad_left(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
+    """A decoder continues from the last position, so batched prompts must be padded on the left."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    size = max(1, size)
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+class Seq2SeqRunner:
+    """Summarization and translation with an encoder-decoder model and `generate`.
+
+    Each input gives `{"summary_text": …}` (or `translation_text`), or a list of
+    them when `num_return_sequences` > 1, as transformers 4's pipelines did.
+    """
+
+    OUTPUT_KEYS: ClassVar[dict[str, str]] = {
+        "summarization": "summary_text",
+        "translation": "translation_text",
+    }
+
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_key: str
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.output_key = output_key
+        task_params = (getattr(model.config, "task_specific_params", None) or {}).get(
+            "summarization" if output_key == "summary_text" else "translation", {}
+        )
+        self.prefix: str = task_params.get("prefix", "") or ""
+
+    @classmethod
+    def load(cls, task: str, model_id: str, options: LoadOptions) -> Seq2SeqRunner:
+        model = AutoModelForSeq2SeqLM.from_pretrained(
+            model_id, dtype=options.dtype, token=options.token
+        )
+        tokenizer = AutoTokenizer.from_pretrained(model_id, token=options.token)
+        return cls(model.to(options.device).eval(), tokenizer, cls.OUTPUT_KEYS[task])
+
+    def __call__(self, inputs: list[str], *, batch_size: int = 8, **params: Any) -> list[Any]:
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if positions and params.get("max_new_tokens", 0) >= positions:
+            params["max_new_tokens"] = positions - 1  # past the last position the model cannot go
+        count = int(params.get("num_return_sequences", 1))
+        if count > 1 and not params.get("do_sample") and "num_beams" not in params:
+            params["num_beams"] = max(count, self.model.generation_config.num_beams or 1)
+        results: list[Any] = []
+        for chunk in _chunks(inputs, batch_size):
+            texts = self._generate([self.prefix + text for text in chunk], params)
+            for index in range(len(chunk)):
+                outputs = [{self.output_key: t} for t in texts[index * count : (index + 1) * count]]
+                results.append(outputs if count > 1 else outputs[0])
+        return results
+
+    def _generate(self, texts: list[str], params: dict[str, Any]) -> list[str]:
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        max_length = min(positions, self.tokenizer.model_max_length) if positions else None
+        encoded = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            tokens = self.model.generate(**encoded.to(self.model.device), **params)
+        return [t.strip() for t in self.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
+
+
+class ExtractiveQARunner:
+    """Extractive question answering: the likeliest span of the context that answers.
+
+    Inputs are `{"question": …, "context": …}`; each gives `{"answer", "score",
+    "start", "end"}` with character offsets into the context. Contexts longer than
+    the model's window are truncated rather than split into strides: chat messages
+    are short, and one window keeps a batch one forward pass.
+    """
+
+    MAX_ANSWER_TOKENS: ClassVar[int] = 30
+    MAX_LENGTH: ClassVar[int] = 384
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def load(cls, task: str, model_id: str, options: LoadOptions) -> ExtractiveQARunner:
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            model_id, dtype=options.dtype, token=options.token
+        )
+        tokenizer = AutoTokenizer.from_pretrained(model_id, token=options.token)
+        return cls(model.to(options.device).eval(), tokenizer)
+
+    def __call__(
+        self, inputs: list[dict[str, str]], *, batch_size: int = 8, **params: Any
+    ) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for chunk in _chunks(inputs, batch_size):
+            results.extend(self._answer(list(chunk)))
+        return results
+
+    def _answer(self, items: list[dict[str, str]]) -> list[dict[str, Any]]:
+        encoded = self.tokenizer(
+            [item["question"] for item in items],
+            [item["context"] for item in items],
+            padding=True,
+            truncation="only_second",
+            max_length=min(self.tokenizer.model_max_length, self.MAX_LENGTH),
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
+        offsets = encoded.pop("offset_mapping")
+        with torch.inference_mode():
+            output = self.model(**encoded.to(self.model.device))
+        starts = output.start_logits.float().cpu()
+        ends = output.end_logits.float().cpu()
+        answers = []
+        for row, item in enumerate(items):
+            in_context = torch.tensor([sid == 1 for sid in encoded.sequence_ids(row)])
+            start, end, score = self._best_span(starts[row], ends[row], in_context)
+            char_start, char_end = int(offsets[row][start][0]), int(offsets[row][end][1])
+            answers.append(
+                {
+                    "answer": item["context"][char_start:char_end],
+                    "score": score,
+                    "start": char_start,
+                    "end": char_end,
+                }
+            )
+        return answers
+
+    def _best_span(
+        self, start_logits: torch.Tensor, end_logits: torch.Tensor, in_context: torch.Tensor
+    ) -> tuple[int, int, float]:
+        """Highest p(start)·p(end) over context spans with start ≤ end < start + 30 tokens."""
+        masked = torch.finfo(start_logits.dtype).min
+        p_start = start_logits.masked_fill(~in_context, masked).softmax(-1)
+        p_end = end_logits.masked_fill(~in_context, masked).softmax(-1)
+        scores = torch.triu(p_start[:, None] * p_end[None, :])
+        scores = torch.tril(scores, diagonal=self.MAX_ANSWER_TOKENS - 1)
+        scores = scores * (in_context[:, None] & in_context[None, :])
+        best = int(scores.argmax())
+        start, end = divmod(best, scores.shape[1])
+        return start, end, float(scores[start, end])
+
+
+RUNNERS: dict[str, RunnerLoader] = {
+    "text-classification": _pipeline,
+    "text-generation": _generation_pipeline,
+    "summarization": Seq2SeqRunner.load,
+    "translation": Seq2SeqRunner.load,
+    "token-classification": _pipeline,
+    "fill-mask": MaskNormalizingRunner.load,
+    "zero-shot-classification": _pipeline,
+    "question-answering": ExtractiveQARunner.load,
+    "image-classification": MediaDecodingRunner.load,
+    "image-to-text": CaptionRunner.load,
+    "zero-shot-image-classification": MediaDecodingRunner.load,
+    "automatic-speech-recognition": MediaDecodingRunner.load,
+}
+"""How each pipeline task of the registry is loaded; tests/tasks checks it covers every row."""

@@ -1,0 +1,205 @@
+"""What vetting needs to know about a model, read from the Hub's answer or from its files.
+
+Both sources become one `ModelFacts`, so a Hub model, a model in the local
+Hugging Face cache and a directory an operator copied onto an air-gapped
+machine are judged by the same rules (`refusal_for`). Reading facts never
+loads weights: parameter counts come from the Hub's safetensors summary or
+from the safetensors headers, which are plain JSON in front of the tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import ModelInfo
+from huggingface_hub.repocard import metadata_load
+
+from bot.errors import (
+    ModelTooLarge,
+    RemoteCodeRequired,
+    UnknownModel,
+    UnsafeWeights,
+    UserFacingError,
+    WrongTaskModel,
+)
+from bot.tasks import TaskSpec
+
+SAFE_WEIGHTS = "*.safetensors"
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+OTHER_WEIGHTS = ("*.msgpack", "*.h5", "*.gguf", "*.onnx")
+_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SizeCaps:
+    """The operator's limits; None turns a limit off."""
+
+    max_params: int | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Everything a refusal can depend on, and nothing that needs the weights loaded."""
+
+    model_id: str
+    files: tuple[str, ...]
+    pipeline_tag: str | None = None
+    architectures: tuple[str, ...] = ()
+    model_type: str | None = None
+    labels: tuple[str, ...] = ()
+    has_auto_map: bool = False
+    custom_class: str | None = None
+    weights_bytes: int | None = None
+    num_parameters: int | None = None
+    gated: bool = False
+    local_path: Path | None = field(default=None, compare=False)
+
+    @property
+    def safetensors_files(self) -> tuple[str, ...]:
+        return tuple(name for name in self.files if fnmatch(name, SAFE_WEIGHTS))
+
+    @property
+    def other_weight_files(self) -> tuple[str, ...]:
+        patterns = PICKLE_WEIGHTS + OTHER_WEIGHTS
+        return tuple(
+            name for name in self.files if any(fnmatch(name, pattern) for pattern in patterns)
+        )
+
+    def needs_remote_code(self) -> bool:
+        """`auto_map` or a custom class means the Hub's own Python runs; so do modeling
+        files for an architecture transformers does not ship."""
+        if self.has_auto_map or self.custom_class:
+            return True
+        ships_code = any(
+            Path(name).name.startswith(("modeling_", "configuration_")) and name.endswith(".py")
+            for name in self.files
+        )
+        return ships_code and not _transformers_knows(self.model_type)
+
+
+def _transformers_knows(model_type: str | None) -> bool:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    return model_type is not None and model_type in CONFIG_MAPPING_NAMES
+
+
+def refusal_for(facts: ModelFacts, spec: TaskSpec, caps: SizeCaps) -> UserFacingError | None:
+    """The first reason this model cannot serve this task, most useful to the user first."""
+    model = facts.model_id
+    kind = spec.model_kind
+    if facts.pipeline_tag:
+        fits = kind.accepts_tag(facts.pipeline_tag)
+        model_task = facts.pipeline_tag
+    else:
+        fits = kind.accepts_architectures(facts.architectures)
+        model_task = ", ".join(facts.architectures) or "unknown"
+    if fits and kind.required_label and facts.labels:
+        fits = any(kind.required_label in label.lower() for label in facts.labels)
+        model_task = model_task if fits else f"labels {', '.join(facts.labels)}"
+    if not fits:
+        return WrongTaskModel(model=model, task=spec.name, actual=model_task)
+    if facts.needs_remote_code():
+        return RemoteCodeRequired(model=model)
+    if not facts.safetensors_files:
+        return UnsafeWeights(model=model, found=", ".join(facts.other_weight_files) or "none")
+    if caps.max_params and facts.num_parameters and facts.num_parameters > caps.max_params:
+        return ModelTooLarge(
+            model=model,
+            size=describe_params(facts.num_parameters),
+            limit=describe_params(caps.max_params),
+        )
+    if caps.max_bytes and facts.weights_bytes and facts.weights_bytes > caps.max_bytes:
+        return ModelTooLarge(
+            model=model,
+            size=describe_bytes(facts.weights_bytes),
+            limit=describe_bytes(caps.max_bytes),
+        )
+    return None
+
+
+def describe_params(count: int) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit} parameters"
+    return f"{count} parameters"
+
+
+def describe_bytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
+
+
+def _config_facts(config: Mapping[str, Any]) -> dict[str, Any]:
+    id2label = config.get("id2label") or {}
+    return {
+        "architectures": tuple(config.get("architectures") or ()),
+        "model_type": config.get("model_type"),
+        "labels": tuple(str(label) for label in id2label.values()),
+        "has_auto_map": bool(config.get("auto_map")),
+    }
+
+
+def facts_from_hub_info(info: ModelInfo) -> ModelFacts:
+    """Facts from one `model_info(files_metadata=True)` answer: no file is downloaded."""
+    siblings = info.siblings or []
+    files = tuple(sibling.rfilename for sibling in siblings)
+    sizes = [
+        sibling.lfs.size if sibling.lfs else sibling.size
+        for sibling in siblings
+        if fnmatch(sibling.rfilename, SAFE_WEIGHTS)
+    ]
+    transformers_info = info.transformers_info
+    return ModelFacts(
+        model_id=info.id,
+        files=files,
+        pipeline_tag=info.pipeline_tag
+        or (transformers_info.pipeline_tag if transformers_info else None),
+        custom_class=transformers_info.custom_class if transformers_info else None,
+        weights_bytes=sum(sizes) if sizes and None not in sizes else None,
+        num_parameters=info.safetensors.total if info.safetensors else None,
+        gated=bool(info.gated),
+        **_config_facts(info.config or {}),
+    )
+
+
+def facts_from_directory(path: Path, model_id: str) -> ModelFacts:
+    """Facts from a model's files on disk (blocking: call it in a thread)."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UnknownModel(model=model_id) from None
+    files = sorted(
+        item.relative_to(path).as_posix()
+        for item in path.rglob("*")
+        if item.is_file() and not any(part.startswith(".") for part in item.relative_to(path).parts)
+    )
+    weights = [path / name for name in files if fnmatch(name, SAFE_WEIGHTS)]
+    card = metadata_load(path / "README.md") if (path / "README.md").is_file() else None
+    return ModelFacts(
+        model_id=model_id,
+        files=tuple(files),
+        pipeline_tag=(card or {}).get("pipeline_tag"),
+        weights_bytes=sum(item.stat().st_size for item in weights) if weights else None,
+        num_parameters=sum(safetensors_parameter_count(item) for item in weights) or None,
+        local_path=path,
+        **_config_facts(config),
+    )
+
+
+def safetensors_parameter_count(path: Path) -> int:
+    """Count parameters from a safetensors header (8-byte length, then JSON), tensors unread."""
+    with path.open("rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        if length > _MAX_SAFETENSORS_HEADER:
+            return 0
+        header = json.loads(handle.read(length))
+    return sum(
+        math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__"
+    )

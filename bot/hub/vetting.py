@@ -1,0 +1,426 @@
+"""Vetting a model id before it is ever loaded, and finding models a user may pick.
+
+A model id comes from a user, so nothing is loaded until `ModelVetter.vet` has
+checked, from metadata only, that the model exists and can be read with this
+bot's token, fits the command's task, ships safetensors weights, stays under
+the size caps and needs no code of its own (`trust_remote_code` is never set).
+The admins' allow/deny rules are applied first, without touching the Hub.
+
+Facts about a model are cached for `vet_cache_ttl_s`, refusals included, so
+the hot path of a chat command makes no Hub call. Every huggingface_hub call
+runs in a thread: the event loop never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import httpx2
+from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import try_to_load_from_cache as _cached_file
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    OfflineModeIsEnabled,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import (
+    build_hf_headers,
+    get_session,
+    hf_raise_for_status,
+    validate_repo_id,
+)
+
+from bot.config import Settings
+from bot.errors import (
+    GatedModel,
+    HubUnavailable,
+    ModelDenied,
+    ModelNotAllowed,
+    StoreUnavailable,
+    UnknownModel,
+    UserFacingError,
+)
+from bot.hub.access import HubAccess, is_path_like
+from bot.hub.facts import (
+    ModelFacts,
+    SizeCaps,
+    facts_from_directory,
+    facts_from_hub_info,
+    refusal_for,
+)
+from bot.tasks import TASKS, TaskSpec, get_task
+
+logger = logging.getLogger(__name__)
+
+RuleKind = Literal["allow", "deny"]
+Origin = Literal["hub", "hub-cache", "model-dir", "path"]
+
+# Failures that mean "the Hub cannot answer now", as opposed to "the Hub said no".
+_UNREACHABLE = (httpx2.TransportError, OfflineModeIsEnabled)
+
+
+class ModelRuleLike(Protocol):
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def rule(self) -> RuleKind: ...
+
+
+class ModelRuleSource(Protocol):
+    """What the vetter needs from the store: the admins' allow/deny rules."""
+
+    async def list_model_rules(self) -> Sequence[ModelRuleLike]: ...
+
+
+@dataclass(frozen=True)
+class VettedModel:
+    """A model that passed vetting for one task; `source` is what to hand to from_pretrained."""
+
+    model_id: str
+    task: str
+    source: str
+    origin: Origin
+    pipeline_tag: str | None
+    architectures: tuple[str, ...]
+    num_parameters: int | None
+    weights_bytes: int | None
+
+    @property
+    def load_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments the pool must pass to `pipeline()`, so vetting's promises hold."""
+        return {"trust_remote_code": False, "model_kwargs": {"use_safetensors": True}}
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One line of `/models`: a model a user could pick for a task."""
+
+    model_id: str
+    pipeline_tag: str | None
+    origin: Literal["hub", "default", "allowed", "model-dir"]
+    downloads: int | None = None
+    likes: int | None = None
+
+
+@dataclass(frozen=True)
+class _Location:
+    origin: Literal["hub", "model-dir", "path"]
+    path: Path | None = None
+
+
+@dataclass
+class _CacheEntry:
+    expires: float
+    facts: ModelFacts | None = None
+    refusal: UserFacingError | None = None
+
+
+class ModelVetter:
+    """Decides whether a model id may be loaded for a task, with the admins' rules applied."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        rules: ModelRuleSource,
+        *,
+        access: HubAccess | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        hub_timeout_s: float = 10.0,
+    ) -> None:
+        """`hub_timeout_s` bounds each Hub call: a chat command waits on it."""
+        self._settings = settings
+        self._hub_timeout_s = hub_timeout_s
+        self._rules_source = rules
+        self._access = access or HubAccess.from_settings(settings)
+        self._clock = clock
+        self._caps = SizeCaps(
+            max_params=settings.max_model_params,
+            max_bytes=settings.max_model_size_mb * 2**20 if settings.max_model_size_mb else None,
+        )
+        self._facts_cache: dict[str, _CacheEntry] = {}
+        self._verdicts: dict[tuple[str, str], tuple[float, VettedModel]] = {}
+        self._in_flight: dict[str, asyncio.Future[ModelFacts]] = {}
+        self._rules: dict[str, RuleKind] | None = None
+        self._last_rules: dict[str, RuleKind] = {}
+
+    @property
+    def access(self) -> HubAccess:
+        return self._access
+
+    def rules_changed(self) -> None:
+        """Forget the cached allow/deny rules; the next call reads them from the store."""
+        self._rules = None
+        self._verdicts.clear()
+
+    def forget(self, model_id: str | None = None) -> None:
+        """Drop cached vetting facts for one model, or for all (e.g. after a token change)."""
+        self._verdicts.clear()
+        if model_id is None:
+            self._facts_cache.clear()
+        else:
+            self._facts_cache.pop(model_id.strip(), None)
+
+    async def vet(self, task: str, model_id: str) -> VettedModel:
+        """Refuse with the first reason this model cannot serve `task`, else describe it."""
+        spec = get_task(task)
+        model_id = model_id.strip()
+        rules = await self._rule_map()
+        if rules.get(model_id) == "deny":
+            raise ModelDenied(model=model_id)
+        verdict = self._verdicts.get((spec.name, model_id))
+        if verdict is not None and verdict[0] > self._clock():
+            return verdict[1]
+        location = await asyncio.to_thread(self._locate, model_id)
+        if not self._is_allowed(model_id, location, rules):
+            raise ModelNotAllowed(model=model_id, task=spec.name)
+        facts = await self._facts(model_id, location)
+        refusal = refusal_for(facts, spec, self._caps)
+        if refusal is not None:
+            raise refusal
+        vetted = VettedModel(
+            model_id=model_id,
+            task=spec.pipeline_task,
+            source=str(facts.local_path) if location.path else model_id,
+            origin=_origin(location, facts),
+            pipeline_tag=facts.pipeline_tag,
+            architectures=facts.architectures,
+            num_parameters=facts.num_parameters,
+            weights_bytes=facts.weights_bytes,
+        )
+        # The request path asks again for every message: answer from memory, no disk or thread.
+        self._verdicts[(spec.name, model_id)] = (
+            self._clock() + self._settings.vet_cache_ttl_s,
+            vetted,
+        )
+        return vetted
+
+    async def search_models(
+        self, task: str, query: str | None = None, limit: int = 10
+    ) -> list[ModelSummary]:
+        """Models a user may pick for a task, most downloaded first.
+
+        The Hub is searched only when any vetted Hub model is allowed: listing
+        models the policy would refuse wastes the user's time. Otherwise, or
+        when the Hub cannot be reached, the allowed catalogue is listed.
+        """
+        spec = get_task(task)
+        rules = await self._rule_map()
+        if self._settings.allow_any_hub_model and not self._access.offline:
+            try:
+                found = await asyncio.to_thread(self._search_hub, spec, query, limit + len(rules))
+            except (*_UNREACHABLE, HfHubHTTPError) as error:
+                logger.warning(
+                    "Hub search failed (%s); listing allowed models", type(error).__name__
+                )
+            else:
+                return [item for item in found if rules.get(item.model_id) != "deny"][:limit]
+        catalogue = [
+            *self._allowed_entries(spec, rules),
+            *await asyncio.to_thread(self._model_dir_entries, spec),
+        ]
+        needle = (query or "").strip().lower()
+        seen: set[str] = set()
+        found = []
+        for item in catalogue:
+            if item.model_id in seen or rules.get(item.model_id) == "deny":
+                continue
+            seen.add(item.model_id)
+            if needle in item.model_id.lower():
+                found.append(item)
+        return found[:limit]
+
+    def default_models(self, spec: TaskSpec) -> list[str]:
+        """The registry's default for a task, and the operator's override when set."""
+        override = self._settings.default_models.get(
+            spec.pipeline_task
+        ) or self._settings.default_models.get(spec.name)
+        return [model for model in (override, spec.default_model) if model]
+
+    async def _rule_map(self) -> dict[str, RuleKind]:
+        """The admins' rules; while the store is down, the last rules read (or none yet).
+
+        With the store down, requests run on the operator's default models
+        (users' choices cannot be read either), so vetting goes on rather than
+        refusing every request.
+        """
+        if self._rules is None:
+            try:
+                rules = await self._rules_source.list_model_rules()
+            except StoreUnavailable:
+                logger.warning("model rules unavailable; using the last known rules")
+                return self._last_rules
+            self._rules = self._last_rules = {rule.model_id: rule.rule for rule in rules}
+        return self._rules
+
+    def _is_allowed(self, model_id: str, location: _Location, rules: dict[str, RuleKind]) -> bool:
+        if location.origin == "model-dir" or rules.get(model_id) == "allow":
+            return True
+        if any(model_id in self.default_models(spec) for spec in TASKS.values()):
+            return True
+        return location.origin == "hub" and self._settings.allow_any_hub_model
+
+    def _locate(self, model_id: str) -> _Location:
+        """Blocking (disk): model_dir first, then explicit paths, then a Hub repo id."""
+        if (path := self._access.model_dir_path(model_id)) is not None:
+            return _Location("model-dir", path)
+        if is_path_like(model_id):
+            path = Path(model_id).expanduser().resolve()
+            if not (path / "config.json").is_file():
+                raise UnknownModel(model=model_id)
+            return _Location("path", path)
+        try:
+            validate_repo_id(model_id)
+        except HFValidationError:
+            raise UnknownModel(model=model_id) from None
+        return _Location("hub")
+
+    async def _facts(self, model_id: str, location: _Location) -> ModelFacts:
+        entry = self._facts_cache.get(model_id)
+        if entry is not None and entry.expires > self._clock():
+            if entry.refusal is not None:
+                raise entry.refusal
+            assert entry.facts is not None
+            return entry.facts
+        future = self._in_flight.get(model_id)
+        if future is None:
+            future = asyncio.ensure_future(self._read_facts(model_id, location))
+            self._in_flight[model_id] = future
+            future.add_done_callback(lambda done: self._settle(model_id, done))
+        return await asyncio.shield(future)
+
+    def _settle(self, model_id: str, done: asyncio.Future[ModelFacts]) -> None:
+        """Cache what the Hub said (yes or no), but not that it could not be reached."""
+        self._in_flight.pop(model_id, None)
+        if done.cancelled():
+            return
+        expires = self._clock() + self._settings.vet_cache_ttl_s
+        error = done.exception()
+        if error is None:
+            self._facts_cache[model_id] = _CacheEntry(expires, facts=done.result())
+        elif isinstance(error, UserFacingError) and not isinstance(error, HubUnavailable):
+            self._facts_cache[model_id] = _CacheEntry(expires, refusal=error)
+
+    async def _read_facts(self, model_id: str, location: _Location) -> ModelFacts:
+        if location.path is not None:
+            return await asyncio.to_thread(facts_from_directory, location.path, model_id)
+        if self._access.offline:
+            return await self._facts_from_hub_cache(model_id)
+        try:
+            info = await asyncio.to_thread(
+                self._access.api().model_info,
+                model_id,
+                files_metadata=True,
+                timeout=self._hub_timeout_s,
+            )
+        except GatedRepoError:
+            raise GatedModel(model=model_id, has_token=self._access.token is not None) from None
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            raise UnknownModel(model=model_id) from None
+        except (*_UNREACHABLE, HfHubHTTPError) as error:
+            logger.warning("Hub unreachable vetting %s (%s)", model_id, type(error).__name__)
+            return await self._facts_from_hub_cache(model_id)
+        if info.gated:
+            await self._check_gated_access(model_id)
+        return facts_from_hub_info(info)
+
+    async def _check_gated_access(self, model_id: str) -> None:
+        """The Hub describes gated repos to anyone; only a file request shows access."""
+        if self._access.token is None:
+            raise GatedModel(model=model_id, has_token=False)
+        url = hf_hub_url(model_id, "config.json", endpoint=self._access.endpoint)
+        try:
+            await asyncio.to_thread(
+                get_hf_file_metadata,
+                url,
+                token=self._access.token_arg(),
+                timeout=self._hub_timeout_s,
+            )
+        except GatedRepoError:
+            raise GatedModel(model=model_id, has_token=True) from None
+        except RemoteEntryNotFoundError:
+            return
+
+    async def _facts_from_hub_cache(self, model_id: str) -> ModelFacts:
+        snapshot = await asyncio.to_thread(self._cached_snapshot, model_id)
+        if snapshot is None:
+            raise HubUnavailable(model=model_id)
+        return await asyncio.to_thread(facts_from_directory, snapshot, model_id)
+
+    def _cached_snapshot(self, model_id: str) -> Path | None:
+        cached = _cached_file(model_id, "config.json", cache_dir=self._access.cache_dir)
+        return Path(cached).parent if isinstance(cached, str) else None
+
+    def _search_hub(self, spec: TaskSpec, query: str | None, limit: int) -> list[ModelSummary]:
+        """One `/api/models` request, as `HfApi.list_models` sends it but without its
+        retries: on an outage those hold a thread and the reply for about 20 s."""
+        params: dict[str, str | int] = {
+            "pipeline_tag": spec.model_kind.tags[0],
+            "sort": "downloads",
+            "limit": limit,
+        }
+        if query:
+            params["search"] = query
+        response = get_session().get(
+            f"{self._access.endpoint or constants.ENDPOINT}/api/models",
+            params=params,
+            headers=build_hf_headers(token=self._access.token_arg()),
+            timeout=self._hub_timeout_s,
+        )
+        hf_raise_for_status(response)
+        return [
+            ModelSummary(
+                model_id=item["id"],
+                pipeline_tag=item.get("pipeline_tag"),
+                origin="hub",
+                downloads=item.get("downloads"),
+                likes=item.get("likes"),
+            )
+            for item in response.json()[:limit]
+        ]
+
+    def _allowed_entries(self, spec: TaskSpec, rules: dict[str, RuleKind]) -> list[ModelSummary]:
+        """Defaults, then allow-listed models not already known to misfit this task."""
+        tag = spec.model_kind.tags[0]
+        items = [ModelSummary(model, tag, "default") for model in self.default_models(spec)]
+        for model_id, rule in rules.items():
+            cached = self._facts_cache.get(model_id)
+            facts = cached.facts if cached is not None else None
+            fits = cached is None or (
+                facts is not None and refusal_for(facts, spec, self._caps) is None
+            )
+            if rule == "allow" and fits:
+                items.append(
+                    ModelSummary(model_id, facts.pipeline_tag if facts else None, "allowed")
+                )
+        return items
+
+    def _model_dir_entries(self, spec: TaskSpec) -> list[ModelSummary]:
+        """Blocking (disk): models in model_dir (`<name>` or `<owner>/<name>`) that fit the task."""
+        root = self._access.model_dir
+        if root is None or not root.is_dir():
+            return []
+        configs = sorted([*root.glob("*/config.json"), *root.glob("*/*/config.json")])
+        entries = []
+        for config in configs:
+            model_id = config.parent.relative_to(root).as_posix()
+            facts = facts_from_directory(config.parent, model_id)
+            if refusal_for(facts, spec, self._caps) is None:
+                entries.append(ModelSummary(model_id, facts.pipeline_tag, "model-dir"))
+        return entries
+
+
+def _origin(location: _Location, facts: ModelFacts) -> Origin:
+    if location.origin != "hub":
+        return location.origin
+    return "hub-cache" if facts.local_path is not None else "hub"

@@ -1,0 +1,2 @@
+"""Trying the bot without Telegram or the Hub: the Bot API emulator, tiny demo models,
+sample media and the terminal console."""

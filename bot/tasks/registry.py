@@ -1,0 +1,302 @@
+"""The task registry: one row per command, holding everything about it.
+
+Like transformers' own `SUPPORTED_TASKS`, code reads this table instead of
+branching on task names: the handlers take a row's input kind and style, the
+pool its engine kind, vetting its model kind, replies its formatter. Adding a
+command is adding one `TaskSpec`; the tables that cannot live here (runner
+loaders in the engine, demo model builders, i18n catalogs) are keyed by these
+rows, and tests/tasks fails when a row is missing from any of them.
+
+`pipeline_task` is the runner task the pool loads. Most are transformers
+pipeline tasks; `summarization`, `translation`, `question-answering` and
+`image-to-text` left `pipeline()` in transformers 5 and are served by the
+engine's own runners with the same call shape (see `bot/engine/runners.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from typing import Any, Literal
+
+from bot.errors import UnknownParam, UnknownTask
+from bot.tasks import formatters
+from bot.tasks.params import (
+    GENERATION_PARAMS,
+    OPTIONS,
+    PARAMS,
+    SAMPLING_ONLY,
+    SEQ2SEQ_PARAMS,
+)
+
+InputKind = Literal["text", "image", "audio"]
+# How a command's words become pipeline inputs (parsers live in handlers/parsing.py).
+InputStyle = Literal["text", "labels", "question", "mask", "translate"]
+# Which engine of the pool serves a task: micro-batched one-shot calls, or
+# transformers' continuous batching (decoder-only generation, streamed).
+EngineKind = Literal["microbatch", "continuous"]
+Formatter = Callable[[Any, str], str]
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """Which models can serve a task, as vetting reads it from metadata alone.
+
+    `tags` are Hub pipeline tags as shell patterns (`translation_*_to_*`), the
+    first being the one to search the Hub by; `architecture_suffixes` are
+    matched against config `architectures` when a model carries no tag;
+    `required_label` is a word one of the model's labels must contain
+    (zero-shot needs an NLI head with an entailment label).
+    """
+
+    tags: tuple[str, ...]
+    architecture_suffixes: tuple[str, ...] = ()
+    required_label: str | None = None
+
+    def accepts_tag(self, tag: str) -> bool:
+        return any(fnmatch(tag, pattern) for pattern in self.tags)
+
+    def accepts_architectures(self, architectures: Iterable[str]) -> bool:
+        return any(
+            arch.endswith(suffix) for arch in architectures for suffix in self.architecture_suffixes
+        )
+
+
+_SEQ2SEQ = ("ForConditionalGeneration", "ForSeq2SeqLM", "MTModel")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One command: what it runs, on what input, with which default model and parameters."""
+
+    name: str
+    pipeline_task: str
+    default_model: str
+    formatter: Formatter
+    model_kind: ModelKind
+    input_kind: InputKind = "text"
+    input_style: InputStyle = "text"
+    params: tuple[str, ...] = ()
+    defaults: Mapping[str, int | float | bool] = field(default_factory=dict)
+    call_params: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    engine: EngineKind = "microbatch"
+    # The i18n key shown when the formatter finds nothing to say (no entities, no words heard).
+    empty_result: str = "result.empty"
+
+    @property
+    def streams(self) -> bool:
+        """Continuous batching hands out text as it grows; only its tasks can stream."""
+        return self.engine == "continuous"
+
+    def default_params(self) -> dict[str, int | float | bool]:
+        """Registry defaults for every parameter this task takes, task overrides applied."""
+        return {name: self.defaults.get(name, PARAMS[name].default) for name in self.params}
+
+    def call_kwargs(self, params: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for the pipeline call: fixed ones, the user's, then the request's.
+
+        Sampling knobs are dropped when sampling is off: greedy decoding ignores
+        them, and identical kwargs let more requests share one batch.
+        """
+        kwargs = {**self.call_params, **params, **extra}
+        if kwargs.get("do_sample") is False:
+            for name in SAMPLING_ONLY:
+                kwargs.pop(name, None)
+        return kwargs
+
+
+TASKS: dict[str, TaskSpec] = {
+    spec.name: spec
+    for spec in (
+        TaskSpec(
+            "sentiment",
+            "text-classification",
+            "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+            formatters.format_classification,
+            ModelKind(("text-classification",), ("ForSequenceClassification",)),
+            call_params={"top_k": None},
+            aliases=("sentiment-analysis",),
+        ),
+        TaskSpec(
+            "generate",
+            "text-generation",
+            "distilbert/distilgpt2",
+            formatters.format_generation,
+            ModelKind(("text-generation",), ("ForCausalLM", "LMHeadModel")),
+            params=GENERATION_PARAMS,
+            engine="continuous",
+        ),
+        TaskSpec(
+            "summarize",
+            "summarization",
+            "sshleifer/distilbart-cnn-12-6",
+            formatters.format_summary,
+            ModelKind(("summarization", "text2text-generation"), _SEQ2SEQ),
+            params=SEQ2SEQ_PARAMS,
+            defaults={"max_new_tokens": 120},
+        ),
+        TaskSpec(
+            "translate",
+            "translation",
+            "Helsinki-NLP/opus-mt-en-zh",
+            formatters.format_translation,
+            ModelKind(("translation", "translation_*_to_*", "text2text-generation"), _SEQ2SEQ),
+            input_style="translate",
+            params=SEQ2SEQ_PARAMS,
+            defaults={"max_new_tokens": 200},
+        ),
+        TaskSpec(
+            "ner",
+            "token-classification",
+            "dslim/bert-base-NER",
+            formatters.format_entities,
+            ModelKind(("token-classification",), ("ForTokenClassification",)),
+            call_params={"aggregation_strategy": "simple"},
+            empty_result="result.no_entities",
+        ),
+        TaskSpec(
+            "fill",
+            "fill-mask",
+            "distilbert/distilroberta-base",
+            formatters.format_fill_mask,
+            ModelKind(("fill-mask",), ("ForMaskedLM",)),
+            input_style="mask",
+            aliases=("fill-mask",),
+        ),
+        TaskSpec(
+            "classify",
+            "zero-shot-classification",
+            "facebook/bart-large-mnli",
+            formatters.format_zero_shot,
+            ModelKind(
+                ("zero-shot-classification",),
+                ("ForSequenceClassification",),
+                required_label="entail",
+            ),
+            input_style="labels",
+        ),
+        TaskSpec(
+            "ask",
+            "question-answering",
+            "distilbert/distilbert-base-cased-distilled-squad",
+            formatters.format_answer,
+            ModelKind(("question-answering",), ("ForQuestionAnswering",)),
+            input_style="question",
+        ),
+        TaskSpec(
+            "whatis",
+            "image-classification",
+            "google/vit-base-patch16-224",
+            formatters.format_classification,
+            ModelKind(("image-classification",), ("ForImageClassification",)),
+            input_kind="image",
+            call_params={"top_k": 5},
+            empty_result="result.nothing_seen",
+        ),
+        TaskSpec(
+            "caption",
+            "image-to-text",
+            "nlpconnect/vit-gpt2-image-captioning",
+            formatters.format_caption,
+            ModelKind(("image-to-text",), ("VisionEncoderDecoderModel",)),
+            input_kind="image",
+            call_params={"max_new_tokens": 30},
+            empty_result="result.nothing_seen",
+        ),
+        TaskSpec(
+            "labels",
+            "zero-shot-image-classification",
+            "openai/clip-vit-base-patch32",
+            formatters.format_classification,
+            ModelKind(
+                ("zero-shot-image-classification",), ("CLIPModel", "SiglipModel", "Siglip2Model")
+            ),
+            input_kind="image",
+            input_style="labels",
+            empty_result="result.nothing_seen",
+        ),
+        TaskSpec(
+            "transcribe",
+            "automatic-speech-recognition",
+            "openai/whisper-tiny",
+            formatters.format_transcript,
+            ModelKind(
+                ("automatic-speech-recognition",),
+                (
+                    "ForCTC",
+                    "WhisperForConditionalGeneration",
+                    "Speech2TextForConditionalGeneration",
+                ),
+            ),
+            input_kind="audio",
+            empty_result="result.nothing_heard",
+        ),
+    )
+}
+
+# Where a /fill text leaves its gap: people write `<mask>` or `[MASK]` whatever the model's token.
+MASK_TOKENS = re.compile(r"<mask>|\[MASK\]", re.IGNORECASE)
+
+# /translate <lang>: <text> picks the English→<lang> model of the Opus-MT family.
+TRANSLATION_TARGETS: dict[str, str] = {
+    lang: f"Helsinki-NLP/opus-mt-en-{lang}"
+    for lang in ("zh", "fr", "de", "es", "ru", "it", "ar", "nl", "sv", "uk", "vi", "hi")
+}
+
+
+def get_task(name: str) -> TaskSpec:
+    """Look a task up by command name, alias or pipeline task name."""
+    key = name.strip().lower().lstrip("/")
+    if key in TASKS:
+        return TASKS[key]
+    for spec in TASKS.values():
+        if key == spec.pipeline_task or key in spec.aliases:
+            return spec
+    raise UnknownTask(task=name, known=", ".join(TASKS))
+
+
+@dataclass(frozen=True)
+class ParamRules:
+    """The parameter registry with this bot's caps applied (caps come from Settings)."""
+
+    caps: Mapping[str, float] = field(default_factory=dict)
+
+    def validate(self, task: str, params: Mapping[str, object]) -> dict[str, int | float | bool]:
+        """Coerce and range-check parameters for one task; raise on the first bad one."""
+        spec = get_task(task)
+        clean: dict[str, int | float | bool] = {}
+        for name, raw in params.items():
+            if name not in spec.params:
+                raise UnknownParam(param=name, task=spec.name, known=", ".join(spec.params) or "—")
+            clean[name] = PARAMS[name].coerce(raw, self.caps.get(name))
+        return clean
+
+    def validate_options(self, options: Mapping[str, object]) -> dict[str, int | float | bool]:
+        """Coerce and check user-wide options (e.g. `stream`)."""
+        clean: dict[str, int | float | bool] = {}
+        for name, raw in options.items():
+            if name not in OPTIONS:
+                raise UnknownParam(param=name, task="—", known=", ".join(OPTIONS))
+            clean[name] = OPTIONS[name].coerce(raw)
+        return clean
+
+    def describe(self, name: str) -> str:
+        return PARAMS[name].describe_range(self.caps.get(name))
+
+
+def param_rules_from_caps(max_new_tokens: int, num_return_sequences: int) -> ParamRules:
+    """Caps an operator sets in Settings narrow the registry's own ranges, never widen them."""
+    return ParamRules(
+        caps={
+            "max_new_tokens": min(
+                max_new_tokens, PARAMS["max_new_tokens"].maximum or max_new_tokens
+            ),
+            "num_return_sequences": min(
+                num_return_sequences,
+                PARAMS["num_return_sequences"].maximum or num_return_sequences,
+            ),
+        }
+    )

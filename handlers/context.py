@@ -1,0 +1,76 @@
+"""The typed PTB context every handler receives, and the services it carries.
+
+As in python-telegram-bot's `contexttypesbot.py` example, the application is
+built with `ContextTypes(context=BotContext, bot_data=BotData)`: handlers read
+`context.services` (typed) and never import the module that builds the
+application, so the wiring can import the handlers without a circle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
+
+from bot.config import Settings
+from bot.delivery.chat_action import ChatTyping
+from bot.delivery.in_flight import RunningRequests
+from bot.delivery.pacing import EditPacer
+from bot.delivery.rate_limit import UserRateLimiter
+from bot.delivery.telemetry import BotMetrics
+from bot.engine.pool import PipelinePool
+from bot.hub.downloads import ModelDownloads
+from bot.hub.vetting import ModelVetter
+from models.store import SettingsStore
+
+
+@dataclass
+class Services:
+    """Everything a handler needs besides the update itself."""
+
+    settings: Settings
+    store: SettingsStore
+    pool: PipelinePool
+    vetter: ModelVetter
+    limiter: UserRateLimiter
+    running: RunningRequests
+    typing: ChatTyping
+    edit_pacer: EditPacer
+    downloads: ModelDownloads
+    metrics: BotMetrics
+
+    async def close(self) -> None:
+        """Pool first (it answers every waiter), then the database the answers are logged to."""
+        await self.pool.close()
+        await self.store.close()
+
+
+class BotData:
+    """The application's `bot_data`: the services, from post_init until post_shutdown."""
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):
+    """The context of every hfbot handler."""
+
+    @property
+    def services(self) -> Services:
+        found = self.bot_data.services
+        if found is None:
+            raise RuntimeError("handlers run only between post_init and post_shutdown")
+        return found
+
+
+CONTEXT_TYPES = ContextTypes(context=BotContext, bot_data=BotData)
+
+BotApplication = Application[
+    ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[BotContext]
+]
+
+
+def services_of(application: BotApplication) -> Services | None:
+    """The services, or None before post_init has run (for health checks)."""
+    return application.bot_data.services

@@ -1,0 +1,139 @@
+"""The one request lifecycle every model command goes through.
+
+Rate limit, read the input (text, photo or sound, by the task's input kind),
+resolve settings, vet and download the model, submit to the pool, reply or
+stream, then log usage and count the outcome. Text, media and inline commands
+all use these steps; nothing else in `handlers/` repeats them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from bot.errors import Cancelled, StoreUnavailable, UserFacingError
+from bot.tasks import OPTIONS, InputKind, TaskSpec
+from handlers.media import read_media, replied_transcript
+from handlers.model_call import TaskRequest, Usage, prepare_call, run_call
+from handlers.parsing import parse_request
+from handlers.streaming import StreamingReply
+from handlers.turn import Turn
+
+log = logging.getLogger(__name__)
+
+
+async def read_text(turn: Turn, spec: TaskSpec) -> TaskRequest:
+    """The command's words, or the replied message's text (a voice note's transcript)."""
+    transcript = await replied_transcript(turn, spec)
+    return parse_request(spec, turn.message, turn.services.settings.max_input_chars, transcript)
+
+
+READERS: dict[InputKind, Callable[[Turn, TaskSpec], Awaitable[TaskRequest]]] = {
+    "text": read_text,
+    "image": read_media,
+    "audio": read_media,
+}
+
+
+async def wants_stream(turn: Turn, spec: TaskSpec) -> bool:
+    """Streaming is on for streaming tasks unless the bot or this user turned it off."""
+    if not (spec.streams and turn.services.settings.stream_generation):
+        return False
+    try:
+        options = await turn.services.store.get_options(turn.owner_id)
+    except StoreUnavailable:
+        options = {}
+    return bool(options.get("stream", OPTIONS["stream"].default))
+
+
+@asynccontextmanager
+async def tracked(turn: Turn, spec: TaskSpec) -> AsyncIterator[Usage]:
+    """Time one request and record it: the usage log, the metrics and one log line.
+
+    An error the person was told about (`usage.error`) is logged like a
+    success; an unexpected exception is counted as a crash and goes on to the
+    error handler.
+    """
+    started = time.perf_counter()
+    usage = Usage()
+    try:
+        yield usage
+    except Exception:
+        turn.services.metrics.command(spec.name, "crashed", time.perf_counter() - started)
+        raise
+    await log_usage(turn, spec, usage, time.perf_counter() - started)
+
+
+async def serve_command(turn: Turn, spec: TaskSpec) -> None:
+    """Run one registry command for one person, from their message to the reply."""
+    svc = turn.services
+    async with tracked(turn, spec) as usage:
+        stream: StreamingReply | None = None
+        try:
+            svc.limiter.check(turn.owner_id)
+            request = await READERS[spec.input_kind](turn, spec)
+            call = await prepare_call(turn, spec, request, usage)
+            if await wants_stream(turn, spec):
+                stream = await StreamingReply.open(turn, request.text)
+            result = await run_call(
+                turn, spec, call, request, usage, on_text=stream.update if stream else None
+            )
+            markup = spec.formatter(result, request.text) or turn.t(spec.empty_result)
+            if call.store_fallback:
+                markup += "\n\n" + turn.t("notice.store_fallback")
+            if stream is not None:
+                await stream.finish(markup)
+            else:
+                await turn.reply(markup)
+        except UserFacingError as error:
+            usage.error = error.key
+            if stream is None:
+                await turn.refuse(error)
+            elif isinstance(error, Cancelled):
+                await stream.stopped()
+            else:
+                await stream.failed(turn.t(error.key, **error.values))
+        except Exception:
+            if stream is not None:
+                await stream.failed(turn.t("error.generic"))
+            raise
+
+
+async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) -> None:
+    """Record the request for /stats and /metrics; losing a log row must never fail the reply."""
+    outcome = usage.error or "ok"
+    turn.services.metrics.command(spec.name, outcome, seconds)
+    log.info(
+        "%s on %s: %s in %.0f ms (user %s)",
+        spec.name,
+        usage.model_id,
+        outcome,
+        seconds * 1000,
+        turn.owner_id,
+        extra={
+            "task": spec.name,
+            "model": usage.model_id,
+            "latency_ms": round(seconds * 1000, 1),
+            "outcome": outcome,
+            "user_id": turn.owner_id,
+            "chat_id": turn.chat_id,
+        },
+    )
+    message = turn.update.effective_message
+    if message is not None and log.isEnabledFor(logging.DEBUG):
+        log.debug("text of that request: %r", message.text or message.caption)
+    try:
+        await turn.services.store.log_usage(
+            user_id=turn.owner_id,
+            chat_id=turn.chat_id,
+            task=spec.name,
+            model_id=usage.model_id,
+            latency_ms=seconds * 1000,
+            ok=usage.error is None,
+            error=usage.error,
+            input_size=usage.size,
+        )
+    except StoreUnavailable:
+        log.warning("usage of %s not logged: store unavailable", spec.name)

@@ -1,0 +1,170 @@
+"""One model call for one person: their settings, the vetted model, and the pool.
+
+Every command that runs a model (text, photo, voice, inline, and the
+transcription behind a text command replying to a voice note) goes through
+`prepare_call` then `run_call`; the request lifecycle around them (limits,
+replies, usage log) lives in `handlers.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.delivery.replies import edit_html
+from bot.errors import StoreUnavailable
+from bot.hub.downloads import ThrottledStatus
+from bot.hub.vetting import VettedModel
+from bot.tasks import TaskSpec
+from handlers.turn import Turn
+from models.store import ResolvedSettings
+
+log = logging.getLogger(__name__)
+
+TextCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What one command asks of the pool, and the text its reply is shown against.
+
+    `load`, when set, produces the inputs once the model has passed vetting
+    (a photo or voice note is only downloaded for a model that may run).
+    """
+
+    text: str
+    inputs: Any = None
+    call_params: dict[str, Any] = field(default_factory=dict)
+    model_override: str | None = None
+    load: Callable[[], Awaitable[Any]] | None = None
+
+
+@dataclass
+class Usage:
+    """What the usage log records of one request: never its content."""
+
+    model_id: str = "?"
+    size: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A vetted model and the keyword arguments of its call."""
+
+    model_id: str
+    source: str
+    kwargs: dict[str, Any]
+    store_fallback: bool
+
+
+async def resolve_settings(turn: Turn, spec: TaskSpec) -> tuple[ResolvedSettings, bool]:
+    """This user's settings for the task, or the bot's defaults (flagged) if the store is down."""
+    svc = turn.services
+    default_model = svc.settings.default_models.get(spec.name, spec.default_model)
+    chat_id = turn.chat_id if turn.in_group else None
+    try:
+        resolved = await svc.store.resolve(
+            turn.owner_id,
+            chat_id,
+            spec.name,
+            default_model=default_model,
+            default_params=spec.default_params(),
+        )
+    except StoreUnavailable:
+        log.warning("store unavailable; %s runs on the bot's defaults", spec.name)
+        params = spec.default_params()
+        return ResolvedSettings(default_model, "bot", params, dict.fromkeys(params, "bot")), True
+    return resolved, False
+
+
+async def prepare_call(
+    turn: Turn,
+    spec: TaskSpec,
+    request: TaskRequest,
+    usage: Usage,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    announce_download: bool = True,
+) -> PreparedCall:
+    """Resolve this user's model and parameters, vet the model and make sure it is on disk.
+
+    Without `announce_download` (inline queries have no chat to show a status
+    in) a model not downloaded yet is fetched by the pool's loader instead.
+    """
+    resolved, fallback = await resolve_settings(turn, spec)
+    usage.model_id = request.model_override or resolved.model_id
+    vetted = await turn.services.vetter.vet(spec.name, usage.model_id)
+    if announce_download:
+        await ensure_downloaded(turn, vetted)
+    params = {**resolved.params, **(overrides or {})}
+    return PreparedCall(
+        usage.model_id, vetted.source, spec.call_kwargs(params, request.call_params), fallback
+    )
+
+
+async def run_call(
+    turn: Turn,
+    spec: TaskSpec,
+    call: PreparedCall,
+    request: TaskRequest,
+    usage: Usage,
+    *,
+    on_text: TextCallback | None = None,
+) -> Any:
+    """Load the inputs and run the model in the pool, as a request /cancel can stop.
+
+    The chat shows "typing…" while this runs (inline queries have no chat).
+    """
+    svc = turn.services
+    chat_id = turn.chat_id
+    typing = (
+        svc.typing.during(turn.context.bot, chat_id)
+        if chat_id is not None
+        else contextlib.nullcontext()
+    )
+    async with typing:
+        inputs = await request.load() if request.load is not None else request.inputs
+        usage.size = input_size(inputs)
+        work = svc.pool.submit(
+            spec.pipeline_task, call.source, inputs, call.kwargs, on_text=on_text
+        )
+        return await svc.running.run(turn.owner_id, work)
+
+
+def input_size(inputs: Any) -> int | None:
+    """Characters of a text, bytes of a file; the usage log keeps sizes, never content."""
+    if isinstance(inputs, str):
+        return len(inputs)
+    data = getattr(inputs, "data", None)
+    if isinstance(data, bytes):
+        return len(data)
+    if isinstance(inputs, Mapping):
+        return sum(len(value) for value in inputs.values() if isinstance(value, str))
+    return None
+
+
+async def ensure_downloaded(turn: Turn, vetted: VettedModel) -> None:
+    """Download a Hub model not on disk yet, telling the person instead of staying silent.
+
+    Local folders and models already in the cache need nothing. A request that
+    arrives while another one downloads the same model waits for that download.
+    """
+    downloads = turn.services.downloads
+    if vetted.origin != "hub" or not await downloads.needed(vetted.model_id):
+        return
+    if downloads.in_progress(vetted.model_id):
+        await downloads.fetch(vetted.model_id)
+        return
+    status = await turn.reply(turn.t("download.started", model=vetted.model_id))
+
+    async def show(text: str) -> None:
+        await edit_html(status, html.escape(text))
+
+    progress = ThrottledStatus(vetted.model_id, show)
+    await downloads.fetch(vetted.model_id, progress)
+    await progress.finish()

@@ -1,0 +1,179 @@
+"""/generate on continuous batching: each user's own settings, streamed within Telegram's limits, stoppable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from bot.delivery.pacing import GROUP_INTERVAL_S, PRIVATE_INTERVAL_S
+from bot.engine.generation import ContinuousGenerationPath
+from bot.offline.emulator.flood import FloodLimits
+from tests.support.harness import RunningBot
+
+STEP_DELAY_S = 0.02
+
+
+@pytest.fixture(autouse=True)
+def flood_control(bot: RunningBot) -> None:
+    """Telegram's flood limits are enforced: a stream that edits too fast would get 429s."""
+    bot.emu.flood.enabled = True
+
+
+async def slow_down_generation(bot: RunningBot) -> None:
+    """Make each decoding step of the tiny model slow and never final, so a stream lasts seconds."""
+    model_id = bot.settings.default_models["generate"]
+    async with bot.services.pool.lease("text-generation", model_id) as runner:
+        eos = runner.tokenizer.eos_token_id
+
+        def slow_and_endless(module: object, args: object, output: Any) -> None:
+            time.sleep(STEP_DELAY_S)
+            output.logits[..., eos] = float("-inf")
+
+        runner.model.register_forward_hook(slow_and_endless)
+
+
+def generation_path(bot: RunningBot) -> ContinuousGenerationPath:
+    engine = bot.services.pool.engine("text-generation", bot.settings.default_models["generate"])
+    assert isinstance(engine, ContinuousGenerationPath)
+    return engine
+
+
+def flooded_edits(bot: RunningBot) -> list[str]:
+    """Edits Telegram would have refused with a RetryAfter (429)."""
+    return [
+        c.error
+        for c in bot.emu.calls
+        if c.method == "editMessageText" and c.error and "Too Many" in c.error
+    ]
+
+
+def edit_times(bot: RunningBot, chat_id: int) -> list[float]:
+    return [
+        c.at
+        for c in bot.emu.calls
+        if c.method == "editMessageText" and c.params.get("chat_id") == chat_id
+    ]
+
+
+async def test_users_with_different_settings_share_the_engine_and_get_their_own_lengths(
+    bot: RunningBot,
+) -> None:
+    alice, bob = bot.person("Alice"), bot.person("Bob")
+    group = bot.emu.create_chat("supergroup", "Writers", creator=alice)
+    await bot.ask(alice, group, "/set max_new_tokens 3")
+    await bot.ask(bob, group, "/set max_new_tokens 30")
+    for person in (alice, bob):
+        await bot.ask(person, group, "/set do_sample off")
+    short, long = await asyncio.gather(
+        bot.ask(alice, group, "/generate Once upon a time"),
+        bot.ask(bob, group, "/generate Once upon a time"),
+    )
+    assert short[0].startswith("Once upon a time") and long[0].startswith("Once upon a time")
+    assert len(long[0]) > len(short[0])
+    assert generation_path(bot).served_by_engine == 2
+    assert generation_path(bot).served_by_fallback == 0
+
+
+async def test_a_stream_is_edited_at_most_once_a_second_and_ends_with_the_full_text(
+    bot: RunningBot,
+) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set max_new_tokens 200")
+    await bot.ask(alice, chat, "/generate warm up")
+    await slow_down_generation(bot)
+    [final] = await bot.ask(alice, chat, "/generate The robot wanted to")
+    times = edit_times(bot, chat.id)
+    assert len(times) >= 2, "the placeholder was edited while generating, then finally"
+    gaps = [later - earlier for earlier, later in pairwise(times)]
+    assert min(gaps) >= PRIVATE_INTERVAL_S * 0.95
+    assert final.startswith("The robot wanted to")
+    assert "▍" not in final
+    assert flooded_edits(bot) == [], "never a RetryAfter"
+
+
+async def test_the_stop_button_keeps_the_partial_text_marked_as_stopped(bot: RunningBot) -> None:
+    alice, mallory = bot.person("Alice"), bot.person("Mallory")
+    group = bot.emu.create_chat("supergroup", "Writers", creator=alice)
+    await bot.ask(alice, group, "/set max_new_tokens 200")
+    await bot.ask(alice, group, "/generate warm up")
+    await slow_down_generation(bot)
+    bot.emu.send_message(alice, group, "/generate Every morning the robot")
+    [first_edit] = await bot.emu.wait_for(
+        "editMessageText", lambda c: c.params.get("chat_id") == group.id, timeout=60
+    )
+    streaming = first_edit.result
+    bot.emu.press_button(mallory, streaming, f"stop:{alice.id}")
+    [refusal] = await bot.emu.wait_for("answerCallbackQuery")
+    assert refusal.params["text"] == "Only the person who asked can stop this."
+    bot.emu.press_button(alice, streaming, f"stop:{alice.id}")
+    [stopped] = await bot.emu.wait_for(
+        "editMessageText",
+        lambda c: isinstance(c.result, dict) and "(stopped)" in c.result["text"],
+        timeout=30,
+    )
+    assert stopped.result["text"].startswith("Every morning the robot")
+    assert "reply_markup" not in stopped.result or not stopped.result["reply_markup"]
+    assert generation_path(bot).queue_depth == 0, "the stopped request left the engine"
+
+
+async def test_cancel_command_stops_a_running_generation(bot: RunningBot) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set max_new_tokens 200")
+    await bot.ask(alice, chat, "/generate warm up")
+    await slow_down_generation(bot)
+    bot.emu.send_message(alice, chat, "/generate The quick brown fox")
+    await bot.emu.wait_for(
+        "editMessageText", lambda c: c.params.get("chat_id") == chat.id, timeout=60
+    )
+    bot.emu.send_message(alice, chat, "/cancel")
+    await bot.emu.wait_for(
+        "editMessageText",
+        lambda c: isinstance(c.result, dict) and "(stopped)" in c.result["text"],
+        timeout=30,
+    )
+
+
+async def test_two_users_streaming_in_one_group_share_its_edit_pace(bot: RunningBot) -> None:
+    alice, bob = bot.person("Alice"), bot.person("Bob")
+    group = bot.emu.create_chat("supergroup", "Writers", creator=alice)
+    bot.emu.flood.limits = FloodLimits()
+    for person in (alice, bob):
+        await bot.ask(person, group, "/set max_new_tokens 200")
+    await bot.ask(alice, group, "/generate warm up")
+    await slow_down_generation(bot)
+    started = len(edit_times(bot, group.id))
+    first, second = await asyncio.gather(
+        bot.ask(alice, group, "/generate Alice says"), bot.ask(bob, group, "/generate Bob says")
+    )
+    assert first[0].startswith("Alice says") and second[0].startswith("Bob says")
+    times = edit_times(bot, group.id)[started:]
+    gaps = [later - earlier for earlier, later in pairwise(times)]
+    assert gaps and min(gaps) >= GROUP_INTERVAL_S * 0.95
+    assert flooded_edits(bot) == []
+
+
+async def test_stream_off_replies_once_with_the_whole_text(bot: RunningBot) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set stream off")
+    [reply] = await bot.ask(alice, chat, "/generate Once upon")
+    assert reply.startswith("Once upon")
+    assert edit_times(bot, chat.id) == []
+
+
+async def test_a_parameter_the_engine_cannot_serve_falls_back_to_micro_batching(
+    bot: RunningBot,
+) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set repetition_penalty 1.3")
+    [reply] = await bot.ask(alice, chat, "/generate Once upon")
+    assert reply.startswith("Once upon")
+    assert generation_path(bot).served_by_fallback == 1
+    assert generation_path(bot).served_by_engine == 0

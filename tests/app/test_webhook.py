@@ -1,0 +1,155 @@
+"""Webhook mode, /healthz and /metrics: the bot as an operator runs it behind a proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from telegram.ext import ApplicationBuilder
+
+from bot.app.build import build_application
+from bot.app.serve import serve
+from bot.offline.emulator import BotApiEmulator
+from handlers.context import services_of
+from tests.support.harness import bot_settings, break_database
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class WebhookBot:
+    def __init__(self, emu: BotApiEmulator, port: int, app) -> None:
+        self.emu, self.port, self.app = emu, port, app
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+async def webhook_bot(tmp_path: Path, tiny_models_dir: Path) -> AsyncIterator[WebhookBot]:
+    port = free_port()
+    settings = bot_settings(
+        tmp_path,
+        tiny_models_dir,
+        webhook_url=f"http://127.0.0.1:{port}",
+        webhook_listen="127.0.0.1",
+        webhook_port=port,
+        webhook_secret="s3cret-token",
+    )
+    async with BotApiEmulator() as emu:
+        app = build_application(settings, builder=emu.wire(ApplicationBuilder()), webhook=True)
+        stop = asyncio.Event()
+        running = asyncio.create_task(serve(settings, app, stop))
+        await emu.wait_for("setWebhook", since=0, timeout=60)
+        try:
+            yield WebhookBot(emu, port, app)
+        finally:
+            stop.set()
+            await running
+
+
+async def test_the_bot_registers_its_webhook_with_a_secret_and_the_updates_it_needs(
+    webhook_bot: WebhookBot,
+) -> None:
+    [call] = await webhook_bot.emu.wait_for("setWebhook", since=0)
+    assert call.params["url"] == f"{webhook_bot.base}/telegram"
+    assert call.params["secret_token"] == "s3cret-token"
+    assert set(call.params["allowed_updates"]) == {
+        "message",
+        "channel_post",
+        "callback_query",
+        "inline_query",
+    }
+    assert call.params.get("drop_pending_updates") in (None, False, "false")
+
+
+async def test_updates_arrive_through_the_webhook_and_are_answered(webhook_bot: WebhookBot) -> None:
+    emu = webhook_bot.emu
+    alice = emu.create_user("Alice")
+    emu.send_message(alice, emu.private_chat(alice), "/sentiment What a book")
+    [reply] = await emu.wait_for("sendMessage", timeout=60)
+    assert reply.result["text"].splitlines()[0] in ("POSITIVE", "NEGATIVE")
+
+
+async def test_a_post_without_the_secret_header_is_refused(webhook_bot: WebhookBot) -> None:
+    async with aiohttp.ClientSession() as http:
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "chat": {"id": 1, "type": "private"},
+                "text": "/start",
+            },
+        }
+        async with http.post(f"{webhook_bot.base}/telegram", json=update) as response:
+            assert response.status == 403
+        headers = {"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+        async with http.post(
+            f"{webhook_bot.base}/telegram", json=update, headers=headers
+        ) as response:
+            assert response.status == 403
+
+
+async def test_healthz_names_the_failing_part(webhook_bot: WebhookBot) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{webhook_bot.base}/healthz") as response:
+            assert response.status == 200
+            assert (await response.json())["database"] == "ok"
+        services = services_of(webhook_bot.app)
+        assert services is not None
+        break_database(services)
+        async with http.get(f"{webhook_bot.base}/healthz") as response:
+            assert response.status == 503
+            body = await response.json()
+            assert body["ok"] is False
+            assert body["database"] == "unreachable"
+            assert body["pool"] == "ok"
+
+
+async def test_metrics_count_commands_updates_and_pool_batches(webhook_bot: WebhookBot) -> None:
+    emu = webhook_bot.emu
+    alice = emu.create_user("Alice")
+    emu.send_message(alice, emu.private_chat(alice), "/sentiment Lovely")
+    await emu.wait_for("sendMessage", timeout=60)
+    async with aiohttp.ClientSession() as http, http.get(f"{webhook_bot.base}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    assert 'hfbot_commands_total{outcome="ok",task="sentiment"} 1.0' in text
+    assert 'hfbot_updates_total{kind="message"}' in text
+    assert 'hfbot_pool_batches_total{size="1"} 1.0' in text
+    assert "hfbot_pool_latency_seconds_count 1.0" in text
+    assert "hfbot_pool_loaded_models 1.0" in text
+
+
+async def test_in_polling_mode_health_and_metrics_run_on_their_own_port(
+    tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    port = free_port()
+    settings = bot_settings(
+        tmp_path, tiny_models_dir, webhook_listen="127.0.0.1", metrics_port=port
+    )
+    async with BotApiEmulator() as emu:
+        app = build_application(settings, builder=emu.wire(ApplicationBuilder()))
+        stop = asyncio.Event()
+        running = asyncio.create_task(serve(settings, app, stop))
+        try:
+            await emu.wait_for("getUpdates", since=0, timeout=60)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    assert "hfbot_pool_loaded_models" in await response.text()
+                async with http.post(f"http://127.0.0.1:{port}/telegram", json={}) as response:
+                    assert response.status in (404, 405), "no webhook route in polling mode"
+        finally:
+            stop.set()
+            await running

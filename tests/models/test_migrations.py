@@ -1,0 +1,83 @@
+"""Alembic owns the schema: up to head, down to base, data kept, models in step."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from bot.tasks import param_rules_from_caps
+from models import migrate
+from models.base import Base
+from models.store import SettingsStore
+
+APP_TABLES = {"users", "chats", "user_preferences", "chat_defaults", "usage_log", "model_rules"}
+
+
+async def table_names(engine) -> set[str]:
+    async with engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    return names - {"alembic_version"}
+
+
+async def test_upgrade_to_head_and_downgrade_to_base(database) -> None:
+    engine = database.engine()
+    try:
+        await migrate.upgrade(engine)
+        assert await table_names(engine) == APP_TABLES
+        assert await migrate.current_revision(engine) == migrate.head_revision()
+        await migrate.downgrade(engine, "base")
+        assert await table_names(engine) == set()
+        assert await migrate.current_revision(engine) is None
+        await migrate.upgrade(engine)
+        assert await table_names(engine) == APP_TABLES
+    finally:
+        await engine.dispose()
+
+
+async def test_saved_choices_survive_an_upgrade_and_a_downgrade(database) -> None:
+    engine = database.engine()
+    try:
+        await migrate.upgrade(engine, "0001")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO users (id, telegram_language, first_seen, last_seen) "
+                    "VALUES (42, 'zh', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO user_preferences (user_id, task, model_id, params, updated_at) "
+                    "VALUES (42, 'generate', 'org/gpt', :params, CURRENT_TIMESTAMP)"
+                ),
+                {"params": '{"temperature": 0.3}'},
+            )
+        await migrate.upgrade(engine)
+        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        choice = await store.user_choice(42, "generate")
+        assert choice.model_id == "org/gpt"
+        assert choice.params == {"temperature": 0.3}
+        assert await store.get_options(42) == {}
+        assert await store.get_language(42) == "zh"
+
+        await migrate.downgrade(engine, "0001")
+        fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        assert (await fresh.user_choice(42, "generate")).model_id == "org/gpt"
+    finally:
+        await engine.dispose()
+
+
+async def test_the_models_match_what_the_migrations_build(database) -> None:
+    engine = database.engine()
+    try:
+        await migrate.upgrade(engine)
+        async with engine.connect() as connection:
+            diff = await connection.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                )
+            )
+        assert diff == []
+    finally:
+        await engine.dispose()
