@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONSTRAINTS ?= constraints.txt
 
-.PHONY: run test lint bench clean
+.PHONY: run test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,8 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check bot handlers models migrations tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
@@ -29,4 +31,4 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_media --write
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

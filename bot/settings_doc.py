@@ -28,7 +28,8 @@ def setting_docs() -> list[SettingDoc]:
     prefix = Settings.model_config.get("env_prefix", "")
     for name, field in Settings.model_fields.items():
         alias = field.validation_alias
-        env = alias.choices[0] if isinstance(alias, AliasChoices) else f"{prefix}{name}".upper()
+        first = alias.choices[0] if isinstance(alias, AliasChoices) else None
+        env = first if isinstance(first, str) else f"{prefix}{name}".upper()
         default = field.get_default(call_default_factory=True)
         docs.append(SettingDoc(env, _render(default), field.description or ""))
     return docs

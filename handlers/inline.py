@@ -63,6 +63,8 @@ async def inline_query(update: Update, context: BotContext) -> None:
     except UserFacingError:
         await query.answer([], cache_time=0, is_personal=True)
         return
+    sentiment: Any | BaseException
+    generated: Any | BaseException
     sentiment, generated = await asyncio.gather(
         _run(turn, TASKS["sentiment"], text, {}),
         _run(

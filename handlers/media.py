@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from telegram import Bot, Message, MessageEntity
 from telegram.ext import filters
@@ -65,11 +66,16 @@ def audio_in(message: Message | None, limits: MediaLimits | None = None) -> Medi
         return None
     for sound in (message.voice, message.audio, message.video_note, message.video):
         if sound is not None:
-            return MediaFile(sound.file_id, sound.file_size, float(sound.duration))
+            return MediaFile(sound.file_id, sound.file_size, _seconds(sound.duration))
     document = message.document
     if document is not None and (document.mime_type or "").startswith(("audio/", "video/")):
         return MediaFile(document.file_id, document.file_size)
     return None
+
+
+def _seconds(duration: int | timedelta) -> float:
+    """Telegram's durations are whole seconds; PTB may hand them over as a timedelta."""
+    return duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
 
 
 _FINDERS: dict[str, Callable[[Message | None, MediaLimits], MediaFile | None]] = {

@@ -1,5 +1,7 @@
-"""Persistent state: the typed ORM and the async SettingsStore, the only code that writes SQL."""
+"""Persistent state: the typed ORM with its queries beside each table, the async
+SettingsStore (sessions, cache, StoreUnavailable) and the migrations runner."""
 
-from models.store import ModelRule, ResolvedSettings, SettingsStore
+from models.rule import ModelRule
+from models.store import ResolvedSettings, SettingsStore
 
 __all__ = ["ModelRule", "ResolvedSettings", "SettingsStore"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Result
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -49,3 +52,26 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+async def upsert(
+    session: AsyncSession,
+    model: type[Base],
+    values: dict[str, Any],
+    keys: list[str],
+    update: list[str],
+) -> Result[Any]:
+    """INSERT … ON CONFLICT DO UPDATE (or DO NOTHING without `update`) in the dialect at hand.
+
+    SQLite and PostgreSQL share the syntax, so every upsert of the store is one statement
+    on both, and concurrent writers never race between a SELECT and an INSERT.
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(model).values(**values)
+    if update:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys, set_={name: stmt.excluded[name] for name in update}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    return await session.execute(stmt)

@@ -1,14 +1,15 @@
-"""People and chats the bot has seen."""
+"""People and chats the bot has seen, and the queries that read and write them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, text
+from sqlalchemy import BigInteger, String, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, JsonDict, UTCDateTime, utcnow
+from models.base import Base, JsonDict, UTCDateTime, upsert, utcnow
 
 
 class User(Base):
@@ -36,3 +37,87 @@ class Chat(Base):
     title: Mapped[str | None] = mapped_column(String(255))
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+async def touch_user(session: AsyncSession, user_id: int, telegram_language: str | None) -> None:
+    """Create the user or note that they were seen, with the language Telegram reports."""
+    now = utcnow()
+    values = {"id": user_id, "telegram_language": telegram_language}
+    await upsert(
+        session,
+        User,
+        values | {"first_seen": now, "last_seen": now},
+        ["id"],
+        ["telegram_language", "last_seen"],
+    )
+
+
+async def touch_chat(
+    session: AsyncSession, chat_id: int, chat_type: str, title: str | None
+) -> None:
+    """Create the chat or note that it was seen, with its current type and title."""
+    now = utcnow()
+    values = {"id": chat_id, "type": chat_type, "title": title}
+    await upsert(
+        session,
+        Chat,
+        values | {"first_seen": now, "last_seen": now},
+        ["id"],
+        ["type", "title", "last_seen"],
+    )
+
+
+async def ensure_owner(
+    session: AsyncSession, table: type[User] | type[Chat], owner_id: int, **defaults: Any
+) -> None:
+    """The user or chat row a write hangs on, created if this is its first write."""
+    now = utcnow()
+    await upsert(
+        session, table, {"id": owner_id, "first_seen": now, "last_seen": now} | defaults, ["id"], []
+    )
+
+
+async def read_language(session: AsyncSession, user_id: int) -> str | None:
+    """The user's /lang choice, else the language Telegram reported, else None."""
+    row = (
+        await session.execute(
+            select(User.language, User.telegram_language).where(User.id == user_id)
+        )
+    ).first()
+    return (row.language or row.telegram_language) if row else None
+
+
+async def write_language(session: AsyncSession, user_id: int, language: str | None) -> None:
+    await ensure_owner(session, User, user_id)
+    user = await session.get(User, user_id)
+    assert user is not None
+    user.language = language
+
+
+async def read_options(session: AsyncSession, user_id: int) -> dict[str, Any]:
+    stored = (
+        await session.execute(select(User.options).where(User.id == user_id))
+    ).scalar_one_or_none()
+    return dict(stored or {})
+
+
+async def merge_options(
+    session: AsyncSession, user_id: int, updates: dict[str, Any], removed: list[str]
+) -> dict[str, Any]:
+    """Merge options into the user's row, locked so concurrent writes keep each other's keys."""
+    await ensure_owner(session, User, user_id)
+    user = (
+        await session.execute(select(User).where(User.id == user_id).with_for_update())
+    ).scalar_one()
+    user.options = merged(user.options, updates, removed)
+    return dict(user.options)
+
+
+def merged(
+    current: dict[str, Any] | None, updates: dict[str, Any], removed: list[str]
+) -> dict[str, Any]:
+    """`current` with `updates` applied and the `removed` keys gone (a new dict, so the ORM sees a change)."""
+    result = {**(current or {}), **updates}
+    for name in removed:
+        result.pop(name, None)
+    return result

@@ -8,7 +8,7 @@ through the typed context of `handlers.context`, never by importing this module.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from telegram.ext import AIORateLimiter, ApplicationBuilder
 
@@ -108,14 +108,15 @@ def build_application(
         builder = builder.updater(None)
     else:
         builder = builder.get_updates_request(CountingRequest(metrics, read_timeout=30))
-    application: BotApplication = (
+    application = cast(
+        BotApplication,
         builder.context_types(CONTEXT_TYPES)
         .request(CountingRequest(metrics, connection_pool_size=64))
         .rate_limiter(AIORateLimiter(max_retries=2))
         .concurrent_updates(ChatOrderedUpdateProcessor())
         .post_init(post_init)
         .post_shutdown(post_shutdown)
-        .build()
+        .build(),
     )
     register_handlers(application)
     return application

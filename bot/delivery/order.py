@@ -82,30 +82,35 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         queue.next_ticket += 1
         return ticket
 
-    async def process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Take the ticket in arrival order, before waiting for a concurrency slot."""
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Take this chat's next ticket, then run the handlers with it as the current ticket.
+
+        PTB starts `do_process_update` in arrival order: updates that wait for a
+        concurrency slot wait on a FIFO semaphore, so tickets follow arrival order.
+        """
         ticket = self._ticket(update)
         token = _current.set(ticket)
         self.in_flight += 1
         try:
-            await super().process_update(update, coroutine)
+            await coroutine
         finally:
             _current.reset(token)
             if ticket is not None:
                 await ticket.release()
-                self._drop_if_idle(update)
+                self._drop_if_idle(ticket, update)
             self.in_flight -= 1
             async with self._idle:
                 self._idle.notify_all()
 
-    def _drop_if_idle(self, update: object) -> None:
+    def _drop_if_idle(self, ticket: Ticket, update: object) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
-        queue = self._chats.get(chat.id) if chat else None
-        if queue is not None and queue.turn >= queue.next_ticket:
+        queue = ticket.queue
+        if (
+            chat is not None
+            and self._chats.get(chat.id) is queue
+            and queue.turn >= queue.next_ticket
+        ):
             del self._chats[chat.id]
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        await coroutine
 
     async def initialize(self) -> None:
         """Nothing to set up: state is created per chat on demand."""

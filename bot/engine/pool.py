@@ -191,7 +191,10 @@ class PipelinePool:
             max_wait_s=self.settings.pool_max_wait_ms / 1000,
             queue_size=self.settings.pool_queue_size,
         )
-        if ENGINE_KINDS.get(task) != "continuous" or self.settings.generation_engine != "continuous":
+        if (
+            ENGINE_KINDS.get(task) != "continuous"
+            or self.settings.generation_engine != "continuous"
+        ):
             return batcher
         return ContinuousGenerationPath(
             task,

@@ -155,6 +155,7 @@ def facts_from_hub_info(info: ModelInfo) -> ModelFacts:
         for sibling in siblings
         if fnmatch(sibling.rfilename, SAFE_WEIGHTS)
     ]
+    known_sizes = [size for size in sizes if size is not None]
     transformers_info = info.transformers_info
     return ModelFacts(
         model_id=info.id,
@@ -162,7 +163,7 @@ def facts_from_hub_info(info: ModelInfo) -> ModelFacts:
         pipeline_tag=info.pipeline_tag
         or (transformers_info.pipeline_tag if transformers_info else None),
         custom_class=transformers_info.custom_class if transformers_info else None,
-        weights_bytes=sum(sizes) if sizes and None not in sizes else None,
+        weights_bytes=sum(known_sizes) if sizes and len(known_sizes) == len(sizes) else None,
         num_parameters=info.safetensors.total if info.safetensors else None,
         gated=bool(info.gated),
         **_config_facts(info.config or {}),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -46,10 +47,14 @@ def _answered(emu: BotApiEmulator, message_id: int) -> bool:
     )
 
 
+def _more_calls_than(emu: BotApiEmulator, seen: int) -> bool:
+    return len(emu.calls) > seen
+
+
 async def _print_bot_messages(emu: BotApiEmulator, chat_id: int, out: TextIO) -> None:
     seen = 0
     while True:
-        await emu.wait_until(lambda seen=seen: len(emu.calls) > seen, timeout=10**9)
+        await emu.wait_until(partial(_more_calls_than, emu, seen), timeout=10**9)
         for call in emu.calls[seen:]:
             if call.error is None and call.params.get("chat_id") == chat_id:
                 if call.method == "sendMessage":
@@ -121,8 +126,7 @@ async def run_console(
                     previous = message_id = sent["message_id"]
                     try:
                         await emu.wait_until(
-                            lambda message_id=message_id: _answered(emu, message_id),
-                            timeout=REPLY_TIMEOUT_S,
+                            partial(_answered, emu, message_id), timeout=REPLY_TIMEOUT_S
                         )
                     except TimeoutError:
                         print("(no reply yet; carrying on)", file=out, flush=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
+from typing import cast
 
 import av
 import numpy as np
@@ -53,7 +54,7 @@ def sound_bytes(
     """A tone encoded as a file: OGG/Opus (a voice note) by default, or mp3 / ipod (M4A)."""
     out = io.BytesIO()
     with av.open(out, mode="w", format=container) as muxer:
-        stream = muxer.add_stream(codec, rate=rate, layout="mono")
+        stream = cast(av.AudioStream, muxer.add_stream(codec, rate=rate, layout="mono"))
         samples = tone(seconds, rate)
         frame_size = 960
         for start in range(0, len(samples), frame_size):

@@ -121,9 +121,9 @@ class _TelegramHtml(HTMLParser):
                 raise EntityParseError(
                     f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {offset}'
                 )
-            entity["custom_emoji_id"] = emoji_id
+            entity = {"type": kind, "custom_emoji_id": emoji_id}
         elif tag == "blockquote" and "expandable" in attributes:
-            entity["type"] = "expandable_blockquote"
+            entity = {"type": "expandable_blockquote"}
         elif tag == "code" and self.stack and self.stack[-1].tag == "pre":
             language = attributes.get("class", "")
             pre = self.stack[-1].entity
@@ -149,10 +149,20 @@ class _TelegramHtml(HTMLParser):
             opened.entity.update(offset=opened.start, length=self.length - opened.start)
             self.entities.append(opened.entity)
 
-    def unsupported(self, *_: object) -> None:
+    def _unsupported(self) -> None:
         raise EntityParseError(f"Unsupported start tag at byte offset {self.byte_offset()}")
 
-    handle_comment = handle_decl = handle_pi = unknown_decl = unsupported
+    def handle_comment(self, data: str) -> None:
+        self._unsupported()
+
+    def handle_decl(self, decl: str) -> None:
+        self._unsupported()
+
+    def handle_pi(self, data: str) -> None:
+        self._unsupported()
+
+    def unknown_decl(self, data: str) -> None:
+        self._unsupported()
 
 
 def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:

@@ -327,7 +327,7 @@ class BotApiMethods:
             log, message_id = self.world.log(target["chat_id"]), target["message_id"]
         else:
             log, message_id = self._chat_log(params), params.get("message_id")
-        message = log.messages.get(message_id)  # type: ignore[arg-type]
+        message = log.messages.get(message_id)
         if message is None or message_id in log.deleted:
             raise bad_request("message to edit not found")
         sender = message.get("from", {}).get("id")

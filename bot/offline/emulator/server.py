@@ -27,7 +27,6 @@ from bot.offline.emulator.updates import Changes, UpdateDelivery
 from bot.offline.emulator.world import (
     ApiCall,
     ApiError,
-    ChatType,
     FakeChat,
     FakeUser,
     JsonDict,
@@ -89,6 +88,10 @@ class BotApiEmulator:
             is_bot=True,
         )
         self.world = World(self.bot_user)
+        # People and chats are the world's; the emulator hands out its constructors as its own.
+        self.create_user = self.world.create_user
+        self.private_chat = self.world.private_chat
+        self.create_chat = self.world.create_chat
         self.flood = FloodControl(limits=flood_limits or FloodLimits())
         self.api = BotApiMethods(self.world, self.flood, group_privacy=group_privacy)
         self.group_privacy = group_privacy
@@ -157,32 +160,6 @@ class BotApiEmulator:
         return builder.token(self.token).base_url(self.base_url).base_file_url(self.base_file_url)
 
     # People and chats ------------------------------------------------------------------
-
-    def create_user(
-        self,
-        first_name: str,
-        username: str | None = None,
-        language_code: str | None = "en",
-        *,
-        last_name: str | None = None,
-    ) -> FakeUser:
-        return self.world.create_user(first_name, username, language_code, last_name=last_name)
-
-    def private_chat(self, user: FakeUser) -> FakeChat:
-        return self.world.private_chat(user)
-
-    def create_chat(
-        self,
-        chat_type: ChatType,
-        title: str,
-        *,
-        creator: FakeUser | None = None,
-        admins: tuple[FakeUser, ...] = (),
-        username: str | None = None,
-    ) -> FakeChat:
-        return self.world.create_chat(
-            chat_type, title, creator=creator, admins=admins, username=username
-        )
 
     def make_admin(self, chat: FakeChat, user: FakeUser) -> None:
         chat.admin_ids.add(user.id)

@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -144,6 +145,10 @@ class UpdateDelivery:
         if isinstance(allowed, list):
             self._allowed_updates = frozenset(allowed) if allowed else DEFAULT_ALLOWED_UPDATES
 
+    def _webhook_changed(self, webhook: JsonDict | None) -> bool:
+        """A failed delivery is retried early when the bot sets or deletes its webhook."""
+        return self._closing or self._webhook is not webhook
+
     async def set_webhook(self, params: JsonDict) -> bool:
         url = str(params.get("url") or "")
         if not url:
@@ -222,6 +227,4 @@ class UpdateDelivery:
             self.changes.notify()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_WEBHOOK_RETRY_S):
-                    await self.changes.wait_until(
-                        lambda webhook=webhook: self._closing or self._webhook is not webhook
-                    )
+                    await self.changes.wait_until(partial(self._webhook_changed, webhook))

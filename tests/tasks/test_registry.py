@@ -1,0 +1,66 @@
+"""One row per command: every table keyed by the registry agrees with it.
+
+Facts that cannot live in a `TaskSpec` (they need transformers, or they are
+sentences) are kept in tables keyed by its rows; these tests fail when a row
+is added in one place only.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.engine.pool import ENGINE_KINDS
+from bot.engine.runners import RUNNERS
+from bot.i18n import CATALOGS
+from bot.offline.demo_models import DEMO_BUILDERS
+from bot.tasks import PARAMS, TASKS, TRANSLATION_TARGETS, get_task
+from handlers.lifecycle import READERS
+from handlers.parsing import PARSERS
+
+
+def test_every_pipeline_task_has_a_runner_and_every_runner_a_task() -> None:
+    assert set(RUNNERS) == {spec.pipeline_task for spec in TASKS.values()}
+
+
+def test_every_command_has_a_demo_model() -> None:
+    assert set(DEMO_BUILDERS) == set(TASKS)
+
+
+def test_every_input_kind_and_style_has_a_reader_and_a_parser() -> None:
+    assert {spec.input_kind for spec in TASKS.values()} <= set(READERS)
+    assert {spec.input_style for spec in TASKS.values() if spec.input_kind == "text"} <= set(
+        PARSERS
+    )
+
+
+def test_the_pool_serves_each_pipeline_task_on_its_rows_engine() -> None:
+    for spec in TASKS.values():
+        assert ENGINE_KINDS[spec.pipeline_task] == spec.engine
+    assert [spec.name for spec in TASKS.values() if spec.streams] == ["generate"]
+
+
+@pytest.mark.parametrize("language", sorted(CATALOGS))
+def test_every_command_has_its_sentences_in_every_language(language: str) -> None:
+    catalog = CATALOGS[language]
+    for spec in TASKS.values():
+        assert f"cmd.{spec.name}" in catalog, spec.name
+        assert spec.empty_result in catalog, spec.name
+        if spec.input_style == "labels":
+            assert f"error.{spec.name}_needs_labels" in catalog, spec.name
+
+
+def test_each_row_takes_known_parameters_and_names_what_vetting_searches() -> None:
+    for spec in TASKS.values():
+        assert set(spec.params) <= set(PARAMS)
+        assert set(spec.defaults) <= set(spec.params)
+        assert spec.model_kind.tags, spec.name
+
+
+def test_a_task_is_found_by_name_alias_or_pipeline_task() -> None:
+    assert get_task("/Sentiment").name == "sentiment"
+    assert get_task("sentiment-analysis").name == "sentiment"
+    assert get_task("text-generation").name == "generate"
+
+
+def test_translation_targets_are_translation_models_of_one_family() -> None:
+    assert TRANSLATION_TARGETS["zh"] == TASKS["translate"].default_model
