@@ -78,7 +78,7 @@ class StoreUnavailable(UserFacingError):
     key = "error.store_unavailable"
 
 
-# Hub vetting: one refusal per reason a model cannot be used (bot/hub.py).
+# Hub vetting: one refusal per reason a model cannot be used (bot/hub/vetting.py).
 
 
 class ModelDenied(ModelNotAllowed):
