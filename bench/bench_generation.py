@@ -1,11 +1,13 @@
 """Generation throughput through the bot's pool: continuous batching against naive and micro-batching.
 
 A distilgpt2-size GPT-2 (6 layers, 768 hidden, 12 heads, 50257-token
-vocabulary) with random weights: the cost of a forward pass does not depend on
-whether the weights are trained. Users arrive 100 ms apart, each with their own
-temperature, asking for 32 new tokens with sampling on; no request stops early
-(the model has no end-of-sequence token), so every engine produces the same
-number of tokens.
+vocabulary) with random weights, built by `bot.offline.demo_models` at its BASE
+scale: the cost of a forward pass does not depend on whether the weights are
+trained, and its whole-word tokenizer decodes every generated id to a word, so
+streaming sends text at every step as it would with a trained tokenizer. Users
+arrive 100 ms apart, each with their own temperature, asking for 32 new tokens
+with sampling on; no request stops early (the model has no end-of-sequence
+token), so every engine produces the same number of tokens.
 
 Engines compared, over a few interleaved rounds (medians reported), all but naive
 through `PipelinePool.submit`, as the bot calls it:
@@ -29,23 +31,24 @@ import asyncio
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, pipeline
+from transformers import pipeline
 
 from bench.results import write_section
 from bot.config import Settings
 from bot.engine.pool import PipelinePool
+from bot.offline.demo_models import BASE, tiny_gpt2
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-VOCAB_SIZE = 50257
 NEW_TOKENS = 32
 STREAM_USERS = 8
 SAMPLING = {"do_sample": True, "top_k": 50, "top_p": 0.95}
@@ -66,36 +69,6 @@ NOISE_NOTE = (
     "rather than across runs."
 )
 SECTION = "## Generation engine"
-
-
-def build_model() -> tuple[GPT2LMHeadModel, PreTrainedTokenizerFast]:
-    """Random distilgpt2-size weights and a word-level tokenizer covering the whole vocabulary.
-
-    Every generated id decodes to a word, so streaming sends text at every step
-    as it would with a trained tokenizer.
-    """
-    words = sorted({word for prompt in PROMPTS for word in prompt.split()})
-    vocab = {"[PAD]": 0, "[UNK]": 1} | {word: i + 2 for i, word in enumerate(words)}
-    vocab |= {f"w{i}": i for i in range(len(vocab), VOCAB_SIZE)}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="[PAD]", unk_token="[UNK]", padding_side="left"
-    )
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=VOCAB_SIZE,
-        n_layer=6,
-        n_embd=768,
-        n_head=12,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=0,
-    )
-    model = GPT2LMHeadModel(config).eval()
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
-    return model, wrapped
 
 
 @dataclass
@@ -155,9 +128,9 @@ def pool_with(pipe: Any, engine: str) -> PipelinePool:
     return PipelinePool(settings, loader=lambda task, model_id: pipe)
 
 
-async def bench(rounds: int, users: int, gap_s: float) -> dict[str, list[Run]]:
-    model, tokenizer = build_model()
-    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+async def bench(rounds: int, users: int, gap_s: float, models: Path) -> dict[str, list[Run]]:
+    gpt2 = tiny_gpt2(models, BASE, end_of_sequence=False)
+    pipe = pipeline("text-generation", model=str(gpt2), device="cpu")
     executor = ThreadPoolExecutor(max_workers=1)
     continuous_pool = pool_with(pipe, "continuous")
     batching_pool = pool_with(pipe, "micro-batching")
@@ -289,10 +262,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--gap-ms", type=float, default=100.0)
+    parser.add_argument(
+        "--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "hfbot-bench-models"
+    )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    runs = asyncio.run(bench(args.rounds, args.users, args.gap_ms / 1000))
+    runs = asyncio.run(bench(args.rounds, args.users, args.gap_ms / 1000, args.models_dir))
     load = (load_before, os.getloadavg()[0])
     section = report(runs, args.rounds, args.users, args.gap_ms / 1000, load)
     print()

@@ -1,9 +1,10 @@
 """Photos and voice notes: the pool's micro-batching against a naive bot, decode cost per file.
 
 Real-size architectures with random weights (a forward pass costs the same
-trained or not): a ViT-base image classifier (12 layers, 768 hidden, 224×224,
-patch 16, 1000 labels) and a wav2vec2-base-size CTC speech model (12 layers,
-768 hidden, the 7-layer convolutional feature encoder, 16 kHz).
+trained or not), built by `bot.offline.demo_models` at its BASE scale: a ViT-base
+image classifier (12 layers, 768 hidden, 224×224, patch 16, 1000 labels) and a
+wav2vec2-base-size CTC speech model (12 layers, 768 hidden, the 7-layer
+convolutional feature encoder, 16 kHz).
 
 Sixteen users send at once, as the bot receives them: JPEG photos of
 1280×960 (either way up), or OGG/Opus voice notes of 2 to 8 seconds recorded at
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import os
 import platform
 import random
@@ -42,21 +42,13 @@ import numpy as np
 import psutil
 import torch
 from PIL import Image
-from transformers import (
-    ViTConfig,
-    ViTForImageClassification,
-    ViTImageProcessorPil,
-    Wav2Vec2Config,
-    Wav2Vec2CTCTokenizer,
-    Wav2Vec2FeatureExtractor,
-    Wav2Vec2ForCTC,
-    pipeline,
-)
+from transformers import pipeline
 
 from bench.results import write_section
 from bot.config import Settings
 from bot.engine.inputs import AudioBytes, ImageBytes, decode_audio, decode_image, decode_input
 from bot.engine.pool import PipelinePool
+from bot.offline.demo_models import BASE, tiny_image_classifier, tiny_speech_recognizer
 from bot.offline.media_samples import sound_bytes
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,35 +59,6 @@ MAX_PIXELS = 25_000_000
 MAX_SECONDS = 60.0
 RATE = 16_000
 SECTION = "## Photos and voice notes"
-
-
-def build_vit(directory: Path) -> Path:
-    path = directory / "vit_base"
-    if not (path / "config.json").exists():
-        torch.manual_seed(0)
-        labels = {i: f"label_{i}" for i in range(1000)}
-        config = ViTConfig(id2label=labels, label2id={v: k for k, v in labels.items()})
-        ViTForImageClassification(config).save_pretrained(path)
-        ViTImageProcessorPil(size={"height": 224, "width": 224}).save_pretrained(path)
-    return path
-
-
-def build_wav2vec2(directory: Path) -> Path:
-    path = directory / "wav2vec2_base"
-    if not (path / "config.json").exists():
-        torch.manual_seed(0)
-        path.mkdir(parents=True, exist_ok=True)
-        letters = "abcdefghijklmnopqrstuvwxyz'"
-        vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate(letters)}}
-        (path / "vocab.json").write_text(json.dumps(vocab))
-        Wav2Vec2CTCTokenizer(
-            str(path / "vocab.json"), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|"
-        ).save_pretrained(path)
-        Wav2Vec2FeatureExtractor(
-            feature_size=1, sampling_rate=RATE, padding_value=0.0, return_attention_mask=False
-        ).save_pretrained(path)
-        Wav2Vec2ForCTC(Wav2Vec2Config(vocab_size=len(vocab), pad_token_id=0)).save_pretrained(path)
-    return path
 
 
 def photo(seed: int) -> bytes:
@@ -182,7 +145,8 @@ def _ms(work: Callable[[], Any]) -> float:
 
 
 async def measure(models: Path, rounds: int) -> dict[str, Any]:
-    vit, wav2vec2 = build_vit(models), build_wav2vec2(models)
+    vit = tiny_image_classifier(models, BASE)
+    wav2vec2 = tiny_speech_recognizer(models, BASE)
     photos = [photo(seed) for seed in range(USERS)]
     notes, audio_seconds = voice_notes(seed=1)
     images = [ImageBytes(data, MAX_PIXELS) for data in photos]

@@ -1,10 +1,11 @@
 """Pipeline pool: micro-batching against a naive bot and against raw batched pipelines.
 
 Real-size architectures with random weights (the cost of a forward pass does not
-depend on whether the weights are trained): a 6-layer BERT classifier (768 hidden,
-12 heads, 30522-token vocabulary) and a distilgpt2-size GPT-2 (6 layers, 768
-hidden, 12 heads, 50257-token vocabulary, no end-of-sequence token, so every
-request makes exactly its 32 new tokens).
+depend on whether the weights are trained), built by `bot.offline.demo_models` at
+its BASE scale: a 6-layer BERT classifier (768 hidden, 12 heads, 30522-token
+vocabulary) and a distilgpt2-size GPT-2 (6 layers, 768 hidden, 12 heads,
+50257-token vocabulary, no end-of-sequence token, so every request makes exactly
+its 32 new tokens).
 
 Measured side by side, interleaved over a few rounds (the order rotating each
 round), medians reported:
@@ -44,20 +45,12 @@ from typing import Any
 
 import psutil
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-from transformers import (
-    BertConfig,
-    BertForSequenceClassification,
-    GPT2Config,
-    GPT2LMHeadModel,
-    PreTrainedTokenizerFast,
-    pipeline,
-)
+from transformers import pipeline
 
 from bench.results import write_section
 from bot.config import Settings
 from bot.engine.pool import PipelinePool
-from bot.offline.demo_models import CORPUS
+from bot.offline.demo_models import BASE, WORDS, tiny_classifier, tiny_gpt2
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -76,66 +69,6 @@ GENERATION = {
     "top_p": 0.95,
 }
 SECTION = "## Pipeline pool"
-WORDS = sorted({w.strip(".,?!").lower() for s in CORPUS for w in s.split()} - {""})
-
-
-def _word_tokenizer(vocab_size: int, specials: list[str], **special_tokens: str) -> Tokenizer:
-    """Whitespace words over a full-size vocabulary: real words first, fillers after."""
-    names = [*specials, *WORDS]
-    vocab = {
-        name: i
-        for i, name in enumerate([*names, *(f"w{i}" for i in range(vocab_size - len(names)))])
-    }
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=specials[0]))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    return tok
-
-
-def build_bert(directory: Path) -> Path:
-    tok = _word_tokenizer(30522, ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"])
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=512,
-    )
-    config = BertConfig(
-        vocab_size=30522,
-        num_hidden_layers=6,
-        pad_token_id=1,
-        id2label={0: "NEGATIVE", 1: "POSITIVE"},
-        label2id={"NEGATIVE": 0, "POSITIVE": 1},
-    )
-    return _save(directory / "bert6", BertForSequenceClassification(config), tokenizer)
-
-
-def build_gpt2(directory: Path) -> Path:
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=_word_tokenizer(50257, ["<unk>", "<pad>"]),
-        unk_token="<unk>",
-        pad_token="<pad>",
-        model_max_length=1024,
-    )
-    config = GPT2Config(n_layer=6, n_embd=768, n_head=12, bos_token_id=None, eos_token_id=None)
-    model = GPT2LMHeadModel(config)
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 1
-    return _save(directory / "gpt2_6", model, tokenizer)
-
-
-def _save(path: Path, model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast) -> Path:
-    if not (path / "config.json").exists():
-        torch.manual_seed(0)
-        model.save_pretrained(path)
-        tokenizer.save_pretrained(path)
-    return path
 
 
 def sentences(count: int, seed: int, shortest: int = 4, longest: int = 24) -> list[str]:
@@ -189,7 +122,6 @@ async def throughput(bert: Path, gpt2: Path, rounds: int) -> dict[str, list[floa
     prompts = sentences(GENERATION_USERS, seed=2, shortest=6, longest=12)
     classifier = pipeline("text-classification", model=str(bert), device="cpu")
     generator = pipeline("text-generation", model=str(gpt2), device="cpu")
-    generator.tokenizer.padding_side = "left"
     executor = ThreadPoolExecutor(max_workers=1)
     times: dict[str, list[float]] = {}
     async with PipelinePool(pool_settings()) as pool:
@@ -442,8 +374,8 @@ def main() -> None:
     if args.memory_child:
         print(json.dumps(memory_child(*args.memory_child)))
         return
-    args.models_dir.mkdir(parents=True, exist_ok=True)
-    bert, gpt2 = build_bert(args.models_dir), build_gpt2(args.models_dir)
+    bert = tiny_classifier(args.models_dir, BASE)
+    gpt2 = tiny_gpt2(args.models_dir, BASE, end_of_sequence=False)
     with tempfile.TemporaryDirectory() as workdir:
         mem = memory(bert, Path(workdir))
     print(f"memory: {mem}", flush=True)

@@ -1,10 +1,18 @@
-"""Tiny Hugging Face models built offline: `hfbot console --demo`, and tests that need a real pipeline.
+"""Hugging Face models with random weights, built offline, at two scales from one set of builders.
 
-Each builder writes a randomly initialised model (hidden size 32, two layers)
-and a tokenizer trained on the few sentences below into `<directory>/<name>`,
-and returns that path. A model already built in a directory is reused, so a
-session builds each kind once. The weights are random: tests may rely on the
-shape of a result (labels, keys, lengths), never on its content.
+`TINY` (the default; hidden size 32, two layers, tokenizers trained on the few
+sentences below) is for `hfbot console --demo` and for tests that need a real
+pipeline: a model builds in a fraction of a second. `BASE` is the real size of
+the bot's default models (a 6-layer BERT, distilgpt2, ViT-base, …) with
+whole-word tokenizers filled to the real vocabulary size, for benchmarks: a
+forward pass costs the same whether or not the weights are trained, so only the
+sizes must be real. The `tiny_` names are those of the default scale.
+
+Each builder writes a model and its tokenizer or processors into
+`<directory>/<name><scale suffix>` and returns that path. A model already built
+in a directory is reused, so a session builds each kind once. The weights are
+random: tests may rely on the shape of a result (labels, keys, lengths), never
+on its content.
 """
 
 from __future__ import annotations
@@ -12,9 +20,10 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
@@ -30,6 +39,8 @@ from transformers import (
     CLIPConfig,
     CLIPImageProcessorPil,
     CLIPModel,
+    CLIPTextConfig,
+    CLIPVisionConfig,
     GPT2Config,
     GPT2LMHeadModel,
     PreTrainedModel,
@@ -71,39 +82,239 @@ CORPUS = [
     "Numbers like 1 2 3 4 5 6 7 8 9 0 appear too.",
     "Questions, answers, contexts and spans!",
 ]
+# The corpus' words, lowercased and without punctuation: the first entries of a
+# real-size vocabulary, so texts made of them (as benchmarks make) tokenize to real words.
+WORDS = tuple(sorted({w.strip(".,?!").lower() for s in CORPUS for w in s.split()} - {""}))
 
 SENTIMENT_LABELS = ("NEGATIVE", "POSITIVE")
 NER_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 NLI_LABELS = ("contradiction", "neutral", "entailment")
+IMAGE_LABELS = ("cat", "dog", "car")
 
-_HIDDEN = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+
+# Each size is keyword arguments of one config class, typed so that mypy checks
+# every `Config(**size)` against that class's own signature.
+class BertSize(TypedDict):
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    max_position_embeddings: int
+
+
+class Gpt2Size(TypedDict):
+    n_positions: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+
+
+class BartSize(TypedDict):
+    d_model: int
+    encoder_layers: int
+    decoder_layers: int
+    encoder_attention_heads: int
+    decoder_attention_heads: int
+    encoder_ffn_dim: int
+    decoder_ffn_dim: int
+    max_position_embeddings: int
+
+
+class VitSize(TypedDict):
+    image_size: int
+    patch_size: int
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+
+
+class ClipTextSize(TypedDict):
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    max_position_embeddings: int
+
+
+class Wav2Vec2Size(TypedDict):
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    conv_dim: tuple[int, ...]
+    conv_stride: tuple[int, ...]
+    conv_kernel: tuple[int, ...]
+    num_conv_pos_embeddings: int
+    num_conv_pos_embedding_groups: int
+    feat_extract_norm: str
+    do_stable_layer_norm: bool
+
+
+class Vocabularies(TypedDict):
+    bert: int
+    gpt2: int
+    bart: int
+    clip: int
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Every size a builder needs, per architecture, so one builder serves tests and benchmarks.
+
+    `vocabularies` is None where tokenizers are trained on `CORPUS` (a few hundred
+    entries); otherwise each text tokenizer is whole words filled to that many
+    entries, since a vocabulary's size, not its content, sets what the embedding
+    and output layers cost. `suffix` keeps the scales apart in one directory.
+    """
+
+    suffix: str
+    bert: BertSize
+    gpt2: Gpt2Size
+    caption_decoder: Gpt2Size
+    bart: BartSize
+    vit: VitSize
+    clip_vision: VitSize
+    clip_text: ClipTextSize
+    clip_projection_dim: int
+    wav2vec2: Wav2Vec2Size
+    image_labels: tuple[str, ...]
+    vocabularies: Vocabularies | None = None
+
+
+_TINY_VIT = VitSize(
+    image_size=32,
+    patch_size=8,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+)
+TINY = Scale(
+    suffix="",
+    bert=BertSize(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    ),
+    gpt2=Gpt2Size(n_positions=256, n_embd=32, n_layer=2, n_head=2),
+    caption_decoder=Gpt2Size(n_positions=64, n_embd=32, n_layer=2, n_head=2),
+    bart=BartSize(
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+    ),
+    vit=_TINY_VIT,
+    clip_vision=_TINY_VIT,
+    clip_text=ClipTextSize(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+    ),
+    clip_projection_dim=16,
+    wav2vec2=Wav2Vec2Size(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(32, 32),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+    ),
+    image_labels=IMAGE_LABELS,
+)
+# The sizes of the registry's defaults where the architecture is the same: distilbert
+# (as a 6-layer BERT), distilgpt2, distilbart-cnn-12-6, vit-base-patch16-224, the
+# GPT-2 of vit-gpt2-image-captioning, clip-vit-base-patch32, and wav2vec2-base.
+BASE = Scale(
+    suffix="-base",
+    bert=BertSize(
+        hidden_size=768,
+        num_hidden_layers=6,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+    ),
+    gpt2=Gpt2Size(n_positions=1024, n_embd=768, n_layer=6, n_head=12),
+    caption_decoder=Gpt2Size(n_positions=1024, n_embd=768, n_layer=12, n_head=12),
+    bart=BartSize(
+        d_model=1024,
+        encoder_layers=12,
+        decoder_layers=6,
+        encoder_attention_heads=16,
+        decoder_attention_heads=16,
+        encoder_ffn_dim=4096,
+        decoder_ffn_dim=4096,
+        max_position_embeddings=1024,
+    ),
+    vit=VitSize(
+        image_size=224,
+        patch_size=16,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+    ),
+    clip_vision=VitSize(
+        image_size=224,
+        patch_size=32,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+    ),
+    clip_text=ClipTextSize(
+        hidden_size=512,
+        intermediate_size=2048,
+        num_hidden_layers=12,
+        num_attention_heads=8,
+        max_position_embeddings=77,
+    ),
+    clip_projection_dim=512,
+    wav2vec2=Wav2Vec2Size(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        conv_dim=(512,) * 7,
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        num_conv_pos_embeddings=128,
+        num_conv_pos_embedding_groups=16,
+        feat_extract_norm="group",
+        do_stable_layer_norm=False,
+    ),
+    image_labels=tuple(f"label_{i}" for i in range(1000)),
+    vocabularies=Vocabularies(bert=30522, gpt2=50257, bart=50265, clip=49408),
+)
+
 _BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _BART_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+_GPT2_END, _GPT2_PAD = "<|endoftext|>", "<pad>"
+_CLIP_START, _CLIP_END = "<|startoftext|>", "<|endoftext|>"
 _build_lock = threading.Lock()
 
 
-def _bert_tokenizer() -> PreTrainedTokenizerFast:
-    """WordPiece with BERT's special tokens and `[CLS] a [SEP] b [SEP]` pairs."""
+def _wordpiece() -> Tokenizer:
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
     tok.train_from_iterator(CORPUS, WordPieceTrainer(vocab_size=300, special_tokens=_BERT_SPECIALS))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=128,
-    )
+    return tok
 
 
 def _byte_bpe(specials: list[str]) -> Tokenizer:
@@ -121,23 +332,96 @@ def _byte_bpe(specials: list[str]) -> Tokenizer:
     return tok
 
 
-def _gpt2_tokenizer() -> PreTrainedTokenizerFast:
-    """Byte-level BPE with GPT-2's single special token and, like GPT-2, no pad token."""
-    tok = _byte_bpe(["<|endoftext|>"])
+def _word_level(specials: list[str], size: int, unk: str) -> Tokenizer:
+    """Whole words over a real-size vocabulary: specials, the corpus' words, then numbered fillers.
+
+    Every id decodes to a word, so a generated text grows at every step, as it
+    would with a trained tokenizer (what a streaming benchmark needs).
+    """
+    names = [*specials, *WORDS]
+    vocab = {name: i for i, name in enumerate(names)}
+    vocab |= {f"w{i}": i for i in range(len(names), size)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tok
+
+
+def _special_id(tok: Tokenizer, token: str) -> int:
+    """The id of a special token; its vocabulary was built with it, so a miss is a bug here."""
+    found = tok.token_to_id(token)
+    if found is None:
+        raise KeyError(token)
+    return found
+
+
+def _bert_tokenizer(scale: Scale) -> PreTrainedTokenizerFast:
+    """BERT's special tokens and `[CLS] a [SEP] b [SEP]` pairs."""
+    vocabularies = scale.vocabularies
+    tok = (
+        _wordpiece()
+        if vocabularies is None
+        else _word_level(_BERT_SPECIALS, vocabularies["bert"], unk="[UNK]")
+    )
+    cls, sep = _special_id(tok, "[CLS]"), _special_id(tok, "[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        model_max_length=256,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=scale.bert["max_position_embeddings"],
     )
 
 
-def _bart_tokenizer() -> PreTrainedTokenizerFast:
-    """Byte-level BPE wrapping each text in `<s> … </s>`, as BART's tokenizer does."""
-    tok = _byte_bpe(_BART_SPECIALS)
+def _gpt2_tokenizer(scale: Scale, end_of_sequence: bool = True) -> PreTrainedTokenizerFast:
+    """GPT-2's single special token and, like GPT-2, no pad token, unless the model never ends.
+
+    A model without an end-of-sequence token has nothing to pad batched prompts
+    with, so it gets a pad token of its own (not the unknown token: a prompt's
+    unknown words must not read as padding), on the left, where a decoder needs it.
+    """
+    specials = [_GPT2_END] if end_of_sequence else [_GPT2_END, _GPT2_PAD]
+    vocabularies = scale.vocabularies
+    tok = (
+        _byte_bpe(specials)
+        if vocabularies is None
+        else _word_level(specials, vocabularies["gpt2"], unk=_GPT2_END)
+    )
+    positions = scale.gpt2["n_positions"]
+    if end_of_sequence:
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            bos_token=_GPT2_END,
+            eos_token=_GPT2_END,
+            unk_token=_GPT2_END,
+            model_max_length=positions,
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token=_GPT2_END,
+        pad_token=_GPT2_PAD,
+        padding_side="left",
+        model_max_length=positions,
+    )
+
+
+def _bart_tokenizer(scale: Scale) -> PreTrainedTokenizerFast:
+    """Wraps each text in `<s> … </s>`, as BART's tokenizer does."""
+    vocabularies = scale.vocabularies
+    tok = (
+        _byte_bpe(_BART_SPECIALS)
+        if vocabularies is None
+        else _word_level(_BART_SPECIALS, vocabularies["bart"], unk="<unk>")
+    )
     tok.post_processor = processors.RobertaProcessing(
-        ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>"))
+        ("</s>", _special_id(tok, "</s>")), ("<s>", _special_id(tok, "<s>"))
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -148,165 +432,64 @@ def _bart_tokenizer() -> PreTrainedTokenizerFast:
         mask_token="<mask>",
         cls_token="<s>",
         sep_token="</s>",
-        model_max_length=128,
+        model_max_length=scale.bart["max_position_embeddings"],
     )
 
 
-def _bert_config(tokenizer: PreTrainedTokenizerFast, labels: tuple[str, ...] = ()) -> BertConfig:
-    extra = (
-        {
-            "id2label": dict(enumerate(labels)),
-            "label2id": {label: i for i, label in enumerate(labels)},
-        }
-        if labels
-        else {}
+def _clip_tokenizer(scale: Scale) -> PreTrainedTokenizerFast:
+    """Wraps each text in CLIP's start and end tokens; the end token also pads."""
+    vocabularies = scale.vocabularies
+    specials = [_CLIP_START, _CLIP_END]
+    tok = (
+        _byte_bpe(specials)
+        if vocabularies is None
+        else _word_level(specials, vocabularies["clip"], unk=_CLIP_END)
     )
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{_CLIP_START} $A {_CLIP_END}",
+        special_tokens=[
+            (_CLIP_START, _special_id(tok, _CLIP_START)),
+            (_CLIP_END, _special_id(tok, _CLIP_END)),
+        ],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=_CLIP_START,
+        eos_token=_CLIP_END,
+        pad_token=_CLIP_END,
+        unk_token=_CLIP_END,
+        model_max_length=scale.clip_text["max_position_embeddings"],
+    )
+
+
+def _bert_config(
+    tokenizer: PreTrainedTokenizerFast, scale: Scale, labels: tuple[str, ...] = ()
+) -> BertConfig:
     return BertConfig(
         vocab_size=len(tokenizer),
-        intermediate_size=64,
-        max_position_embeddings=128,
         pad_token_id=tokenizer.pad_token_id,
-        **_HIDDEN,
-        **extra,
+        id2label=dict(enumerate(labels)) if labels else None,
+        label2id={label: i for i, label in enumerate(labels)} if labels else None,
+        **scale.bert,
     )
 
 
 def _save(
     directory: str | Path,
     name: str,
-    build: Callable[[], tuple[PreTrainedModel, PreTrainedTokenizerFast]],
+    scale: Scale,
+    build: Callable[[], tuple[PreTrainedModel, Sequence[Any]]],
 ) -> Path:
-    """Build once per directory; the lock keeps parallel fixtures from half-writing a model."""
-    path = Path(directory) / name
+    """Build once per directory; the lock keeps parallel fixtures from half-writing a model.
+
+    `build` returns the model and what goes with it (tokenizer, image processor,
+    feature extractor), each saved next to it.
+    """
+    path = Path(directory) / f"{name}{scale.suffix}"
     with _build_lock:
         if not (path / "config.json").exists():
             torch.manual_seed(0)
-            model, tokenizer = build()
-            model.eval()
-            model.save_pretrained(path, safe_serialization=True)
-            tokenizer.save_pretrained(path)
-    return path
-
-
-def tiny_classifier(directory: str | Path) -> Path:
-    """A BERT sentiment classifier with labels NEGATIVE / POSITIVE."""
-
-    def build() -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-        tokenizer = _bert_tokenizer()
-        config = _bert_config(tokenizer, SENTIMENT_LABELS)
-        return BertForSequenceClassification(config), tokenizer
-
-    return _save(directory, "classifier", build)
-
-
-def tiny_zero_shot(directory: str | Path) -> Path:
-    """A BERT NLI classifier (contradiction / neutral / entailment) for zero-shot classification."""
-
-    def build() -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-        tokenizer = _bert_tokenizer()
-        config = _bert_config(tokenizer, NLI_LABELS)
-        return BertForSequenceClassification(config), tokenizer
-
-    return _save(directory, "zero_shot", build)
-
-
-def tiny_ner(directory: str | Path) -> Path:
-    """A BERT token classifier with labels O / B-PER / I-PER / B-LOC / I-LOC."""
-
-    def build() -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-        tokenizer = _bert_tokenizer()
-        config = _bert_config(tokenizer, NER_LABELS)
-        return BertForTokenClassification(config), tokenizer
-
-    return _save(directory, "ner", build)
-
-
-def tiny_fill_mask(directory: str | Path) -> Path:
-    """A BERT masked language model; its mask token is `[MASK]`."""
-
-    def build() -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-        tokenizer = _bert_tokenizer()
-        return BertForMaskedLM(_bert_config(tokenizer)), tokenizer
-
-    return _save(directory, "fill_mask", build)
-
-
-def tiny_qa(directory: str | Path) -> Path:
-    """A BERT extractive question-answering model (start/end logits per token)."""
-
-    def build() -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-        tokenizer = _bert_tokenizer()
-        return BertForQuestionAnswering(_bert_config(tokenizer)), tokenizer
-
-    return _save(directory, "qa", build)
-
-
-def tiny_gpt2(directory: str | Path) -> Path:
-    """A GPT-2 causal language model whose tokenizer, like GPT-2's, has no pad token."""
-
-    def build() -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-        tokenizer = _gpt2_tokenizer()
-        config = GPT2Config(
-            vocab_size=len(tokenizer),
-            n_positions=256,
-            n_embd=32,
-            n_layer=2,
-            n_head=2,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-        return GPT2LMHeadModel(config), tokenizer
-
-    return _save(directory, "gpt2", build)
-
-
-def tiny_seq2seq(directory: str | Path) -> Path:
-    """A BART encoder-decoder for summarization and translation runners."""
-
-    def build() -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-        tokenizer = _bart_tokenizer()
-        config = BartConfig(
-            vocab_size=len(tokenizer),
-            d_model=32,
-            encoder_layers=2,
-            decoder_layers=2,
-            encoder_attention_heads=2,
-            decoder_attention_heads=2,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            max_position_embeddings=128,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            decoder_start_token_id=tokenizer.eos_token_id,
-            forced_bos_token_id=None,
-        )
-        return BartForConditionalGeneration(config), tokenizer
-
-    return _save(directory, "seq2seq", build)
-
-
-# Photos and voice notes ----------------------------------------------------------------
-
-IMAGE_LABELS = ("cat", "dog", "car")
-_IMAGE_SIZE = 32
-_VIT = {
-    "image_size": _IMAGE_SIZE,
-    "patch_size": 8,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-}
-
-
-def _save_parts(directory: str | Path, name: str, build: Callable[[], list[Any]]) -> Path:
-    """Like `_save`, for models whose processors are several parts (image processor, tokenizer…)."""
-    path = Path(directory) / name
-    with _build_lock:
-        if not (path / "config.json").exists():
-            torch.manual_seed(0)
-            model, *parts = build()
+            model, parts = build()
             model.eval()
             model.save_pretrained(path, safe_serialization=True)
             for part in parts:
@@ -314,97 +497,188 @@ def _save_parts(directory: str | Path, name: str, build: Callable[[], list[Any]]
     return path
 
 
-def _vit_processor() -> ViTImageProcessorPil:
+def tiny_classifier(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A BERT sentiment classifier with labels NEGATIVE / POSITIVE."""
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _bert_tokenizer(scale)
+        config = _bert_config(tokenizer, scale, SENTIMENT_LABELS)
+        return BertForSequenceClassification(config), [tokenizer]
+
+    return _save(directory, "classifier", scale, build)
+
+
+def tiny_zero_shot(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A BERT NLI classifier (contradiction / neutral / entailment) for zero-shot classification."""
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _bert_tokenizer(scale)
+        config = _bert_config(tokenizer, scale, NLI_LABELS)
+        return BertForSequenceClassification(config), [tokenizer]
+
+    return _save(directory, "zero_shot", scale, build)
+
+
+def tiny_ner(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A BERT token classifier with labels O / B-PER / I-PER / B-LOC / I-LOC."""
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _bert_tokenizer(scale)
+        config = _bert_config(tokenizer, scale, NER_LABELS)
+        return BertForTokenClassification(config), [tokenizer]
+
+    return _save(directory, "ner", scale, build)
+
+
+def tiny_fill_mask(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A BERT masked language model; its mask token is `[MASK]`."""
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _bert_tokenizer(scale)
+        return BertForMaskedLM(_bert_config(tokenizer, scale)), [tokenizer]
+
+    return _save(directory, "fill_mask", scale, build)
+
+
+def tiny_qa(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A BERT extractive question-answering model (start/end logits per token)."""
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _bert_tokenizer(scale)
+        return BertForQuestionAnswering(_bert_config(tokenizer, scale)), [tokenizer]
+
+    return _save(directory, "qa", scale, build)
+
+
+def tiny_gpt2(directory: str | Path, scale: Scale = TINY, *, end_of_sequence: bool = True) -> Path:
+    """A GPT-2 causal language model whose tokenizer, like GPT-2's, has no pad token.
+
+    With `end_of_sequence=False` the model has no end-of-sequence token, so every
+    request generates exactly its `max_new_tokens` (a benchmark then compares
+    like with like); its tokenizer pads on the left instead.
+    """
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _gpt2_tokenizer(scale, end_of_sequence)
+        config = GPT2Config(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **scale.gpt2,
+        )
+        return GPT2LMHeadModel(config), [tokenizer]
+
+    return _save(directory, "gpt2" if end_of_sequence else "gpt2_no_eos", scale, build)
+
+
+def tiny_seq2seq(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A BART encoder-decoder for summarization and translation runners."""
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _bart_tokenizer(scale)
+        config = BartConfig(
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.eos_token_id,
+            **scale.bart,
+        )
+        return BartForConditionalGeneration(config), [tokenizer]
+
+    return _save(directory, "seq2seq", scale, build)
+
+
+# Photos and voice notes ----------------------------------------------------------------
+
+
+def _vit_processor(scale: Scale) -> ViTImageProcessorPil:
     """Pillow-backed, so it runs where torchvision does not import."""
-    return ViTImageProcessorPil(size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE})
+    side = scale.vit["image_size"]
+    return ViTImageProcessorPil(size={"height": side, "width": side})
 
 
-def tiny_image_classifier(directory: str | Path) -> Path:
-    """A ViT image classifier with labels cat / dog / car, for /whatis."""
+def tiny_image_classifier(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A ViT image classifier, for /whatis; tiny: labels cat / dog / car."""
 
-    def build() -> list[Any]:
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        labels = scale.image_labels
         config = ViTConfig(
-            **_VIT,
-            id2label=dict(enumerate(IMAGE_LABELS)),
-            label2id={label: i for i, label in enumerate(IMAGE_LABELS)},
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            **scale.vit,
         )
-        return [ViTForImageClassification(config), _vit_processor()]
+        return ViTForImageClassification(config), [_vit_processor(scale)]
 
-    return _save_parts(directory, "image_classifier", build)
+    return _save(directory, "image_classifier", scale, build)
 
 
-def tiny_clip(directory: str | Path) -> Path:
-    """A CLIP model (ViT image tower, byte-level BPE text tower) for /labels."""
+def tiny_clip(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A CLIP model (ViT image tower, text tower with CLIP's special tokens) for /labels."""
 
-    def build() -> list[Any]:
-        tok = _byte_bpe(["<|startoftext|>", "<|endoftext|>"])
-        start, end = tok.token_to_id("<|startoftext|>"), tok.token_to_id("<|endoftext|>")
-        tok.post_processor = processors.TemplateProcessing(
-            single="<|startoftext|> $A <|endoftext|>",
-            special_tokens=[("<|startoftext|>", start), ("<|endoftext|>", end)],
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _clip_tokenizer(scale)
+        text = CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **scale.clip_text,
         )
-        tokenizer = PreTrainedTokenizerFast(
-            tokenizer_object=tok,
-            bos_token="<|startoftext|>",
-            eos_token="<|endoftext|>",
-            pad_token="<|endoftext|>",
-            unk_token="<|endoftext|>",
-            model_max_length=77,
+        config = CLIPConfig(
+            text_config=text,
+            vision_config=CLIPVisionConfig(**scale.clip_vision),
+            projection_dim=scale.clip_projection_dim,
         )
-        text = {
-            "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "max_position_embeddings": 77,
-            "bos_token_id": start,
-            "eos_token_id": end,
-            "pad_token_id": end,
-        }
-        config = CLIPConfig(text_config=text, vision_config=dict(_VIT), projection_dim=16)
+        side = scale.clip_vision["image_size"]
         processor = CLIPImageProcessorPil(
-            size={"shortest_edge": _IMAGE_SIZE},
-            crop_size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE},
+            size={"shortest_edge": side}, crop_size={"height": side, "width": side}
         )
-        return [CLIPModel(config), tokenizer, processor]
+        return CLIPModel(config), [tokenizer, processor]
 
-    return _save_parts(directory, "clip", build)
+    return _save(directory, "clip", scale, build)
 
 
-def tiny_captioner(directory: str | Path) -> Path:
-    """A ViT encoder with a GPT-2 decoder (vision encoder-decoder), for /caption."""
+def tiny_captioner(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A ViT encoder with a GPT-2 decoder (vision encoder-decoder), for /caption.
 
-    def build() -> list[Any]:
-        tokenizer = _gpt2_tokenizer()
+    `from_encoder_decoder_configs` turns the GPT-2 into a decoder that attends to
+    the image, so its config needs no flags for that.
+    """
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _gpt2_tokenizer(scale)
         tokenizer.pad_token = tokenizer.eos_token
         decoder = GPT2Config(
             vocab_size=len(tokenizer),
-            n_positions=64,
-            n_embd=32,
-            n_layer=2,
-            n_head=2,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
-            add_cross_attention=True,
-            is_decoder=True,
+            **scale.caption_decoder,
         )
-        config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(ViTConfig(**_VIT), decoder)
+        config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(
+            ViTConfig(**scale.vit), decoder
+        )
         config.decoder_start_token_id = tokenizer.bos_token_id
         config.pad_token_id = config.eos_token_id = tokenizer.eos_token_id
         model = VisionEncoderDecoderModel(config)
         generation = model.generation_config
         generation.decoder_start_token_id = tokenizer.bos_token_id
         generation.pad_token_id = generation.eos_token_id = tokenizer.eos_token_id
-        return [model, tokenizer, _vit_processor()]
+        return model, [tokenizer, _vit_processor(scale)]
 
-    return _save_parts(directory, "captioner", build)
+    return _save(directory, "captioner", scale, build)
 
 
-def tiny_speech_recognizer(directory: str | Path) -> Path:
-    """A wav2vec2 CTC model over letters, 16 kHz, for /transcribe."""
+def tiny_speech_recognizer(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A wav2vec2 CTC model over letters, 16 kHz, for /transcribe.
 
-    def build() -> list[Any]:
+    The feature extractor returns an attention mask only where the model's
+    feature encoder uses layer norm: a group-normed one (wav2vec2-base) is meant to
+    see zero-padded audio without a mask, as the released checkpoints are set up.
+    """
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
         letters = "abcdefghijklmnopqrstuvwxyz'"
         vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{c: i + 3 for i, c in enumerate(letters)}}
         with tempfile.TemporaryDirectory() as scratch:
@@ -413,27 +687,16 @@ def tiny_speech_recognizer(directory: str | Path) -> Path:
             tokenizer = Wav2Vec2CTCTokenizer(
                 str(vocab_file), unk_token="<unk>", pad_token="<pad>", word_delimiter_token="|"
             )
+        config = Wav2Vec2Config(vocab_size=len(vocab), pad_token_id=0, **scale.wav2vec2)
         extractor = Wav2Vec2FeatureExtractor(
-            feature_size=1, sampling_rate=16_000, padding_value=0.0, return_attention_mask=True
+            feature_size=1,
+            sampling_rate=16_000,
+            padding_value=0.0,
+            return_attention_mask=config.feat_extract_norm == "layer",
         )
-        config = Wav2Vec2Config(
-            vocab_size=len(vocab),
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            conv_dim=(32, 32),
-            conv_stride=(5, 4),
-            conv_kernel=(10, 8),
-            num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=2,
-            feat_extract_norm="layer",
-            do_stable_layer_norm=True,
-            pad_token_id=0,
-        )
-        return [Wav2Vec2ForCTC(config), tokenizer, extractor]
+        return Wav2Vec2ForCTC(config), [tokenizer, extractor]
 
-    return _save_parts(directory, "speech_recognizer", build)
+    return _save(directory, "speech_recognizer", scale, build)
 
 
 DEMO_BUILDERS: dict[str, Callable[[str | Path], Path]] = {
