@@ -33,6 +33,6 @@ USER hfbot
 VOLUME ["/data/hf-cache"]
 EXPOSE 8080 8081
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % (os.environ.get('HFBOT_WEBHOOK_PORT', '8080') if os.environ.get('HFBOT_WEBHOOK_URL') else os.environ['HFBOT_METRICS_PORT']), timeout=4)"
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['HFBOT_METRICS_PORT'], timeout=4)"
 STOPSIGNAL SIGTERM
 CMD ["hfbot", "run"]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
+from telegram.error import InvalidToken
 
 from bot.config import MissingTokenError, Settings
 from bot.errors import StoreUnavailable
@@ -117,10 +118,9 @@ def _console(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _models_fetch(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.hub.downloads import fetch_command
-    from bot.hub.vetting import HubAccess
+    from bot.hub.prefetch import fetch_command
 
-    return fetch_command(args.model_ids, HubAccess.from_settings(settings))
+    return fetch_command(args.model_ids, settings)
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
@@ -147,6 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(settings, args)
     except MissingTokenError as exc:
         print(f"hfbot: {exc}", file=sys.stderr)
+        return 2
+    except InvalidToken:
+        print(
+            "hfbot: Telegram rejected TELEGRAM_BOT_TOKEN: check it, or ask @BotFather for a "
+            "new one if it was revoked.",
+            file=sys.stderr,
+        )
         return 2
     except StoreUnavailable as exc:
         print(

@@ -92,7 +92,18 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=65535,
-        description="In polling mode, serve /healthz and /metrics on this port; empty: off.",
+        description=(
+            "Serve /healthz and /metrics on this port of HFBOT_METRICS_LISTEN (then /metrics is "
+            "not on the webhook port); empty: in webhook mode both share the webhook port."
+        ),
+    )
+    metrics_listen: str = Field(
+        default="127.0.0.1",
+        description="Address the /healthz and /metrics server of HFBOT_METRICS_PORT binds.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics answers 401 unless sent `Authorization: Bearer <token>`.",
     )
 
     # Storage
@@ -106,6 +117,14 @@ class Settings(BaseSettings):
     )
     settings_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="How long resolved user/chat settings are cached in memory."
+    )
+    database_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Longest wait for the database to connect or answer a statement before a request "
+            "is told it cannot be reached."
+        ),
     )
 
     # Hugging Face
@@ -187,6 +206,33 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=20, ge=0, description="Requests per user per minute; 0 turns the limit off."
     )
+    max_in_flight_per_user: int = Field(
+        default=3, ge=1, description="Requests one user may have running or queued at once."
+    )
+    max_labels: int = Field(
+        default=10,
+        ge=2,
+        description="Most candidate labels a zero-shot command (/classify, /labels) takes.",
+    )
+    max_label_chars: int = Field(default=60, ge=1, description="Longest candidate label.")
+    max_work_chars: int = Field(
+        default=8000,
+        ge=1,
+        description=(
+            "Most model work one zero-shot request may ask for, as labels × characters of text "
+            "(each label is one pass over the text)."
+        ),
+    )
+    max_work_tokens: int = Field(
+        default=512,
+        ge=1,
+        description="Most tokens one request may ask to generate: num_return_sequences × max_new_tokens.",
+    )
+    max_reply_messages: int = Field(
+        default=3,
+        ge=1,
+        description="Most messages one answer is split into; a longer one is cut and also sent as a file.",
+    )
 
     log_level: str = Field(
         default="INFO", description="Python logging level; DEBUG also logs the text of requests."
@@ -224,6 +270,17 @@ class Settings(BaseSettings):
         default=3600.0,
         ge=0,
         description="How long a model's vetting result is reused without asking the Hub.",
+    )
+    model_disk_budget_mb: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Most disk the models the bot downloads may use in the Hugging Face cache (MiB); "
+            "beyond it the least recently used ones not loaded are deleted. Empty: no limit."
+        ),
+    )
+    download_workers: int = Field(
+        default=2, ge=1, description="Model downloads that may run at once (threads of their own)."
     )
 
     @field_validator("admin_ids", mode="before")

@@ -122,6 +122,20 @@ class RateLimited(UserFacingError):
     key = "error.rate_limited"
 
 
+class TooManyLabels(UserFacingError):
+    key = "error.too_many_labels"
+
+
+class LabelTooLong(UserFacingError):
+    key = "error.label_too_long"
+
+
+class TooManyInFlight(UserFacingError):
+    """One person already has as many requests running as the bot allows."""
+
+    key = "error.too_many_in_flight"
+
+
 class NotGroupAdmin(UserFacingError):
     key = "error.not_group_admin"
 
@@ -142,6 +156,16 @@ class NothingToCancel(UserFacingError):
     key = "error.nothing_to_cancel"
 
 
+class StaleButton(UserFacingError):
+    """Callback data this bot never made (forged, or from a button of an older version)."""
+
+    key = "error.stale_button"
+
+
+class SettingsNotYours(UserFacingError):
+    key = "error.settings_not_yours"
+
+
 class Cancelled(UserFacingError):
     """The person stopped their own request (/cancel or the Stop button)."""
 
@@ -154,6 +178,10 @@ class UsageHint(UserFacingError):
     def __init__(self, key: str, **values: object) -> None:
         self.key = key
         super().__init__(**values)
+
+
+class TooMuchWork(UsageHint):
+    """One request would fan out into more model passes than the bot allows at once."""
 
 
 class NoImage(UserFacingError):

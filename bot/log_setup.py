@@ -18,18 +18,28 @@ REDACTED = "[redacted]"
 QUIET_LIBRARIES = ("httpx", "httpcore", "apscheduler", "telegram.ext.ExtBot")
 
 
-class RedactSecrets(logging.Filter):
-    def __init__(self, secrets: Iterable[str]) -> None:
+class RedactingFormatter(logging.Formatter):
+    """Formats with `inner`, then blanks every secret in the finished line.
+
+    Redacting the finished text covers what a filter on the message would
+    miss: a traceback's exception text (PTB's InvalidToken names the token),
+    `extra=` fields and anything a library formats itself.
+    """
+
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
         super().__init__()
+        self._inner = inner
         self._secrets = [secret for secret in secrets if secret]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self._inner.format(record), self._secrets)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,18 +62,25 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
-    if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    secrets = [
-        secret.get_secret_value()
-        for secret in (settings.telegram_bot_token, settings.hf_token, settings.webhook_secret)
-        if secret is not None
-    ]
-    handler.addFilter(RedactSecrets(secrets))
+    inner = (
+        JsonFormatter()
+        if settings.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setFormatter(RedactingFormatter(inner, settings_secrets(settings)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+def settings_secrets(settings: Settings) -> list[str]:
+    """Every secret the settings hold: none of them may ever be written out."""
+    secrets = (
+        settings.telegram_bot_token,
+        settings.hf_token,
+        settings.webhook_secret,
+        settings.metrics_token,
+    )
+    return [secret.get_secret_value() for secret in secrets if secret is not None]

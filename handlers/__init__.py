@@ -52,7 +52,10 @@ def register_handlers(application: BotApplication) -> None:
             filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, common.plain_text_hint
         )
     )
+    # After every CommandHandler: a command none of them took.
+    application.add_handler(MessageHandler(filters.COMMAND & new_posts, common.unknown_command))
     application.add_handler(CallbackQueryHandler(settings.settings_button, pattern=r"^cfg:"))
     application.add_handler(CallbackQueryHandler(common.stop_button, pattern=r"^stop:"))
+    application.add_handler(CallbackQueryHandler(common.stale_button))
     application.add_handler(InlineQueryHandler(inline.inline_query))
     application.add_error_handler(common.on_error)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from bot.errors import BotAdminOnly, UsageHint
+from bot.hub.access import rule_id
 from handlers.parsing import command_text
 from handlers.turn import Turn, handle_errors
 from models.base import utcnow
+from models.rule import RuleKind
 
 STATS_WINDOW = timedelta(hours=24)
 
@@ -38,14 +41,15 @@ async def stats_command(turn: Turn) -> None:
     await turn.reply("\n".join(lines))
 
 
-async def _set_rule(turn: Turn, rule: str) -> None:
+async def _set_rule(turn: Turn, rule: RuleKind) -> None:
     require_bot_admin(turn)
     words = command_text(turn.message).split()
     if len(words) != 1:
         raise UsageHint("admin.usage_rule", command=rule)
-    await turn.services.store.set_model_rule(words[0], rule, turn.owner_id)  # type: ignore[arg-type]
+    model_id = await asyncio.to_thread(rule_id, words[0])
+    await turn.services.store.set_model_rule(model_id, rule, turn.owner_id)
     turn.services.vetter.rules_changed()
-    await turn.reply(turn.t("admin.allowed" if rule == "allow" else "admin.denied", model=words[0]))
+    await turn.reply(turn.t("admin.allowed" if rule == "allow" else "admin.denied", model=model_id))
 
 
 @handle_errors

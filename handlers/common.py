@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeDefault, Update
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeDefault,
+    Chat,
+    Update,
+)
 
 from bot.errors import NothingToCancel, StoreUnavailable
 from bot.i18n import CATALOGS, DEFAULT_LANGUAGE, pick_language, t
@@ -36,6 +42,21 @@ async def help_command(turn: Turn) -> None:
 async def plain_text_hint(turn: Turn) -> None:
     """Plain text in a private chat: say how to use it, rather than staying silent."""
     await turn.reply(turn.t("hint.plain_text"))
+
+
+@handle_errors
+async def unknown_command(turn: Turn) -> None:
+    """A command this bot does not have: a one-line hint in private chats.
+
+    In groups many bots share the chat, so only a command addressed to this bot
+    by name (`/foo@thisbot`) gets the hint; anything else there is left alone.
+    """
+    command = (turn.message.text or "").split(maxsplit=1)[0]
+    name, _, addressee = command.removeprefix("/").partition("@")
+    ours = (turn.context.bot.username or "").lower()
+    addressed_to_us = addressee.lower() == ours
+    if (turn.chat.type == Chat.PRIVATE and (not addressee or addressed_to_us)) or addressed_to_us:
+        await turn.reply(turn.t("hint.unknown_command", command=name))
 
 
 @handle_errors
@@ -73,12 +94,24 @@ async def stop_button(update: Update, context: BotContext) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     turn = await Turn.open(update, context)
-    owner = int(query.data.split(":")[1])
+    _, _, owner_text = query.data.partition(":")
+    if not owner_text.lstrip("-").isdigit():
+        await stale_button(update, context)
+        return
+    owner = int(owner_text)
     if turn.owner_id != owner and turn.owner_id not in turn.services.settings.admin_ids:
         await query.answer(turn.t("error.stop_not_yours"), show_alert=True)
         return
     turn.services.running.cancel(owner)
     await query.answer(turn.t("stream.stopping"))
+
+
+async def stale_button(update: Update, context: BotContext) -> None:
+    """A button whose data this bot never made: a short answer, nothing in the chat."""
+    query = update.callback_query
+    assert query is not None
+    turn = await Turn.open(update, context)
+    await query.answer(turn.t("error.stale_button"))
 
 
 async def register_commands(application: BotApplication) -> None:

@@ -43,6 +43,7 @@ class Services:
     async def close(self) -> None:
         """Pool first (it answers every waiter), then the database the answers are logged to."""
         await self.pool.close()
+        self.downloads.close()
         await self.store.close()
 
 

@@ -16,8 +16,8 @@ from contextlib import asynccontextmanager
 from bot.errors import Cancelled, StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, TaskSpec
 from handlers.media import read_media, replied_transcript
-from handlers.model_call import TaskRequest, Usage, prepare_call, run_call
-from handlers.parsing import parse_request
+from handlers.model_call import TaskRequest, Usage, check_work, prepare_call, run_call
+from handlers.parsing import InputLimits, parse_request
 from handlers.streaming import StreamingReply
 from handlers.turn import Turn
 
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 async def read_text(turn: Turn, spec: TaskSpec) -> TaskRequest:
     """The command's words, or the replied message's text (a voice note's transcript)."""
     transcript = await replied_transcript(turn, spec)
-    return parse_request(spec, turn.message, turn.services.settings.max_input_chars, transcript)
+    limits = InputLimits.from_settings(turn.services.settings)
+    return parse_request(spec, turn.message, limits, transcript)
 
 
 READERS: dict[InputKind, Callable[[Turn, TaskSpec], Awaitable[TaskRequest]]] = {
@@ -73,13 +74,15 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
         stream: StreamingReply | None = None
         try:
             svc.limiter.check(turn.owner_id)
-            request = await READERS[spec.input_kind](turn, spec)
-            call = await prepare_call(turn, spec, request, usage)
-            if await wants_stream(turn, spec):
-                stream = await StreamingReply.open(turn, request.text)
-            result = await run_call(
-                turn, spec, call, request, usage, on_text=stream.update if stream else None
-            )
+            with svc.running.admitted(turn.owner_id, svc.settings.max_in_flight_per_user):
+                request = await READERS[spec.input_kind](turn, spec)
+                call = await prepare_call(turn, spec, request, usage)
+                check_work(spec, call, request, svc.settings)
+                if await wants_stream(turn, spec):
+                    stream = await StreamingReply.open(turn, request.text)
+                result = await run_call(
+                    turn, spec, call, request, usage, on_text=stream.update if stream else None
+                )
             markup = spec.formatter(result, request.text) or turn.t(spec.empty_result)
             if call.store_fallback:
                 markup += "\n\n" + turn.t("notice.store_fallback")

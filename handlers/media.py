@@ -23,7 +23,7 @@ from bot.engine.inputs import AudioBytes, ImageBytes, MediaLimits, pick_photo_si
 from bot.errors import NoAudio, NoImage
 from bot.tasks import TASKS, TaskSpec
 from handlers.model_call import TaskRequest, Usage, prepare_call, run_call
-from handlers.parsing import candidate_labels, command_text
+from handlers.parsing import InputLimits, candidate_labels, command_text
 from handlers.turn import Turn
 
 # A caption that starts with a command; which command, and for which bot, `caption_command_name` decides.
@@ -116,8 +116,11 @@ def media_request(
             return ImageBytes(data, limits.max_image_pixels)
         return AudioBytes(data, limits.max_audio_seconds)
 
+    limits_of_text = InputLimits.from_settings(turn.services.settings)
     call_params = (
-        {"candidate_labels": candidate_labels(spec, text)} if spec.input_style == "labels" else {}
+        {"candidate_labels": candidate_labels(spec, text, limits_of_text)}
+        if spec.input_style == "labels"
+        else {}
     )
     return TaskRequest(text="", call_params=call_params, load=load)
 

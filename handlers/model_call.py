@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.config import Settings
 from bot.delivery.replies import edit_html
-from bot.errors import StoreUnavailable
+from bot.errors import StoreUnavailable, TooMuchWork
 from bot.hub.downloads import ThrottledStatus
 from bot.hub.vetting import VettedModel
 from bot.tasks import TaskSpec
@@ -93,17 +94,17 @@ async def prepare_call(
 ) -> PreparedCall:
     """Resolve this user's model and parameters, vet the model and make sure it is on disk.
 
-    Without `announce_download` (inline queries have no chat to show a status
-    in) a model not downloaded yet is fetched by the pool's loader instead.
+    The pool then loads it from that folder, so what runs is exactly the
+    revision and the files vetting approved. Without `announce_download`
+    (inline queries have no chat to show a status in) the download is silent.
     """
     resolved, fallback = await resolve_settings(turn, spec)
     usage.model_id = request.model_override or resolved.model_id
     vetted = await turn.services.vetter.vet(spec.name, usage.model_id)
-    if announce_download:
-        await ensure_downloaded(turn, vetted)
+    source = await ensure_downloaded(turn, vetted, announce=announce_download)
     params = {**resolved.params, **(overrides or {})}
     return PreparedCall(
-        usage.model_id, vetted.source, spec.call_kwargs(params, request.call_params), fallback
+        usage.model_id, source, spec.call_kwargs(params, request.call_params), fallback
     )
 
 
@@ -131,9 +132,41 @@ async def run_call(
         inputs = await request.load() if request.load is not None else request.inputs
         usage.size = input_size(inputs)
         work = svc.pool.submit(
-            spec.pipeline_task, call.source, inputs, call.kwargs, on_text=on_text
+            spec.pipeline_task,
+            call.model_id,
+            inputs,
+            call.kwargs,
+            on_text=on_text,
+            source=call.source,
         )
         return await svc.running.run(turn.owner_id, work)
+
+
+def check_work(
+    spec: TaskSpec, call: PreparedCall, request: TaskRequest, settings: Settings
+) -> None:
+    """Refuse, before anything is queued, a request that fans out into too much model work.
+
+    Zero-shot classification runs the model once per label over the whole
+    text; generation makes max_new_tokens for each of num_return_sequences.
+    """
+    labels = call.kwargs.get("candidate_labels") or ()
+    if spec.input_kind == "text" and len(labels) * len(request.text) > settings.max_work_chars:
+        raise TooMuchWork(
+            key="error.too_much_work_labels",
+            labels=len(labels),
+            chars=len(request.text),
+            limit=settings.max_work_chars,
+        )
+    sequences = int(call.kwargs.get("num_return_sequences", 1))
+    tokens = int(call.kwargs.get("max_new_tokens", 0))
+    if sequences * tokens > settings.max_work_tokens:
+        raise TooMuchWork(
+            key="error.too_much_work_tokens",
+            sequences=sequences,
+            tokens=tokens,
+            limit=settings.max_work_tokens,
+        )
 
 
 def input_size(inputs: Any) -> int | None:
@@ -148,23 +181,28 @@ def input_size(inputs: Any) -> int | None:
     return None
 
 
-async def ensure_downloaded(turn: Turn, vetted: VettedModel) -> None:
-    """Download a Hub model not on disk yet, telling the person instead of staying silent.
+async def ensure_downloaded(turn: Turn, vetted: VettedModel, *, announce: bool = True) -> str:
+    """The folder to load a vetted model from, downloading a Hub model first if need be.
 
-    Local folders and models already in the cache need nothing. A request that
-    arrives while another one downloads the same model waits for that download.
+    The person is told rather than left in silence: one status message, edited
+    as the download goes. A request that arrives while another one downloads
+    the same model waits for that download.
     """
     downloads = turn.services.downloads
-    if vetted.origin != "hub" or not await downloads.needed(vetted.model_id):
-        return
-    if downloads.in_progress(vetted.model_id):
-        await downloads.fetch(vetted.model_id)
-        return
+    plan = vetted.plan
+    if plan is None:
+        return vetted.source
+    folder = await downloads.folder(plan)
+    if folder is not None:
+        return str(folder)
+    if downloads.in_progress(plan.model_id) or not announce:
+        return str(await downloads.fetch(plan))
     status = await turn.reply(turn.t("download.started", model=vetted.model_id))
 
     async def show(text: str) -> None:
         await edit_html(status, html.escape(text))
 
     progress = ThrottledStatus(vetted.model_id, show)
-    await downloads.fetch(vetted.model_id, progress)
+    folder = await downloads.fetch(plan, progress)
     await progress.finish()
+    return str(folder)

@@ -12,6 +12,8 @@ from bot.delivery.replies import edit_html
 from bot.errors import (
     GroupOnly,
     NotGroupAdmin,
+    SettingsNotYours,
+    StaleButton,
     UnknownLanguage,
     UnknownTask,
     UsageHint,
@@ -115,16 +117,31 @@ async def settings_command(turn: Turn) -> None:
     await turn.reply(text, keyboard)
 
 
+# Each button action and the words its callback data carries after `cfg:<owner>:<action>`.
+_BUTTON_WORDS = {"view": 1, "set": 3, "reset": 1, "models": 1, "model": 2}
+
+
+def parse_settings_button(data: str) -> tuple[int, str, list[str]]:
+    """`cfg:<owner>:<action>:<words…>`; anything else was not made by this bot."""
+    parts = data.split(":")
+    if len(parts) < 3 or not parts[1].lstrip("-").isdigit():
+        raise StaleButton()
+    owner, action, rest = int(parts[1]), parts[2], parts[3:]
+    if len(rest) != _BUTTON_WORDS.get(action, -1):
+        raise StaleButton()
+    return owner, action, rest
+
+
 async def settings_button(update: Update, context: BotContext) -> None:
     """A /settings button: only the person whose settings they show may press them."""
     query = update.callback_query
     assert query is not None and query.data is not None
     turn = await Turn.open(update, context)
-    _, owner, action, *rest = query.data.split(":")
-    if int(owner) != turn.owner_id:
-        await query.answer(turn.t("error.settings_not_yours"), show_alert=True)
-        return
     try:
+        owner, action, rest = parse_settings_button(query.data)
+        if owner != turn.owner_id:
+            raise SettingsNotYours()
+        turn.services.limiter.check(turn.owner_id)
         notice = await _apply_button(turn, query, action, rest)
     except UserFacingError as error:
         await query.answer(_plain(turn.t(error.key, **error.values)), show_alert=True)
@@ -206,7 +223,11 @@ def _task_and_model(turn: Turn, command: str) -> tuple[TaskSpec, str | None]:
 
 @handle_errors
 async def model_command(turn: Turn) -> None:
-    """/model <task> <model id>: vetted before it is saved; `default` forgets the choice."""
+    """/model <task> <model id>: vetted before it is saved; `default` forgets the choice.
+
+    Rate limited like a model command: vetting asks the Hub.
+    """
+    turn.services.limiter.check(turn.owner_id)
     spec, model_id = _task_and_model(turn, "model")
     if model_id is not None:
         await turn.services.vetter.vet(spec.name, model_id)
@@ -265,6 +286,7 @@ async def reset_command(turn: Turn) -> None:
 @handle_errors
 async def models_command(turn: Turn) -> None:
     """/models [task] [query]: models this user may pick, from the Hub or the allowed list."""
+    turn.services.limiter.check(turn.owner_id)
     words = _words(turn)
     spec = get_task(words[0]) if words else TASKS["sentiment"]
     query = " ".join(words[1:]) or None
@@ -305,8 +327,10 @@ async def require_group_admin(turn: Turn) -> None:
     if not turn.in_group:
         raise GroupOnly()
     sender_chat = turn.message.sender_chat
-    if sender_chat is not None and sender_chat.id == turn.chat.id:
-        return  # an anonymous admin posting as the group
+    if sender_chat is not None:
+        if sender_chat.id == turn.chat.id:
+            return  # an anonymous admin speaks as the group
+        raise NotGroupAdmin()  # someone posting as a channel is no admin of this group
     member = await turn.context.bot.get_chat_member(turn.chat.id, turn.owner_id)
     if member.status not in _ADMIN_STATUSES:
         raise NotGroupAdmin()
@@ -315,6 +339,7 @@ async def require_group_admin(turn: Turn) -> None:
 @handle_errors
 async def group_model_command(turn: Turn) -> None:
     """/groupmodel <task> <model id>: this group's default model (admins only)."""
+    turn.services.limiter.check(turn.owner_id)
     await require_group_admin(turn)
     spec, model_id = _task_and_model(turn, "groupmodel")
     if model_id is not None:

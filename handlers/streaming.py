@@ -17,8 +17,8 @@ import logging
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest
 
-from bot.delivery.markup import TELEGRAM_LIMIT, split_message
-from bot.delivery.replies import edit_html
+from bot.delivery.markup import TELEGRAM_LIMIT, cut_to
+from bot.delivery.replies import edit_html, send_whole
 from handlers.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -91,13 +91,19 @@ class StreamingReply:
             await self._task
 
     async def finish(self, markup: str) -> None:
-        """The final edit: the whole result; what does not fit follows as new messages."""
+        """The final edit: the whole result; what does not fit follows as new messages.
+
+        Past the bot's message limit the rest is cut and the whole answer sent as a file.
+        """
         await self._stop_editing()
-        first, *rest = split_message(markup)
+        long = self._turn.long_replies
+        (first, *rest), cut = cut_to(markup, long.max_messages)
         await self._turn.services.edit_pacer.slot(self._message.chat_id)
         await self._edit(first, None)
         for part in rest:
             await self._message.reply_html(part, do_quote=False)
+        if cut:
+            await send_whole(self._message, markup, long.cut_note)
 
     async def stopped(self) -> None:
         """Cancelled: keep what was generated, marked as stopped, without the button."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
 
-from bot.delivery.replies import reply_html
+from bot.delivery.replies import LongReplies, reply_html
 from bot.errors import StoreUnavailable, UserFacingError
 from bot.i18n import pick_language, t
 from handlers.context import BotContext, Services
@@ -52,7 +52,16 @@ class Turn:
 
     @property
     def owner_id(self) -> int:
-        """Whose settings apply: the person's, or a channel's own in channel posts."""
+        """Whose settings, limits, requests and history these are.
+
+        A person's own; but a message sent as a chat (an anonymous group admin,
+        whose `sender_chat` is the group, or someone posting as a channel) belongs
+        to that chat. Telegram gives all such messages one shared stand-in `from`
+        account, which must never pool everyone's settings and limits.
+        """
+        message = self.update.effective_message
+        if message is not None and message.sender_chat is not None:
+            return message.sender_chat.id
         return self.user.id if self.user is not None else self.chat.id
 
     @property
@@ -80,7 +89,11 @@ class Turn:
         return t(self.language, key, values)
 
     async def reply(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> Message:
-        return await reply_html(self.message, markup, keyboard=keyboard)
+        return await reply_html(self.message, markup, keyboard=keyboard, long=self.long_replies)
+
+    @property
+    def long_replies(self) -> LongReplies:
+        return LongReplies(self.services.settings.max_reply_messages, self.t("result.cut"))
 
     async def refuse(self, error: UserFacingError) -> None:
         await self.reply(self.t(error.key, **error.values))

@@ -61,16 +61,26 @@ class ResolvedSettings:
     param_sources: dict[str, Source] = field(default_factory=dict)
 
 
-def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine:
+READ_ONLY = "hfbot_read_only"
+
+
+def create_engine(
+    url: str, *, echo: bool = False, timeout_s: float = 5.0, **kwargs: Any
+) -> AsyncEngine:
     """An async engine tuned per backend so concurrent writers behave the same on both.
 
-    SQLite: WAL, foreign keys on, and `BEGIN IMMEDIATE` so two read-modify-write
-    transactions serialize instead of failing with "database is locked".
-    PostgreSQL: a short connect timeout so "database down" is reported in
-    seconds, and pre-ping so a restarted server does not fail the next request.
+    SQLite: WAL, foreign keys on, and `BEGIN IMMEDIATE` for writes so two
+    read-modify-write transactions serialize instead of failing with "database
+    is locked"; reads (see `READ_ONLY`) begin deferred and never take the
+    write lock, so /healthz and settings lookups never queue behind writers.
+    PostgreSQL: pre-ping so a restarted server does not fail the next request.
+    On both, connecting, waiting for a lock or a statement gives up after
+    `timeout_s`, so a hung database costs a request seconds, not minutes.
     """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **kwargs)
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": timeout_s}, pool_timeout=timeout_s, **kwargs
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -78,18 +88,25 @@ def create_engine(url: str, *, echo: bool = False, **kwargs: Any) -> AsyncEngine
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     connect_args = kwargs.pop("connect_args", {})
-    connect_args.setdefault("timeout", 5)
+    connect_args.setdefault("timeout", timeout_s)
+    connect_args.setdefault("command_timeout", timeout_s)
     return create_async_engine(
-        url, echo=echo, pool_pre_ping=True, connect_args=connect_args, **kwargs
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_timeout=timeout_s,
+        connect_args=connect_args,
+        **kwargs,
     )
 
 
@@ -111,33 +128,41 @@ class SettingsStore:
         max_cached_owners: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._cache: OrderedDict[tuple[str, int], dict[str, tuple[float, Any]]] = OrderedDict()
+        self.rebind(engine)
         self._rules = rules
         self._validate = rules.validate
         self._ttl = cache_ttl_s
         self._touch_interval = touch_interval_s
         self._max_owners = max_cached_owners
         self._clock = clock
-        # (kind, owner) -> {task or "": (expires, value)}, least recently used first.
-        self._cache: OrderedDict[tuple[str, int], dict[str, tuple[float, Any]]] = OrderedDict()
         self._touched: OrderedDict[tuple[str, int], float] = OrderedDict()
+
+    def rebind(self, engine: AsyncEngine) -> None:
+        """Use this engine from now on (tests point a running bot at a database that is gone)."""
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._reads = async_sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
+        self._cache.clear()
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
+    async def _session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         """A transaction that commits on success; unreachable databases become StoreUnavailable."""
+        sessions = self._reads if read_only else self._sessions
         try:
-            async with self._sessions() as session, session.begin():
+            async with sessions() as session, session.begin():
                 yield session
         except _UNREACHABLE as exc:
             raise StoreUnavailable(reason=type(exc).__name__) from exc
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless a trivial query round-trips (for /healthz)."""
-        async with self._session() as session:
+        async with self._session(read_only=True) as session:
             await session.execute(select(1))
 
     # -- cache ---------------------------------------------------------------
@@ -155,7 +180,7 @@ class SettingsStore:
         if hit is not None and hit[0] > self._clock():
             self._cache.move_to_end(key)
             return cast(T, hit[1])
-        async with self._session() as session:
+        async with self._session(read_only=True) as session:
             value = await read(session)
         self._cache.setdefault(key, {})[task] = (self._clock() + self._ttl, value)
         self._cache.move_to_end(key)
@@ -368,18 +393,18 @@ class SettingsStore:
 
     async def count_requests(self, user_id: int, since: datetime) -> int:
         """Requests by one user since a moment: the basis of quotas."""
-        async with self._session() as session:
+        async with self._session(read_only=True) as session:
             return await usage.count_requests(session, user_id, since)
 
     async def usage_summary(self, since: datetime) -> UsageSummary:
         """Requests, errors and latency percentiles per task since a moment (for /stats)."""
-        async with self._session() as session:
+        async with self._session(read_only=True) as session:
             return await usage.summarize_usage(session, since)
 
     # -- model rules -----------------------------------------------------------
 
     async def list_model_rules(self) -> list[ModelRule]:
-        async with self._session() as session:
+        async with self._session(read_only=True) as session:
             return await rule.list_rules(session)
 
     async def set_model_rule(self, model_id: str, kind: RuleKind, added_by: int | None) -> None:

@@ -48,7 +48,14 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
         running=RunningRequests(),
         typing=ChatTyping(),
         edit_pacer=EditPacer(),
-        downloads=ModelDownloads(vetter.access),
+        downloads=ModelDownloads(
+            vetter.access,
+            workers=settings.download_workers,
+            disk_budget_bytes=(
+                settings.model_disk_budget_mb * 2**20 if settings.model_disk_budget_mb else None
+            ),
+            in_use=pool.model_ids,
+        ),
         metrics=metrics,
     )
 
@@ -65,7 +72,7 @@ def rules_for(settings: Settings) -> ParamRules:
 
 async def open_store(settings: Settings) -> SettingsStore:
     """The store on the configured database, upgraded to head first when auto_migrate is on."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, timeout_s=settings.database_timeout_s)
     if settings.auto_migrate:
         await migrate.upgrade(engine)
     return SettingsStore(

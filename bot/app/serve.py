@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 import uvicorn
 
@@ -38,27 +39,15 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
-    server = None
+    secret = webhook_secret(settings) if webhook else None
     async with application:
         assert application.post_init is not None and application.post_shutdown is not None
         await application.post_init(application)
         await application.start()
-        if webhook:
-            secret = webhook_secret(settings)
-            server = uvicorn_server(
-                build_web_app(application, settings, secret),
-                settings.webhook_listen,
-                settings.webhook_port,
-            )
-        elif settings.metrics_port is not None:
-            server = uvicorn_server(
-                build_web_app(application, settings, None),
-                settings.webhook_listen,
-                settings.metrics_port,
-            )
-        serving = asyncio.create_task(server.serve()) if server else None
-        if server is not None and serving is not None:
-            await _listening(server, serving)
+        servers = web_servers(application, settings, secret)
+        serving = [asyncio.create_task(server.serve()) for server in servers]
+        for server, task in zip(servers, serving, strict=True):
+            await _listening(server, task)
         if webhook:
             await application.bot.set_webhook(
                 url=f"{settings.webhook_url.rstrip('/')}{settings.webhook_path}",  # type: ignore[union-attr]
@@ -70,24 +59,41 @@ async def serve(
             assert application.updater is not None
             await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
         stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait(
-            [t for t in (serving, stopping) if t], return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait([*serving, stopping], return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping: no new updates; finishing requests in flight")
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
-        if server is not None:
+        for server in servers:
             server.should_exit = True
         await drain(application, settings.shutdown_grace_s)
         await application.stop()
         await application.post_shutdown(application)
-        for task in (serving, stopping):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        running: list[asyncio.Task[Any]] = [*serving, stopping]
+        for task in running:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     for sig in STOP_SIGNALS:
         loop.remove_signal_handler(sig)
+
+
+def web_servers(
+    application: BotApplication, settings: Settings, secret: str | None
+) -> list[uvicorn.Server]:
+    """The webhook server (webhook mode) and the /healthz + /metrics server (HFBOT_METRICS_PORT).
+
+    With a metrics port, /metrics is served there only, on HFBOT_METRICS_LISTEN
+    (loopback by default), never on the public webhook port.
+    """
+    own_port = settings.metrics_port is not None
+    servers = []
+    if secret is not None:
+        app = build_web_app(application, settings, secret, metrics=not own_port)
+        servers.append(uvicorn_server(app, settings.webhook_listen, settings.webhook_port))
+    if settings.metrics_port is not None:
+        app = build_web_app(application, settings, None)
+        servers.append(uvicorn_server(app, settings.metrics_listen, settings.metrics_port))
+    return servers
 
 
 async def _listening(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:

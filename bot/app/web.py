@@ -46,8 +46,14 @@ async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
     return all(value == "ok" for value in parts.values()), parts
 
 
-def build_web_app(application: BotApplication, settings: Settings, secret: str | None) -> Starlette:
-    """Routes: the webhook (when `secret` is given), /healthz and /metrics."""
+def build_web_app(
+    application: BotApplication, settings: Settings, secret: str | None, *, metrics: bool = True
+) -> Starlette:
+    """Routes: the webhook (when `secret` is given), /healthz, and /metrics unless left out.
+
+    With HFBOT_METRICS_TOKEN set, /metrics answers 401 to a scrape without it.
+    """
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
 
     async def telegram(request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -60,12 +66,17 @@ def build_web_app(application: BotApplication, settings: Settings, secret: str |
         ok, parts = await health(application)
         return JSONResponse({"ok": ok, **parts}, status_code=200 if ok else 503)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics_route(request: Request) -> Response:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token is not None and not hmac.compare_digest(given.encode(), token.encode()):
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
         found = services_of(application)
         body = found.metrics.render() if found else b""
         return Response(body, media_type=CONTENT_TYPE)
 
-    routes = [Route("/healthz", healthz), Route("/metrics", metrics)]
+    routes = [Route("/healthz", healthz)]
+    if metrics:
+        routes.append(Route("/metrics", metrics_route))
     if secret is not None:
         routes.append(Route(settings.webhook_path, telegram, methods=["POST"]))
     return Starlette(routes=routes)

@@ -1,6 +1,8 @@
-"""Requests in flight per user, so /cancel (or a Stop button) can stop them.
+"""Requests in flight per user: a cap on how many, and /cancel (or a Stop button) to stop them.
 
-A request runs as a child task of the handler; cancelling the child withdraws
+A request is admitted for its whole life (reading its input, vetting, the
+model), so one user cannot fill a model's queue however fast they type. Its
+model call runs as a child task of the handler; cancelling the child withdraws
 it from the pool (before it started) or stops it at the next step, while the
 handler itself lives on to tell the person it stopped.
 """
@@ -8,10 +10,12 @@ handler itself lives on to tell the person it stopped.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections import Counter
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from bot.errors import Cancelled
+from bot.errors import Cancelled, TooManyInFlight
 
 T = TypeVar("T")
 
@@ -19,7 +23,21 @@ T = TypeVar("T")
 class RunningRequests:
     def __init__(self) -> None:
         self._by_user: dict[int, dict[int, asyncio.Task[Any]]] = {}
+        self._admitted: Counter[int] = Counter()
         self._next_id = 0
+
+    @contextmanager
+    def admitted(self, user_id: int, limit: int) -> Iterator[None]:
+        """Hold one of this user's `limit` places for a request, or refuse it at once."""
+        if self._admitted[user_id] >= limit:
+            raise TooManyInFlight(limit=limit)
+        self._admitted[user_id] += 1
+        try:
+            yield
+        finally:
+            self._admitted[user_id] -= 1
+            if not self._admitted[user_id]:
+                del self._admitted[user_id]
 
     async def run(self, user_id: int, work: Coroutine[Any, Any, T]) -> T:
         """Await `work` as a cancellable request of this user; raise Cancelled if stopped."""

@@ -6,6 +6,7 @@ nothing here knows of the Bot API, only its markup rules.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 
@@ -93,3 +94,20 @@ def split_message(markup: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
 
 def _visible(message: str) -> bool:
     return bool(_TAG.sub("", message).strip())
+
+
+def plain_text(markup: str) -> str:
+    """What a reader sees of some HTML, for a file: tags dropped, entities decoded."""
+    return html.unescape(_TAG.sub("", markup))
+
+
+def cut_to(markup: str, max_messages: int) -> tuple[list[str], bool]:
+    """The messages to send for `markup`, at most `max_messages`, and whether it was cut.
+
+    A cut answer keeps one message fewer than allowed: the last place goes to
+    the file holding the whole answer.
+    """
+    parts = split_message(markup)
+    if len(parts) <= max_messages:
+        return parts, False
+    return parts[: max(1, max_messages - 1)], True

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
-from telegram import InlineKeyboardMarkup, LinkPreviewOptions, Message
+from telegram import InlineKeyboardMarkup, InputFile, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 
-from bot.delivery.markup import split_message
+from bot.delivery.markup import cut_to, plain_text
 from bot.delivery.order import current_ticket
 
 log = logging.getLogger(__name__)
@@ -15,31 +16,58 @@ log = logging.getLogger(__name__)
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
+@dataclass(frozen=True)
+class LongReplies:
+    """How far a reply may run: at most `max_messages`, then `cut_note` and the whole as a file."""
+
+    max_messages: int = 3
+    cut_note: str = ""
+
+
 async def reply_html(
-    message: Message, markup: str, *, keyboard: InlineKeyboardMarkup | None = None
+    message: Message,
+    markup: str,
+    *,
+    keyboard: InlineKeyboardMarkup | None = None,
+    long: LongReplies = LongReplies(),
 ) -> Message:
     """Reply with HTML, split into several messages when long; returns the first one.
 
     The first message waits for this chat's earlier updates to reply first.
-    The keyboard, if any, goes on the last part, where the reader ends up.
+    The keyboard, if any, goes on the last part, where the reader ends up. An
+    answer longer than `long.max_messages` messages is cut, and its whole text
+    follows as a file, so one result never floods a chat.
     """
     ticket = current_ticket()
     if ticket is not None:
         await ticket.wait_turn()
-    parts = split_message(markup)
+    parts, cut = cut_to(markup, long.max_messages)
     first: Message | None = None
     for index, part in enumerate(parts):
+        last = index == len(parts) - 1 and not cut
         sent = await message.reply_html(
             part,
             do_quote=index == 0,
             link_preview_options=_NO_PREVIEW,
-            reply_markup=keyboard if index == len(parts) - 1 else None,
+            reply_markup=keyboard if last else None,
         )
         first = first or sent
         if ticket is not None:
             await ticket.release()
+    if cut:
+        await send_whole(message, markup, long.cut_note, keyboard)
     assert first is not None
     return first
+
+
+async def send_whole(
+    message: Message, markup: str, note: str, keyboard: InlineKeyboardMarkup | None = None
+) -> None:
+    """The whole of a cut answer, as a text file after its first messages."""
+    whole = InputFile(plain_text(markup).encode("utf-8"), filename="answer.txt")
+    await message.reply_document(
+        whole, caption=note, parse_mode=ParseMode.HTML, do_quote=False, reply_markup=keyboard
+    )
 
 
 async def edit_html(

@@ -55,6 +55,10 @@ class PoolMetricsSnapshot:
 
 
 def model_label(task: str, model_id: str) -> str:
+    """`task:model` for metrics; a model in a local folder is named by the folder alone,
+    so no filesystem path of the machine ever reaches /metrics."""
+    if model_id.startswith(("/", "./", "../", "~")) or "\\" in model_id:
+        model_id = "local/" + model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     return f"{task}:{model_id}"
 
 

@@ -96,6 +96,10 @@ class ModelCache:
         self._entries: OrderedDict[ModelKey, _Entry] = OrderedDict()
         self._background: set[asyncio.Future[None]] = set()
 
+    def keys(self) -> tuple[ModelKey, ...]:
+        """(task, model id) of every model loaded or loading."""
+        return tuple(self._entries)
+
     def loaded(self) -> tuple[str, ...]:
         """Labels of loaded models, least recently used first."""
         return tuple(model_label(*e.key) for e in self._entries.values() if e.runner is not None)

@@ -83,10 +83,12 @@ class PipelinePool:
             max_workers=settings.pool_executor_workers, thread_name_prefix="hfbot-pool"
         )
         self._engines: dict[ModelKey, Engine] = {}
+        self._sources: dict[ModelKey, str] = {}
+        self._loader = loader or default_loader(settings)
         self.metrics = PoolMetrics(queue_depths=self._queue_depths)
         budget = settings.pool_memory_budget_mb
         self._models = ModelCache(
-            loader or default_loader(settings),
+            self._load,
             self._executor,
             max_models=settings.pool_max_loaded_models,
             memory_budget_bytes=budget * 2**20 if budget else None,
@@ -105,8 +107,12 @@ class PipelinePool:
         params: Mapping[str, Any] | None = None,
         *,
         on_text: TextCallback | None = None,
+        source: str | None = None,
     ) -> Any:
         """The pipeline's result for `inputs`, once a batch including it has run.
+
+        `model_id` names the model (queues, metrics); `source` is where to load it
+        from when that differs (the folder of the vetted revision).
 
         Raises PoolBusy when this model's queue is full, RequestTimeout after
         `pool_request_timeout_s`, PoolClosed once the pool is closing, and
@@ -115,6 +121,8 @@ class PipelinePool:
         """
         if self._closed:
             raise PoolClosed(task=task, model=model_id)
+        if source is not None:
+            self._sources[(task, model_id)] = source
         engine = self._engine(task, model_id)
         self.metrics.requests += 1
         started = time.perf_counter()
@@ -178,6 +186,14 @@ class PipelinePool:
         if engine is None:
             engine = self._engines[key] = self._new_engine(task, model_id)
         return engine
+
+    def model_ids(self) -> frozenset[str]:
+        """Every model loaded or loading now, by id: what must stay on disk."""
+        return frozenset(model_id for _, model_id in self._models.keys())
+
+    def _load(self, task: str, model_id: str) -> Runner:
+        """Blocking (executor): the model from where its last request said it lives."""
+        return self._loader(task, self._sources.get((task, model_id), model_id))
 
     def _new_engine(self, task: str, model_id: str) -> Engine:
         """The engine the registry names for this pipeline task (micro-batching when none)."""

@@ -27,6 +27,7 @@ from transformers import (
 )
 
 from bot.engine.inputs import decode_input
+from bot.errors import ContextTooLong
 from bot.tasks import MASK_TOKENS
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -87,8 +88,12 @@ def load_runner(
 
 
 def _pipeline(task: str, model_id: str, options: LoadOptions) -> Any:
-    """A transformers pipeline that reads safetensors weights only and runs no remote code."""
-    return pipeline(
+    """A transformers pipeline that reads safetensors weights only and runs no remote code.
+
+    Its tokenizer learns how many tokens the model really reads, so truncation
+    (and the checks below) hold even where the tokenizer's own limit is unset.
+    """
+    loaded = pipeline(
         task,
         model=model_id,
         device=options.device,
@@ -96,12 +101,70 @@ def _pipeline(task: str, model_id: str, options: LoadOptions) -> Any:
         token=options.token,
         model_kwargs={"use_safetensors": True},
     )
+    if loaded.tokenizer is not None:
+        loaded.tokenizer.model_max_length = model_max_tokens(loaded.tokenizer, loaded.model)
+    return loaded
 
 
-def _generation_pipeline(task: str, model_id: str, options: LoadOptions) -> Any:
-    runner = _pipeline(task, model_id, options)
-    _pad_left(runner.tokenizer, runner.model)
-    return runner
+def model_max_tokens(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> int:
+    """The most tokens one input may have: the tokenizer's limit, within the model's positions.
+
+    Many tokenizers leave `model_max_length` unset (a huge number); positions
+    are then the limit, less two for RoBERTa-style models whose position ids
+    start after the padding index.
+    """
+    limit = int(tokenizer.model_max_length)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions and limit > positions:
+        limit = positions - 2
+    return limit
+
+
+def token_window(
+    tokenizer: PreTrainedTokenizerBase, text: str, limit: int, keep: int | None = None
+) -> str:
+    """The longest stretch of `text` of at most `limit` tokens, around token `keep` if given.
+
+    Long inputs are cut here, on token boundaries, rather than failing a batch:
+    a 2,000-character Chinese text is 2,000 tokens to a model that reads 512.
+    """
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    if len(ids) <= limit:
+        return text
+    start = 0 if keep is None else max(0, min(keep - limit // 2, len(ids) - limit))
+    end = start + limit
+    return text[offsets[start][0] : offsets[end - 1][1]]
+
+
+class GenerationRunner:
+    """The text-generation pipeline, refusing a prompt the model cannot continue.
+
+    Continuous batching checks lengths itself; requests it cannot serve come
+    here, where a prompt plus max_new_tokens past the model's positions would
+    fail the whole batch instead of the one request.
+    """
+
+    @classmethod
+    def load(cls, task: str, model_id: str, options: LoadOptions) -> GenerationRunner:
+        return cls(_pipeline(task, model_id, options))
+
+    def __init__(self, generator: Any) -> None:
+        self._pipeline = generator
+        self.model = generator.model
+        self.tokenizer = generator.tokenizer
+        _pad_left(self.tokenizer, self.model)
+
+    def __call__(self, inputs: list[str], *, batch_size: int, **params: Any) -> list[Any]:
+        positions = getattr(self.model.config, "max_position_embeddings", None) or getattr(
+            self.model.config, "n_positions", None
+        )
+        wanted = int(params.get("max_new_tokens", 0))
+        for prompt in inputs:
+            tokens = len(self.tokenizer(prompt, verbose=False)["input_ids"]) + wanted
+            if positions and tokens > positions:
+                raise ContextTooLong(tokens=tokens, limit=positions)
+        return list(self._pipeline(inputs, batch_size=batch_size, **params))
 
 
 class MediaDecodingRunner:
@@ -205,9 +268,17 @@ class MaskNormalizingRunner:
         self._mask = fill_mask.tokenizer.mask_token
 
     def __call__(self, inputs: list[str], *, batch_size: int, **params: Any) -> list[Any]:
-        texts = [MASK_TOKENS.sub(self._mask, text) for text in inputs]
+        texts = [self._around_mask(MASK_TOKENS.sub(self._mask, text)) for text in inputs]
         results = self._pipeline(texts, batch_size=batch_size, **params)
         return results if len(inputs) > 1 else [results]
+
+    def _around_mask(self, text: str) -> str:
+        """A long text cut to what the model reads, keeping the gap and the words around it."""
+        tokenizer = self._pipeline.tokenizer
+        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        mask_id = tokenizer.mask_token_id
+        keep = ids.index(mask_id) if mask_id in ids else None
+        return token_window(tokenizer, text, tokenizer.model_max_length - 2, keep)
 
 
 def _pad_left(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
@@ -250,7 +321,7 @@ class Seq2SeqRunner:
     @classmethod
     def load(cls, task: str, model_id: str, options: LoadOptions) -> Seq2SeqRunner:
         model = AutoModelForSeq2SeqLM.from_pretrained(
-            model_id, dtype=options.dtype, token=options.token
+            model_id, dtype=options.dtype, token=options.token, use_safetensors=True
         )
         tokenizer = AutoTokenizer.from_pretrained(model_id, token=options.token)
         return cls(model.to(options.device).eval(), tokenizer, cls.OUTPUT_KEYS[task])
@@ -292,6 +363,8 @@ class ExtractiveQARunner:
 
     MAX_ANSWER_TOKENS: ClassVar[int] = 30
     MAX_LENGTH: ClassVar[int] = 384
+    # A question longer than this is cut: the window must leave room for the context.
+    MAX_QUESTION_TOKENS: ClassVar[int] = 64
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         self.model = model
@@ -300,9 +373,10 @@ class ExtractiveQARunner:
     @classmethod
     def load(cls, task: str, model_id: str, options: LoadOptions) -> ExtractiveQARunner:
         model = AutoModelForQuestionAnswering.from_pretrained(
-            model_id, dtype=options.dtype, token=options.token
+            model_id, dtype=options.dtype, token=options.token, use_safetensors=True
         )
         tokenizer = AutoTokenizer.from_pretrained(model_id, token=options.token)
+        tokenizer.model_max_length = model_max_tokens(tokenizer, model)
         return cls(model.to(options.device).eval(), tokenizer)
 
     def __call__(
@@ -315,7 +389,10 @@ class ExtractiveQARunner:
 
     def _answer(self, items: list[dict[str, str]]) -> list[dict[str, Any]]:
         encoded = self.tokenizer(
-            [item["question"] for item in items],
+            [
+                token_window(self.tokenizer, item["question"], self.MAX_QUESTION_TOKENS)
+                for item in items
+            ],
             [item["context"] for item in items],
             padding=True,
             truncation="only_second",
@@ -360,7 +437,7 @@ class ExtractiveQARunner:
 
 RUNNERS: dict[str, RunnerLoader] = {
     "text-classification": _pipeline,
-    "text-generation": _generation_pipeline,
+    "text-generation": GenerationRunner.load,
     "summarization": Seq2SeqRunner.load,
     "translation": Seq2SeqRunner.load,
     "token-classification": _pipeline,

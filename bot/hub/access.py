@@ -41,16 +41,57 @@ class HubAccess:
         return HfApi(endpoint=self.endpoint, token=self.token_arg())
 
     def model_dir_path(self, model_id: str) -> Path | None:
-        """`<model_dir>/<model_id>` when it holds a model; never a path outside model_dir."""
+        """`<model_dir>/<model_id>` when it holds a model; never a path outside model_dir.
+
+        Hub ids are case-insensitive, so `acme/sent` finds a folder fetched as
+        `Acme/Sent`: a model already here is never downloaded again.
+        """
         if self.model_dir is None:
             return None
         root = self.model_dir.expanduser().resolve()
         candidate = (root / model_id).resolve()
         if candidate.is_relative_to(root) and (candidate / "config.json").is_file():
             return candidate
+        wanted = hub_form(model_id)
+        for config in (*root.glob("*/config.json"), *root.glob("*/*/config.json")):
+            if hub_form(config.parent.relative_to(root).as_posix()) == wanted:
+                return config.parent
         return None
 
 
 def is_path_like(model_id: str) -> bool:
     """Only explicit paths are read from disk, so a Hub id never resolves to a stray folder."""
     return model_id.startswith(("/", "./", "../", "~"))
+
+
+def hub_form(model_id: str) -> str:
+    """A model id as the Hub reads it: case-folded, without `./`, empty or trailing parts.
+
+    `acme/sent`, `Acme/Sent`, `acme//sent`, `./acme/sent` and `acme/sent/` all
+    name one Hub repo, so an allow or deny rule must match every one of them.
+    """
+    return "/".join(part for part in model_id.strip().split("/") if part not in ("", ".")).lower()
+
+
+def model_keys(model_id: str, folder: Path | None = None) -> frozenset[str]:
+    """Every spelling an admin's rule about this model may use: its Hub form and its folder."""
+    keys = {hub_form(model_id)}
+    if folder is not None:
+        keys.add(str(folder))
+    return frozenset(keys)
+
+
+def rule_id(model_id: str) -> str:
+    """The one spelling a rule is stored under, so a later rule on the same model replaces it
+    (blocking: a path is resolved on disk)."""
+    text = model_id.strip()
+    if is_path_like(text):
+        return str(Path(text).expanduser().resolve())
+    return hub_form(text)
+
+
+def rule_keys(model_id: str) -> frozenset[str]:
+    """What a rule written as `model_id` matches (blocking: a path is resolved on disk)."""
+    if is_path_like(model_id.strip()):
+        return model_keys(model_id, Path(model_id.strip()).expanduser().resolve())
+    return model_keys(model_id)

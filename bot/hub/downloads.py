@@ -1,60 +1,93 @@
-"""Downloading a model's safe files ahead of use, with progress a person can watch.
+"""Downloading exactly the files a vetted model loads, with progress a person can watch.
 
 `hfbot models fetch` uses it to fill the cache (or HFBOT_MODEL_DIR) before an
 air-gapped start, and the chat handlers use it so the first use of a model
 shows one status message that fills up instead of a long silence.
 
-Only safetensors weights, configs and tokenizer files are fetched: pickle
-weights (.bin, .pt, .ckpt) and Python files never reach the disk.
+What is fetched is planned from the facts vetting read (`plan_download`): the
+revision vetting saw (its commit, so a push after vetting changes nothing),
+the weight files loading reads and the small files beside them, each under a
+size cap. Pickle weights, code and stray .safetensors files never reach the
+disk. Downloads run in threads of their own, and what the bot downloads into
+the Hugging Face cache stays within a disk budget, the least recently used
+models going first and never one in use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
-import sys
+import logging
+import shutil
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import snapshot_download, try_to_load_from_cache
+from huggingface_hub import scan_cache_dir, snapshot_download, try_to_load_from_cache
 from huggingface_hub.errors import (
+    CacheNotFound,
     GatedRepoError,
     HfHubHTTPError,
-    HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import validate_repo_id
 from tqdm.auto import tqdm
 
-from bot.config import Settings
-from bot.errors import (
-    GatedModel,
-    HubUnavailable,
-    UnknownModel,
-    UnsafeWeights,
-    UserFacingError,
-)
-from bot.hub.access import HubAccess, is_path_like
-from bot.hub.facts import OTHER_WEIGHTS, PICKLE_WEIGHTS, SAFE_WEIGHTS, describe_bytes
-from bot.i18n import DEFAULT_LANGUAGE, t
+from bot.errors import GatedModel, HubUnavailable, ModelTooLarge, UnknownModel, UnsafeWeights
+from bot.hub.access import HubAccess, hub_form
+from bot.hub.facts import SAFE_WEIGHTS, WEIGHTS_INDEX, ModelFacts, describe_bytes
 
 Progress = Callable[[int, int], None]
 
-FETCH_PATTERNS = (
-    SAFE_WEIGHTS,
-    "*.json",
-    "*.txt",
-    "*.model",
-    "*.spm",
-    "*.tiktoken",
-    "README.md",
-)
-NEVER_FETCH = (*PICKLE_WEIGHTS, *OTHER_WEIGHTS, "*.py")
+# Configs, tokenizers, processors and chat templates: what loading reads besides the weights.
+SUPPORT_FILES = ("*.json", "*.txt", "*.model", "*.spm", "*.tiktoken", "*.jinja", "README.md")
+# No config or tokenizer file is this large; a larger one is not what it claims to be.
+SUPPORT_FILE_CAP_BYTES = 64 * 2**20
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    """The files of one revision of a model that loading needs, as vetting saw them."""
+
+    model_id: str
+    revision: str | None
+    files: tuple[str, ...]
+
+
+def plan_download(facts: ModelFacts, max_weights_bytes: int | None) -> DownloadPlan:
+    """What to fetch for a model: its loaded weights and root-level support files, each capped.
+
+    Index files of other weight formats (`pytorch_model.bin.index.json`) are
+    left out; nothing in a subfolder is loaded, so nothing there is fetched.
+    """
+    weights = facts.loaded_weights
+    if not weights:
+        raise UnsafeWeights(
+            model=facts.model_id, found=", ".join(facts.other_weight_files) or "none"
+        )
+    support = tuple(
+        name
+        for name in facts.files
+        if "/" not in name
+        and any(fnmatch(name, pattern) for pattern in SUPPORT_FILES)
+        and not (name.endswith(".index.json") and name != WEIGHTS_INDEX)
+    )
+    for name in (*weights, *support):
+        size = facts.file_sizes.get(name)
+        cap = max_weights_bytes if name in weights else SUPPORT_FILE_CAP_BYTES
+        if size is not None and cap is not None and size > cap:
+            raise ModelTooLarge(
+                model=f"{facts.model_id}/{name}",
+                size=describe_bytes(size),
+                limit=describe_bytes(cap),
+            )
+    return DownloadPlan(facts.model_id, facts.revision, tuple(dict.fromkeys((*weights, *support))))
 
 
 def _byte_progress_class(report: Progress) -> type[tqdm]:
@@ -88,63 +121,73 @@ def _byte_progress_class(report: Progress) -> type[tqdm]:
     return ByteProgress
 
 
-def _snapshot(model_id: str, access: HubAccess, report: Progress | None) -> Path:
-    local_dir = access.model_dir / model_id if access.model_dir else None
+def _snapshot(
+    plan: DownloadPlan, access: HubAccess, report: Progress | None, into_model_dir: bool
+) -> Path:
+    local_dir = access.model_dir / plan.model_id if into_model_dir and access.model_dir else None
     folder = snapshot_download(
-        model_id,
+        plan.model_id,
+        revision=plan.revision,
         endpoint=access.endpoint,
         token=access.token_arg(),
         cache_dir=access.cache_dir,
         local_dir=local_dir,
-        allow_patterns=list(FETCH_PATTERNS),
-        ignore_patterns=list(NEVER_FETCH),
+        allow_patterns=list(plan.files),
         tqdm_class=_byte_progress_class(report) if report else None,
     )
     return Path(folder)
 
 
 async def fetch_model(
-    model_id: str, progress: Progress | None = None, *, access: HubAccess
+    plan: DownloadPlan,
+    progress: Progress | None = None,
+    *,
+    access: HubAccess,
+    executor: Executor | None = None,
+    into_model_dir: bool = False,
 ) -> Path:
-    """Download a model's safe files and return their folder (network: runs in a thread).
+    """Download the planned files and return their folder (network: runs in `executor`).
 
     `progress(done_bytes, total_bytes)` is called on the event loop, never
     from the download threads, so it may touch the bot's state directly.
+    `into_model_dir` puts the files in HFBOT_MODEL_DIR (for `hfbot models fetch`)
+    instead of the Hugging Face cache.
     """
-    try:
-        validate_repo_id(model_id)
-    except HFValidationError:
-        raise UnknownModel(model=model_id) from None
+    loop = asyncio.get_running_loop()
     report: Progress | None = None
     if progress is not None:
-        loop = asyncio.get_running_loop()
 
         def report(done: int, total: int) -> None:
             loop.call_soon_threadsafe(progress, done, total)
 
     try:
-        folder = await asyncio.to_thread(_snapshot, model_id, access, report)
+        folder = await loop.run_in_executor(
+            executor, _snapshot, plan, access, report, into_model_dir
+        )
     except GatedRepoError:
-        raise GatedModel(model=model_id, has_token=access.token is not None) from None
+        raise GatedModel(model=plan.model_id, has_token=access.token is not None) from None
     except (RepositoryNotFoundError, RevisionNotFoundError):
-        raise UnknownModel(model=model_id) from None
+        raise UnknownModel(model=plan.model_id) from None
     except (LocalEntryNotFoundError, HfHubHTTPError):
-        raise HubUnavailable(model=model_id) from None
-    if not any(fnmatch(item.name, SAFE_WEIGHTS) for item in folder.rglob("*")):
-        raise UnsafeWeights(model=model_id, found="none")
+        raise HubUnavailable(model=plan.model_id) from None
+    if not any((folder / name).is_file() for name in plan.files if fnmatch(name, SAFE_WEIGHTS)):
+        raise UnsafeWeights(model=plan.model_id, found="none")
     return folder
 
 
-async def is_downloaded(model_id: str, access: HubAccess) -> bool:
-    """Whether a model's config is already on disk, so its first use needs no download."""
-
-    def check() -> bool:
-        if is_path_like(model_id) or access.model_dir_path(model_id) is not None:
-            return True
-        cached = try_to_load_from_cache(model_id, "config.json", cache_dir=access.cache_dir)
-        return isinstance(cached, str)
-
-    return await asyncio.to_thread(check)
+def downloaded_folder(plan: DownloadPlan, access: HubAccess) -> Path | None:
+    """The folder of this revision when every planned file is on disk (blocking: disk)."""
+    if access.model_dir_path(plan.model_id) is not None:
+        return access.model_dir_path(plan.model_id)
+    folder: Path | None = None
+    for name in plan.files:
+        cached = try_to_load_from_cache(
+            plan.model_id, name, revision=plan.revision, cache_dir=access.cache_dir
+        )
+        if not isinstance(cached, str):
+            return None
+        folder = Path(cached).parent
+    return folder
 
 
 def describe_progress(model_id: str, done: int, total: int) -> str:
@@ -202,72 +245,97 @@ class ThrottledStatus:
             await self._edit(text)
 
 
-def fetch_command(ids: list[str], access: HubAccess | None = None) -> int:
-    """`hfbot models fetch <id>…`: one progress bar per model on stderr; 1 if any failed.
-
-    Prints `<id>\t<folder>` on stdout per fetched model, for scripts.
-    """
-    access = access or HubAccess.from_settings(Settings())
-    failed = 0
-    for model_id in ids:
-        with tqdm(desc=model_id, unit="B", unit_scale=True, file=sys.stderr) as bar:
-
-            def show(done: int, total: int, bar: tqdm = bar) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
-            try:
-                folder = asyncio.run(fetch_model(model_id, show, access=access))
-            except UserFacingError as error:
-                failed += 1
-                reason = html.unescape(t(DEFAULT_LANGUAGE, error.key, error.values))
-                bar.write(f"{model_id}: not fetched: {reason}", file=sys.stderr)
-                continue
-        print(f"{model_id}\t{folder}")
-    return 1 if failed else 0
-
-
 class ModelDownloads:
-    """One download per model however many requests need it at once.
+    """The bot's downloads: one per model however many requests need it, in threads of its own.
 
     The first request for a model that is not on disk starts the download and
     reports its progress; requests arriving meanwhile wait for the same
-    download instead of starting their own.
+    download instead of starting their own. After each download the Hugging
+    Face cache is brought back within `disk_budget_bytes`.
     """
 
     def __init__(
-        self, access: HubAccess, fetch: Callable[..., Awaitable[Path]] = fetch_model
+        self,
+        access: HubAccess,
+        *,
+        workers: int = 2,
+        disk_budget_bytes: int | None = None,
+        in_use: Callable[[], Iterable[str]] = tuple,
+        fetch: Callable[..., Awaitable[Path]] = fetch_model,
     ) -> None:
         self.access = access
         self._fetch = fetch
+        self._budget = disk_budget_bytes
+        self._in_use = in_use
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="hfbot-download"
+        )
         self._running: dict[str, asyncio.Future[Path]] = {}
-        self._done: set[str] = set()
+        self._folders: dict[tuple[str, str | None], Path] = {}
 
     def in_progress(self, model_id: str) -> bool:
         return model_id in self._running
 
-    async def needed(self, model_id: str) -> bool:
-        """Whether a download must run first; the disk is asked once per model, not per request."""
-        if model_id in self._done:
-            return False
-        if await is_downloaded(model_id, self.access):
-            self._done.add(model_id)
-            return False
-        return True
+    async def folder(self, plan: DownloadPlan) -> Path | None:
+        """Where this revision already is on disk; the disk is asked until it is found."""
+        key = (plan.model_id, plan.revision)
+        found = self._folders.get(key)
+        if found is not None:
+            return found
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(self._executor, downloaded_folder, plan, self.access)
+        if found is not None:
+            self._folders[key] = found
+        return found
 
-    async def fetch(self, model_id: str, progress: Progress | None = None) -> Path:
-        running = self._running.get(model_id)
+    async def fetch(self, plan: DownloadPlan, progress: Progress | None = None) -> Path:
+        running = self._running.get(plan.model_id)
         if running is not None:
             return await asyncio.shield(running)
-        future: asyncio.Future[Path] = asyncio.ensure_future(
-            self._fetch(model_id, progress, access=self.access)
-        )
-        self._running[model_id] = future
-
-        def done(finished: asyncio.Future[Path]) -> None:
-            self._running.pop(model_id, None)
-            if not finished.cancelled() and finished.exception() is None:
-                self._done.add(model_id)
-
-        future.add_done_callback(done)
+        future: asyncio.Future[Path] = asyncio.ensure_future(self._download(plan, progress))
+        self._running[plan.model_id] = future
+        future.add_done_callback(lambda _: self._running.pop(plan.model_id, None))
         return await asyncio.shield(future)
+
+    async def _download(self, plan: DownloadPlan, progress: Progress | None) -> Path:
+        folder = await self._fetch(plan, progress, access=self.access, executor=self._executor)
+        self._folders[(plan.model_id, plan.revision)] = folder
+        if self._budget is not None:
+            keep = {hub_form(model_id) for model_id in (*self._in_use(), *self._running)}
+            loop = asyncio.get_running_loop()
+            deleted = await loop.run_in_executor(
+                self._executor, keep_within_budget, self.access, self._budget, keep
+            )
+            forgotten = {hub_form(model_id) for model_id in deleted}
+            for key in [key for key in self._folders if hub_form(key[0]) in forgotten]:
+                del self._folders[key]
+        return folder
+
+    def close(self) -> None:
+        """Downloads under way finish in their threads; no new one starts."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def keep_within_budget(access: HubAccess, budget_bytes: int, keep: set[str]) -> list[str]:
+    """Delete the least recently used models of the Hugging Face cache until it fits the budget.
+
+    Models in `keep` (loaded, or downloading) are never deleted; nor is
+    anything in HFBOT_MODEL_DIR, which belongs to the operator. Returns the
+    ids deleted (blocking: disk).
+    """
+    try:
+        cache = scan_cache_dir(access.cache_dir)
+    except CacheNotFound:
+        return []
+    total = cache.size_on_disk
+    deleted: list[str] = []
+    for repo in sorted(cache.repos, key=lambda repo: repo.last_accessed):
+        if total <= budget_bytes:
+            break
+        if repo.repo_type != "model" or hub_form(repo.repo_id) in keep:
+            continue
+        shutil.rmtree(repo.repo_path, ignore_errors=True)
+        total -= repo.size_on_disk
+        deleted.append(repo.repo_id)
+        log.info("deleted %s from the model cache (disk budget)", repo.repo_id)
+    return deleted

@@ -9,8 +9,10 @@ from the safetensors headers, which are plain JSON in front of the tensors.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +34,12 @@ from bot.errors import (
 from bot.tasks import TaskSpec
 
 SAFE_WEIGHTS = "*.safetensors"
+# The only weight files transformers reads with `use_safetensors=True`: one file, or an
+# index and the shards it names. Any other .safetensors file is never loaded, so it
+# neither qualifies a model nor counts against the size caps.
+SINGLE_WEIGHTS = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
+_SHARD = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
 OTHER_WEIGHTS = ("*.msgpack", "*.h5", "*.gguf", "*.onnx")
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
@@ -57,14 +65,28 @@ class ModelFacts:
     labels: tuple[str, ...] = ()
     has_auto_map: bool = False
     custom_class: str | None = None
-    weights_bytes: int | None = None
+    file_sizes: Mapping[str, int] = field(default_factory=dict)
     num_parameters: int | None = None
     gated: bool = False
+    revision: str | None = None
+    shards: tuple[str, ...] = ()
     local_path: Path | None = field(default=None, compare=False)
 
     @property
-    def safetensors_files(self) -> tuple[str, ...]:
-        return tuple(name for name in self.files if fnmatch(name, SAFE_WEIGHTS))
+    def loaded_weights(self) -> tuple[str, ...]:
+        """The weight files loading reads: `model.safetensors`, else an index's shards."""
+        if SINGLE_WEIGHTS in self.files:
+            return (SINGLE_WEIGHTS,)
+        if WEIGHTS_INDEX in self.files:
+            return self.shards or tuple(name for name in self.files if _SHARD.fullmatch(name))
+        return ()
+
+    @property
+    def weights_bytes(self) -> int | None:
+        """Bytes of the weights that would be loaded; None when a size is not known."""
+        sizes = [self.file_sizes.get(name) for name in self.loaded_weights]
+        known = [size for size in sizes if size is not None]
+        return sum(known) if sizes and len(known) == len(sizes) else None
 
     @property
     def other_weight_files(self) -> tuple[str, ...]:
@@ -108,8 +130,10 @@ def refusal_for(facts: ModelFacts, spec: TaskSpec, caps: SizeCaps) -> UserFacing
         return WrongTaskModel(model=model, task=spec.name, actual=model_task)
     if facts.needs_remote_code():
         return RemoteCodeRequired(model=model)
-    if not facts.safetensors_files:
-        return UnsafeWeights(model=model, found=", ".join(facts.other_weight_files) or "none")
+    if not facts.loaded_weights:
+        decoys = tuple(name for name in facts.files if fnmatch(name, SAFE_WEIGHTS))
+        found = facts.other_weight_files + decoys
+        return UnsafeWeights(model=model, found=", ".join(found) or "none")
     if caps.max_params and facts.num_parameters and facts.num_parameters > caps.max_params:
         return ModelTooLarge(
             model=model,
@@ -149,23 +173,22 @@ def _config_facts(config: Mapping[str, Any]) -> dict[str, Any]:
 def facts_from_hub_info(info: ModelInfo) -> ModelFacts:
     """Facts from one `model_info(files_metadata=True)` answer: no file is downloaded."""
     siblings = info.siblings or []
-    files = tuple(sibling.rfilename for sibling in siblings)
-    sizes = [
-        sibling.lfs.size if sibling.lfs else sibling.size
+    sizes = {
+        sibling.rfilename: size
         for sibling in siblings
-        if fnmatch(sibling.rfilename, SAFE_WEIGHTS)
-    ]
-    known_sizes = [size for size in sizes if size is not None]
+        if (size := sibling.lfs.size if sibling.lfs else sibling.size) is not None
+    }
     transformers_info = info.transformers_info
     return ModelFacts(
         model_id=info.id,
-        files=files,
+        files=tuple(sibling.rfilename for sibling in siblings),
         pipeline_tag=info.pipeline_tag
         or (transformers_info.pipeline_tag if transformers_info else None),
         custom_class=transformers_info.custom_class if transformers_info else None,
-        weights_bytes=sum(known_sizes) if sizes and len(known_sizes) == len(sizes) else None,
+        file_sizes=sizes,
         num_parameters=info.safetensors.total if info.safetensors else None,
         gated=bool(info.gated),
+        revision=info.sha,
         **_config_facts(info.config or {}),
     )
 
@@ -181,17 +204,29 @@ def facts_from_directory(path: Path, model_id: str) -> ModelFacts:
         for item in path.rglob("*")
         if item.is_file() and not any(part.startswith(".") for part in item.relative_to(path).parts)
     )
-    weights = [path / name for name in files if fnmatch(name, SAFE_WEIGHTS)]
     card = metadata_load(path / "README.md") if (path / "README.md").is_file() else None
-    return ModelFacts(
+    facts = ModelFacts(
         model_id=model_id,
         files=tuple(files),
         pipeline_tag=(card or {}).get("pipeline_tag"),
-        weights_bytes=sum(item.stat().st_size for item in weights) if weights else None,
-        num_parameters=sum(safetensors_parameter_count(item) for item in weights) or None,
+        file_sizes={name: (path / name).stat().st_size for name in files},
+        shards=_indexed_shards(path / WEIGHTS_INDEX, files),
         local_path=path,
         **_config_facts(config),
     )
+    weights = [path / name for name in facts.loaded_weights]
+    counted = sum(safetensors_parameter_count(item) for item in weights)
+    return dataclasses.replace(facts, num_parameters=counted or None)
+
+
+def _indexed_shards(index: Path, files: list[str]) -> tuple[str, ...]:
+    """The shard files a local index names; all of them must be there, or none counts."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
+    shards = tuple(sorted({str(name) for name in weight_map.values()}))
+    return shards if shards and set(shards) <= set(files) else ()
 
 
 def safetensors_parameter_count(path: Path) -> int:

@@ -17,9 +17,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import httpx2
 from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
@@ -33,6 +33,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import (
     build_hf_headers,
     get_session,
@@ -50,7 +51,8 @@ from bot.errors import (
     UnknownModel,
     UserFacingError,
 )
-from bot.hub.access import HubAccess, is_path_like
+from bot.hub.access import HubAccess, hub_form, is_path_like, model_keys, rule_keys
+from bot.hub.downloads import DownloadPlan, plan_download
 from bot.hub.facts import (
     ModelFacts,
     SizeCaps,
@@ -58,7 +60,7 @@ from bot.hub.facts import (
     facts_from_hub_info,
     refusal_for,
 )
-from bot.tasks import TASKS, TaskSpec, get_task
+from bot.tasks import TASKS, TRANSLATION_TARGETS, TaskSpec, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +86,41 @@ class ModelRuleSource(Protocol):
 
 
 @dataclass(frozen=True)
+class RuleBook:
+    """The admins' allow and deny rules, matched on every spelling of a model id.
+
+    `written` keeps each rule as the admin typed it (for listing); `by_key`
+    maps each key the rule matches (see `rule_keys`) to it, deny winning.
+    """
+
+    written: dict[str, RuleKind] = field(default_factory=dict)
+    by_key: dict[str, RuleKind] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, rules: Sequence[ModelRuleLike]) -> RuleBook:
+        """Blocking: rules naming folders are resolved on disk."""
+        written = {rule.model_id: rule.rule for rule in rules}
+        by_key: dict[str, RuleKind] = {}
+        for model_id, kind in written.items():
+            for key in rule_keys(model_id):
+                by_key[key] = "deny" if "deny" in (kind, by_key.get(key)) else kind
+        return cls(written, by_key)
+
+    def verdict(self, keys: frozenset[str]) -> RuleKind | None:
+        found = {self.by_key[key] for key in keys if key in self.by_key}
+        return "deny" if "deny" in found else "allow" if found else None
+
+    def denies(self, model_id: str) -> bool:
+        return self.verdict(model_keys(model_id)) == "deny"
+
+
+@dataclass(frozen=True)
 class VettedModel:
-    """A model that passed vetting for one task; `source` is what to hand to from_pretrained."""
+    """A model that passed vetting for one task.
+
+    `source` is the folder to load it from, or for a Hub model not on disk yet
+    its id, with `plan` saying which files of which revision to fetch first.
+    """
 
     model_id: str
     task: str
@@ -95,11 +130,7 @@ class VettedModel:
     architectures: tuple[str, ...]
     num_parameters: int | None
     weights_bytes: int | None
-
-    @property
-    def load_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments the pool must pass to `pipeline()`, so vetting's promises hold."""
-        return {"trust_remote_code": False, "model_kwargs": {"use_safetensors": True}}
+    plan: DownloadPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -151,8 +182,8 @@ class ModelVetter:
         self._facts_cache: dict[str, _CacheEntry] = {}
         self._verdicts: dict[tuple[str, str], tuple[float, VettedModel]] = {}
         self._in_flight: dict[str, asyncio.Future[ModelFacts]] = {}
-        self._rules: dict[str, RuleKind] | None = None
-        self._last_rules: dict[str, RuleKind] = {}
+        self._rules: RuleBook | None = None
+        self._last_rules = RuleBook()
 
     @property
     def access(self) -> HubAccess:
@@ -176,27 +207,32 @@ class ModelVetter:
         spec = get_task(task)
         model_id = model_id.strip()
         rules = await self._rule_map()
-        if rules.get(model_id) == "deny":
+        if rules.verdict(model_keys(model_id)) == "deny":
             raise ModelDenied(model=model_id)
         verdict = self._verdicts.get((spec.name, model_id))
         if verdict is not None and verdict[0] > self._clock():
             return verdict[1]
         location = await asyncio.to_thread(self._locate, model_id)
-        if not self._is_allowed(model_id, location, rules):
+        keys = model_keys(model_id, location.path)
+        if rules.verdict(keys) == "deny":
+            raise ModelDenied(model=model_id)
+        if not self._is_allowed(keys, location, rules):
             raise ModelNotAllowed(model=model_id, task=spec.name)
         facts = await self._facts(model_id, location)
         refusal = refusal_for(facts, spec, self._caps)
         if refusal is not None:
             raise refusal
+        from_hub = facts.local_path is None
         vetted = VettedModel(
             model_id=model_id,
             task=spec.pipeline_task,
-            source=str(facts.local_path) if location.path else model_id,
+            source=model_id if from_hub else str(facts.local_path),
             origin=_origin(location, facts),
             pipeline_tag=facts.pipeline_tag,
             architectures=facts.architectures,
             num_parameters=facts.num_parameters,
             weights_bytes=facts.weights_bytes,
+            plan=plan_download(facts, self._caps.max_bytes) if from_hub else None,
         )
         # The request path asks again for every message: answer from memory, no disk or thread.
         self._verdicts[(spec.name, model_id)] = (
@@ -204,6 +240,12 @@ class ModelVetter:
             vetted,
         )
         return vetted
+
+    async def describe(self, model_id: str) -> ModelFacts:
+        """What the Hub (or the disk) says of a model, for any task, policy aside."""
+        model_id = model_id.strip()
+        location = await asyncio.to_thread(self._locate, model_id)
+        return await self._facts(model_id, location)
 
     async def search_models(
         self, task: str, query: str | None = None, limit: int = 10
@@ -218,13 +260,15 @@ class ModelVetter:
         rules = await self._rule_map()
         if self._settings.allow_any_hub_model and not self._access.offline:
             try:
-                found = await asyncio.to_thread(self._search_hub, spec, query, limit + len(rules))
+                found = await asyncio.to_thread(
+                    self._search_hub, spec, query, limit + len(rules.written)
+                )
             except (*_UNREACHABLE, HfHubHTTPError) as error:
                 logger.warning(
                     "Hub search failed (%s); listing allowed models", type(error).__name__
                 )
             else:
-                return [item for item in found if rules.get(item.model_id) != "deny"][:limit]
+                return [item for item in found if not rules.denies(item.model_id)][:limit]
         catalogue = [
             *self._allowed_entries(spec, rules),
             *await asyncio.to_thread(self._model_dir_entries, spec),
@@ -233,7 +277,7 @@ class ModelVetter:
         seen: set[str] = set()
         found = []
         for item in catalogue:
-            if item.model_id in seen or rules.get(item.model_id) == "deny":
+            if item.model_id in seen or rules.denies(item.model_id):
                 continue
             seen.add(item.model_id)
             if needle in item.model_id.lower():
@@ -247,7 +291,14 @@ class ModelVetter:
         ) or self._settings.default_models.get(spec.name)
         return [model for model in (override, spec.default_model) if model]
 
-    async def _rule_map(self) -> dict[str, RuleKind]:
+    def offered_models(self) -> frozenset[str]:
+        """Hub forms of every model the bot itself proposes: each task's default and the
+        `/translate xx:` targets. These always pass the policy, so what the bot offers works."""
+        offered = [model for spec in TASKS.values() for model in self.default_models(spec)]
+        offered += TRANSLATION_TARGETS.values()
+        return frozenset(hub_form(model) for model in offered)
+
+    async def _rule_map(self) -> RuleBook:
         """The admins' rules; while the store is down, the last rules read (or none yet).
 
         With the store down, requests run on the operator's default models
@@ -260,13 +311,14 @@ class ModelVetter:
             except StoreUnavailable:
                 logger.warning("model rules unavailable; using the last known rules")
                 return self._last_rules
-            self._rules = self._last_rules = {rule.model_id: rule.rule for rule in rules}
+            book = await asyncio.to_thread(RuleBook.build, rules)
+            self._rules = self._last_rules = book
         return self._rules
 
-    def _is_allowed(self, model_id: str, location: _Location, rules: dict[str, RuleKind]) -> bool:
-        if location.origin == "model-dir" or rules.get(model_id) == "allow":
+    def _is_allowed(self, keys: frozenset[str], location: _Location, rules: RuleBook) -> bool:
+        if location.origin == "model-dir" or rules.verdict(keys) == "allow":
             return True
-        if any(model_id in self.default_models(spec) for spec in TASKS.values()):
+        if keys & self.offered_models():
             return True
         return location.origin == "hub" and self._settings.allow_any_hub_model
 
@@ -358,8 +410,21 @@ class ModelVetter:
         return await asyncio.to_thread(facts_from_directory, snapshot, model_id)
 
     def _cached_snapshot(self, model_id: str) -> Path | None:
+        """The cached snapshot `main` points at, else the newest one.
+
+        The bot downloads pinned commits, which leave no `main` ref behind;
+        offline, the latest of them is what was vetted last.
+        """
         cached = _cached_file(model_id, "config.json", cache_dir=self._access.cache_dir)
-        return Path(cached).parent if isinstance(cached, str) else None
+        if isinstance(cached, str):
+            return Path(cached).parent
+        repo = Path(self._access.cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
+            repo_id=model_id, repo_type="model"
+        )
+        configs = sorted(
+            repo.glob("snapshots/*/config.json"), key=lambda path: path.stat().st_mtime
+        )
+        return configs[-1].parent if configs else None
 
     def _search_hub(self, spec: TaskSpec, query: str | None, limit: int) -> list[ModelSummary]:
         """One `/api/models` request, as `HfApi.list_models` sends it but without its
@@ -389,11 +454,11 @@ class ModelVetter:
             for item in response.json()[:limit]
         ]
 
-    def _allowed_entries(self, spec: TaskSpec, rules: dict[str, RuleKind]) -> list[ModelSummary]:
+    def _allowed_entries(self, spec: TaskSpec, rules: RuleBook) -> list[ModelSummary]:
         """Defaults, then allow-listed models not already known to misfit this task."""
         tag = spec.model_kind.tags[0]
         items = [ModelSummary(model, tag, "default") for model in self.default_models(spec)]
-        for model_id, rule in rules.items():
+        for model_id, rule in rules.written.items():
             cached = self._facts_cache.get(model_id)
             facts = cached.facts if cached is not None else None
             fits = cached is None or (

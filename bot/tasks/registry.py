@@ -117,7 +117,7 @@ TASKS: dict[str, TaskSpec] = {
             "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
             formatters.format_classification,
             ModelKind(("text-classification",), ("ForSequenceClassification",)),
-            call_params={"top_k": None},
+            call_params={"top_k": None, "truncation": True},
             aliases=("sentiment-analysis",),
         ),
         TaskSpec(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.harness import RunningBot
+from tests.support.harness import POSITIVE, RunningBot, stand_in_model
 
 
 @pytest.fixture
@@ -48,12 +48,7 @@ async def test_a_full_queue_answers_busy_and_the_queued_request_still_completes(
 ) -> None:
     release = threading.Event()
 
-    def slow_classifier(task: str, model_id: str) -> Any:
-        def run(inputs: list[str], *, batch_size: int, **params: Any) -> list[Any]:
-            release.wait(30)
-            return [[{"label": "POSITIVE", "score": 0.9}] for _ in inputs]
-
-        return run
+    slow_classifier = stand_in_model(POSITIVE, release=release)
 
     await bot.swap_pool(
         slow_classifier, pool_queue_size=1, pool_max_batch_size=1, pool_max_wait_ms=0
@@ -75,12 +70,7 @@ async def test_a_full_queue_answers_busy_and_the_queued_request_still_completes(
 async def test_cancel_stops_a_running_request_and_says_so(bot: RunningBot) -> None:
     release = threading.Event()
 
-    def slow(task: str, model_id: str) -> Any:
-        def run(inputs: list[str], *, batch_size: int, **params: Any) -> list[Any]:
-            release.wait(30)
-            return [[{"label": "POSITIVE", "score": 0.9}] for _ in inputs]
-
-        return run
+    slow = stand_in_model(POSITIVE, release=release)
 
     await bot.swap_pool(slow, pool_max_wait_ms=0)
     alice = bot.person("Alice")
@@ -102,6 +92,27 @@ async def test_too_many_requests_get_a_slow_down_reply(bot: RunningBot) -> None:
         await bot.ask(alice, chat, "/sentiment fine")
     [reply] = await bot.ask(alice, chat, "/sentiment one too many")
     assert reply.startswith("Slow down a little: try again in ")
+
+
+async def test_model_lookups_and_settings_buttons_count_against_the_rate_limit(
+    bot: RunningBot,
+) -> None:
+    """Vetting and Hub searches cost as much as a model command; so does a settings button."""
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/models sentiment")
+    await bot.ask(alice, chat, "/model sentiment default")
+    await bot.ask(alice, chat, "/settings")
+    message = next(c.result for c in reversed(bot.emu.calls) if c.method == "sendMessage")
+    bot.emu.press_button(alice, message, f"cfg:{alice.id}:set:generate:temperature:0.3")
+    [answer] = await bot.emu.wait_for("answerCallbackQuery", timeout=30)
+    [limited] = await bot.ask(alice, chat, "/model sentiment default")
+
+    assert answer.params["text"] == "temperature for generate is now 0.3."
+    assert limited.startswith("Slow down a little: try again in ")
+    bot.emu.press_button(alice, message, f"cfg:{alice.id}:set:generate:temperature:1.0")
+    [refused] = await bot.emu.wait_for("answerCallbackQuery", timeout=30)
+    assert refused.params["text"].startswith("Slow down a little")
 
 
 async def test_an_unexpected_error_is_logged_and_the_person_gets_no_traceback(

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from bot.hub.downloads import ModelDownloads
+from bot.hub.downloads import DownloadPlan, ModelDownloads
 from tests.support.harness import RunningBot
 
 HUB_ID = "acme/tiny-sentiment"
@@ -22,10 +22,12 @@ def pretend_the_default_is_on_the_hub(bot: RunningBot, fetched: list[str]) -> as
     release = asyncio.Event()
 
     async def vet(task: str, model_id: str) -> Any:
-        return dataclasses.replace(await real_vet(task, local), model_id=HUB_ID, origin="hub")
+        vetted = await real_vet(task, local)
+        plan = DownloadPlan(HUB_ID, "0" * 40, ("config.json", "model.safetensors"))
+        return dataclasses.replace(vetted, model_id=HUB_ID, origin="hub", plan=plan)
 
-    async def fetch(model_id: str, progress: Any, *, access: Any) -> Path:
-        fetched.append(model_id)
+    async def fetch(plan: DownloadPlan, progress: Any, *, access: Any, executor: Any) -> Path:
+        fetched.append(plan.model_id)
         for done in (0, 4 * MIB):
             if progress is not None:
                 progress(done, 10 * MIB)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.harness import RunningBot
+from tests.support.harness import RunningBot, stand_in_model
 
 
 async def test_start_greets_by_name_and_registers_the_command_menu(bot: RunningBot) -> None:
@@ -124,11 +123,7 @@ async def test_a_long_result_is_split_into_valid_messages(bot: RunningBot) -> No
     """The emulator refuses what Telegram refuses (over 4096 characters, broken HTML)."""
     long_text = "Once upon a time " + "the story went on & on, " * 400
 
-    def storyteller(task: str, model_id: str) -> Any:
-        def run(inputs: list[str], *, batch_size: int, **params: Any) -> list[Any]:
-            return [[{"generated_text": long_text}] for _ in inputs]
-
-        return run
+    storyteller = stand_in_model([{"generated_text": long_text}])
 
     await bot.swap_pool(storyteller)
     alice = bot.person("Alice")

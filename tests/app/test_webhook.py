@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -13,6 +15,7 @@ from telegram.ext import ApplicationBuilder
 
 from bot.app.build import build_application
 from bot.app.serve import serve
+from bot.config import Settings
 from bot.offline.emulator import BotApiEmulator
 from handlers.context import services_of
 from tests.support.harness import bot_settings, break_database
@@ -33,27 +36,37 @@ class WebhookBot:
         return f"http://127.0.0.1:{self.port}"
 
 
-@pytest.fixture
-async def webhook_bot(tmp_path: Path, tiny_models_dir: Path) -> AsyncIterator[WebhookBot]:
-    port = free_port()
-    settings = bot_settings(
+def webhook_settings(tmp_path: Path, models: Path, port: int, **overrides: Any) -> Settings:
+    return bot_settings(
         tmp_path,
-        tiny_models_dir,
+        models,
         webhook_url=f"http://127.0.0.1:{port}",
         webhook_listen="127.0.0.1",
         webhook_port=port,
         webhook_secret="s3cret-token",
+        **overrides,
     )
+
+
+@contextlib.asynccontextmanager
+async def serving_webhook(settings: Settings) -> AsyncIterator[WebhookBot]:
+    """`hfbot run` in webhook mode against the emulator, until the block ends."""
     async with BotApiEmulator() as emu:
         app = build_application(settings, builder=emu.wire(ApplicationBuilder()), webhook=True)
         stop = asyncio.Event()
         running = asyncio.create_task(serve(settings, app, stop))
         await emu.wait_for("setWebhook", since=0, timeout=60)
         try:
-            yield WebhookBot(emu, port, app)
+            yield WebhookBot(emu, settings.webhook_port, app)
         finally:
             stop.set()
             await running
+
+
+@pytest.fixture
+async def webhook_bot(tmp_path: Path, tiny_models_dir: Path) -> AsyncIterator[WebhookBot]:
+    async with serving_webhook(webhook_settings(tmp_path, tiny_models_dir, free_port())) as bot:
+        yield bot
 
 
 async def test_the_bot_registers_its_webhook_with_a_secret_and_the_updates_it_needs(
@@ -134,9 +147,7 @@ async def test_in_polling_mode_health_and_metrics_run_on_their_own_port(
     tmp_path: Path, tiny_models_dir: Path
 ) -> None:
     port = free_port()
-    settings = bot_settings(
-        tmp_path, tiny_models_dir, webhook_listen="127.0.0.1", metrics_port=port
-    )
+    settings = bot_settings(tmp_path, tiny_models_dir, metrics_port=port)
     async with BotApiEmulator() as emu:
         app = build_application(settings, builder=emu.wire(ApplicationBuilder()))
         stop = asyncio.Event()
@@ -153,3 +164,44 @@ async def test_in_polling_mode_health_and_metrics_run_on_their_own_port(
         finally:
             stop.set()
             await running
+
+
+async def test_with_a_metrics_port_metrics_leave_the_public_webhook_port_and_need_the_token(
+    tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    port, metrics_port = free_port(), free_port()
+    settings = webhook_settings(
+        tmp_path, tiny_models_dir, port, metrics_port=metrics_port, metrics_token="scrape-me"
+    )
+    async with serving_webhook(settings), aiohttp.ClientSession() as http:
+        private = f"http://127.0.0.1:{metrics_port}"
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            assert response.status == 404, "not on the public port"
+        async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+            assert response.status == 200
+        async with http.get(f"{private}/metrics") as response:
+            assert response.status == 401
+        wrong = {"Authorization": "Bearer guess"}
+        async with http.get(f"{private}/metrics", headers=wrong) as response:
+            assert response.status == 401
+        right = {"Authorization": "Bearer scrape-me"}
+        async with http.get(f"{private}/metrics", headers=right) as response:
+            assert response.status == 200
+            assert "hfbot_pool_loaded_models" in await response.text()
+
+
+async def test_metric_labels_never_carry_a_local_path(webhook_bot: WebhookBot) -> None:
+    alice = webhook_bot.emu.create_user("Alice")
+    webhook_bot.emu.send_message(alice, webhook_bot.emu.private_chat(alice), "/sentiment lovely")
+    await webhook_bot.emu.wait_for("sendMessage", timeout=60)
+    async with aiohttp.ClientSession() as http, http.get(f"{webhook_bot.base}/metrics") as response:
+        text = await response.text()
+
+    assert 'model="text-classification:local/classifier"' in text
+    assert str(Path(tiny_default_model_dir(webhook_bot))) not in text
+
+
+def tiny_default_model_dir(bot: WebhookBot) -> str:
+    services = services_of(bot.app)
+    assert services is not None
+    return services.settings.default_models["sentiment"]

@@ -57,6 +57,19 @@ def test_an_image_over_the_pixel_cap_is_refused_before_decoding() -> None:
     assert caught.value.values == {"pixels": "3072 pixels", "limit": "3071 pixels"}
 
 
+@pytest.mark.parametrize("image_format", ["PNG", "WEBP", "GIF", "BMP"])
+def test_every_format_a_photo_can_be_decodes(image_format: str) -> None:
+    image = decode_image(image_bytes(20, 10, image_format=image_format), max_pixels=10_000)
+    assert image.size == (20, 10)
+
+
+@pytest.mark.parametrize("image_format", ["TIFF", "ICO", "PPM", "TGA"])
+def test_formats_no_photo_comes_in_are_never_parsed(image_format: str) -> None:
+    """Pillow can read these; a hostile file must not reach their parsers."""
+    with pytest.raises(UnreadableMedia):
+        decode_image(image_bytes(20, 10, image_format=image_format), max_pixels=10_000)
+
+
 @pytest.mark.parametrize("data", [b"", b"not an image at all", image_bytes()[:40]])
 def test_garbage_or_a_truncated_image_is_unreadable(data: bytes) -> None:
     with pytest.raises(UnreadableMedia):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from bot.engine.runners import (
     ExtractiveQARunner,
@@ -14,7 +17,9 @@ from bot.engine.runners import (
     resolve_device,
     resolve_dtype,
 )
-from bot.offline.demo_models import NER_LABELS, SENTIMENT_LABELS
+from bot.errors import ContextTooLong
+from bot.offline.demo_models import DEMO_BUILDERS, NER_LABELS, SENTIMENT_LABELS
+from bot.tasks import TASKS, TaskSpec
 
 CPU = {"device": "cpu", "dtype": "float32"}
 
@@ -163,3 +168,61 @@ def test_auto_device_and_dtype_mean_float32_on_a_cpu_only_machine() -> None:
     assert resolve_device("auto") == "cpu"
     assert resolve_dtype("auto", "cpu") is torch.float32
     assert resolve_dtype("bfloat16", "cpu") is torch.bfloat16
+
+
+LONG_CJK = "这是一个很长的中文句子，讲的是一本书。" * 110  # 2,090 characters, about 2,100 tokens
+
+LONG_INPUTS: dict[str, Any] = {
+    "text": LONG_CJK,
+    "translate": LONG_CJK,
+    "labels": LONG_CJK,
+    "mask": LONG_CJK + "[MASK]",
+    "question": {"question": LONG_CJK, "context": LONG_CJK},
+}
+
+
+@pytest.mark.parametrize(
+    "spec", [spec for spec in TASKS.values() if spec.input_kind == "text"], ids=lambda s: s.name
+)
+def test_a_text_far_longer_than_the_model_reads_gets_an_answer(
+    spec: TaskSpec, tiny_models_dir: Path
+) -> None:
+    """Every text command, run with its registry row's own arguments on a 2,000-character
+    Chinese text against a model that reads 128 tokens: an answer, or for generation the
+    refusal that says the context is too long, never a failed batch."""
+    model = DEMO_BUILDERS[spec.name](tiny_models_dir)
+    runner = load_runner(spec.pipeline_task, str(model), **CPU)
+    extra = {"candidate_labels": ["books", "food"]} if spec.input_style == "labels" else {}
+    params = spec.default_params()
+    params.update({"max_new_tokens": 4} if "max_new_tokens" in params else {})
+    kwargs = spec.call_kwargs(params, extra)
+    if spec.pipeline_task == "text-generation":
+        with pytest.raises(ContextTooLong):
+            runner([LONG_INPUTS[spec.input_style]], batch_size=1, **kwargs)
+        return
+    [result] = runner([LONG_INPUTS[spec.input_style]], batch_size=1, **kwargs)
+    assert spec.formatter(result, LONG_CJK) is not None
+
+
+def test_a_long_fill_text_keeps_its_gap_wherever_it_is(tiny_fill_mask: Path) -> None:
+    runner = load_runner("fill-mask", str(tiny_fill_mask), **CPU)
+    for text in (LONG_CJK + "[MASK]", "[MASK]" + LONG_CJK, LONG_CJK + "<mask>" + LONG_CJK):
+        [candidates] = runner([text], batch_size=1)
+        assert len(candidates) == 5
+
+
+@pytest.mark.parametrize("spec", list(TASKS.values()), ids=lambda s: s.name)
+def test_every_loader_refuses_pickle_weights_even_beside_a_decoy_safetensors_file(
+    spec: TaskSpec, tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    """Loading a pickle runs code: with only `pytorch_model.bin` (and a stray .safetensors
+    file that is not the model's) every task's loader must fail rather than read it."""
+    original = DEMO_BUILDERS[spec.name](tiny_models_dir)
+    folder = tmp_path / "pickled"
+    shutil.copytree(original, folder)
+    weights = folder / "model.safetensors"
+    torch.save(load_file(weights), folder / "pytorch_model.bin")
+    weights.rename(folder / "decoy.safetensors")
+
+    with pytest.raises((OSError, ValueError), match="safetensors"):
+        load_runner(spec.pipeline_task, str(folder), **CPU)

@@ -131,7 +131,6 @@ async def test_hub_model_that_fits_the_task_is_vetted_with_its_size(hub, make_ve
     assert vetted.task == "text-classification"
     assert vetted.num_parameters == 16
     assert vetted.weights_bytes == len(hub.repos["acme/sentiment"].files["model.safetensors"])
-    assert vetted.load_kwargs["trust_remote_code"] is False
     assert hub.count("/api/models/acme/sentiment?blobs=true") == 1
 
 
@@ -235,6 +234,71 @@ async def test_model_with_only_pickle_weights_is_refused(hub, make_vetter):
     assert refused.value.values == {"model": "acme/pickled", "found": "pytorch_model.bin"}
 
 
+async def test_a_decoy_safetensors_file_beside_pickle_weights_is_refused(
+    hub, make_vetter, tmp_path, rules
+):
+    """transformers would load pytorch_model.bin, not a stray .safetensors file."""
+    decoy = {
+        "config.json": config_bytes("BertForSequenceClassification"),
+        "pytorch_model.bin": b"pickled weights",
+        "decoy.safetensors": safetensors_bytes({"w": (1,)}),
+    }
+    hub.add("acme/decoy", decoy, pipeline_tag="text-classification")
+    folder = write_model(tmp_path / "decoy", decoy)
+    rules.rules.append(Rule(str(folder), "allow"))
+    vetter = make_vetter()
+
+    for model_id in ("acme/decoy", str(folder)):
+        with pytest.raises(UnsafeWeights) as refused:
+            await vetter.vet("sentiment", model_id)
+        assert refused.value.values["found"] == "pytorch_model.bin, decoy.safetensors"
+
+
+async def test_the_size_cap_counts_only_the_weights_that_would_be_loaded(hub, make_vetter):
+    small = safetensors_bytes({"w": (4,)})
+    huge = safetensors_bytes({"w": (4,)}, padding=3 * 2**20)
+    hub.add(
+        "acme/variants",
+        {**model_files(weight_bytes=small), "model.fp16.safetensors": huge},
+        pipeline_tag="text-classification",
+    )
+    hub.add(
+        "acme/heavy-main",
+        {**model_files(weight_bytes=huge), "extra.safetensors": small},
+        pipeline_tag="text-classification",
+    )
+    vetter = make_vetter(max_model_size_mb=2)
+
+    vetted = await vetter.vet("sentiment", "acme/variants")
+    assert vetted.weights_bytes == len(small)
+    with pytest.raises(ModelTooLarge):
+        await vetter.vet("sentiment", "acme/heavy-main")
+
+
+async def test_sharded_weights_count_every_shard_the_index_names(make_vetter, tmp_path, rules):
+    shard = safetensors_bytes({"w": (4,)}, padding=2 * 2**20)
+    index = {
+        "weight_map": {
+            "a": "model-00001-of-00002.safetensors",
+            "b": "model-00002-of-00002.safetensors",
+        }
+    }
+    folder = write_model(
+        tmp_path / "sharded",
+        {
+            "config.json": config_bytes("BertForSequenceClassification"),
+            "model.safetensors.index.json": json.dumps(index).encode(),
+            "model-00001-of-00002.safetensors": shard,
+            "model-00002-of-00002.safetensors": shard,
+        },
+    )
+    rules.rules.append(Rule(str(folder), "allow"))
+
+    with pytest.raises(ModelTooLarge) as refused:
+        await make_vetter(max_model_size_mb=3).vet("sentiment", str(folder))
+    assert refused.value.values["size"] == f"{2 * len(shard) / 2**20:.1f} MiB"
+
+
 async def test_model_over_the_parameter_cap_is_refused(hub, make_vetter):
     hub.add(
         "acme/huge",
@@ -292,6 +356,77 @@ async def test_deny_list_beats_allow_any_and_the_registry_default(hub, make_vett
 
     assert isinstance(refused.value, ModelNotAllowed)
     assert hub.requests == []
+
+
+@pytest.mark.parametrize(
+    "spelling", ["acme/sent", "acme//sent", "./acme/sent", "acme/sent/", "ACME/Sent", " Acme/sent "]
+)
+async def test_a_deny_rule_matches_every_spelling_of_a_hub_id(hub, make_vetter, rules, spelling):
+    hub.add("acme/sent", model_files(), pipeline_tag="text-classification")
+    rules.rules.append(Rule("Acme/Sent", "deny"))
+
+    with pytest.raises(ModelDenied):
+        await make_vetter(allow_any_hub_model=True).vet("sentiment", spelling)
+
+
+async def test_an_allow_rule_matches_another_spelling_of_the_same_id(hub, make_vetter, rules):
+    hub.add("acme/sent", model_files(), pipeline_tag="text-classification")
+    rules.rules.append(Rule("acme//sent/", "allow"))
+
+    vetted = await make_vetter(allow_any_hub_model=False).vet("sentiment", "acme/sent")
+
+    assert vetted.model_id == "acme/sent"
+
+
+async def test_rules_about_a_folder_match_it_however_its_path_is_written(
+    make_vetter, rules, tmp_path, monkeypatch
+):
+    folder = write_model(tmp_path / "models" / "mine", model_files())
+    monkeypatch.chdir(tmp_path)
+    rules.rules.append(Rule(str(folder), "deny"))
+    vetter = make_vetter()
+
+    for spelling in ("./models/mine", "./models/../models/mine/", str(folder)):
+        with pytest.raises(ModelDenied):
+            await vetter.vet("sentiment", spelling)
+
+
+async def test_a_deny_rule_on_a_hub_id_also_covers_that_model_in_the_model_dir(
+    make_vetter, rules, tmp_path
+):
+    model_dir = tmp_path / "models"
+    write_model(model_dir / "acme" / "sent", model_files())
+    rules.rules.append(Rule("ACME/sent", "deny"))
+
+    with pytest.raises(ModelDenied):
+        await make_vetter(model_dir=model_dir).vet("sentiment", "acme/sent")
+
+
+async def test_a_model_in_the_model_dir_is_used_from_there_whatever_case_it_is_asked_in(
+    hub, make_vetter, tmp_path
+):
+    model_dir = tmp_path / "models"
+    folder = write_model(model_dir / "Acme" / "Sent", model_files())
+    hub.add("Acme/Sent", model_files(), pipeline_tag="text-classification")
+
+    vetted = await make_vetter(model_dir=model_dir).vet("sentiment", "acme/sent")
+
+    assert (vetted.origin, vetted.source, vetted.plan) == ("model-dir", str(folder), None)
+    assert hub.requests == []
+
+
+async def test_every_translation_target_the_bot_offers_passes_the_policy(hub, make_vetter):
+    hub.add(
+        "Helsinki-NLP/opus-mt-en-fr",
+        model_files("MarianMTModel", model_type="marian"),
+        pipeline_tag="translation",
+    )
+
+    vetted = await make_vetter(allow_any_hub_model=False).vet(
+        "translate", "Helsinki-NLP/opus-mt-en-fr"
+    )
+
+    assert vetted.origin == "hub"
 
 
 async def test_hub_model_outside_the_allow_list_is_refused_by_default(hub, make_vetter):
@@ -490,14 +625,16 @@ async def test_model_dir_never_serves_a_folder_outside_it(hub, make_vetter, tmp_
 async def test_offline_vetting_uses_a_model_already_in_the_hf_cache(hub, make_vetter, monkeypatch):
     hub.add("acme/sentiment", model_files(), pipeline_tag="text-classification")
     vetter = make_vetter()
-    await fetch_model("acme/sentiment", access=vetter.access)
+    online = await vetter.vet("sentiment", "acme/sentiment")
+    assert online.plan is not None
+    folder = await fetch_model(online.plan, access=vetter.access)
     seen = len(hub.requests)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
 
-    vetted = await vetter.vet("sentiment", "acme/sentiment")
+    vetted = await make_vetter().vet("sentiment", "acme/sentiment")
 
     assert vetted.origin == "hub-cache"
-    assert vetted.source == "acme/sentiment"
+    assert vetted.source == str(folder)
     assert len(hub.requests) == seen
 
 
@@ -606,8 +743,9 @@ async def test_hf_token_is_sent_to_the_hub_but_never_logged(hub, make_vetter, ca
         with pytest.raises((GatedModel, UnknownModel)) as refused:
             await vetter.vet("sentiment", model_id)
         errors.append(refused.value)
-    await vetter.vet("sentiment", "acme/open")
-    await fetch_model("acme/open", access=vetter.access)
+    opened = await vetter.vet("sentiment", "acme/open")
+    assert opened.plan is not None
+    await fetch_model(opened.plan, access=vetter.access)
     await vetter.search_models("sentiment")
 
     assert f"Bearer {TOKEN}" in hub.authorizations

@@ -9,6 +9,7 @@ import pytest
 
 from bot.errors import InvalidParamValue, StoreUnavailable, UnknownParam, UnknownTask
 from bot.tasks import TASKS, param_rules_from_caps
+from models import migrate
 from models.base import utcnow
 from models.store import SettingsStore, create_engine
 
@@ -140,7 +141,6 @@ async def test_unknown_tasks_are_refused(store: SettingsStore) -> None:
 
 async def test_a_stored_value_above_a_lowered_cap_falls_back_to_the_default(database) -> None:
     engine = database.engine()
-    from models import migrate
 
     await migrate.upgrade(engine)
     generous = SettingsStore(engine, rules=param_rules_from_caps(1024, 3))
@@ -254,3 +254,48 @@ async def test_user_options_are_validated_merged_and_removed(store: SettingsStor
     with pytest.raises(UnknownParam):
         await store.set_options(3, {"colour": "blue"})
     assert await store.set_options(3, {"stream": None}) == {}
+
+
+async def test_a_hung_database_costs_a_request_seconds_not_minutes() -> None:
+    """A server that accepts connections and never answers (a wedged PostgreSQL)."""
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = create_engine(f"postgresql+asyncpg://bot@127.0.0.1:{port}/hung", timeout_s=1.0)
+    store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+    started = asyncio.get_running_loop().time()
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.set_user_params(1, "generate", {"temperature": 0.5})
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+    finally:
+        await store.close()
+        server.close()
+    assert asyncio.get_running_loop().time() - started < 5
+
+
+async def test_reads_and_health_checks_do_not_wait_for_a_writer_on_sqlite(tmp_path) -> None:
+    """SQLite allows one writer; a read that took the write lock would queue behind it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    engine = create_engine(url, timeout_s=1.0)
+    await migrate.upgrade(engine)
+    store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+    await store.set_user_params(1, "generate", {"temperature": 0.5})
+    writer = create_engine(url, timeout_s=1.0)
+    try:
+        async with writer.connect() as connection:
+            await connection.exec_driver_sql("UPDATE users SET language = 'en'")
+            await store.ping()
+            choice = await SettingsStore(engine, rules=param_rules_from_caps(256, 3)).user_choice(
+                1, "generate"
+            )
+            assert choice is not None and choice.params == {"temperature": 0.5}
+            with pytest.raises(StoreUnavailable):
+                await store.set_user_params(1, "generate", {"temperature": 0.7})
+    finally:
+        await writer.dispose()
+        await store.close()

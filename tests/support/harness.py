@@ -8,12 +8,12 @@ model, and the test reads the reply the emulator recorded.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.app.build import build_application
@@ -24,6 +24,29 @@ from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser
 from handlers.context import Services, services_of
 from models.store import create_engine
+
+
+def stand_in_model(
+    answer: Any, *, release: threading.Event | None = None
+) -> Callable[[str, str], Any]:
+    """A loader whose every model answers `answer` per input, once `release` is set (if given).
+
+    Swapped into the pool (`RunningBot.swap_pool`) it makes a model slow, or its
+    output whatever a test needs, without building one.
+    """
+
+    def load(task: str, model_id: str) -> Any:
+        def run(inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]:
+            if release is not None:
+                release.wait(30)
+            return [answer for _ in inputs]
+
+        return run
+
+    return load
+
+
+POSITIVE = [{"label": "POSITIVE", "score": 0.9}]
 
 
 def tiny_default_models(directory: Path) -> dict[str, str]:
@@ -93,6 +116,7 @@ class RunningBot:
         *,
         reply_to: int | None = None,
         replies: int = 1,
+        as_chat: FakeChat | None = None,
     ) -> list[str]:
         """Send `text` as `user`; the text of the bot's answer to it, as finally shown.
 
@@ -100,7 +124,7 @@ class RunningBot:
         is gone); a long answer's further parts follow as `replies` messages.
         """
         since = len(self.emu.calls)
-        sent = self.emu.send_message(user, chat, text, reply_to=reply_to)
+        sent = self.emu.send_message(user, chat, text, reply_to=reply_to, as_chat=as_chat)
         [first] = await self.emu.wait_for(
             "sendMessage",
             lambda call: _replies_to(call, sent["message_id"]),
@@ -152,10 +176,7 @@ def _has_stop_button(message: dict[str, Any]) -> bool:
 
 def break_database(found: Services) -> None:
     """Point the store at a server that is not there, as if the database went down."""
-    store = found.store
-    store.engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/gone")
-    store._sessions = async_sessionmaker(store.engine)
-    store._cache.clear()
+    found.store.rebind(create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/gone"))
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,8 @@ from bot.offline.emulator.html import command_entities, parse_html
 from bot.offline.emulator.methods import BotApiMethods, UploadedFile, inline_markup
 from bot.offline.emulator.updates import Changes, UpdateDelivery
 from bot.offline.emulator.world import (
+    ANONYMOUS_ADMIN,
+    CHANNEL_BOT,
     ApiCall,
     ApiError,
     FakeChat,
@@ -172,12 +174,21 @@ class BotApiEmulator:
         reply_to: int | JsonDict | None = None,
         *,
         entities: list[JsonDict] | None = None,
+        as_chat: FakeChat | None = None,
     ) -> JsonDict:
-        """`user` types `text` into `chat`; a leading /command gets its entity as in Telegram."""
+        """`user` types `text` into `chat`; a leading /command gets its entity as in Telegram.
+
+        `as_chat` sends it as Telegram shows a message of an anonymous admin (the
+        group itself) or of someone posting as a channel: `from` is Telegram's
+        stand-in account and `sender_chat` the chat spoken as.
+        """
         content: JsonDict = {"text": text}
         found = command_entities(text) if entities is None else entities
         if found:
             content["entities"] = found
+        if as_chat is not None:
+            content["sender_chat"] = as_chat.to_dict()
+            user = ANONYMOUS_ADMIN if as_chat is chat else CHANNEL_BOT
         return self._person_message(user, chat, content, reply_to)
 
     def send_photo(
@@ -237,14 +248,23 @@ class BotApiEmulator:
         self._queue_update("channel_post", message)
         return message
 
-    def press_button(self, user: FakeUser, message: JsonDict, callback_data: str) -> JsonDict:
-        """`user` taps the inline button carrying `callback_data` on the message as it now reads."""
+    def press_button(
+        self, user: FakeUser, message: JsonDict, callback_data: str, *, forged: bool = False
+    ) -> JsonDict:
+        """`user` taps the inline button carrying `callback_data` on the message as it now reads.
+
+        `forged` sends the callback query whatever buttons the message has, as a
+        modified client can: bots must not trust callback data.
+        """
         chat_id, message_id = message["chat"]["id"], message["message_id"]
         current = self.world.message(chat_id, message_id)
         if current is None:
             raise ValueError(f"message {message_id} in chat {chat_id} is gone")
         rows = current.get("reply_markup", {}).get("inline_keyboard", [])
-        if not any(button.get("callback_data") == callback_data for row in rows for button in row):
+        pressable = forged or any(
+            button.get("callback_data") == callback_data for row in rows for button in row
+        )
+        if not pressable:
             raise ValueError(f"no button with callback_data {callback_data!r} on that message")
         query: JsonDict = {
             "id": str(next(self._query_ids)),

@@ -68,6 +68,12 @@ class FakeUser:
         return user
 
 
+# Who Telegram names as the sender when someone speaks as a chat: an anonymous group
+# admin (the message's sender_chat is the group), or a person posting as a channel.
+ANONYMOUS_ADMIN = FakeUser(1087968824, "Group", username="GroupAnonymousBot", is_bot=True)
+CHANNEL_BOT = FakeUser(136817688, "Channel", username="Channel_Bot", is_bot=True)
+
+
 @dataclass(eq=False)
 class FakeChat:
     """A chat; `creator_id` and `admin_ids` decide what getChatMember answers."""
