@@ -195,6 +195,25 @@ class Settings(BaseSettings):
         description="KV-cache size of each continuous-batching engine, in tokens shared by all requests.",
     )
 
+    # Conversations
+    chat_system_prompt: str = Field(
+        default="You are a helpful assistant in a Telegram chat. Answer briefly and clearly.",
+        description="What the chat model is told first, where neither the user nor the group set one.",
+    )
+    chat_history_messages: int = Field(
+        default=40,
+        ge=2,
+        description=(
+            "Most earlier messages of a conversation read for a turn; the model's context "
+            "trims them further, oldest first."
+        ),
+    )
+    chat_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="Conversation messages older than this many days are deleted; 0 keeps them.",
+    )
+
     # Limits a user meets
     max_input_chars: int = Field(default=2000, ge=1, description="Longest text a command accepts.")
     max_new_tokens_cap: int = Field(

@@ -103,6 +103,12 @@ class ModelTooLarge(UserFacingError):
     key = "error.model_too_large"
 
 
+class NoChatTemplate(UserFacingError):
+    """A model with no chat template cannot hold a conversation (it was not tuned for one)."""
+
+    key = "error.no_chat_template"
+
+
 class RemoteCodeRequired(UserFacingError):
     """The model needs its own Python code, and `trust_remote_code` is never set."""
 

@@ -36,6 +36,7 @@ EN: dict[str, str] = {
     "error.unsafe_weights": "“{model}” has no safetensors weights; I only load safetensors.",
     "error.model_too_large": "“{model}” is too large for this bot ({size}; the limit is {limit}).",
     "error.remote_code_required": "“{model}” needs its own code to run, which this bot never executes.",
+    "error.no_chat_template": "“{model}” has no chat template, so it can't hold a conversation. Pick an instruct or chat model.",
     "error.hub_unavailable": "I can't reach the Hugging Face Hub to check “{model}” right now.",
     "error.rate_limited": "Slow down a little: try again in {seconds} s.",
     "error.too_many_labels": "That is {count} labels; I take at most {limit}.",
@@ -57,19 +58,20 @@ EN: dict[str, str] = {
     "error.settings_not_yours": "These buttons belong to someone else: send /settings for yours.",
     "error.stale_button": "This button no longer works.",
     "hint.unknown_command": "I don't know /{command}. /help lists what I can do.",
-    "hint.plain_text": "Reply to this message with a command to use its text, e.g. /sentiment or /translate. /help lists everything.",
     "download.started": "Downloading <code>{model}</code> for its first use here; this can take a minute…",
     # notices
     "notice.store_fallback": "<i>(I can't reach my settings right now, so I used the defaults.)</i>",
     # start / help
     "start.text": (
         "Hi {name}! I run Hugging Face models right here in the chat.\n\n"
-        "Try <code>/sentiment This book is awesome.</code> or "
+        "Write me anything to talk, or try <code>/sentiment This book is awesome.</code> or "
         "<code>/generate The book is awesome and</code>.\n"
         "Reply to any message with a command to use its text. /help lists everything."
     ),
     "help.text": (
         "<b>What I can do</b>\n"
+        "Just write to me in this chat to talk (in groups: /chat, or reply to my answer); "
+        "/new starts afresh, /forget deletes what I remember, /system sets how I answer\n"
         "/sentiment <i>text</i> · positive or negative?\n"
         "/generate <i>text</i> · continue a text\n"
         "/summarize <i>text</i> · make it short\n"
@@ -85,7 +87,8 @@ EN: dict[str, str] = {
         "/model <i>task model</i> · choose a model · /models <i>task</i> lists some\n"
         "/set <i>setting value</i> · e.g. <code>/set temperature 0.7</code>\n"
         "/reset [<i>task</i>] · back to defaults · /lang en|zh\n"
-        "In groups, admins set defaults with /groupmodel and /groupset."
+        "In groups, admins set defaults with /groupmodel, /groupset, /groupsystem and "
+        "/groupconversation."
     ),
     # command menu (setMyCommands)
     "cmd.start": "Start here",
@@ -141,6 +144,23 @@ EN: dict[str, str] = {
     "admin.allowed": "Allowed <code>{model}</code>.",
     "admin.denied": "Denied <code>{model}</code>.",
     "admin.usage_rule": "Usage: <code>/{command} &lt;model id&gt;</code>",
+    # conversations
+    "chat.trimmed": "<i>(Our conversation is longer than this model can read at once, so I no longer see its oldest messages.)</i>",
+    "chat.new": "Fresh start: I've put our earlier conversation aside.",
+    "chat.forgotten": "Deleted {count} messages of yours. I remember nothing of our conversations now.",
+    "chat.system_is": "The system prompt for your conversations: <i>{prompt}</i>",
+    "chat.system_set": "Your conversations now start with that system prompt.",
+    "chat.group_system_set": "This group's conversations now start with that system prompt.",
+    "chat.system_off": "System prompt removed; the default applies again.",
+    "chat.group_shared": "This group now has one conversation everyone takes part in.",
+    "chat.group_separate": "Each member of this group now has a conversation of their own.",
+    "error.usage_groupconversation": "Usage: <code>/groupconversation shared</code> or <code>/groupconversation separate</code>.",
+    "cmd.chat": "Talk with the chat model",
+    "cmd.new": "Start a fresh conversation",
+    "cmd.forget": "Delete your conversation history",
+    "cmd.system": "Your system prompt for conversations",
+    "cmd.groupsystem": "Group system prompt (admins)",
+    "cmd.groupconversation": "One shared conversation or one each (admins)",
     # inline
     "inline.sentiment": "Sentiment: {label} {score}",
     "inline.generate": "Continue the text",
@@ -181,6 +201,7 @@ ZH: dict[str, str] = {
     "error.unsafe_weights": "“{model}”没有 safetensors 权重；我只加载 safetensors。",
     "error.model_too_large": "“{model}”对本机器人来说太大了（{size}；上限 {limit}）。",
     "error.remote_code_required": "“{model}”需要运行它自带的代码，本机器人从不执行这类代码。",
+    "error.no_chat_template": "“{model}”没有对话模板，无法进行对话。请选择 instruct 或 chat 模型。",
     "error.hub_unavailable": "现在连不上 Hugging Face Hub，无法检查“{model}”。",
     "error.rate_limited": "慢一点：请 {seconds} 秒后再试。",
     "error.too_many_labels": "一共 {count} 个标签；我最多接受 {limit} 个。",
@@ -202,17 +223,18 @@ ZH: dict[str, str] = {
     "error.settings_not_yours": "这些按钮属于别人：发送 /settings 查看你自己的设置。",
     "error.stale_button": "这个按钮已经失效了。",
     "hint.unknown_command": "我不认识 /{command}。/help 查看我能做什么。",
-    "hint.plain_text": "用命令回复这条消息即可处理它的文字，例如 /sentiment 或 /translate。/help 查看全部命令。",
     "download.started": "第一次使用 <code>{model}</code>，正在下载，可能需要一分钟…",
     "notice.store_fallback": "<i>（暂时读不到设置，这次用了默认设置。）</i>",
     "start.text": (
         "你好，{name}！我可以在聊天里直接运行 Hugging Face 模型。\n\n"
-        "试试 <code>/sentiment This book is awesome.</code> 或 "
+        "直接给我发消息就能聊天，或者试试 <code>/sentiment This book is awesome.</code> 或 "
         "<code>/generate The book is awesome and</code>。\n"
         "用命令回复任意一条消息，就会处理那条消息的文字。/help 查看全部命令。"
     ),
     "help.text": (
         "<b>我能做什么</b>\n"
+        "直接在这里给我发消息就能聊天（在群里用 /chat，或回复我的回答）；"
+        "/new 重新开始，/forget 删除我记住的内容，/system 设置我的回答方式\n"
         "/sentiment <i>文字</i> · 情感分析\n"
         "/generate <i>文字</i> · 续写\n"
         "/summarize <i>文字</i> · 摘要\n"
@@ -228,7 +250,7 @@ ZH: dict[str, str] = {
         "/model <i>任务 模型</i> · 选择模型 · /models <i>任务</i> 列出可选模型\n"
         "/set <i>设置 值</i> · 例如 <code>/set temperature 0.7</code>\n"
         "/reset [<i>任务</i>] · 恢复默认 · /lang en|zh\n"
-        "在群里，管理员可以用 /groupmodel 和 /groupset 设置群默认值。"
+        "在群里，管理员可以用 /groupmodel、/groupset、/groupsystem 和 /groupconversation 设置群默认值。"
     ),
     "cmd.start": "从这里开始",
     "cmd.help": "我能做什么",
@@ -280,6 +302,22 @@ ZH: dict[str, str] = {
     "admin.allowed": "已允许 <code>{model}</code>。",
     "admin.denied": "已禁止 <code>{model}</code>。",
     "admin.usage_rule": "用法：<code>/{command} &lt;模型 id&gt;</code>",
+    "chat.trimmed": "<i>（我们的对话太长，这个模型一次读不完，最早的消息我已经看不到了。）</i>",
+    "chat.new": "重新开始：之前的对话已经放到一边。",
+    "chat.forgotten": "已删除你的 {count} 条消息。我们之前的对话我都不记得了。",
+    "chat.system_is": "你的对话使用的系统提示：<i>{prompt}</i>",
+    "chat.system_set": "你的对话现在以这个系统提示开始。",
+    "chat.group_system_set": "本群的对话现在以这个系统提示开始。",
+    "chat.system_off": "已删除系统提示，恢复默认。",
+    "chat.group_shared": "本群现在只有一个大家共同参与的对话。",
+    "chat.group_separate": "本群每位成员现在都有自己的对话。",
+    "error.usage_groupconversation": "用法：<code>/groupconversation shared</code> 或 <code>/groupconversation separate</code>。",
+    "cmd.chat": "和对话模型聊天",
+    "cmd.new": "开始新的对话",
+    "cmd.forget": "删除你的对话记录",
+    "cmd.system": "你的对话系统提示",
+    "cmd.groupsystem": "群系统提示（管理员）",
+    "cmd.groupconversation": "全群共用一个对话或各自一个（管理员）",
     "inline.sentiment": "情感：{label} {score}",
     "inline.generate": "续写这段文字",
     # photos and voice notes

@@ -13,7 +13,7 @@ from telegram.ext import (
 )
 
 from bot.tasks import TASKS
-from handlers import admin, common, inference, inline, media, settings
+from handlers import admin, common, conversation, inference, inline, media, settings
 from handlers.context import BotApplication
 
 # What the handlers below need from Telegram; polling and the webhook ask for exactly these.
@@ -37,6 +37,11 @@ def register_handlers(application: BotApplication) -> None:
         "groupmodel": settings.group_model_command,
         "groupset": settings.group_set_command,
         "groupreset": settings.group_reset_command,
+        "new": conversation.new_command,
+        "forget": conversation.forget_command,
+        "system": conversation.system_command,
+        "groupsystem": conversation.group_system_command,
+        "groupconversation": conversation.group_conversation_command,
         "stats": admin.stats_command,
         "allow": admin.allow_command,
         "deny": admin.deny_command,
@@ -47,11 +52,8 @@ def register_handlers(application: BotApplication) -> None:
     captioned, voice = media.CAPTION_COMMAND & new_posts, media.PRIVATE_VOICE & new_posts
     application.add_handler(MessageHandler(captioned, inference.caption_command))
     application.add_handler(MessageHandler(voice, inference.voice_note))
-    application.add_handler(
-        MessageHandler(
-            filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND, common.plain_text_hint
-        )
-    )
+    talk = filters.TEXT & ~filters.COMMAND & (filters.ChatType.PRIVATE | filters.REPLY)
+    application.add_handler(MessageHandler(talk & new_posts, conversation.conversation_message))
     # After every CommandHandler: a command none of them took.
     application.add_handler(MessageHandler(filters.COMMAND & new_posts, common.unknown_command))
     application.add_handler(CallbackQueryHandler(settings.settings_button, pattern=r"^cfg:"))

@@ -20,8 +20,22 @@ from handlers.turn import Turn, handle_errors
 
 log = logging.getLogger(__name__)
 
-MENU = ("start", "help", *TASKS, "settings", "model", "set", "reset", "models", "lang", "cancel")
-GROUP_MENU = (*MENU, "groupmodel", "groupset")
+MENU = (
+    "start",
+    "help",
+    *TASKS,
+    "new",
+    "forget",
+    "system",
+    "settings",
+    "model",
+    "set",
+    "reset",
+    "models",
+    "lang",
+    "cancel",
+)
+GROUP_MENU = (*MENU, "groupmodel", "groupset", "groupsystem", "groupconversation")
 
 
 @handle_errors
@@ -36,12 +50,6 @@ async def start_command(turn: Turn) -> None:
 async def help_command(turn: Turn) -> None:
     """/help: every command on one screen."""
     await turn.reply(turn.t("help.text"))
-
-
-@handle_errors
-async def plain_text_hint(turn: Turn) -> None:
-    """Plain text in a private chat: say how to use it, rather than staying silent."""
-    await turn.reply(turn.t("hint.plain_text"))
 
 
 @handle_errors

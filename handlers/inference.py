@@ -43,7 +43,8 @@ async def caption_command(update: Update, context: BotContext) -> None:
 
 
 async def voice_note(update: Update, context: BotContext) -> None:
-    """A private voice note: transcribed when its sender turned auto_transcribe on."""
+    """A private voice note: when its sender turned auto_transcribe on, its transcript is their
+    next turn of the conversation."""
     turn = await Turn.open(update, context)
     if turn.user is None:
         return
@@ -53,4 +54,4 @@ async def voice_note(update: Update, context: BotContext) -> None:
         log.warning("store unavailable; voice note left untranscribed")
         return
     if options.get("auto_transcribe", OPTIONS["auto_transcribe"].default):
-        await serve_command(turn, TASKS["transcribe"])
+        await serve_command(turn, TASKS["chat"])

@@ -13,10 +13,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from bot.delivery.markup import plain_text
 from bot.errors import Cancelled, StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, TaskSpec
+from handlers.history import read_chat
 from handlers.media import read_media, replied_transcript
-from handlers.model_call import TaskRequest, Usage, check_work, prepare_call, run_call
+from handlers.model_call import (
+    Memory,
+    TaskRequest,
+    Usage,
+    check_work,
+    prepare_call,
+    run_call,
+)
 from handlers.parsing import InputLimits, parse_request
 from handlers.streaming import StreamingReply
 from handlers.turn import Turn
@@ -35,6 +44,7 @@ READERS: dict[InputKind, Callable[[Turn, TaskSpec], Awaitable[TaskRequest]]] = {
     "text": read_text,
     "image": read_media,
     "audio": read_media,
+    "chat": read_chat,
 }
 
 
@@ -72,10 +82,12 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
     svc = turn.services
     async with tracked(turn, spec) as usage:
         stream: StreamingReply | None = None
+        memory: Memory | None = None
         try:
             svc.limiter.check(turn.owner_id)
             with svc.running.admitted(turn.owner_id, svc.settings.max_in_flight_per_user):
                 request = await READERS[spec.input_kind](turn, spec)
+                memory = request.memory
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, svc.settings)
                 if await wants_stream(turn, spec):
@@ -83,13 +95,17 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
                 result = await run_call(
                     turn, spec, call, request, usage, on_text=stream.update if stream else None
                 )
-            markup = spec.formatter(result, request.text) or turn.t(spec.empty_result)
+            answer = spec.formatter(result, request.text)
+            markup = answer or turn.t(spec.empty_result)
+            notices = memory.notices(result) if memory is not None else []
             if call.store_fallback:
-                markup += "\n\n" + turn.t("notice.store_fallback")
+                notices.append("notice.store_fallback")
+            markup += "".join(f"\n\n{turn.t(key)}" for key in notices)
             if stream is not None:
                 await stream.finish(markup)
-            else:
-                await turn.reply(markup)
+            shown = stream.message if stream is not None else await turn.reply(markup)
+            if memory is not None:
+                await memory.remember(plain_text(answer), shown, stopped=False)
         except UserFacingError as error:
             usage.error = error.key
             if stream is None:
@@ -98,6 +114,8 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
                 await stream.stopped()
             else:
                 await stream.failed(turn.t(error.key, **error.values))
+            if stream is not None and memory is not None and stream.shown:
+                await memory.remember(stream.shown, stream.message, stopped=True)
         except Exception:
             if stream is not None:
                 await stream.failed(turn.t("error.generic"))

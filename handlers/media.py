@@ -144,7 +144,12 @@ async def replied_transcript(turn: Turn, spec: TaskSpec) -> str | None:
         return None
     if spec.input_style == "text" and command_text(message):
         return None
-    media = audio_in(replied)
+    return await transcript(turn, replied)
+
+
+async def transcript(turn: Turn, message: Message) -> str | None:
+    """The words of a voice note (or audio, or video note), heard by this person's model."""
+    media = audio_in(message)
     if media is None:
         return None
     transcribe = TASKS["transcribe"]

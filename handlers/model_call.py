@@ -13,7 +13,9 @@ import html
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from telegram import Message
 
 from bot.config import Settings
 from bot.delivery.replies import edit_html
@@ -29,12 +31,25 @@ log = logging.getLogger(__name__)
 TextCallback = Callable[[str], None]
 
 
+class Memory(Protocol):
+    """What a request that is part of a conversation must keep of its answer."""
+
+    def notices(self, result: Any) -> list[str]:
+        """Message keys to add to the answer (old turns dropped, told once)."""
+        ...
+
+    async def remember(self, answer: str, shown: Message | None, *, stopped: bool) -> None:
+        """Store the answer the person saw, and where, so a reply to it continues."""
+        ...
+
+
 @dataclass(frozen=True)
 class TaskRequest:
     """What one command asks of the pool, and the text its reply is shown against.
 
     `load`, when set, produces the inputs once the model has passed vetting
-    (a photo or voice note is only downloaded for a model that may run).
+    (a photo or voice note is only downloaded for a model that may run);
+    `memory`, when set, keeps the answer as the next turn of a conversation.
     """
 
     text: str
@@ -42,6 +57,7 @@ class TaskRequest:
     call_params: dict[str, Any] = field(default_factory=dict)
     model_override: str | None = None
     load: Callable[[], Awaitable[Any]] | None = None
+    memory: Memory | None = None
 
 
 @dataclass

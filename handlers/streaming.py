@@ -90,6 +90,17 @@ class StreamingReply:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
+    @property
+    def message(self) -> Message:
+        """The message the answer streams into (its first message once finished)."""
+        return self._message
+
+    @property
+    def shown(self) -> str:
+        """What has been generated so far, without the prompt: what stays if it stops here."""
+        text = self._latest or ""
+        return text[len(self._prompt) :] if text.startswith(self._prompt) else text
+
     async def finish(self, markup: str) -> None:
         """The final edit: the whole result; what does not fit follows as new messages.
 
@@ -114,6 +125,14 @@ class StreamingReply:
         await self._edit(f"{kept}\n{self._turn.t('result.stopped')}", None)
 
     async def failed(self, markup: str) -> None:
-        """An error after the placeholder went out: the placeholder becomes the error line."""
+        """An error after the placeholder went out: what was written stays, the error line after it.
+
+        Before any text arrived, the placeholder simply becomes the error line.
+        """
         await self._stop_editing()
-        await self._edit(markup, None)
+        if self._latest is None:
+            await self._edit(markup, None)
+            return
+        kept = self._draft(self._latest).replace(" ▍</blockquote>", "</blockquote>")
+        await self._turn.services.edit_pacer.slot(self._message.chat_id)
+        await self._edit(f"{kept}\n{markup}", None)

@@ -31,10 +31,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.errors import StoreUnavailable, UserFacingError
-from models import preference, rule, usage, user
+from models import conversation, preference, rule, usage, user
+from models.conversation import OngoingConversation
 from models.preference import CHAT_SCOPE, USER_SCOPE, Choice, Scope
 from models.rule import ModelRule, RuleKind
 from models.usage import UsageRecord, UsageSummary
+from models.user import Chat, GroupSetup, User
 
 
 class Rules(Protocol):
@@ -400,6 +402,96 @@ class SettingsStore:
         """Requests, errors and latency percentiles per task since a moment (for /stats)."""
         async with self._session(read_only=True) as session:
             return await usage.summarize_usage(session, since)
+
+    # -- conversations -----------------------------------------------------------
+
+    async def system_prompt(self, user_id: int) -> str | None:
+        """This person's own system prompt (`/system`), if they set one."""
+        read = partial(user.read_system_prompt, user_id=user_id)
+        return await self._read_through("system", user_id, "", read)
+
+    async def group_setup(self, chat_id: int) -> GroupSetup:
+        """A group's system prompt and whether it shares one conversation."""
+        read = partial(user.read_group_setup, chat_id=chat_id)
+        return await self._read_through("group", chat_id, "", read)
+
+    async def ongoing_conversation(
+        self,
+        chat_id: int,
+        user_id: int | None,
+        *,
+        replied_message_id: int | None = None,
+        max_turns: int = 200,
+    ) -> OngoingConversation:
+        """The conversation a message continues (started if there is none), with its turns."""
+        async with self._session() as session:
+            return await conversation.ongoing(
+                session,
+                chat_id,
+                user_id,
+                replied_message_id=replied_message_id,
+                max_turns=max_turns,
+            )
+
+    async def is_chat_answer(self, chat_id: int, telegram_message_id: int) -> bool:
+        """Whether a message of the bot's answered a conversation, so a reply to it continues one."""
+        async with self._session(read_only=True) as session:
+            found = await conversation.answered_in(session, chat_id, telegram_message_id)
+        return found is not None
+
+    async def add_conversation_turn(
+        self,
+        conversation_id: int,
+        *,
+        question: str,
+        question_message_id: int | None,
+        answer: str,
+        answer_message_id: int | None,
+        author_id: int,
+        stopped: bool = False,
+        trim_noticed: bool = False,
+    ) -> None:
+        """A person's message and the answer they saw, committed together."""
+        async with self._session() as session:
+            await conversation.add_turn(
+                session,
+                conversation_id,
+                question=question,
+                question_message_id=question_message_id,
+                answer=answer,
+                answer_message_id=answer_message_id,
+                author_id=author_id,
+                stopped=stopped,
+                trim_noticed=trim_noticed,
+            )
+
+    async def new_conversation(self, chat_id: int, user_id: int | None) -> None:
+        async with self._session() as session:
+            await conversation.start(session, chat_id, user_id)
+
+    async def forget_conversations(self, user_id: int) -> int:
+        """Delete this person's stored history; returns how many messages went."""
+        async with self._session() as session:
+            return await conversation.forget(session, user_id)
+
+    async def prune_conversations(self, before: datetime) -> int:
+        async with self._session() as session:
+            return await conversation.prune(session, before)
+
+    async def set_system_prompt(self, user_id: int, prompt: str | None) -> None:
+        async with self._session() as session:
+            await user.write_system_prompt(session, User, user_id, prompt)
+        self._forget("system", user_id)
+
+    async def set_chat_system_prompt(self, chat_id: int, prompt: str | None) -> None:
+        async with self._session() as session:
+            await user.write_system_prompt(session, Chat, chat_id, prompt)
+        self._forget("group", chat_id)
+
+    async def set_shared_conversation(self, chat_id: int, shared: bool) -> None:
+        async with self._session() as session:
+            await user.write_shared_conversation(session, chat_id, shared)
+        self._forget("group", chat_id)
 
     # -- model rules -----------------------------------------------------------
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, select, text
+from sqlalchemy import BigInteger, Boolean, String, Text, false, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +24,8 @@ class User(Base):
     options: Mapped[dict[str, Any]] = mapped_column(
         JsonDict, default=dict, server_default=text("'{}'")
     )
+    # What the chat model is told before this person's conversations (`/system`).
+    system_prompt: Mapped[str | None] = mapped_column(Text)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
@@ -35,6 +38,12 @@ class Chat(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     type: Mapped[str] = mapped_column(String(16))
     title: Mapped[str | None] = mapped_column(String(255))
+    # The group's system prompt (`/groupsystem`), used where a member set none.
+    system_prompt: Mapped[str | None] = mapped_column(Text)
+    # One conversation for the whole group instead of one per member.
+    shared_conversation: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -121,3 +130,41 @@ def merged(
     for name in removed:
         result.pop(name, None)
     return result
+
+
+@dataclass(frozen=True)
+class GroupSetup:
+    """How a group holds conversations: its system prompt, and whether it shares one."""
+
+    system_prompt: str | None = None
+    shared: bool = False
+
+
+async def read_system_prompt(session: AsyncSession, user_id: int) -> str | None:
+    prompt: str | None = await session.scalar(select(User.system_prompt).where(User.id == user_id))
+    return prompt
+
+
+async def read_group_setup(session: AsyncSession, chat_id: int) -> GroupSetup:
+    row = (
+        await session.execute(
+            select(Chat.system_prompt, Chat.shared_conversation).where(Chat.id == chat_id)
+        )
+    ).first()
+    return GroupSetup(row.system_prompt, bool(row.shared_conversation)) if row else GroupSetup()
+
+
+async def write_system_prompt(
+    session: AsyncSession, table: type[User] | type[Chat], owner_id: int, prompt: str | None
+) -> None:
+    await ensure_owner(session, table, owner_id, **({"type": "group"} if table is Chat else {}))
+    owner: User | Chat | None = await session.get(table, owner_id)
+    assert owner is not None
+    owner.system_prompt = prompt
+
+
+async def write_shared_conversation(session: AsyncSession, chat_id: int, shared: bool) -> None:
+    await ensure_owner(session, Chat, chat_id, type="group")
+    chat = await session.get(Chat, chat_id)
+    assert chat is not None
+    chat.shared_conversation = shared

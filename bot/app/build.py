@@ -27,6 +27,7 @@ from bot.tasks import ParamRules, param_rules_from_caps
 from handlers import register_handlers
 from handlers.common import register_commands
 from handlers.context import CONTEXT_TYPES, BotApplication, Services
+from handlers.conversation import prune_history
 from models import migrate
 from models.store import SettingsStore, create_engine
 
@@ -96,6 +97,8 @@ def build_application(
     async def post_init(application: BotApplication) -> None:
         application.bot_data.services = await start_services(settings, metrics)
         await register_commands(application)
+        if application.job_queue is not None:
+            application.job_queue.run_repeating(prune_history, interval=3600, first=60)
         log.info("hfbot started as @%s", application.bot.username)
 
     async def post_shutdown(application: BotApplication) -> None:

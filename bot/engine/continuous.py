@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import ContinuousBatchingConfig, GenerationConfig
 
+from bot.engine.chat import ChatPrompt, FittedChat, chat_result, fit_conversation
 from bot.errors import ContextTooLong, EmptyInput, PoolBusy, PoolClosed, RequestTimeout
 from bot.tasks import PARAMS
 
@@ -120,6 +121,7 @@ class _Sequence:
     prompt_ids: list[int]
     prompt_chars: int
     on_text: TextCallback | None
+    echo_prompt: bool = True
     last_text: str = field(default="")
 
 
@@ -250,18 +252,20 @@ class ContinuousGenerationEngine:
 
     async def generate(
         self,
-        prompt: str,
+        prompt: str | ChatPrompt,
         params: Mapping[str, Any],
         *,
         on_text: TextCallback | None = None,
         timeout_s: float | None = None,
-    ) -> list[dict[str, str]]:
+    ) -> list[dict[str, Any]]:
         """Generate from `prompt` with this request's own parameters, pipeline-shaped.
 
         Returns `[{"generated_text": prompt + continuation}, ...]`, one dict per
         sequence. `on_text` runs on the event loop with the first sequence's
         full text (prompt included) each time it grows; its last call equals the
-        first returned text. Cancelling the awaiting task stops the request in
+        first returned text. A `ChatPrompt` is rendered with the model's chat
+        template, trimmed to fit, and answers with the reply alone (see
+        `bot.engine.chat`). Cancelling the awaiting task stops the request in
         the manager at its next step. `timeout_s` overrides the engine's
         request timeout.
         """
@@ -274,10 +278,17 @@ class ContinuousGenerationEngine:
         count = settings.num_return_sequences
         if self._in_flight + count > self._max_queue:
             raise PoolBusy(in_flight=self._in_flight, limit=self._max_queue)
-        prompt_ids = list(self._tokenizer(prompt)["input_ids"])
-        if not prompt_ids:
-            raise EmptyInput()
-        self._check_length(len(prompt_ids), settings.max_new_tokens)
+        fitted: FittedChat | None = None
+        if isinstance(prompt, ChatPrompt):
+            fitted = fit_conversation(
+                self._tokenizer, prompt, settings.max_new_tokens, self._context_limit
+            )
+            prompt_ids, prompt = fitted.input_ids, ""
+        else:
+            prompt_ids = list(self._tokenizer(prompt)["input_ids"])
+            if not prompt_ids:
+                raise EmptyInput()
+            self._check_length(len(prompt_ids), settings.max_new_tokens)
         _drain_unclaimed_outputs(manager)
 
         loop = asyncio.get_running_loop()
@@ -293,6 +304,7 @@ class ContinuousGenerationEngine:
                     prompt_ids=prompt_ids,
                     prompt_chars=prompt_chars,
                     on_text=stream,
+                    echo_prompt=fitted is None,
                 )
                 manager.register_result_handler(request_id, self._handler(request_id))
                 accepted = manager.add_request(
@@ -320,10 +332,13 @@ class ContinuousGenerationEngine:
             self._in_flight -= count
             for request_id in request_ids:
                 self._forget(request_id)
-        return [
-            {"generated_text": self._text_of(sequence, output.generated_tokens)}
+        texts = [
+            self._text_of(sequence, output.generated_tokens)
             for sequence, output in zip(sequences, outputs, strict=True)
         ]
+        if fitted is not None:
+            return [chat_result(text, fitted) for text in texts]
+        return [{"generated_text": text} for text in texts]
 
     def _settings(self, params: Mapping[str, Any]) -> _RequestSettings:
         """Turn bot parameters into the manager's per-request arguments, or refuse them."""
@@ -348,14 +363,19 @@ class ContinuousGenerationEngine:
             processor_kwargs=kwargs,
         )
 
-    def _check_length(self, prompt_tokens: int, max_new_tokens: int) -> None:
-        """Refuse what the model or the cache cannot hold: inside the manager it would fail every request."""
-        total = prompt_tokens + max_new_tokens
+    @property
+    def _context_limit(self) -> int:
+        """The most tokens one request may span: the model's positions, within the KV cache."""
         limit = self._kv_cache_tokens
         if self._max_positions is not None:
             limit = min(limit, self._max_positions)
-        if total > limit:
-            raise ContextTooLong(tokens=total, limit=limit)
+        return limit
+
+    def _check_length(self, prompt_tokens: int, max_new_tokens: int) -> None:
+        """Refuse what the model or the cache cannot hold: inside the manager it would fail every request."""
+        total = prompt_tokens + max_new_tokens
+        if total > self._context_limit:
+            raise ContextTooLong(tokens=total, limit=self._context_limit)
 
     def _handler(self, request_id: str) -> Callable[[GenerationOutput], None]:
         """The manager's callback for one request; runs on the event loop and never raises.
@@ -405,7 +425,10 @@ class ContinuousGenerationEngine:
         return self._tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def _text_of(self, sequence: _Sequence, generated: list[int]) -> str:
-        """Prompt + continuation, decoded with the prompt as the pipeline does (spacing at the seam)."""
+        """Prompt + continuation, decoded with the prompt as the pipeline does (spacing at the seam);
+        a chat turn's reply alone."""
+        if not sequence.echo_prompt:
+            return self._decode(list(generated))
         full = self._decode(sequence.prompt_ids + list(generated))
         return sequence.prompt + full[sequence.prompt_chars :]
 

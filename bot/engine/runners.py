@@ -26,6 +26,7 @@ from transformers import (
     pipeline,
 )
 
+from bot.engine.chat import ChatPrompt, chat_result, fit_conversation
 from bot.engine.inputs import decode_input
 from bot.errors import ContextTooLong
 from bot.tasks import MASK_TOKENS
@@ -165,6 +166,38 @@ class GenerationRunner:
             if positions and tokens > positions:
                 raise ContextTooLong(tokens=tokens, limit=positions)
         return list(self._pipeline(inputs, batch_size=batch_size, **params))
+
+
+class ChatRunner:
+    """Conversations on a decoder-only model, for turns continuous batching cannot serve.
+
+    Each `ChatPrompt` is rendered with the model's chat template and trimmed
+    to its context (`bot.engine.chat`); prompts of a batch are padded on the
+    left and generated together; each answer is the reply alone.
+    """
+
+    @classmethod
+    def load(cls, task: str, model_id: str, options: LoadOptions) -> ChatRunner:
+        return cls(_pipeline("text-generation", model_id, options))
+
+    def __init__(self, generator: Any) -> None:
+        self.model = generator.model
+        self.tokenizer = generator.tokenizer
+        _pad_left(self.tokenizer, self.model)
+
+    def __call__(self, inputs: list[ChatPrompt], *, batch_size: int, **params: Any) -> list[Any]:
+        wanted = int(params.get("max_new_tokens", 0))
+        limit = model_max_tokens(self.tokenizer, self.model)
+        fitted = [fit_conversation(self.tokenizer, prompt, wanted, limit) for prompt in inputs]
+        batch = self.tokenizer.pad(
+            {"input_ids": [chat.input_ids for chat in fitted]}, return_tensors="pt"
+        ).to(self.model.device)
+        with torch.inference_mode():
+            tokens = self.model.generate(**batch, **params)
+        replies = self.tokenizer.batch_decode(
+            tokens[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
+        )
+        return [[chat_result(reply, chat)] for reply, chat in zip(replies, fitted, strict=True)]
 
 
 class MediaDecodingRunner:
@@ -438,6 +471,7 @@ class ExtractiveQARunner:
 RUNNERS: dict[str, RunnerLoader] = {
     "text-classification": _pipeline,
     "text-generation": GenerationRunner.load,
+    "chat": ChatRunner.load,
     "summarization": Seq2SeqRunner.load,
     "translation": Seq2SeqRunner.load,
     "token-classification": _pipeline,

@@ -25,6 +25,7 @@ from huggingface_hub.repocard import metadata_load
 
 from bot.errors import (
     ModelTooLarge,
+    NoChatTemplate,
     RemoteCodeRequired,
     UnknownModel,
     UnsafeWeights,
@@ -64,6 +65,7 @@ class ModelFacts:
     model_type: str | None = None
     labels: tuple[str, ...] = ()
     has_auto_map: bool = False
+    has_chat_template: bool = False
     custom_class: str | None = None
     file_sizes: Mapping[str, int] = field(default_factory=dict)
     num_parameters: int | None = None
@@ -128,6 +130,8 @@ def refusal_for(facts: ModelFacts, spec: TaskSpec, caps: SizeCaps) -> UserFacing
         model_task = model_task if fits else f"labels {', '.join(facts.labels)}"
     if not fits:
         return WrongTaskModel(model=model, task=spec.name, actual=model_task)
+    if kind.needs_chat_template and not facts.has_chat_template:
+        return NoChatTemplate(model=model)
     if facts.needs_remote_code():
         return RemoteCodeRequired(model=model)
     if not facts.loaded_weights:
@@ -160,13 +164,20 @@ def describe_bytes(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
 
-def _config_facts(config: Mapping[str, Any]) -> dict[str, Any]:
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+
+
+def _config_facts(
+    config: Mapping[str, Any], tokenizer_config: Mapping[str, Any], files: tuple[str, ...]
+) -> dict[str, Any]:
     id2label = config.get("id2label") or {}
     return {
         "architectures": tuple(config.get("architectures") or ()),
         "model_type": config.get("model_type"),
         "labels": tuple(str(label) for label in id2label.values()),
         "has_auto_map": bool(config.get("auto_map")),
+        "has_chat_template": bool(tokenizer_config.get("chat_template"))
+        or any(name in files for name in CHAT_TEMPLATE_FILES),
     }
 
 
@@ -179,9 +190,11 @@ def facts_from_hub_info(info: ModelInfo) -> ModelFacts:
         if (size := sibling.lfs.size if sibling.lfs else sibling.size) is not None
     }
     transformers_info = info.transformers_info
+    config = info.config or {}
+    files = tuple(sibling.rfilename for sibling in siblings)
     return ModelFacts(
         model_id=info.id,
-        files=tuple(sibling.rfilename for sibling in siblings),
+        files=files,
         pipeline_tag=info.pipeline_tag
         or (transformers_info.pipeline_tag if transformers_info else None),
         custom_class=transformers_info.custom_class if transformers_info else None,
@@ -189,7 +202,7 @@ def facts_from_hub_info(info: ModelInfo) -> ModelFacts:
         num_parameters=info.safetensors.total if info.safetensors else None,
         gated=bool(info.gated),
         revision=info.sha,
-        **_config_facts(info.config or {}),
+        **_config_facts(config, config.get("tokenizer_config") or {}, files),
     )
 
 
@@ -212,11 +225,20 @@ def facts_from_directory(path: Path, model_id: str) -> ModelFacts:
         file_sizes={name: (path / name).stat().st_size for name in files},
         shards=_indexed_shards(path / WEIGHTS_INDEX, files),
         local_path=path,
-        **_config_facts(config),
+        **_config_facts(config, _json_file(path / "tokenizer_config.json"), tuple(files)),
     )
     weights = [path / name for name in facts.loaded_weights]
     counted = sum(safetensors_parameter_count(item) for item in weights)
     return dataclasses.replace(facts, num_parameters=counted or None)
+
+
+def _json_file(path: Path) -> dict[str, Any]:
+    """A JSON object from disk, or an empty one when the file is missing or not an object."""
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def _indexed_shards(index: Path, files: list[str]) -> tuple[str, ...]:

@@ -43,6 +43,8 @@ from transformers import (
     CLIPVisionConfig,
     GPT2Config,
     GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerFast,
     VisionEncoderDecoderConfig,
@@ -137,6 +139,15 @@ class ClipTextSize(TypedDict):
     max_position_embeddings: int
 
 
+class LlamaSize(TypedDict):
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    max_position_embeddings: int
+
+
 class Wav2Vec2Size(TypedDict):
     hidden_size: int
     num_hidden_layers: int
@@ -156,6 +167,7 @@ class Vocabularies(TypedDict):
     gpt2: int
     bart: int
     clip: int
+    llama: int
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,7 @@ class Scale:
     clip_text: ClipTextSize
     clip_projection_dim: int
     wav2vec2: Wav2Vec2Size
+    llama: LlamaSize
     image_labels: tuple[str, ...]
     vocabularies: Vocabularies | None = None
 
@@ -234,11 +247,20 @@ TINY = Scale(
         feat_extract_norm="layer",
         do_stable_layer_norm=True,
     ),
+    llama=LlamaSize(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+    ),
     image_labels=IMAGE_LABELS,
 )
 # The sizes of the registry's defaults where the architecture is the same: distilbert
 # (as a 6-layer BERT), distilgpt2, distilbart-cnn-12-6, vit-base-patch16-224, the
-# GPT-2 of vit-gpt2-image-captioning, clip-vit-base-patch32, and wav2vec2-base.
+# GPT-2 of vit-gpt2-image-captioning, clip-vit-base-patch32, wav2vec2-base, and
+# SmolLM2-360M-Instruct (the chat default, a Llama).
 BASE = Scale(
     suffix="-base",
     bert=BertSize(
@@ -297,13 +319,29 @@ BASE = Scale(
         feat_extract_norm="group",
         do_stable_layer_norm=False,
     ),
+    llama=LlamaSize(
+        hidden_size=960,
+        intermediate_size=2560,
+        num_hidden_layers=32,
+        num_attention_heads=15,
+        num_key_value_heads=5,
+        max_position_embeddings=8192,
+    ),
     image_labels=tuple(f"label_{i}" for i in range(1000)),
-    vocabularies=Vocabularies(bert=30522, gpt2=50257, bart=50265, clip=49408),
+    vocabularies=Vocabularies(bert=30522, gpt2=50257, bart=50265, clip=49408, llama=49152),
 )
 
 _BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _BART_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 _GPT2_END, _GPT2_PAD = "<|endoftext|>", "<pad>"
+_CHAT_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# ChatML, as SmolLM2-Instruct (the chat default) writes conversations.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
 _CLIP_START, _CLIP_END = "<|startoftext|>", "<|endoftext|>"
 _build_lock = threading.Lock()
 
@@ -572,6 +610,44 @@ def tiny_gpt2(directory: str | Path, scale: Scale = TINY, *, end_of_sequence: bo
     return _save(directory, "gpt2" if end_of_sequence else "gpt2_no_eos", scale, build)
 
 
+def _chat_tokenizer(scale: Scale) -> PreTrainedTokenizerFast:
+    """ChatML's special tokens and chat template; a turn ends with `<|im_end|>`."""
+    vocabularies = scale.vocabularies
+    tok = (
+        _byte_bpe(_CHAT_SPECIALS)
+        if vocabularies is None
+        else _word_level(_CHAT_SPECIALS, vocabularies["llama"], unk=_CHAT_SPECIALS[0])
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        model_max_length=scale.llama["max_position_embeddings"],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def tiny_chat(directory: str | Path, scale: Scale = TINY) -> Path:
+    """A Llama instruct model with a chat template, for conversations (its replies are random)."""
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        tokenizer = _chat_tokenizer(scale)
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,
+            **scale.llama,
+        )
+        return LlamaForCausalLM(config), [tokenizer]
+
+    return _save(directory, "chat", scale, build)
+
+
 def tiny_seq2seq(directory: str | Path, scale: Scale = TINY) -> Path:
     """A BART encoder-decoder for summarization and translation runners."""
 
@@ -702,6 +778,7 @@ def tiny_speech_recognizer(directory: str | Path, scale: Scale = TINY) -> Path:
 DEMO_BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "sentiment": tiny_classifier,
     "generate": tiny_gpt2,
+    "chat": tiny_chat,
     "summarize": tiny_seq2seq,
     "translate": tiny_seq2seq,
     "ner": tiny_ner,

@@ -59,6 +59,12 @@ def format_generation(result: Any, text: str) -> str:
     return "\n".join(quotes)
 
 
+def format_chat(result: Any, text: str) -> str:
+    """The model's reply, as the model wrote it (escaped); empty when it said nothing."""
+    items = result if isinstance(result, list) else [result]
+    return html.escape(str(items[0]["generated_text"]).strip()) if items else ""
+
+
 def _text_outputs(result: Any, key: str) -> list[str]:
     items = result if isinstance(result, list) else [result]
     flat: list[str] = []

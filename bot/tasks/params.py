@@ -98,4 +98,6 @@ OPTIONS: dict[str, ParamSpec] = {
     )
 }
 SEQ2SEQ_PARAMS = ("max_new_tokens", "num_return_sequences", "repetition_penalty")
+# A conversation has one answer per turn, so no num_return_sequences.
+CHAT_PARAMS = tuple(name for name in PARAMS if name != "num_return_sequences")
 SAMPLING_ONLY = ("temperature", "top_k", "top_p")

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from bot.errors import UnknownParam, UnknownTask
 from bot.tasks import formatters
 from bot.tasks.params import (
+    CHAT_PARAMS,
     GENERATION_PARAMS,
     OPTIONS,
     PARAMS,
@@ -31,7 +32,8 @@ from bot.tasks.params import (
     SEQ2SEQ_PARAMS,
 )
 
-InputKind = Literal["text", "image", "audio"]
+# What a command works on: a text, a photo, a sound, or the next turn of a conversation.
+InputKind = Literal["text", "image", "audio", "chat"]
 # How a command's words become pipeline inputs (parsers live in handlers/parsing.py).
 InputStyle = Literal["text", "labels", "question", "mask", "translate"]
 # Which engine of the pool serves a task: micro-batched one-shot calls, or
@@ -48,12 +50,14 @@ class ModelKind:
     first being the one to search the Hub by; `architecture_suffixes` are
     matched against config `architectures` when a model carries no tag;
     `required_label` is a word one of the model's labels must contain
-    (zero-shot needs an NLI head with an entailment label).
+    (zero-shot needs an NLI head with an entailment label); a conversation
+    needs a model that ships a chat template.
     """
 
     tags: tuple[str, ...]
     architecture_suffixes: tuple[str, ...] = ()
     required_label: str | None = None
+    needs_chat_template: bool = False
 
     def accepts_tag(self, tag: str) -> bool:
         return any(fnmatch(tag, pattern) for pattern in self.tags)
@@ -127,6 +131,20 @@ TASKS: dict[str, TaskSpec] = {
             formatters.format_generation,
             ModelKind(("text-generation",), ("ForCausalLM", "LMHeadModel")),
             params=GENERATION_PARAMS,
+            engine="continuous",
+        ),
+        TaskSpec(
+            "chat",
+            "chat",
+            "HuggingFaceTB/SmolLM2-360M-Instruct",
+            formatters.format_chat,
+            ModelKind(
+                ("text-generation",), ("ForCausalLM", "LMHeadModel"), needs_chat_template=True
+            ),
+            input_kind="chat",
+            params=CHAT_PARAMS,
+            defaults={"max_new_tokens": 200, "temperature": 0.7},
+            aliases=("conversation",),
             engine="continuous",
         ),
         TaskSpec(

@@ -11,7 +11,7 @@ from models import migrate
 from models.base import Base
 from models.store import SettingsStore
 
-APP_TABLES = {"users", "chats", "user_preferences", "chat_defaults", "usage_log", "model_rules"}
+APP_TABLES = set(Base.metadata.tables)
 
 
 async def table_names(engine) -> set[str]:

@@ -36,7 +36,7 @@ def test_every_input_kind_and_style_has_a_reader_and_a_parser() -> None:
 def test_the_pool_serves_each_pipeline_task_on_its_rows_engine() -> None:
     for spec in TASKS.values():
         assert ENGINE_KINDS[spec.pipeline_task] == spec.engine
-    assert [spec.name for spec in TASKS.values() if spec.streams] == ["generate"]
+    assert [spec.name for spec in TASKS.values() if spec.streams] == ["generate", "chat"]
 
 
 @pytest.mark.parametrize("language", sorted(CATALOGS))

@@ -1,0 +1,114 @@
+"""Conversation history for the chat model: which conversation a message continues, what
+was said in it, and keeping the answer the person saw.
+
+`read_chat` is the reader of the registry's `chat` input kind (see
+`handlers.lifecycle.READERS`): it turns a message (or a private voice note's
+transcript) into a `ChatPrompt` of the conversation it continues, with a
+`ConversationMemory` that stores the turn once its answer is shown. Which
+conversation: the one whose answer the message replies to, else this
+person's own, or in a group that shares one, the group's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Message
+
+from bot.engine.chat import ChatMessage, ChatPrompt
+from bot.errors import EmptyInput, InputTooLong, StoreUnavailable, UsageHint
+from bot.tasks import TaskSpec
+from handlers.media import audio_in, transcript
+from handlers.model_call import TaskRequest
+from handlers.parsing import command_text
+from handlers.turn import Turn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConversationMemory:
+    """Keeps one turn of a conversation: the person's message and the answer they saw."""
+
+    turn: Turn
+    conversation_id: int
+    question: str
+    question_message_id: int | None
+    trim_noticed: bool
+    told_about_trim: bool = False
+
+    def notices(self, result: Any) -> list[str]:
+        """Say once per conversation that its oldest turns no longer fit the model's context."""
+        items = result if isinstance(result, list) else [result]
+        dropped = int(items[0].get("dropped_turns", 0)) if items else 0
+        self.told_about_trim = dropped > 0 and not self.trim_noticed
+        return ["chat.trimmed"] if self.told_about_trim else []
+
+    async def remember(self, answer: str, shown: Message | None, *, stopped: bool) -> None:
+        """A lost database costs the conversation this turn, never the answer already shown."""
+        try:
+            await self.turn.services.store.add_conversation_turn(
+                self.conversation_id,
+                question=self.question,
+                question_message_id=self.question_message_id,
+                answer=answer,
+                answer_message_id=shown.message_id if shown is not None else None,
+                author_id=self.turn.owner_id,
+                stopped=stopped,
+                trim_noticed=self.told_about_trim,
+            )
+        except StoreUnavailable:
+            log.warning("a conversation turn was not stored: store unavailable")
+
+
+async def conversation_key(turn: Turn) -> tuple[int, int | None]:
+    """(chat, person) of this chat's conversation; the person is None where a group shares one."""
+    if not turn.in_group:
+        return turn.chat.id, turn.owner_id
+    shared = (await turn.services.store.group_setup(turn.chat.id)).shared
+    return turn.chat.id, None if shared else turn.owner_id
+
+
+async def system_prompt(turn: Turn) -> str | None:
+    """This person's system prompt, else the group's, else the bot's."""
+    store = turn.services.store
+    own = await store.system_prompt(turn.owner_id)
+    group = (await store.group_setup(turn.chat.id)).system_prompt if turn.in_group else None
+    return own or group or turn.services.settings.chat_system_prompt or None
+
+
+async def read_chat(turn: Turn, spec: TaskSpec) -> TaskRequest:
+    """The next turn of the conversation this message continues, with what was said before.
+
+    A voice note (auto-transcribed in private chats) speaks its transcript.
+    """
+    message = turn.message
+    text = command_text(message)
+    if not text and audio_in(message) is not None:
+        text = await transcript(turn, message) or ""
+        if not text:
+            raise UsageHint("result.nothing_heard")
+    limit = turn.services.settings.max_input_chars
+    if not text:
+        raise EmptyInput(command=spec.name)
+    if len(text) > limit:
+        raise InputTooLong(length=len(text), limit=limit)
+    chat_id, user_id = await conversation_key(turn)
+    replied = message.reply_to_message
+    ongoing = await turn.services.store.ongoing_conversation(
+        chat_id,
+        user_id,
+        replied_message_id=replied.message_id if replied is not None else None,
+        max_turns=turn.services.settings.chat_history_messages,
+    )
+    history = tuple(
+        ChatMessage("assistant" if t.role == "assistant" else "user", t.content)
+        for t in ongoing.turns
+    )
+    memory = ConversationMemory(
+        turn, ongoing.id, text, message.message_id, trim_noticed=ongoing.trim_noticed
+    )
+    prompt = ChatPrompt(await system_prompt(turn), history, text)
+    return TaskRequest(text=text, inputs=prompt, memory=memory)

@@ -1,0 +1,204 @@
+"""Conversations with a chat model: who talks where, what was said, and the queries on them.
+
+A conversation belongs to a chat and to one person in it, or to nobody in
+particular when a group shares one. Each message keeps who it belongs to
+(`author_id`: the person who spoke, or whose question an answer answers), so
+`/forget` can delete a person's turns even from a shared conversation, and the
+Telegram message that showed it, so replying to an answer continues it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    String,
+    Text,
+    delete,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, RowId, UTCDateTime, utcnow
+
+
+class Conversation(Base):
+    """One conversation; the newest of a (chat, person) is the one going on."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    # None: the conversation a group shares among all its members.
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Whether the person was told that old turns no longer fit the model's context.
+    trim_noticed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ConversationMessage(Base):
+    """One turn of a conversation, as it was shown (a stopped answer keeps what was shown)."""
+
+    __tablename__ = "conversation_messages"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[int] = mapped_column(
+        RowId, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class OngoingConversation:
+    """What the next turn of a conversation needs: which one, and what was said in it."""
+
+    id: int
+    trim_noticed: bool
+    turns: tuple[Turn, ...]
+
+
+async def ongoing(
+    session: AsyncSession,
+    chat_id: int,
+    user_id: int | None,
+    *,
+    replied_message_id: int | None = None,
+    max_turns: int = 200,
+) -> OngoingConversation:
+    """The conversation a message continues: the one whose answer it replies to, else this
+    person's (or the group's shared) newest one, started if there is none yet.
+
+    Only the latest `max_turns` messages are read: no model context holds more.
+    """
+    found = None
+    if replied_message_id is not None:
+        found = await answered_in(session, chat_id, replied_message_id)
+    if found is None:
+        found = await session.scalar(
+            select(Conversation)
+            .where(Conversation.chat_id == chat_id, _of(user_id))
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+    if found is None:
+        found = await start(session, chat_id, user_id)
+    rows = (
+        await session.execute(
+            select(ConversationMessage.role, ConversationMessage.content)
+            .where(ConversationMessage.conversation_id == found.id)
+            .order_by(ConversationMessage.id.desc())
+            .limit(max_turns)
+        )
+    ).all()
+    turns = tuple(Turn(row.role, row.content) for row in reversed(rows))
+    return OngoingConversation(found.id, found.trim_noticed, turns)
+
+
+def _of(user_id: int | None) -> ColumnElement[bool]:
+    return Conversation.user_id.is_(None) if user_id is None else Conversation.user_id == user_id
+
+
+async def start(session: AsyncSession, chat_id: int, user_id: int | None) -> Conversation:
+    """A fresh conversation: `/new`, or the first message of someone new."""
+    conversation = Conversation(chat_id=chat_id, user_id=user_id, started_at=utcnow())
+    session.add(conversation)
+    await session.flush()
+    return conversation
+
+
+async def answered_in(
+    session: AsyncSession, chat_id: int, telegram_message_id: int
+) -> Conversation | None:
+    """The conversation one of the bot's answers belongs to; None if it answered no conversation."""
+    found: Conversation | None = await session.scalar(
+        select(Conversation)
+        .join(ConversationMessage, ConversationMessage.conversation_id == Conversation.id)
+        .where(
+            Conversation.chat_id == chat_id,
+            ConversationMessage.telegram_message_id == telegram_message_id,
+            ConversationMessage.role == "assistant",
+        )
+        .limit(1)
+    )
+    return found
+
+
+async def add_turn(
+    session: AsyncSession,
+    conversation_id: int,
+    *,
+    question: str,
+    question_message_id: int | None,
+    answer: str,
+    answer_message_id: int | None,
+    author_id: int,
+    stopped: bool,
+    trim_noticed: bool,
+) -> None:
+    """A person's message and the answer they were shown, stored together or not at all."""
+    now = utcnow()
+    session.add_all(
+        [
+            ConversationMessage(
+                conversation_id=conversation_id,
+                role="user",
+                content=question,
+                author_id=author_id,
+                telegram_message_id=question_message_id,
+                created_at=now,
+            ),
+            ConversationMessage(
+                conversation_id=conversation_id,
+                role="assistant",
+                content=answer,
+                author_id=author_id,
+                telegram_message_id=answer_message_id,
+                stopped=stopped,
+                created_at=now,
+            ),
+        ]
+    )
+    if trim_noticed:
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is not None:
+            conversation.trim_noticed = True
+
+
+async def forget(session: AsyncSession, user_id: int) -> int:
+    """Delete everything of this person's: their own conversations, and their turns in shared
+    ones. Returns how many messages went."""
+    own = select(Conversation.id).where(Conversation.user_id == user_id)
+    mine = or_(
+        ConversationMessage.author_id == user_id, ConversationMessage.conversation_id.in_(own)
+    )
+    count = await session.scalar(select(func.count()).select_from(ConversationMessage).where(mine))
+    await session.execute(delete(ConversationMessage).where(mine))
+    await session.execute(delete(Conversation).where(Conversation.user_id == user_id))
+    return int(count or 0)
+
+
+async def prune(session: AsyncSession, before: datetime) -> int:
+    """Delete messages older than `before` (the retention setting); how many went."""
+    old = ConversationMessage.created_at < before
+    count = await session.scalar(select(func.count()).select_from(ConversationMessage).where(old))
+    await session.execute(delete(ConversationMessage).where(old))
+    return int(count or 0)
