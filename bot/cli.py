@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -52,6 +53,17 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path.home() / ".cache" / "hfbot" / "demo-models",
         help="where --demo keeps its tiny models (default: %(default)s)",
+    )
+    console.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show log lines and model-loading progress here instead of in the log file",
+    )
+    console.add_argument(
+        "--log-file",
+        type=Path,
+        default=Path.home() / ".cache" / "hfbot" / "console.log",
+        help="where the console's log lines go (default: %(default)s)",
     )
     console.set_defaults(handler=_console)
 
@@ -106,10 +118,14 @@ def _db_current(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _console(settings: Settings, args: argparse.Namespace) -> int:
+    """The terminal shows the conversation alone; logs and progress bars go to the log file."""
+    if not args.verbose:
+        configure_logging(settings, to_file=args.log_file)
+        os.environ["TQDM_DISABLE"] = "1"
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["TRANSFORMERS_VERBOSITY"] = "error"
     from bot.offline.console import DEMO_NOTICE, demo_settings, run_console
 
-    for noisy in ("telegram", "apscheduler", "alembic", "bot.app.build"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.demo:
         print(DEMO_NOTICE, file=sys.stderr)
         settings = demo_settings(settings, args.demo_dir)

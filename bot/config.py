@@ -8,10 +8,11 @@ everything that belongs to hfbot itself is prefixed `HFBOT_`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -30,6 +31,32 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+class EngineSettings(BaseModel):
+    """One inference engine the operator already runs, reached over its HTTP API."""
+
+    base_url: str = Field(description="Root URL, e.g. http://127.0.0.1:8000")
+    token_env: str | None = Field(
+        default=None, description="Name of the environment variable that holds its token."
+    )
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_concurrency: int = Field(default=8, ge=1, description="Requests in flight at once.")
+    queue_size: int = Field(default=64, ge=0, description="Requests that may wait for a slot.")
+    context_tokens: int = Field(
+        default=4096, ge=64, description="What its models read at most (trimming conversations)."
+    )
+    required: bool = Field(
+        default=False, description="Whether /healthz fails while the engine cannot be reached."
+    )
+    sampling_extras: bool = Field(
+        default=False,
+        description="Send top_k and repetition_penalty too (TGI and vLLM read them; OpenAI does not).",
+    )
+
+    def token(self) -> str | None:
+        """Read at use, never stored in settings, so it never reaches a log or a dump."""
+        return os.environ.get(self.token_env) if self.token_env else None
 
 
 class Settings(BaseSettings):
@@ -195,6 +222,16 @@ class Settings(BaseSettings):
         description="KV-cache size of each continuous-batching engine, in tokens shared by all requests.",
     )
 
+    # Remote inference engines
+    engines: dict[str, EngineSettings] = Field(
+        default_factory=dict,
+        description=(
+            "Inference engines the bot may use, as JSON: "
+            '{"serve": {"base_url": "http://127.0.0.1:8000"}}. A model on one is named '
+            "`<engine>:<model>`, e.g. serve:HuggingFaceTB/SmolLM2-360M-Instruct."
+        ),
+    )
+
     # Conversations
     chat_system_prompt: str = Field(
         default="You are a helpful assistant in a Telegram chat. Answer briefly and clearly.",
@@ -306,6 +343,11 @@ class Settings(BaseSettings):
     @classmethod
     def _admin_ids_from_csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    def remote_model(self, model_id: str) -> tuple[str, str] | None:
+        """(engine, model name) for `<engine>:<model>` when that engine is configured."""
+        engine, sep, name = model_id.strip().partition(":")
+        return (engine, name) if sep and name and engine in self.engines else None
 
     def require_token(self) -> str:
         """The token, or a MissingTokenError whose message is the one line a user needs."""

@@ -74,6 +74,34 @@ class RequestTimeout(UserFacingError):
     key = "error.request_timeout"
 
 
+class EngineUnavailable(UserFacingError):
+    """The inference engine serving a remote model cannot be reached."""
+
+    key = "error.engine_unavailable"
+
+
+class EngineBusy(UserFacingError):
+    """The engine answered 429 or 503: it is overloaded, not gone."""
+
+    key = "error.engine_busy"
+
+
+class EngineFailed(UserFacingError):
+    """The engine answered something unreadable, or broke off mid-answer."""
+
+    key = "error.engine_failed"
+
+
+class RemoteModelUnknown(UserFacingError):
+    key = "error.remote_model_unknown"
+
+
+class RemoteTaskUnsupported(UserFacingError):
+    """A task whose models run on the bot's own machine only (photos, sound, fill-mask …)."""
+
+    key = "error.remote_task_unsupported"
+
+
 class StoreUnavailable(UserFacingError):
     key = "error.store_unavailable"
 

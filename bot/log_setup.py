@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 
 from bot.config import Settings
 
@@ -60,8 +61,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler()
+def configure_logging(settings: Settings, to_file: Path | None = None) -> None:
+    """Log to stderr, or to `to_file` (the console keeps the terminal for the conversation)."""
+    handler: logging.Handler
+    if to_file is None:
+        handler = logging.StreamHandler()
+    else:
+        to_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(to_file, encoding="utf-8")
     inner = (
         JsonFormatter()
         if settings.log_format == "json"

@@ -39,7 +39,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
     store = await open_store(settings)
     pool = PipelinePool(settings)
     metrics.watch_pool(lambda: pool.metrics.snapshot())
-    vetter = ModelVetter(settings, store)
+    vetter = ModelVetter(settings, store, remote=pool.remote)
     return Services(
         settings=settings,
         store=store,

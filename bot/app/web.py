@@ -31,7 +31,11 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
-    """Whether the bot, the database and the pool are usable, part by part."""
+    """Whether the bot, the database and the pool are usable, part by part.
+
+    Each remote engine is reported; one that is down fails the check only if
+    the operator marked it required.
+    """
     parts: dict[str, str] = {"bot": "ok" if application.running else "stopped"}
     found = services_of(application)
     if found is None:
@@ -43,7 +47,12 @@ async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
     except StoreUnavailable:
         parts["database"] = "unreachable"
     parts["pool"] = "closed" if found.pool.closed else "ok"
-    return all(value == "ok" for value in parts.values()), parts
+    healthy = all(value == "ok" for value in parts.values())
+    remote = found.pool.remote
+    for name, state in (await remote.health()).items():
+        parts[f"engine:{name}"] = state
+        healthy = healthy and (state == "ok" or not remote.settings(name).required)
+    return healthy, parts
 
 
 def build_web_app(

@@ -65,6 +65,40 @@ class PoolCollector(Collector):
             sum_value=snap.latency_sum_s,
         )
         yield latency
+        yield from _engine_metrics(snap)
+
+
+def _engine_metrics(
+    snap: PoolMetricsSnapshot,
+) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    """Per remote engine: requests by outcome, and the sums behind mean latency and first token."""
+    requests = CounterMetricFamily(
+        "hfbot_engine_requests",
+        "Requests to remote engines by outcome",
+        labels=["engine", "outcome"],
+    )
+    latency = CounterMetricFamily(
+        "hfbot_engine_latency_seconds", "Time remote requests took, summed", labels=["engine"]
+    )
+    first = CounterMetricFamily(
+        "hfbot_engine_first_token_seconds",
+        "Time to the first streamed token of remote requests, summed",
+        labels=["engine"],
+    )
+    counted = CounterMetricFamily(
+        "hfbot_engine_first_tokens", "Remote requests that streamed a token", labels=["engine"]
+    )
+    finished = CounterMetricFamily(
+        "hfbot_engine_finished", "Remote requests that ended (any outcome)", labels=["engine"]
+    )
+    for name, stats in snap.engines.items():
+        for outcome, count in stats.requests.items():
+            requests.add_metric([name, outcome], count)
+        latency.add_metric([name], stats.latency_sum_s)
+        finished.add_metric([name], stats.latency_count)
+        first.add_metric([name], stats.first_token_sum_s)
+        counted.add_metric([name], stats.first_token_count)
+    yield from (requests, latency, finished, first, counted)
 
 
 def _bound(value: float) -> str:

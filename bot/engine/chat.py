@@ -59,20 +59,46 @@ def fit_conversation(
 ) -> FittedChat:
     """The longest recent part of the conversation whose prompt leaves room to answer.
 
-    Counted with the model's own tokenizer and template. Turns (a person's
-    message and what answered it) are dropped whole, oldest first, so what the
-    template sees still starts with a person speaking, as most templates
-    require. A message too long on its own (with the system prompt) is refused
-    with the limit.
+    Counted with the model's own tokenizer and template. A message too long on
+    its own (with the system prompt) is refused with the limit.
+    """
+    for dropped, messages in _shorter_and_shorter(prompt):
+        ids = _render(tokenizer, messages)
+        if len(ids) + max_new_tokens <= limit:
+            return FittedChat(ids, dropped)
+    raise ContextTooLong(tokens=len(ids) + max_new_tokens, limit=limit)
+
+
+def fit_estimated(
+    prompt: ChatPrompt, max_new_tokens: int, limit: int
+) -> tuple[list[dict[str, str]], int]:
+    """The same trimming where the tokenizer is out of reach (a remote engine), by estimate.
+
+    The estimate errs long: a token per CJK character, one per three others,
+    and a few for each message's framing. Returns the messages and the turns dropped.
+    """
+    for dropped, messages in _shorter_and_shorter(prompt):
+        tokens = sum(estimate_tokens(message["content"]) + 4 for message in messages)
+        if tokens + max_new_tokens <= limit:
+            return messages, dropped
+    raise ContextTooLong(tokens=tokens + max_new_tokens, limit=limit)
+
+
+def estimate_tokens(text: str) -> int:
+    wide = sum(1 for char in text if ord(char) >= 0x2E80)
+    return wide + (len(text) - wide + 2) // 3
+
+
+def _shorter_and_shorter(prompt: ChatPrompt) -> list[tuple[int, list[dict[str, str]]]]:
+    """The conversation with 0, 1, 2 … of its oldest turns dropped, down to the new message.
+
+    Turns (a person's message and what answered it) go whole, so what a
+    template sees still starts with a person speaking, as most templates require.
     """
     history = prompt.history
     turns = [i for i, message in enumerate(history) if message.role == "user"]
     starts = sorted({0, *turns, len(history)})
-    for dropped, start in enumerate(starts):
-        ids = _render(tokenizer, prompt.messages(start))
-        if len(ids) + max_new_tokens <= limit:
-            return FittedChat(ids, dropped_turns=dropped)
-    raise ContextTooLong(tokens=len(ids) + max_new_tokens, limit=limit)
+    return [(dropped, prompt.messages(start)) for dropped, start in enumerate(starts)]
 
 
 def _render(tokenizer: ChatTokenizer, messages: Sequence[dict[str, str]]) -> list[int]:

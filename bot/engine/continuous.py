@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from transformers import ContinuousBatchingConfig, GenerationConfig
+from transformers.generation.continuous_batching.utils import logger as _manager_log
 
 from bot.engine.chat import ChatPrompt, FittedChat, chat_result, fit_conversation
 from bot.errors import ContextTooLong, EmptyInput, PoolBusy, PoolClosed, RequestTimeout
@@ -62,6 +63,12 @@ if TYPE_CHECKING:
 
 
 TextCallback = Callable[[str], None]
+
+# transformers gives the manager's logger a stderr handler of its own (when the module
+# is first imported) and stops it propagating; it goes through the bot's logging like
+# any other (format, level, file).
+_manager_log.handlers.clear()
+_manager_log.propagate = True
 
 #: Parameters the engine applies per request; any other one sends a request elsewhere.
 PER_REQUEST_PARAMS = frozenset(

@@ -15,6 +15,34 @@ from dataclasses import dataclass, field
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
+@dataclass
+class EngineStats:
+    """What /metrics shows per engine: requests by outcome, latency and time to first token."""
+
+    requests: dict[str, int] = field(default_factory=dict)
+    latency_sum_s: float = 0.0
+    latency_count: int = 0
+    first_token_sum_s: float = 0.0
+    first_token_count: int = 0
+
+    def copy(self) -> EngineStats:
+        return EngineStats(
+            dict(self.requests),
+            self.latency_sum_s,
+            self.latency_count,
+            self.first_token_sum_s,
+            self.first_token_count,
+        )
+
+    def record(self, outcome: str, seconds: float, first_token_s: float | None) -> None:
+        self.requests[outcome] = self.requests.get(outcome, 0) + 1
+        self.latency_sum_s += seconds
+        self.latency_count += 1
+        if first_token_s is not None:
+            self.first_token_sum_s += first_token_s
+            self.first_token_count += 1
+
+
 @dataclass(frozen=True)
 class PoolMetricsSnapshot:
     """The pool's counters at one moment. Keys of per-model maps are `task:model_id`."""
@@ -35,6 +63,7 @@ class PoolMetricsSnapshot:
     rejected_busy: int
     timed_out: int
     cancelled: int
+    engines: Mapping[str, EngineStats] = field(default_factory=dict)
 
     @property
     def total_queue_depth(self) -> int:
@@ -81,6 +110,7 @@ class PoolMetrics:
     rejected_busy: int = 0
     timed_out: int = 0
     cancelled: int = 0
+    engines: dict[str, EngineStats] = field(default_factory=dict)
 
     def record_batch(self, size: int) -> None:
         self.batch_sizes[size] += 1
@@ -118,4 +148,5 @@ class PoolMetrics:
             rejected_busy=self.rejected_busy,
             timed_out=self.timed_out,
             cancelled=self.cancelled,
+            engines={name: stats.copy() for name, stats in self.engines.items()},
         )

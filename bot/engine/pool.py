@@ -27,6 +27,7 @@ from bot.engine.generation import ContinuousGenerationPath
 from bot.engine.metrics import PoolMetrics, model_label
 from bot.engine.microbatch import MicroBatcher
 from bot.engine.model_cache import Loader, ModelCache, ModelKey
+from bot.engine.remote import RemoteEngine, RemoteEngines
 from bot.engine.runners import Runner, load_runner, resolve_device, resolve_dtype
 from bot.errors import PoolBusy, PoolClosed, RequestTimeout
 from bot.tasks import TASKS, EngineKind
@@ -85,7 +86,8 @@ class PipelinePool:
         self._engines: dict[ModelKey, Engine] = {}
         self._sources: dict[ModelKey, str] = {}
         self._loader = loader or default_loader(settings)
-        self.metrics = PoolMetrics(queue_depths=self._queue_depths)
+        self.remote = RemoteEngines(settings.engines)
+        self.metrics = PoolMetrics(queue_depths=self._queue_depths, engines=self.remote.stats)
         budget = settings.pool_memory_budget_mb
         self._models = ModelCache(
             self._load,
@@ -196,7 +198,11 @@ class PipelinePool:
         return self._loader(task, self._sources.get((task, model_id), model_id))
 
     def _new_engine(self, task: str, model_id: str) -> Engine:
-        """The engine the registry names for this pipeline task (micro-batching when none)."""
+        """The engine the registry names for this pipeline task (micro-batching when none);
+        a model named `<engine>:<model>` is served by that remote engine."""
+        remote = self.settings.remote_model(model_id)
+        if remote is not None:
+            return RemoteEngine(task, self.remote, *remote)
         batcher = MicroBatcher(
             task,
             model_id,

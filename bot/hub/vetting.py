@@ -47,6 +47,8 @@ from bot.errors import (
     HubUnavailable,
     ModelDenied,
     ModelNotAllowed,
+    RemoteModelUnknown,
+    RemoteTaskUnsupported,
     StoreUnavailable,
     UnknownModel,
     UserFacingError,
@@ -65,7 +67,7 @@ from bot.tasks import TASKS, TRANSLATION_TARGETS, TaskSpec, get_task
 logger = logging.getLogger(__name__)
 
 RuleKind = Literal["allow", "deny"]
-Origin = Literal["hub", "hub-cache", "model-dir", "path"]
+Origin = Literal["hub", "hub-cache", "model-dir", "path", "remote"]
 
 # Failures that mean "the Hub cannot answer now", as opposed to "the Hub said no".
 _UNREACHABLE = (httpx2.TransportError, OfflineModeIsEnabled)
@@ -77,6 +79,12 @@ class ModelRuleLike(Protocol):
 
     @property
     def rule(self) -> RuleKind: ...
+
+
+class RemoteCatalogue(Protocol):
+    """What the vetter needs of the remote engines: what each one serves."""
+
+    async def served_models(self, name: str) -> frozenset[str]: ...
 
 
 class ModelRuleSource(Protocol):
@@ -168,11 +176,13 @@ class ModelVetter:
         access: HubAccess | None = None,
         clock: Callable[[], float] = time.monotonic,
         hub_timeout_s: float = 10.0,
+        remote: RemoteCatalogue | None = None,
     ) -> None:
         """`hub_timeout_s` bounds each Hub call: a chat command waits on it."""
         self._settings = settings
         self._hub_timeout_s = hub_timeout_s
         self._rules_source = rules
+        self._remote = remote
         self._access = access or HubAccess.from_settings(settings)
         self._clock = clock
         self._caps = SizeCaps(
@@ -212,6 +222,9 @@ class ModelVetter:
         verdict = self._verdicts.get((spec.name, model_id))
         if verdict is not None and verdict[0] > self._clock():
             return verdict[1]
+        remote = self._settings.remote_model(model_id)
+        if remote is not None:
+            return self._remember(spec, await self._vet_remote(spec, model_id, *remote, rules))
         location = await asyncio.to_thread(self._locate, model_id)
         keys = model_keys(model_id, location.path)
         if rules.verdict(keys) == "deny":
@@ -234,12 +247,40 @@ class ModelVetter:
             weights_bytes=facts.weights_bytes,
             plan=plan_download(facts, self._caps.max_bytes) if from_hub else None,
         )
-        # The request path asks again for every message: answer from memory, no disk or thread.
-        self._verdicts[(spec.name, model_id)] = (
-            self._clock() + self._settings.vet_cache_ttl_s,
-            vetted,
-        )
+        return self._remember(spec, vetted)
+
+    def _remember(self, spec: TaskSpec, vetted: VettedModel) -> VettedModel:
+        """The request path asks again for every message: answer from memory, no disk or thread."""
+        expires = self._clock() + self._settings.vet_cache_ttl_s
+        self._verdicts[(spec.name, vetted.model_id)] = (expires, vetted)
         return vetted
+
+    async def _vet_remote(
+        self, spec: TaskSpec, model_id: str, engine: str, name: str, rules: RuleBook
+    ) -> VettedModel:
+        """A model on an operator's engine: the engine must say it serves it; deny rules hold.
+
+        The operator chose the engine, so what it serves is allowed unless denied,
+        whether the rule names `engine:model` or the model alone.
+        """
+        if not spec.remote or self._remote is None:
+            raise RemoteTaskUnsupported(task=spec.name, model=model_id)
+        if rules.verdict(model_keys(model_id) | model_keys(name)) == "deny":
+            raise ModelDenied(model=model_id)
+        served = await self._remote.served_models(engine)
+        if name not in served:
+            shown = ", ".join(sorted(served)[:5]) or "—"
+            raise RemoteModelUnknown(engine=engine, model=name, served=shown)
+        return VettedModel(
+            model_id=model_id,
+            task=spec.pipeline_task,
+            source=model_id,
+            origin="remote",
+            pipeline_tag=None,
+            architectures=(),
+            num_parameters=None,
+            weights_bytes=None,
+        )
 
     async def describe(self, model_id: str) -> ModelFacts:
         """What the Hub (or the disk) says of a model, for any task, policy aside."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import sys
-from functools import partial
 from pathlib import Path
 from typing import TextIO
 
@@ -19,16 +18,21 @@ from telegram.ext import ApplicationBuilder
 
 from bot.app.build import build_application
 from bot.config import Settings
+from bot.delivery.order import ChatOrderedUpdateProcessor
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser, JsonDict
 from bot.tasks import TASKS
+from handlers.context import BotApplication
 
 DEMO_NOTICE = (
     "Demo mode: tiny models with random weights stand in for the real ones, "
     "so answers are random. Without --demo the configured models are used."
 )
 REPLY_TIMEOUT_S = 300
-HELP = "Type a command such as /sentiment I love this. Start a line with ^ to reply to your previous message. Ctrl-D quits."
+HELP = (
+    "Write to talk, or type a command such as /sentiment I love this. "
+    "Start a line with ^ to reply to your previous message. Ctrl-D quits."
+)
 
 
 def demo_settings(settings: Settings, directory: Path) -> Settings:
@@ -38,30 +42,76 @@ def demo_settings(settings: Settings, directory: Path) -> Settings:
     return settings.model_copy(update={"default_models": build_demo_models(directory)})
 
 
-def _answered(emu: BotApiEmulator, message_id: int) -> bool:
-    """Whether the bot has replied to this message (every command's reply quotes it)."""
-    return any(
-        call.method == "sendMessage"
-        and (call.result or {}).get("reply_to_message", {}).get("message_id") == message_id
-        for call in emu.calls
-    )
+class Transcript:
+    """What the console shows of the chat: the bot's messages, a streamed answer as it grows.
+
+    Telegram shows a streamed answer as one message edited again and again; a
+    terminal cannot edit, so the new words are printed as they come, and the
+    finished answer once more in full. Status edits (a download's progress)
+    are printed as they change. Nothing else reaches the terminal.
+    """
+
+    def __init__(self, emu: BotApiEmulator, chat_id: int, out: TextIO) -> None:
+        self._emu = emu
+        self._chat_id = chat_id
+        self._out = out
+        self._seen = 0
+        self._streaming: dict[int, str] = {}
+
+    def behind(self) -> bool:
+        """Whether calls were made since the last `show_new`."""
+        return len(self._emu.calls) > self._seen
+
+    def show_new(self) -> None:
+        """Print every Bot API call to this chat made since the last time."""
+        for call in self._emu.calls[self._seen :]:
+            if call.error is None and call.params.get("chat_id") == self._chat_id:
+                self._show(call.method, call.result if isinstance(call.result, dict) else {})
+        self._seen = len(self._emu.calls)
+
+    def _show(self, method: str, message: JsonDict) -> None:
+        text, message_id = message.get("text", ""), message.get("message_id", 0)
+        streaming = "stop:" in str(message.get("reply_markup"))
+        grown = self._streaming.get(message_id)
+        if method == "sendMessage" and streaming:
+            self._streaming[message_id] = ""
+        elif method == "sendMessage":
+            self._print(f"\nbot> {text}")
+        elif method == "editMessageText" and grown is not None and streaming:
+            now = _answer_of(text)
+            new = now[len(grown) :] if now.startswith(grown) else f"\n{now}"
+            self._print(f"\nbot> {new}" if not grown else new, end="")
+            self._streaming[message_id] = now
+        elif method == "editMessageText" and grown is not None:
+            del self._streaming[message_id]
+            self._print(f"\n\nbot> {text}" if grown else f"\nbot> {text}")
+        elif method == "editMessageText":
+            self._print(f"bot (edited)> {text}")
+        elif method == "sendDocument":
+            self._print(f"bot> [file {message.get('document', {}).get('file_name', '')}]")
+
+    def _print(self, text: str, end: str = "\n") -> None:
+        print(text, end=end, file=self._out, flush=True)
 
 
-def _more_calls_than(emu: BotApiEmulator, seen: int) -> bool:
-    return len(emu.calls) > seen
+def _answer_of(draft: str) -> str:
+    """A streaming draft's text without the cursor it ends with."""
+    return draft.removesuffix("▍").rstrip()
 
 
-async def _print_bot_messages(emu: BotApiEmulator, chat_id: int, out: TextIO) -> None:
-    seen = 0
+async def _show_as_it_comes(emu: BotApiEmulator, transcript: Transcript) -> None:
     while True:
-        await emu.wait_until(partial(_more_calls_than, emu, seen), timeout=10**9)
-        for call in emu.calls[seen:]:
-            if call.error is None and call.params.get("chat_id") == chat_id:
-                if call.method == "sendMessage":
-                    print(f"\nbot> {call.result['text']}\n", file=out, flush=True)
-                elif call.method == "editMessageText":
-                    print(f"bot (edited)> {call.result['text']}", file=out, flush=True)
-        seen = len(emu.calls)
+        await emu.wait_until(transcript.behind, timeout=10**9)
+        transcript.show_new()
+
+
+async def _answered(emu: BotApiEmulator, app: BotApplication) -> None:
+    """Until the bot has handled everything sent so far, streamed answers included."""
+    processor = app.update_processor
+    await emu.wait_until(lambda: emu.pending_updates == 0, timeout=REPLY_TIMEOUT_S)
+    await app.update_queue.join()
+    if isinstance(processor, ChatOrderedUpdateProcessor):
+        await processor.wait_idle()
 
 
 # Media commands: `/whatis photo.jpg` sends the file itself, with the command as its caption.
@@ -100,17 +150,22 @@ def send_media_line(
 async def run_console(
     settings: Settings, lines: TextIO = sys.stdin, out: TextIO = sys.stdout
 ) -> None:
-    """Run the bot against an embedded emulator and chat with it line by line."""
+    """Run the bot against an embedded emulator and chat with it line by line.
+
+    Each line waits for its answer before the next is sent, and the end of
+    the input waits for the last one, so piped input is answered in full.
+    """
     async with BotApiEmulator() as emu:
         app = build_application(settings, builder=emu.wire(ApplicationBuilder()))
         you = emu.create_user("You", username="you")
         chat = emu.private_chat(you)
+        transcript = Transcript(emu, chat.id, out)
         async with app:
             assert app.post_init is not None and app.post_shutdown is not None and app.updater
             await app.post_init(app)
             await app.start()
             await app.updater.start_polling(poll_interval=0, timeout=1)
-            printer = asyncio.create_task(_print_bot_messages(emu, chat.id, out))
+            printer = asyncio.create_task(_show_as_it_comes(emu, transcript))
             print(HELP, file=out, flush=True)
             previous: int | None = None
             try:
@@ -123,15 +178,14 @@ async def run_console(
                     sent = send_media_line(emu, you, chat, words) or emu.send_message(
                         you, chat, words, reply_to=reply_to
                     )
-                    previous = message_id = sent["message_id"]
+                    previous = sent["message_id"]
                     try:
-                        await emu.wait_until(
-                            partial(_answered, emu, message_id), timeout=REPLY_TIMEOUT_S
-                        )
+                        await _answered(emu, app)
                     except TimeoutError:
                         print("(no reply yet; carrying on)", file=out, flush=True)
             finally:
                 printer.cancel()
+                transcript.show_new()
                 await app.updater.stop()
                 await app.stop()
                 await app.post_shutdown(app)

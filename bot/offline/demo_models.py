@@ -351,7 +351,9 @@ def _wordpiece() -> Tokenizer:
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(CORPUS, WordPieceTrainer(vocab_size=300, special_tokens=_BERT_SPECIALS))
+    tok.train_from_iterator(
+        CORPUS, WordPieceTrainer(vocab_size=300, special_tokens=_BERT_SPECIALS, show_progress=False)
+    )
     return tok
 
 
@@ -365,6 +367,7 @@ def _byte_bpe(specials: list[str]) -> Tokenizer:
             vocab_size=400,
             special_tokens=specials,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
         ),
     )
     return tok

@@ -87,6 +87,8 @@ class TaskSpec:
     call_params: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     engine: EngineKind = "microbatch"
+    # Whether a model of this task may live on a remote inference engine (`<engine>:<model>`).
+    remote: bool = False
     # The i18n key shown when the formatter finds nothing to say (no entities, no words heard).
     empty_result: str = "result.empty"
 
@@ -123,6 +125,7 @@ TASKS: dict[str, TaskSpec] = {
             ModelKind(("text-classification",), ("ForSequenceClassification",)),
             call_params={"top_k": None, "truncation": True},
             aliases=("sentiment-analysis",),
+            remote=True,
         ),
         TaskSpec(
             "generate",
@@ -132,6 +135,7 @@ TASKS: dict[str, TaskSpec] = {
             ModelKind(("text-generation",), ("ForCausalLM", "LMHeadModel")),
             params=GENERATION_PARAMS,
             engine="continuous",
+            remote=True,
         ),
         TaskSpec(
             "chat",
@@ -146,6 +150,7 @@ TASKS: dict[str, TaskSpec] = {
             defaults={"max_new_tokens": 200, "temperature": 0.7},
             aliases=("conversation",),
             engine="continuous",
+            remote=True,
         ),
         TaskSpec(
             "summarize",
@@ -155,6 +160,7 @@ TASKS: dict[str, TaskSpec] = {
             ModelKind(("summarization", "text2text-generation"), _SEQ2SEQ),
             params=SEQ2SEQ_PARAMS,
             defaults={"max_new_tokens": 120},
+            remote=True,
         ),
         TaskSpec(
             "translate",
@@ -165,6 +171,7 @@ TASKS: dict[str, TaskSpec] = {
             input_style="translate",
             params=SEQ2SEQ_PARAMS,
             defaults={"max_new_tokens": 200},
+            remote=True,
         ),
         TaskSpec(
             "ner",
@@ -174,6 +181,7 @@ TASKS: dict[str, TaskSpec] = {
             ModelKind(("token-classification",), ("ForTokenClassification",)),
             call_params={"aggregation_strategy": "simple"},
             empty_result="result.no_entities",
+            remote=True,
         ),
         TaskSpec(
             "fill",
@@ -195,6 +203,7 @@ TASKS: dict[str, TaskSpec] = {
                 required_label="entail",
             ),
             input_style="labels",
+            remote=True,
         ),
         TaskSpec(
             "ask",

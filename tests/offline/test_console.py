@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.offline.console import run_console
+from bot.offline.console import DEMO_NOTICE, run_console
 from tests.support.harness import bot_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,10 @@ async def test_a_caret_replies_to_the_previous_message(
     assert "%" in out.getvalue(), "the answer comes with its score"
 
 
-def test_demo_mode_says_plainly_that_answers_are_random(tmp_path: Path) -> None:
+def test_demo_mode_shows_the_conversation_and_nothing_else(tmp_path: Path) -> None:
+    """Piped input is answered in full (a streamed answer too) before the console quits;
+    log lines and progress bars go to the log file, not the terminal."""
+    log_file = tmp_path / "console.log"
     result = subprocess.run(
         [
             sys.executable,
@@ -47,8 +50,10 @@ def test_demo_mode_says_plainly_that_answers_are_random(tmp_path: Path) -> None:
             "--demo",
             "--demo-dir",
             str(tmp_path / "demo"),
+            "--log-file",
+            str(log_file),
         ],
-        input="/sentiment hello\n",
+        input="/generate Hi\nHello there\n",
         cwd=tmp_path,
         env={
             **os.environ,
@@ -60,5 +65,10 @@ def test_demo_mode_says_plainly_that_answers_are_random(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "answers are random" in result.stderr
-    assert "bot> " in result.stdout
+    assert result.stderr.strip().splitlines() == [DEMO_NOTICE]
+    answers = [line for line in result.stdout.splitlines() if line.startswith("bot> ")]
+    assert answers[0].startswith("bot> Hi") and len(answers[0]) > len("bot> Hi")
+    assert len(answers) >= 2, "the conversation's answer is shown too"
+    assert "Writing…" not in result.stdout
+    assert not [line for line in result.stdout.splitlines() if "INFO" in line or "Loading" in line]
+    assert "hfbot started" in log_file.read_text()

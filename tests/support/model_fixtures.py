@@ -55,3 +55,8 @@ def tiny_seq2seq(tiny_models_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_qa(tiny_models_dir: Path) -> Path:
     return tiny_models.tiny_qa(tiny_models_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_chat(tiny_models_dir: Path) -> Path:
+    return tiny_models.tiny_chat(tiny_models_dir)

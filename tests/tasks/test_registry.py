@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bot.engine.pool import ENGINE_KINDS
+from bot.engine.remote import REMOTE_TASKS
 from bot.engine.runners import RUNNERS
 from bot.i18n import CATALOGS
 from bot.offline.demo_models import DEMO_BUILDERS
@@ -20,6 +21,10 @@ from handlers.parsing import PARSERS
 
 def test_every_pipeline_task_has_a_runner_and_every_runner_a_task() -> None:
     assert set(RUNNERS) == {spec.pipeline_task for spec in TASKS.values()}
+
+
+def test_the_remote_engine_serves_exactly_the_tasks_the_registry_calls_remote_capable() -> None:
+    assert set(REMOTE_TASKS) == {spec.pipeline_task for spec in TASKS.values() if spec.remote}
 
 
 def test_every_command_has_a_demo_model() -> None:
