@@ -16,8 +16,8 @@ import pytest
 
 from bot.engine.chat import ChatPrompt
 from bot.engine.remote import engine_parameters
+from bot.offline.local_engine import Serving, free_port, transformers_serve
 from tests.support.harness import RunningBot, bot_settings, running_bot
-from tests.support.serve import Serving, free_port, transformers_serve
 
 STOPPED = "(stopped)"
 # As long an answer as the tiny model's context allows: seconds of streaming to act within.

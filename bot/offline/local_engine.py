@@ -1,7 +1,8 @@
-"""A real `transformers serve` process on 127.0.0.1, serving a tiny chat model built offline.
+"""A real `transformers serve` process on 127.0.0.1, serving a model from a local folder.
 
 It is the engine an operator would point the bot at, with its own HTTP API,
-streaming and failures; tests drive the bot against it exactly as in production.
+streaming and failures: tests and benchmarks drive the bot against it exactly
+as in production, with a tiny chat model built offline.
 """
 
 from __future__ import annotations
