@@ -11,7 +11,16 @@ from models import migrate
 from models.base import Base
 from models.store import SettingsStore
 
-APP_TABLES = {"users", "chats", "user_preferences", "chat_defaults", "usage_log", "model_rules"}
+APP_TABLES = {
+    "users",
+    "chats",
+    "user_preferences",
+    "chat_defaults",
+    "usage_log",
+    "model_rules",
+    "access_grants",
+    "invite_codes",
+}
 
 
 async def table_names(engine) -> set[str]:
@@ -79,5 +88,21 @@ async def test_the_models_match_what_the_migrations_build(database) -> None:
                 )
             )
         assert diff == []
+    finally:
+        await engine.dispose()
+
+
+async def test_access_tables_come_with_0003_and_go_with_its_downgrade(database) -> None:
+    engine = database.engine()
+    try:
+        await migrate.upgrade(engine)
+        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        await store.set_access(42, True, by=1)
+        await store.create_invite("code", 1, None, by=1)
+        await migrate.downgrade(engine, "0002")
+        assert await table_names(engine) == APP_TABLES - {"access_grants", "invite_codes"}
+        await migrate.upgrade(engine)
+        fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        assert await fresh.access_restricted() is False, "the downgrade dropped the grants"
     finally:
         await engine.dispose()
