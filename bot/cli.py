@@ -1,4 +1,4 @@
-"""The `hfbot` command: run the bot, manage the database schema.
+"""The `hfbot` command: run the bot, manage the database schema, read the usage figures.
 
 Errors a person can fix (no token, database unreachable) end in one line on
 stderr and a non-zero exit code, never a traceback.
@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.error import InvalidToken
 
 from bot.config import MissingTokenError, Settings
 from bot.errors import StoreUnavailable
 from bot.log_setup import configure_logging
+from bot.tasks import param_rules_from_caps
 from models import migrate
-from models.store import create_engine
+from models.store import SettingsStore, create_engine
+from models.usage import WINDOWS, Bucket, UsageSeries, step_for
 
 log = logging.getLogger("hfbot")
 
@@ -75,6 +81,22 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("model_ids", nargs="+", metavar="MODEL_ID")
     fetch.set_defaults(handler=_models_fetch)
 
+    stats = commands.add_parser(
+        "stats", help="requests, errors, latency and active users, from the database"
+    )
+    stats.add_argument(
+        "--since",
+        default="24h",
+        help=f"{', '.join(WINDOWS)} or an ISO date or time, UTC unless it says (default: %(default)s)",
+    )
+    stats.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="write the figures per time bucket and task to FILE as CSV instead of a table",
+    )
+    stats.set_defaults(handler=_stats)
+
     database = commands.add_parser("db", help="database schema migrations")
     actions = database.add_subparsers(dest="action", required=True)
     up = actions.add_parser("upgrade", help="upgrade the schema (default: to head)")
@@ -115,6 +137,100 @@ def _db_current(settings: Settings, args: argparse.Namespace) -> int:
     head = migrate.head_revision()
     print(f"{revision or 'empty'} (head: {head})")
     return 0
+
+
+def since_moment(text: str, now: datetime) -> datetime:
+    """`24h`, `7d`, `30d`, or an ISO date or time (UTC unless it names a zone), before `now`."""
+    if text in WINDOWS:
+        return now - WINDOWS[text]
+    moment = datetime.fromisoformat(text)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if moment >= now:
+        raise ValueError(f"{text} is not in the past")
+    return moment
+
+
+def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    """The /stats figures in the terminal (a table) or as CSV, read through the store."""
+    until = datetime.now(UTC)
+    try:
+        since = since_moment(args.since, until)
+    except ValueError as exc:
+        print(f"hfbot: --since wants {', '.join(WINDOWS)} or an ISO date ({exc})", file=sys.stderr)
+        return 2
+
+    async def read(engine: AsyncEngine) -> UsageSeries:
+        rules = param_rules_from_caps(
+            settings.max_new_tokens_cap, settings.max_return_sequences_cap
+        )
+        store = SettingsStore(engine, rules=rules)
+        return await store.usage_series(since, until, step_for(until - since))
+
+    series = asyncio.run(_with_engine(settings, read))
+    assert isinstance(series, UsageSeries)
+    if args.csv is None:
+        print_table(series, sys.stdout)
+        return 0
+    with args.csv.open("w", newline="", encoding="utf-8") as out:
+        write_csv(series, out)
+    rows = len(series.total) * (len(series.by_task) + 1)
+    print(f"wrote {rows} rows ({len(series.total)} time buckets) to {args.csv}")
+    return 0
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def print_table(series: UsageSeries, out: TextIO) -> None:
+    """Totals per task, then one line per time bucket: what the /stats chart shows."""
+    summary = series.summary
+    print(
+        f"Usage {series.since:%Y-%m-%d %H:%M} to {series.until:%Y-%m-%d %H:%M} UTC, "
+        f"{summary.active_users} active users",
+        file=out,
+    )
+    width = max([len("task"), len("all"), *(len(task.task) for task in summary.tasks)])
+    print(f"\n{'task':<{width}}  requests  errors  p50 ms  p95 ms", file=out)
+    rows: list[tuple[str, int, int, float | None, float | None]] = [
+        (t.task, t.requests, t.errors, t.p50_ms, t.p95_ms) for t in summary.tasks
+    ]
+    rows.append(("all", summary.requests, summary.errors, summary.p50_ms, summary.p95_ms))
+    for name, requests, errors, p50, p95 in rows:
+        print(
+            f"{name:<{width}}  {requests:>8}  {errors:>6}  {_ms(p50):>6}  {_ms(p95):>6}", file=out
+        )
+    print(f"\n{'from (UTC)':<16}  requests  errors  p50 ms  p95 ms  users", file=out)
+    for bucket in series.total:
+        print(
+            f"{bucket.start:%Y-%m-%d %H:%M}  {bucket.requests:>8}  {bucket.errors:>6}  "
+            f"{_ms(bucket.p50_ms):>6}  {_ms(bucket.p95_ms):>6}  {bucket.active_users:>5}",
+            file=out,
+        )
+
+
+CSV_COLUMNS = ("start_utc", "task", "requests", "errors", "p50_ms", "p95_ms", "active_users")
+
+
+def write_csv(series: UsageSeries, out: TextIO) -> None:
+    """One row per time bucket for all tasks together (`task` = `all`), then one per task."""
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    tasks: list[tuple[str, list[Bucket]]] = [("all", series.total), *series.by_task.items()]
+    for index, start in enumerate(series.starts):
+        for name, buckets in tasks:
+            bucket = buckets[index]
+            writer.writerow(
+                (
+                    start.isoformat(),
+                    name,
+                    bucket.requests,
+                    bucket.errors,
+                    "" if bucket.p50_ms is None else round(bucket.p50_ms, 1),
+                    "" if bucket.p95_ms is None else round(bucket.p95_ms, 1),
+                    bucket.active_users,
+                )
+            )
 
 
 def _console(settings: Settings, args: argparse.Namespace) -> int:

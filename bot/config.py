@@ -87,7 +87,25 @@ class Settings(BaseSettings):
     )
     admin_ids: Annotated[list[int], NoDecode] = Field(
         default_factory=list,
-        description="Telegram user ids of the bot's admins, comma separated (/stats, /allow, /deny).",
+        description=(
+            "Telegram user ids of the bot's admins, comma separated (/stats, /allow, /deny, "
+            "/grant, /revoke, /invite); they may always use the bot."
+        ),
+    )
+    allowed_users: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Telegram user ids who may use the bot in private chats and inline, comma separated. "
+            "Empty here, in HFBOT_ALLOWED_GROUPS and in the database (/grant, /revoke, /invite): "
+            "everyone may."
+        ),
+    )
+    allowed_groups: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Ids of the groups and channels the bot serves (negative numbers), comma separated; "
+            "it leaves any other once the bot is private."
+        ),
     )
 
     # Receiving updates: long polling unless a webhook URL is set
@@ -339,9 +357,9 @@ class Settings(BaseSettings):
         default=2, ge=1, description="Model downloads that may run at once (threads of their own)."
     )
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "allowed_users", "allowed_groups", mode="before")
     @classmethod
-    def _admin_ids_from_csv(cls, value: object) -> object:
+    def _ids_from_csv(cls, value: object) -> object:
         return _split_csv(value)
 
     def remote_model(self, model_id: str) -> tuple[str, str] | None:

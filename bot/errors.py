@@ -174,12 +174,30 @@ class NotGroupAdmin(UserFacingError):
     key = "error.not_group_admin"
 
 
+class NotGroupAdminStats(NotGroupAdmin):
+    """/stats in a group by someone who is not one of its admins."""
+
+    key = "error.not_group_admin_stats"
+
+
 class GroupOnly(UserFacingError):
     key = "error.group_only"
 
 
 class BotAdminOnly(UserFacingError):
     key = "error.bot_admin_only"
+
+
+class AdminAlwaysAllowed(UserFacingError):
+    """/revoke of one of the bot's admins: HFBOT_ADMIN_IDS may always use the bot."""
+
+    key = "error.admin_always_allowed"
+
+
+class InvalidInvite(UserFacingError):
+    """An invite code that is used up, expired, or was never made."""
+
+    key = "error.invalid_invite"
 
 
 class UnknownLanguage(UserFacingError):

@@ -13,7 +13,7 @@ from telegram.ext import (
 )
 
 from bot.tasks import TASKS
-from handlers import admin, common, conversation, inference, inline, media, settings
+from handlers import access, admin, common, conversation, inference, inline, media, settings
 from handlers.context import BotApplication
 
 # What the handlers below need from Telegram; polling and the webhook ask for exactly these.
@@ -22,6 +22,8 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY, U
 
 def register_handlers(application: BotApplication) -> None:
     """Every command the bot answers, in one place, so its surface reads at a glance."""
+    # Before anything else sees an update: who may use the bot (refused updates stop here).
+    application.add_handler(TypeHandler(Update, access.access_gate), group=-2)
     application.add_handler(TypeHandler(Update, common.track_update, block=False), group=-1)
     commands = {
         "start": common.start_command,
@@ -45,6 +47,9 @@ def register_handlers(application: BotApplication) -> None:
         "stats": admin.stats_command,
         "allow": admin.allow_command,
         "deny": admin.deny_command,
+        "grant": access.grant_command,
+        "revoke": access.revoke_command,
+        "invite": access.invite_command,
     }
     new_posts = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
     for name, callback in commands.items():

@@ -1,18 +1,22 @@
-"""Commands for the bot's own admins: /stats, /allow, /deny."""
+"""Commands for the bot's own admins (/stats, /allow, /deny), and /stats for group admins."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
 
-from bot.errors import BotAdminOnly, UsageHint
+from bot.delivery.charts import render_usage_chart
+from bot.delivery.replies import reply_photo
+from bot.errors import BotAdminOnly, NotGroupAdminStats, UsageHint
 from bot.hub.access import rule_id
 from handlers.parsing import command_text
+from handlers.settings import require_group_admin
 from handlers.turn import Turn, handle_errors
 from models.base import utcnow
 from models.rule import RuleKind
+from models.usage import WINDOWS, UsageSummary, step_for
 
-STATS_WINDOW = timedelta(hours=24)
+DEFAULT_WINDOW = "24h"
 
 
 def require_bot_admin(turn: Turn) -> None:
@@ -20,25 +24,54 @@ def require_bot_admin(turn: Turn) -> None:
         raise BotAdminOnly()
 
 
+def _window(turn: Turn) -> tuple[str, timedelta]:
+    words = command_text(turn.message).lower().split()
+    name = words[0] if words else DEFAULT_WINDOW
+    if len(words) > 1 or name not in WINDOWS:
+        raise UsageHint("admin.usage_stats", windows="|".join(WINDOWS))
+    return name, WINDOWS[name]
+
+
 @handle_errors
 async def stats_command(turn: Turn) -> None:
-    """/stats: requests, errors and latency per task over the last day."""
-    require_bot_admin(turn)
-    summary = await turn.services.store.usage_summary(utcnow() - STATS_WINDOW)
-    hours = int(STATS_WINDOW.total_seconds() // 3600)
-    lines = [turn.t("admin.stats_title", hours=hours, users=summary.active_users)]
-    lines += [
-        turn.t(
-            "admin.stats_row",
-            task=row.task,
-            requests=row.requests,
-            errors=row.errors,
-            p50=round(row.p50_ms),
-            p95=round(row.p95_ms),
-        )
-        for row in summary.tasks
-    ] or [turn.t("admin.stats_empty")]
-    await turn.reply("\n".join(lines))
+    """/stats [24h|7d|30d]: a chart of requests, errors, latency and active users, and one line.
+
+    In a private chat, for the bot's admins: every chat. In a group, for its
+    admins (checked live) and the bot's: that group's requests only, so no
+    group sees another's.
+    """
+    if turn.in_group:
+        if turn.owner_id not in turn.services.settings.admin_ids:
+            await require_group_admin(turn, refusal=NotGroupAdminStats)
+        chat_id: int | None = turn.chat.id
+    else:
+        require_bot_admin(turn)
+        chat_id = None
+    name, span = _window(turn)
+    until = utcnow()
+    series = await turn.services.store.usage_series(
+        until - span, until, step_for(span), chat_id=chat_id
+    )
+    # The chart is labelled in English (see bot.delivery.charts); the caption is localized.
+    where = "This group" if chat_id is not None else "All chats"
+    png = await asyncio.to_thread(render_usage_chart, series, f"{where} · last {name}")
+    await reply_photo(turn.message, png, _summary_line(turn, name, series.summary))
+
+
+def _summary_line(turn: Turn, window: str, summary: UsageSummary) -> str:
+    """One line a phone shows whole under the picture: totals, error rate, latency, users."""
+    if summary.p50_ms is None or summary.p95_ms is None:
+        return turn.t("admin.stats_empty", window=window)
+    return turn.t(
+        "admin.stats_summary",
+        window=window,
+        requests=summary.requests,
+        errors=summary.errors,
+        rate=f"{summary.errors / summary.requests:.0%}",
+        users=summary.active_users,
+        p50=round(summary.p50_ms),
+        p95=round(summary.p95_ms),
+    )
 
 
 async def _set_rule(turn: Turn, rule: RuleKind) -> None:

@@ -6,15 +6,20 @@ import logging
 
 from telegram import (
     BotCommand,
+    BotCommandScope,
+    BotCommandScopeAllChatAdministrators,
     BotCommandScopeAllGroupChats,
+    BotCommandScopeChat,
     BotCommandScopeDefault,
     Chat,
     Update,
 )
+from telegram.error import BadRequest
 
 from bot.errors import NothingToCancel, StoreUnavailable
 from bot.i18n import CATALOGS, DEFAULT_LANGUAGE, pick_language, t
 from bot.tasks import TASKS
+from handlers.access import redeem_invite
 from handlers.context import BotApplication, BotContext
 from handlers.turn import Turn, handle_errors
 
@@ -36,14 +41,16 @@ MENU = (
     "cancel",
 )
 GROUP_MENU = (*MENU, "groupmodel", "groupset", "groupsystem", "groupconversation")
+GROUP_ADMIN_MENU = (*GROUP_MENU, "stats")
+BOT_ADMIN_MENU = (*MENU, "stats", "grant", "revoke", "invite", "allow", "deny")
 
 
 @handle_errors
 async def start_command(turn: Turn) -> None:
-    """/start: a greeting with two examples to try."""
-    await turn.reply(
-        turn.t("start.text", name=turn.user.first_name if turn.user else turn.chat.title)
-    )
+    """/start: a greeting with two examples to try; `/start <code>` first redeems an invite."""
+    welcome = [turn.t("access.welcome")] if await redeem_invite(turn) else []
+    name = turn.user.first_name if turn.user else turn.chat.title
+    await turn.reply("\n\n".join([*welcome, turn.t("start.text", name=name)]))
 
 
 @handle_errors
@@ -123,16 +130,30 @@ async def stale_button(update: Update, context: BotContext) -> None:
 
 
 async def register_commands(application: BotApplication) -> None:
-    """The command menu, in each language, with the group-admin commands shown in groups."""
-    bot = application.bot
+    """The command menu, in each language: group-admin commands in groups, /stats for group
+    admins, and the bot's own admin commands in its admins' private chats."""
+    found = application.bot_data.services
+    shared: list[tuple[BotCommandScope, tuple[str, ...]]] = [
+        (BotCommandScopeDefault(), MENU),
+        (BotCommandScopeAllGroupChats(), GROUP_MENU),
+        (BotCommandScopeAllChatAdministrators(), GROUP_ADMIN_MENU),
+    ]
     for language in CATALOGS:
-        code = None if language == DEFAULT_LANGUAGE else language
-        for scope, names in (
-            (BotCommandScopeDefault(), MENU),
-            (BotCommandScopeAllGroupChats(), GROUP_MENU),
-        ):
-            commands = [BotCommand(name, t(language, f"cmd.{name}")) for name in names]
-            await bot.set_my_commands(commands, scope=scope, language_code=code)
+        for scope, names in shared:
+            await _set_menu(application, scope, names, language)
+        for admin in found.settings.admin_ids if found is not None else ():
+            try:
+                await _set_menu(application, BotCommandScopeChat(admin), BOT_ADMIN_MENU, language)
+            except BadRequest as error:  # an admin who never opened a chat with the bot
+                log.info("no admin command menu for %s: %s", admin, error)
+
+
+async def _set_menu(
+    application: BotApplication, scope: BotCommandScope, names: tuple[str, ...], language: str
+) -> None:
+    commands = [BotCommand(name, t(language, f"cmd.{name}")) for name in names]
+    code = None if language == DEFAULT_LANGUAGE else language
+    await application.bot.set_my_commands(commands, scope=scope, language_code=code)
 
 
 async def on_error(update: object, context: BotContext) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
 
 from bot.config import Settings
+from bot.delivery.access import AccessPolicy
 from bot.delivery.chat_action import ChatTyping
 from bot.delivery.in_flight import RunningRequests
 from bot.delivery.pacing import EditPacer
@@ -39,6 +40,7 @@ class Services:
     edit_pacer: EditPacer
     downloads: ModelDownloads
     metrics: BotMetrics
+    access: AccessPolicy
 
     async def close(self) -> None:
         """Pool first (it answers every waiter), then the database the answers are logged to."""

@@ -72,7 +72,9 @@ async def tracked(turn: Turn, spec: TaskSpec) -> AsyncIterator[Usage]:
     try:
         yield usage
     except Exception:
-        turn.services.metrics.command(spec.name, "crashed", time.perf_counter() - started)
+        turn.services.metrics.command(
+            spec.name, usage.model_id, "crashed", time.perf_counter() - started
+        )
         raise
     await log_usage(turn, spec, usage, time.perf_counter() - started)
 
@@ -125,7 +127,7 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
 async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) -> None:
     """Record the request for /stats and /metrics; losing a log row must never fail the reply."""
     outcome = usage.error or "ok"
-    turn.services.metrics.command(spec.name, outcome, seconds)
+    turn.services.metrics.command(spec.name, usage.model_id, outcome, seconds)
     log.info(
         "%s on %s: %s in %.0f ms (user %s)",
         spec.name,

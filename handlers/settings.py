@@ -322,18 +322,18 @@ async def lang_command(turn: Turn) -> None:
 # -- groups ------------------------------------------------------------------
 
 
-async def require_group_admin(turn: Turn) -> None:
-    """Group defaults are for the group's admins (checked live with getChatMember)."""
+async def require_group_admin(turn: Turn, *, refusal: type[NotGroupAdmin] = NotGroupAdmin) -> None:
+    """Group defaults (and a group's /stats) are for its admins (checked live with getChatMember)."""
     if not turn.in_group:
         raise GroupOnly()
     sender_chat = turn.message.sender_chat
     if sender_chat is not None:
         if sender_chat.id == turn.chat.id:
             return  # an anonymous admin speaks as the group
-        raise NotGroupAdmin()  # someone posting as a channel is no admin of this group
+        raise refusal()  # someone posting as a channel is no admin of this group
     member = await turn.context.bot.get_chat_member(turn.chat.id, turn.owner_id)
     if member.status not in _ADMIN_STATUSES:
-        raise NotGroupAdmin()
+        raise refusal()
 
 
 @handle_errors

@@ -59,10 +59,9 @@ class Turn:
         to that chat. Telegram gives all such messages one shared stand-in `from`
         account, which must never pool everyone's settings and limits.
         """
-        message = self.update.effective_message
-        if message is not None and message.sender_chat is not None:
-            return message.sender_chat.id
-        return self.user.id if self.user is not None else self.chat.id
+        owner = owner_of(self.update)
+        assert owner is not None, "every update a Turn is opened for has a sender or a chat"
+        return owner
 
     @property
     def chat(self) -> Chat:
@@ -97,6 +96,16 @@ class Turn:
 
     async def refuse(self, error: UserFacingError) -> None:
         await self.reply(self.t(error.key, **error.values))
+
+
+def owner_of(update: Update) -> int | None:
+    """Whose update this is (see `Turn.owner_id`); None for an update with neither sender nor chat."""
+    message = update.effective_message
+    if message is not None and message.sender_chat is not None:
+        return message.sender_chat.id
+    if update.effective_user is not None:
+        return update.effective_user.id
+    return update.effective_chat.id if update.effective_chat is not None else None
 
 
 def handle_errors(handler: Callable[[Turn], Awaitable[None]]) -> Handler:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal, Protocol, TypeVar, cast
 
@@ -31,11 +31,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.errors import StoreUnavailable, UserFacingError
-from models import conversation, preference, rule, usage, user
+from models import access, conversation, preference, rule, usage, user
+from models.access import Invite
 from models.conversation import OngoingConversation
 from models.preference import CHAT_SCOPE, USER_SCOPE, Choice, Scope
 from models.rule import ModelRule, RuleKind
-from models.usage import UsageRecord, UsageSummary
+from models.usage import UsageRecord, UsageSeries
 from models.user import Chat, GroupSetup, User
 
 
@@ -139,6 +140,7 @@ class SettingsStore:
         self._max_owners = max_cached_owners
         self._clock = clock
         self._touched: OrderedDict[tuple[str, int], float] = OrderedDict()
+        self.restricted_last_seen: bool | None = None
 
     def rebind(self, engine: AsyncEngine) -> None:
         """Use this engine from now on (tests point a running bot at a database that is gone)."""
@@ -398,10 +400,58 @@ class SettingsStore:
         async with self._session(read_only=True) as session:
             return await usage.count_requests(session, user_id, since)
 
-    async def usage_summary(self, since: datetime) -> UsageSummary:
-        """Requests, errors and latency percentiles per task since a moment (for /stats)."""
+    async def usage_series(
+        self, since: datetime, until: datetime, step: timedelta, *, chat_id: int | None = None
+    ) -> UsageSeries:
+        """Requests, errors, latency and active users per time bucket (the /stats chart)."""
         async with self._session(read_only=True) as session:
-            return await usage.summarize_usage(session, since)
+            return await usage.usage_series(session, since, until, step, chat_id=chat_id)
+
+    # -- who may use the bot ---------------------------------------------------
+
+    async def access_decision(self, subject_id: int) -> bool | None:
+        """An admin's grant (True) or revocation (False) of a person or chat; None: neither."""
+        return await self._read_through(
+            "access", subject_id, "", partial(access.read_decision, subject_id=subject_id)
+        )
+
+    async def access_restricted(self) -> bool:
+        """Whether any grant, revocation or invite code exists (then the bot is private).
+
+        The last answer is kept in `restricted_last_seen`, so a private bot stays
+        private while the database cannot be reached.
+        """
+        found = await self._read_through("access_any", 0, "", access.any_restriction)
+        self.restricted_last_seen = found
+        return found
+
+    async def set_access(self, subject_id: int, allowed: bool, *, by: int | None) -> None:
+        """Grant or revoke a person (positive id) or a group or channel (negative id)."""
+        async with self._session() as session:
+            await access.write_decision(session, subject_id, allowed, by)
+        self._forget("access", subject_id)
+        self._forget("access_any", 0)
+        self.restricted_last_seen = True
+
+    async def create_invite(
+        self, code: str, max_uses: int, expires_at: datetime | None, *, by: int | None
+    ) -> Invite:
+        async with self._session() as session:
+            invite = await access.create_invite(session, code, max_uses, expires_at, by)
+        self._forget("access_any", 0)
+        self.restricted_last_seen = True
+        return invite
+
+    async def redeem_invite(self, code: str, user_id: int) -> bool:
+        """Take one use of the code and grant the person; False when it is used up or expired."""
+        async with self._session() as session:
+            redeemed = await access.redeem_invite(session, code, user_id)
+        self._forget("access", user_id)
+        return redeemed
+
+    async def get_invite(self, code: str) -> Invite | None:
+        async with self._session(read_only=True) as session:
+            return await access.read_invite(session, code)
 
     # -- conversations -----------------------------------------------------------
 

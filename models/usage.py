@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Float, Integer, String, func, select
@@ -42,9 +43,73 @@ class TaskUsage:
 
 @dataclass(frozen=True)
 class UsageSummary:
+    """Totals since a moment; the percentiles are over every request (None when there were none)."""
+
     since: datetime
     tasks: list[TaskUsage]
     active_users: int
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+    @property
+    def requests(self) -> int:
+        return sum(task.requests for task in self.tasks)
+
+    @property
+    def errors(self) -> int:
+        return sum(task.errors for task in self.tasks)
+
+
+# The windows /stats offers, and how finely each is cut: about 24 to 30 buckets, few
+# enough to read on a phone. `step_for` picks the same cuts for any other window.
+WINDOWS: dict[str, timedelta] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+STEPS: tuple[tuple[timedelta, timedelta], ...] = (
+    (timedelta(days=2), timedelta(hours=1)),
+    (timedelta(days=14), timedelta(hours=6)),
+    (timedelta.max, timedelta(days=1)),
+)
+
+
+def step_for(span: timedelta) -> timedelta:
+    """The bucket width for a window: hours for a day, quarter days for a week, days beyond."""
+    return next(step for longest, step in STEPS if span <= longest)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One time slice of the usage log; latencies are None when nothing ran in it."""
+
+    start: datetime
+    requests: int
+    errors: int
+    p50_ms: float | None
+    p95_ms: float | None
+    active_users: int
+
+
+@dataclass(frozen=True)
+class UsageSeries:
+    """The usage log cut into equal buckets from `since` to `until`, all tasks and per task."""
+
+    since: datetime
+    until: datetime
+    step: timedelta
+    total: list[Bucket]
+    by_task: dict[str, list[Bucket]]
+    summary: UsageSummary
+
+    @property
+    def starts(self) -> list[datetime]:
+        return [bucket.start for bucket in self.total]
+
+    @property
+    def until_edge(self) -> datetime:
+        """Where the last bucket ends (at or after `until`)."""
+        return self.total[-1].start + self.step
 
 
 async def count_requests(session: AsyncSession, user_id: int, since: datetime) -> int:
@@ -57,19 +122,8 @@ async def count_requests(session: AsyncSession, user_id: int, since: datetime) -
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def summarize_usage(session: AsyncSession, since: datetime) -> UsageSummary:
-    """Requests, errors and latency percentiles per task since a moment (for /stats).
-
-    Percentiles are computed here rather than in SQL so SQLite and
-    PostgreSQL give the same answer.
-    """
-    rows = (
-        await session.execute(
-            select(
-                UsageRecord.task, UsageRecord.latency_ms, UsageRecord.ok, UsageRecord.user_id
-            ).where(UsageRecord.created_at >= since)
-        )
-    ).all()
+def _summary(since: datetime, rows: Sequence[Any]) -> UsageSummary:
+    """Requests, errors and latency percentiles per task and over all rows."""
     by_task: dict[str, list[Any]] = {}
     for row in rows:
         by_task.setdefault(row.task, []).append(row)
@@ -84,10 +138,81 @@ async def summarize_usage(session: AsyncSession, since: datetime) -> UsageSummar
         for task, items in sorted(by_task.items())
     ]
     active = len({row.user_id for row in rows if row.user_id is not None})
-    return UsageSummary(since=since, tasks=tasks, active_users=active)
+    latencies = [row.latency_ms for row in rows]
+    return UsageSummary(
+        since=since,
+        tasks=tasks,
+        active_users=active,
+        p50_ms=percentile(latencies, 0.50) if latencies else None,
+        p95_ms=percentile(latencies, 0.95) if latencies else None,
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile: always a latency that was actually observed."""
     ordered = sorted(values)
     return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+async def usage_series(
+    session: AsyncSession,
+    since: datetime,
+    until: datetime,
+    step: timedelta,
+    *,
+    chat_id: int | None = None,
+) -> UsageSeries:
+    """The usage log between two moments in buckets of `step` (one chat's only, if given).
+
+    Buckets start at `since` rounded down to a whole step (in UTC), so hourly
+    buckets begin on the hour. Percentiles are computed here rather than in
+    SQL, so SQLite and PostgreSQL give the same figures.
+    """
+    origin = _floor(since, step)
+    stmt = select(
+        UsageRecord.created_at,
+        UsageRecord.task,
+        UsageRecord.latency_ms,
+        UsageRecord.ok,
+        UsageRecord.user_id,
+    ).where(UsageRecord.created_at >= since, UsageRecord.created_at < until)
+    if chat_id is not None:
+        stmt = stmt.where(UsageRecord.chat_id == chat_id)
+    rows = (await session.execute(stmt)).all()
+    count = max(1, math.ceil((until - origin) / step))
+    slots: list[list[Any]] = [[] for _ in range(count)]
+    for row in rows:
+        slots[min(count - 1, int((row.created_at - origin) / step))].append(row)
+    starts = [origin + index * step for index in range(count)]
+    tasks = sorted({row.task for row in rows})
+    return UsageSeries(
+        since=since,
+        until=until,
+        step=step,
+        total=[_bucket(start, slot) for start, slot in zip(starts, slots, strict=True)],
+        by_task={
+            task: [
+                _bucket(start, [row for row in slot if row.task == task])
+                for start, slot in zip(starts, slots, strict=True)
+            ]
+            for task in tasks
+        },
+        summary=_summary(since, rows),
+    )
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((moment - epoch) // step) * step
+
+
+def _bucket(start: datetime, rows: list[Any]) -> Bucket:
+    latencies = [row.latency_ms for row in rows]
+    return Bucket(
+        start=start,
+        requests=len(rows),
+        errors=sum(1 for row in rows if not row.ok),
+        p50_ms=percentile(latencies, 0.50) if latencies else None,
+        p95_ms=percentile(latencies, 0.95) if latencies else None,
+        active_users=len({row.user_id for row in rows if row.user_id is not None}),
+    )

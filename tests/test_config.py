@@ -112,7 +112,7 @@ def test_compose_runs_the_bot_on_a_healthy_postgres_with_volumes() -> None:
     mounts = {volume.split(":")[0]: volume.split(":")[1] for volume in bot["volumes"]}
     assert mounts["hf-cache"] == bot["environment"]["HF_HOME"]
     assert any(volume.startswith("db-data:") for volume in db["volumes"])
-    assert set(compose["volumes"]) == {"db-data", "hf-cache"}
+    assert set(compose["volumes"]) == {"db-data", "hf-cache", "prometheus-data", "grafana-data"}
     assert (ROOT / bot["build"] / "Dockerfile").exists()
     assert "8081/healthz" in " ".join(bot["healthcheck"]["test"])
     assert bot["environment"]["HFBOT_METRICS_PORT"] == "8081"

@@ -14,6 +14,7 @@ from telegram.ext import AIORateLimiter, ApplicationBuilder
 
 from bot.app.request import CountingRequest
 from bot.config import Settings
+from bot.delivery.access import AccessPolicy
 from bot.delivery.chat_action import ChatTyping
 from bot.delivery.in_flight import RunningRequests
 from bot.delivery.order import ChatOrderedUpdateProcessor
@@ -40,6 +41,8 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
     pool = PipelinePool(settings)
     metrics.watch_pool(lambda: pool.metrics.snapshot())
     vetter = ModelVetter(settings, store, remote=pool.remote)
+    access = AccessPolicy(settings, store)
+    await access.warm()
     return Services(
         settings=settings,
         store=store,
@@ -58,6 +61,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
             in_use=pool.model_ids,
         ),
         metrics=metrics,
+        access=access,
     )
 
 

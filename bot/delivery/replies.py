@@ -60,6 +60,22 @@ async def reply_html(
     return first
 
 
+async def reply_photo(message: Message, png: bytes, caption_markup: str) -> Message:
+    """Reply with a picture and an HTML caption, in this chat's reply order."""
+    ticket = current_ticket()
+    if ticket is not None:
+        await ticket.wait_turn()
+    sent = await message.reply_photo(
+        InputFile(png, filename="stats.png"),
+        caption=caption_markup,
+        parse_mode=ParseMode.HTML,
+        do_quote=True,
+    )
+    if ticket is not None:
+        await ticket.release()
+    return sent
+
+
 async def send_whole(
     message: Message, markup: str, note: str, keyboard: InlineKeyboardMarkup | None = None
 ) -> None:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from bot.engine.metrics import PoolMetricsSnapshot
+from bot.engine.metrics import PoolMetricsSnapshot, public_model_id
 
 REQUEST_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -32,6 +32,15 @@ class PoolCollector(Collector):
         for model, value in snap.queue_depth.items():
             depth.add_metric([model], value)
         yield depth
+        yield GaugeMetricFamily(
+            "hfbot_pool_up", "1 while the pool takes requests", value=int(snap.accepting)
+        )
+        engines = GaugeMetricFamily(
+            "hfbot_pool_engine_up", "1 while a model's engine can serve", labels=["model"]
+        )
+        for model, up in snap.engines_up.items():
+            engines.add_metric([model], int(up))
+        yield engines
         yield GaugeMetricFamily(
             "hfbot_pool_loaded_models", "Models in memory", value=len(snap.loaded_models)
         )
@@ -65,6 +74,15 @@ class PoolCollector(Collector):
             sum_value=snap.latency_sum_s,
         )
         yield latency
+        wait = HistogramMetricFamily(
+            "hfbot_pool_queue_wait_seconds", "Time a request waited in its queue for a batch"
+        )
+        wait.add_metric(
+            [],
+            buckets=[(_bound(b), n) for b, n in snap.queue_wait_buckets.items()],
+            sum_value=snap.queue_wait_sum_s,
+        )
+        yield wait
         yield from _engine_metrics(snap)
 
 
@@ -115,8 +133,8 @@ class BotMetrics:
         )
         self.commands = Counter(
             "hfbot_commands",
-            "Commands answered by task and outcome",
-            ["task", "outcome"],
+            "Commands answered by task, model and outcome",
+            ["task", "model", "outcome"],
             registry=self.registry,
         )
         self.latency = Histogram(
@@ -132,12 +150,19 @@ class BotMetrics:
             ["method", "code"],
             registry=self.registry,
         )
+        self.access_refusals = Counter(
+            "hfbot_access_refusals",
+            "Updates refused because the bot is private, by what was judged (user or chat)",
+            ["subject"],
+            registry=self.registry,
+        )
 
     def watch_pool(self, snapshot: Callable[[], PoolMetricsSnapshot]) -> None:
         self.registry.register(PoolCollector(snapshot))
 
-    def command(self, task: str, outcome: str, seconds: float) -> None:
-        self.commands.labels(task, outcome).inc()
+    def command(self, task: str, model: str, outcome: str, seconds: float) -> None:
+        """Count one answered command; a model in a local folder is named by the folder only."""
+        self.commands.labels(task, public_model_id(model), outcome).inc()
         self.latency.labels(task).observe(seconds)
 
     def render(self) -> bytes:

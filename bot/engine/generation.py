@@ -58,6 +58,11 @@ class ContinuousGenerationPath:
         in_engine = self._engine.in_flight if self._engine is not None else 0
         return self._fallback.queue_depth + in_engine
 
+    @property
+    def up(self) -> bool:
+        """Serving, or able to start: an engine whose generation thread died is down."""
+        return self._fallback.up and (self._engine is None or self._engine.is_running)
+
     async def submit(
         self, inputs: Any, params: Mapping[str, Any], *, on_text: TextCallback | None = None
     ) -> Any:

@@ -13,6 +13,31 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+WAIT_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class Histogram:
+    """Counts per bucket bound, kept plainly so the pool needs no metrics library."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    sum: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = self.counts or [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> dict[float, int]:
+        """Observations at or below each bound, the last bound being +inf (Prometheus' shape)."""
+        running, result = 0, {}
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            result[bound] = running
+        return result
 
 
 @dataclass
@@ -48,12 +73,16 @@ class PoolMetricsSnapshot:
     """The pool's counters at one moment. Keys of per-model maps are `task:model_id`."""
 
     queue_depth: Mapping[str, int]
+    engines_up: Mapping[str, bool]
+    accepting: bool
     loaded_models: tuple[str, ...]
     batch_sizes: Mapping[int, int]
     load_seconds: Mapping[str, float]
     latency_buckets: Mapping[float, int]
     latency_count: int
     latency_sum_s: float
+    queue_wait_buckets: Mapping[float, int]
+    queue_wait_sum_s: float
     loads: int
     load_failures: int
     evictions: int
@@ -83,12 +112,17 @@ class PoolMetricsSnapshot:
         )
 
 
-def model_label(task: str, model_id: str) -> str:
-    """`task:model` for metrics; a model in a local folder is named by the folder alone,
+def public_model_id(model_id: str) -> str:
+    """A model id fit for metrics: a model in a local folder is named by the folder alone,
     so no filesystem path of the machine ever reaches /metrics."""
     if model_id.startswith(("/", "./", "../", "~")) or "\\" in model_id:
-        model_id = "local/" + model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    return f"{task}:{model_id}"
+        return "local/" + model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return model_id
+
+
+def model_label(task: str, model_id: str) -> str:
+    """`task:model` for the pool's per-model metrics."""
+    return f"{task}:{public_model_id(model_id)}"
 
 
 @dataclass
@@ -96,11 +130,13 @@ class PoolMetrics:
     """Counters and histograms of one pool; gauges are read live from the pool."""
 
     queue_depths: Callable[[], Mapping[str, int]] = dict
+    engines_up: Callable[[], Mapping[str, bool]] = dict
+    accepting: Callable[[], bool] = lambda: True
     loaded: Callable[[], tuple[str, ...]] = tuple
     batch_sizes: Counter[int] = field(default_factory=Counter)
     load_seconds: dict[str, float] = field(default_factory=dict)
-    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
-    latency_sum_s: float = 0.0
+    latency: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_S))
+    queue_wait: Histogram = field(default_factory=lambda: Histogram(WAIT_BUCKETS_S))
     loads: int = 0
     load_failures: int = 0
     evictions: int = 0
@@ -120,25 +156,26 @@ class PoolMetrics:
         self.load_seconds[label] = seconds
 
     def record_latency(self, seconds: float) -> None:
-        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
-        self.latency_sum_s += seconds
+        self.latency.observe(seconds)
+
+    def record_queue_wait(self, seconds: float) -> None:
+        """How long a request waited in its model's queue before its batch started."""
+        self.queue_wait.observe(seconds)
 
     def snapshot(self) -> PoolMetricsSnapshot:
-        cumulative: dict[float, int] = {}
-        running = 0
-        for bound, count in zip(
-            (*LATENCY_BUCKETS_S, float("inf")), self.latency_counts, strict=True
-        ):
-            running += count
-            cumulative[bound] = running
+        latency = self.latency.cumulative()
         return PoolMetricsSnapshot(
             queue_depth=dict(self.queue_depths()),
+            engines_up=dict(self.engines_up()),
+            accepting=self.accepting(),
             loaded_models=tuple(self.loaded()),
             batch_sizes=dict(sorted(self.batch_sizes.items())),
             load_seconds=dict(self.load_seconds),
-            latency_buckets=cumulative,
-            latency_count=running,
-            latency_sum_s=self.latency_sum_s,
+            latency_buckets=latency,
+            latency_count=latency[float("inf")],
+            latency_sum_s=self.latency.sum,
+            queue_wait_buckets=self.queue_wait.cumulative(),
+            queue_wait_sum_s=self.queue_wait.sum,
             loads=self.loads,
             load_failures=self.load_failures,
             evictions=self.evictions,

@@ -99,6 +99,10 @@ class MicroBatcher:
         """Requests waiting to start (a running batch is no longer queued)."""
         return len(self._pending)
 
+    @property
+    def up(self) -> bool:
+        return not self._closed
+
     async def submit(
         self,
         inputs: Any,
@@ -181,9 +185,11 @@ class MicroBatcher:
     def _take(self, key: Hashable) -> list[_Request]:
         batch: list[_Request] = []
         rest: deque[_Request] = deque()
+        now = asyncio.get_running_loop().time()
         for request in self._pending:
             if request.key == key and len(batch) < self._max_batch_size:
                 request.started = True
+                self._metrics.record_queue_wait(now - request.enqueued_at)
                 batch.append(request)
             else:
                 rest.append(request)

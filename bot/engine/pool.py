@@ -44,6 +44,11 @@ class Engine(Protocol):
     @property
     def queue_depth(self) -> int: ...
 
+    @property
+    def up(self) -> bool:
+        """Whether this engine can serve a request now (a crashed generation thread cannot)."""
+        ...
+
     async def submit(
         self, inputs: Any, params: Mapping[str, Any], *, on_text: TextCallback | None = None
     ) -> Any: ...
@@ -87,7 +92,12 @@ class PipelinePool:
         self._sources: dict[ModelKey, str] = {}
         self._loader = loader or default_loader(settings)
         self.remote = RemoteEngines(settings.engines)
-        self.metrics = PoolMetrics(queue_depths=self._queue_depths, engines=self.remote.stats)
+        self.metrics = PoolMetrics(
+            queue_depths=self._queue_depths,
+            engines=self.remote.stats,
+            engines_up=self._engines_up,
+            accepting=lambda: not self._closed,
+        )
         budget = settings.pool_memory_budget_mb
         self._models = ModelCache(
             self._load,
@@ -238,3 +248,6 @@ class PipelinePool:
 
     def _queue_depths(self) -> dict[str, int]:
         return {model_label(*key): engine.queue_depth for key, engine in self._engines.items()}
+
+    def _engines_up(self) -> dict[str, bool]:
+        return {model_label(*key): engine.up for key, engine in self._engines.items()}

@@ -75,6 +75,7 @@ class RemoteEngines:
         self._waiting = dict.fromkeys(engines, 0)
         self._models: dict[str, tuple[float, frozenset[str]]] = {}
         self.stats = {name: EngineStats() for name in engines}
+        self.reachable = dict.fromkeys(engines, True)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -145,6 +146,7 @@ class RemoteEngines:
                 found[name] = "ok"
             except EngineUnavailable:
                 found[name] = "unreachable"
+            self.reachable[name] = found[name] == "ok"
         return found
 
 
@@ -183,6 +185,11 @@ class RemoteEngine:
     def queue_depth(self) -> int:
         return self._engines.waiting(self._engine)
 
+    @property
+    def up(self) -> bool:
+        """Whether the engine answered the last time the bot asked it anything."""
+        return self._engines.reachable[self._engine]
+
     async def submit(
         self, inputs: Any, params: Mapping[str, Any], *, on_text: TextCallback | None = None
     ) -> Any:
@@ -200,9 +207,13 @@ class RemoteEngine:
             async with self._engines.slot(self._engine):
                 result = await self._serve(inputs, params, timed)
             outcome = "ok"
+            self._engines.reachable[self._engine] = True
             return result
         except (PoolBusy, EngineBusy):
             outcome = "busy"
+            raise
+        except EngineUnavailable:
+            self._engines.reachable[self._engine] = False
             raise
         finally:
             self._engines.stats[self._engine].record(

@@ -75,6 +75,7 @@ async def test_new_starts_afresh_and_forget_deletes_and_counts_everything(
 
     [new] = await bot.ask(alice, bot.emu.private_chat(alice), "/new")
     await bot.ask(alice, bot.emu.private_chat(alice), "Which number?")
+    await bot.settle()
     [forgot] = await bot.ask(alice, bot.emu.private_chat(alice), "/forget")
 
     assert new == "Fresh start: I've put our earlier conversation aside."

@@ -132,20 +132,6 @@ async def test_an_unexpected_error_is_logged_and_the_person_gets_no_traceback(
     assert any("ZeroDivisionError" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
-async def test_stats_are_for_bot_admins_only(bot: RunningBot) -> None:
-    admin = bot.person("Admin")
-    assert admin.id != 1
-    bot.services.settings.admin_ids.append(admin.id)
-    mallory = bot.person("Mallory")
-    await bot.ask(admin, bot.emu.private_chat(admin), "/sentiment good")
-    await bot.settle()
-    [stats] = await bot.ask(admin, bot.emu.private_chat(admin), "/stats")
-    assert stats.startswith("Last 24 h · 1 active users")
-    assert "/sentiment: 1 requests, 0 errors" in stats
-    [refused] = await bot.ask(mallory, bot.emu.private_chat(mallory), "/stats")
-    assert refused == "Only the bot's admins can do that."
-
-
 async def test_admins_deny_a_model_and_users_can_no_longer_pick_it(bot: RunningBot) -> None:
     admin, alice = bot.person("Admin"), bot.person("Alice")
     bot.services.settings.admin_ids.append(admin.id)

@@ -7,7 +7,7 @@ model; the bot talks to it through huggingface_hub's AsyncInferenceClient.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,20 +96,40 @@ async def test_generate_runs_on_the_engine_too(remote_bot: RunningBot) -> None:
     assert reply.startswith("Once upon")
 
 
+def on_first_text(bot: RunningBot, act: Callable[[], None]) -> None:
+    """Do `act` the moment the engine's first words arrive: a person's Stop, or a crash,
+    at a point no timing can make the answer finish before."""
+    submit = bot.services.pool.submit
+
+    async def watched(*args: Any, on_text: Callable[[str], None] | None = None, **kw: Any) -> Any:
+        acted: list[bool] = []
+
+        def first(text: str) -> None:
+            if on_text is not None:
+                on_text(text)
+            if text and not acted:
+                acted.append(True)
+                act()
+
+        return await submit(*args, on_text=first, **kw)
+
+    bot.services.pool.submit = watched  # type: ignore[method-assign]
+
+
 async def test_stop_closes_the_stream_and_keeps_what_was_shown(remote_bot: RunningBot) -> None:
     alice = remote_bot.person("Alice")
     chat = remote_bot.emu.private_chat(alice)
     await remote_bot.ask(alice, chat, f"/set chat max_new_tokens {LONG}")
+    on_first_text(remote_bot, lambda: remote_bot.services.running.cancel(alice.id))
     remote_bot.emu.send_message(alice, chat, "Tell me a very long story.")
-    [placeholder] = await remote_bot.emu.wait_for("sendMessage", timeout=60)
-    await remote_bot.emu.wait_for("editMessageText", timeout=60)
-    remote_bot.emu.press_button(alice, placeholder.result, f"stop:{alice.id}")
     [stopped] = await remote_bot.emu.wait_for(
         "editMessageText", lambda c: STOPPED in c.params.get("text", ""), timeout=60
     )
     await remote_bot.settle()
 
     assert stopped.params["text"].strip() != STOPPED, "what was written is still there"
+    turns = (await remote_bot.services.store.ongoing_conversation(chat.id, alice.id)).turns
+    assert [turn.role for turn in turns] == ["user", "assistant"] and turns[1].content
 
 
 async def test_a_model_the_engine_does_not_serve_is_refused_by_name(
@@ -165,9 +185,8 @@ async def test_the_engine_killed_mid_stream_leaves_the_text_and_a_clear_line(
             alice = bot.person("Alice")
             chat = bot.emu.private_chat(alice)
             await bot.ask(alice, chat, f"/set chat max_new_tokens {LONG}")
+            on_first_text(bot, doomed.process.kill)
             bot.emu.send_message(alice, chat, "Tell me a very long story.")
-            await bot.emu.wait_for("editMessageText", timeout=60)
-            doomed.kill()
             [broken] = await bot.emu.wait_for(
                 "editMessageText",
                 lambda c: "stopped answering properly" in c.params.get("text", ""),

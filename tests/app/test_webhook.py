@@ -136,11 +136,20 @@ async def test_metrics_count_commands_updates_and_pool_batches(webhook_bot: Webh
     async with aiohttp.ClientSession() as http, http.get(f"{webhook_bot.base}/metrics") as response:
         assert response.status == 200
         text = await response.text()
-    assert 'hfbot_commands_total{outcome="ok",task="sentiment"} 1.0' in text
+    [command] = [line for line in text.splitlines() if line.startswith("hfbot_commands_total{")]
+    assert 'outcome="ok"' in command and 'task="sentiment"' in command
+    assert command.endswith(" 1.0")
+    assert 'model="local/' in command, "a model in a local folder is named by its folder only"
+    services = webhook_bot.app.bot_data.services
+    assert services is not None
+    assert services.settings.default_models["sentiment"] not in command
     assert 'hfbot_updates_total{kind="message"}' in text
     assert 'hfbot_pool_batches_total{size="1"} 1.0' in text
     assert "hfbot_pool_latency_seconds_count 1.0" in text
+    assert "hfbot_pool_queue_wait_seconds_count 1.0" in text
     assert "hfbot_pool_loaded_models 1.0" in text
+    assert "hfbot_pool_up 1.0" in text
+    assert 'hfbot_pool_engine_up{model="text-classification:local/classifier"} 1.0' in text
 
 
 async def test_in_polling_mode_health_and_metrics_run_on_their_own_port(

@@ -81,3 +81,49 @@ async def test_the_models_match_what_the_migrations_build(database) -> None:
         assert diff == []
     finally:
         await engine.dispose()
+
+
+async def test_access_tables_come_with_0004_and_go_with_its_downgrade(database) -> None:
+    engine = database.engine()
+    try:
+        await migrate.upgrade(engine)
+        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        await store.set_access(42, True, by=1)
+        await store.create_invite("code", 1, None, by=1)
+        await migrate.downgrade(engine, "0003")
+        assert await table_names(engine) == APP_TABLES - {"access_grants", "invite_codes"}
+        await migrate.upgrade(engine)
+        fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        assert await fresh.access_restricted() is False, "the downgrade dropped the grants"
+    finally:
+        await engine.dispose()
+
+
+async def test_conversations_come_with_0003_and_go_with_its_downgrade_keeping_choices(
+    database,
+) -> None:
+    engine = database.engine()
+    try:
+        await migrate.upgrade(engine)
+        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        await store.set_user_params(7, "generate", {"temperature": 0.3})
+        await store.set_system_prompt(7, "Be brief.")
+        ongoing = await store.ongoing_conversation(7, 7)
+        await store.add_conversation_turn(
+            ongoing.id,
+            question="hi",
+            question_message_id=1,
+            answer="hello",
+            answer_message_id=2,
+            author_id=7,
+        )
+        await migrate.downgrade(engine, "0002")
+        assert "conversations" not in await table_names(engine)
+        await migrate.upgrade(engine)
+        fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        choice = await fresh.user_choice(7, "generate")
+        assert choice is not None and choice.params == {"temperature": 0.3}
+        assert (await fresh.ongoing_conversation(7, 7)).turns == ()
+        assert await fresh.system_prompt(7) is None
+    finally:
+        await engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,6 +12,7 @@ from bot.tasks import TASKS, param_rules_from_caps
 from models import migrate
 from models.base import utcnow
 from models.store import SettingsStore, create_engine
+from models.usage import UsageRecord
 
 GENERATE = TASKS["generate"]
 BOT_MODEL = GENERATE.default_model
@@ -208,15 +209,54 @@ async def test_usage_summary_counts_requests_errors_and_latency(store: SettingsS
         ok=False,
         error="error.pool_busy",
     )
-    summary = await store.usage_summary(utcnow() - timedelta(hours=1))
+    now = utcnow()
+    summary = (await store.usage_series(now - timedelta(hours=1), now, timedelta(hours=1))).summary
     by_task = {t.task: t for t in summary.tasks}
     assert by_task["sentiment"].requests == 5
     assert by_task["sentiment"].p50_ms == 30
     assert by_task["sentiment"].p95_ms == 1000
     assert by_task["generate"].errors == 1
-    assert summary.active_users == 2
+    assert (summary.requests, summary.errors, summary.active_users) == (6, 1, 2)
+    assert (summary.p50_ms, summary.p95_ms) == (20, 1000)
     assert await store.count_requests(1, utcnow() - timedelta(minutes=5)) == 5
     assert await store.count_requests(1, utcnow() + timedelta(minutes=5)) == 0
+
+
+async def test_usage_series_puts_each_request_in_its_hour_and_one_chats_only(
+    store: SettingsStore,
+) -> None:
+    until = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
+    rows = [
+        (until - timedelta(hours=2, minutes=10), "sentiment", 10.0, True, 1, -5),  # 10:20
+        (until - timedelta(hours=2, minutes=20), "sentiment", 30.0, False, 2, -5),  # 10:10
+        (until - timedelta(minutes=5), "generate", 500.0, True, 1, 1),  # 12:25, private chat
+        (until - timedelta(days=2), "generate", 1.0, True, 3, -5),  # before the window
+    ]
+    async with store._session() as session:
+        session.add_all(
+            UsageRecord(
+                created_at=at,
+                task=task,
+                model_id="m",
+                latency_ms=latency,
+                ok=ok,
+                user_id=user,
+                chat_id=chat,
+            )
+            for at, task, latency, ok, user, chat in rows
+        )
+    series = await store.usage_series(until - timedelta(hours=3), until, timedelta(hours=1))
+    assert [bucket.start.hour for bucket in series.total] == [9, 10, 11, 12]
+    assert [bucket.requests for bucket in series.total] == [0, 2, 0, 1]
+    ten = series.total[1]
+    assert (ten.errors, ten.p50_ms, ten.p95_ms, ten.active_users) == (1, 10.0, 30.0, 2)
+    assert series.total[0].p50_ms is None, "an hour without requests has no latency"
+    assert [b.requests for b in series.by_task["generate"]] == [0, 0, 0, 1]
+
+    group = await store.usage_series(
+        until - timedelta(hours=3), until, timedelta(hours=1), chat_id=-5
+    )
+    assert group.summary.requests == 2 and set(group.by_task) == {"sentiment"}
 
 
 async def test_model_rules_are_listed_replaced_and_removed(store: SettingsStore) -> None:

@@ -27,7 +27,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Conflict, RetryAfter
+from telegram.error import BadRequest, Conflict, Forbidden, RetryAfter
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -523,3 +523,24 @@ async def test_setting_a_webhook_can_drop_pending_updates(bot: Bot, emu: BotApiE
     assert emu.pending_updates == 0
     await bot.delete_webhook()
     assert (await bot.get_webhook_info()).url == ""
+
+
+async def test_a_bot_that_leaves_a_group_neither_sees_nor_speaks_there(
+    bot: Bot, emu: BotApiEmulator
+) -> None:
+    alice = emu.create_user("Alice")
+    group = emu.create_chat("group", "Readers", creator=alice)
+    channel = emu.create_chat("channel", "News")
+    assert await bot.leave_chat(group.id) is True
+    assert await bot.leave_chat(channel.id) is True
+    assert not emu.bot_is_member(group)
+
+    emu.send_message(alice, group, "/echo anyone?")
+    emu.channel_post(channel, "/echo news")
+    assert emu.pending_updates == 0
+    with pytest.raises(Forbidden, match="bot is not a member of the group chat"):
+        await bot.send_message(group.id, "hello?")
+    with pytest.raises(Forbidden, match="bot is not a member of the channel chat"):
+        await bot.leave_chat(channel.id)
+    with pytest.raises(BadRequest, match="can't be changed in private chats"):
+        await bot.leave_chat(emu.private_chat(alice).id)

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.offline.emulator.flood import FloodControl
 from bot.offline.emulator.html import EntityParseError, parse_html
-from bot.offline.emulator.world import ChatLog, FakeChat, JsonDict, World, bad_request
+from bot.offline.emulator.world import ApiError, ChatLog, FakeChat, JsonDict, World, bad_request
 
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
@@ -98,6 +98,7 @@ class BotApiMethods:
             "getChatMember": self.get_chat_member,
             "getChatAdministrators": self.get_chat_administrators,
             "getChat": self.get_chat,
+            "leaveChat": self.leave_chat,
             "sendPhoto": self.send_photo,
             "sendDocument": self.send_document,
             "getFile": self.get_file,
@@ -244,6 +245,14 @@ class BotApiMethods:
             },
         }
 
+    def leave_chat(self, params: JsonDict) -> bool:
+        """The bot leaves a group, supergroup or channel; it then neither sees nor speaks there."""
+        log = self._chat_log(params)
+        if log.chat.type == "private":
+            raise bad_request("chat member status can't be changed in private chats")
+        log.bot_member = False
+        return True
+
     def send_photo(self, params: JsonDict) -> JsonDict:
         return self._send_media(params, "photo", ".jpg")
 
@@ -297,11 +306,11 @@ class BotApiMethods:
         if isinstance(chat_id, str) and chat_id.startswith("@"):
             for log in self.world.chats.values():
                 if log.chat.username == chat_id[1:]:
-                    return log
+                    return _member(log)
             raise bad_request("chat not found")
         if not isinstance(chat_id, int):
             raise bad_request("chat_id is empty" if chat_id is None else "chat not found")
-        return self.world.log(chat_id)
+        return _member(self.world.log(chat_id))
 
     def _reply_target(self, log: ChatLog, params: JsonDict) -> int | None:
         reply = params.get("reply_parameters") or {}
@@ -426,6 +435,13 @@ def chat_member(chat: FakeChat, user: JsonDict) -> JsonDict:
         "can_promote_members": False,
         **dict.fromkeys(rights, True),
     }
+
+
+def _member(log: ChatLog) -> ChatLog:
+    """The chat, unless the bot left it: then Telegram answers 403 to anything about it."""
+    if not log.bot_member:
+        raise ApiError(403, f"Forbidden: bot is not a member of the {log.chat.type} chat")
+    return log
 
 
 def _commands_key(params: JsonDict) -> tuple[str, str]:

@@ -166,6 +166,10 @@ class BotApiEmulator:
     def make_admin(self, chat: FakeChat, user: FakeUser) -> None:
         chat.admin_ids.add(user.id)
 
+    def bot_is_member(self, chat: FakeChat) -> bool:
+        """False once the bot has left the chat (leaveChat)."""
+        return self.world.log(chat.id).bot_member
+
     def send_message(
         self,
         user: FakeUser,
@@ -245,7 +249,8 @@ class BotApiEmulator:
         if entities := command_entities(text):
             content["entities"] = entities
         message = self.world.add_message(chat, None, {"sender_chat": chat.to_dict(), **content})
-        self._queue_update("channel_post", message)
+        if self.bot_is_member(chat):
+            self._queue_update("channel_post", message)
         return message
 
     def press_button(
@@ -280,7 +285,8 @@ class BotApiEmulator:
         else:
             query["message"] = current
         self.api.callback_queries[query["id"]] = query
-        self._queue_update("callback_query", query)
+        if self.world.log(chat_id).bot_member:
+            self._queue_update("callback_query", query)
         return query
 
     def inline_query(
@@ -437,8 +443,11 @@ class BotApiEmulator:
     def _bot_sees(self, chat: FakeChat, message: JsonDict) -> bool:
         """Privacy mode: in groups only commands, replies to the bot and mentions arrive.
 
-        As in Telegram, a bot that is a group admin sees everything regardless.
+        As in Telegram, a bot that is a group admin sees everything regardless, and a
+        bot that left a chat sees nothing of it.
         """
+        if not self.world.log(chat.id).bot_member:
+            return False
         if not self.group_privacy or not chat.is_group or self.bot_user.id in chat.admin_ids:
             return True
         text = message.get("text") or message.get("caption") or ""

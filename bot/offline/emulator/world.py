@@ -125,13 +125,15 @@ class StoredFile:
 
 @dataclass
 class ChatLog:
-    """Every message in one chat by id, and each bot message's text after every edit."""
+    """Every message in one chat by id, each bot message's text after every edit, and
+    whether the bot is still in the chat."""
 
     chat: FakeChat
     messages: dict[int, JsonDict] = field(default_factory=dict)
     history: dict[int, list[str]] = field(default_factory=dict)
     deleted: set[int] = field(default_factory=set)
     next_id: int = 1
+    bot_member: bool = True  # False once the bot left (leaveChat): it neither sees nor speaks
 
 
 class World:

@@ -1,0 +1,198 @@
+"""Who may use the bot: the gate every update passes first, /grant, /revoke, /invite, redeeming.
+
+`access_gate` runs in handler group -2, before the update is counted or any
+command, message, photo, voice note, button or inline query handler sees it;
+a refused update goes no further (`ApplicationHandlerStop`). The verdict is
+`bot.delivery.access`'s, for the person or the chat a message was sent as
+(`owner_of`, as everywhere else), or for the group or channel it was sent in.
+
+A refused person is told once a day that the bot is private, then ignored; a
+group or channel that is not allowed is told once and left. An inline query
+gets no results. `/start <code>` in a private chat passes the gate so a
+newcomer can redeem an invite.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+
+from telegram import Chat, Update
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop
+
+from bot.delivery.access import Subject, Verdict
+from bot.errors import AdminAlwaysAllowed, InvalidInvite, UsageHint
+from bot.i18n import pick_language, t
+from handlers.admin import require_bot_admin
+from handlers.context import BotContext
+from handlers.parsing import command_text
+from handlers.turn import Turn, handle_errors, owner_of
+from models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+# Telegram's deep-link payload: up to 64 of A-Z, a-z, 0-9, _ and -.
+_START_WITH_CODE = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
+_DURATION = re.compile(r"^(\d{1,4})([hd])$")
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1)}
+MAX_INVITE_USES = 1000
+# What a refusal says, by verdict, for a person and for a group or channel.
+_REFUSALS = {
+    (Verdict.REFUSED, False): "access.private",
+    (Verdict.REFUSED, True): "access.chat_private",
+    (Verdict.UNKNOWN, False): "access.unavailable",
+    (Verdict.UNKNOWN, True): "access.unavailable",
+}
+
+
+def subject_of(update: Update) -> Subject | None:
+    owner = owner_of(update)
+    if owner is None:
+        return None
+    chat = update.effective_chat
+    return Subject(owner, chat.id if chat else None, chat is not None and chat.type != Chat.PRIVATE)
+
+
+def invite_code_in(update: Update) -> str | None:
+    """The code of `/start <code>` (what a t.me/<bot>?start=<code> link sends) in a private chat."""
+    message, chat = update.message, update.effective_chat
+    if message is None or chat is None or chat.type != Chat.PRIVATE:
+        return None
+    found = _START_WITH_CODE.match(message.text or "")
+    return found.group(1) if found else None
+
+
+async def access_gate(update: Update, context: BotContext) -> None:
+    """Stop every update the bot must not serve, saying why at most once a day."""
+    subject = subject_of(update)
+    if subject is None:
+        return
+    found = context.services
+    verdict = await found.access.verdict(subject)
+    if verdict is Verdict.ALLOWED or invite_code_in(update) is not None:
+        return
+    found.metrics.access_refusals.labels("chat" if subject.shared_chat else "user").inc()
+    language = pick_language(update.effective_user.language_code if update.effective_user else None)
+    text = t(language, _REFUSALS[verdict, subject.shared_chat])
+    try:
+        await _tell(update, text, due=lambda: found.access.told.due(subject.judged))
+    except TelegramError as error:  # a refusal that cannot be delivered is not worth more
+        log.info("could not tell %s it is refused: %s", subject.judged, error)
+    if verdict is Verdict.REFUSED and subject.shared_chat and subject.chat_id is not None:
+        await _leave(context, subject.chat_id)
+    raise ApplicationHandlerStop
+
+
+async def _tell(update: Update, text: str, *, due: Callable[[], bool]) -> None:
+    """Inline queries get no results; a button press is answered (with `text` when due);
+    a message gets `text` as a reply when due, and nothing otherwise."""
+    if update.inline_query is not None:
+        await update.inline_query.answer([], cache_time=0, is_personal=True)
+    elif update.callback_query is not None:
+        await update.callback_query.answer(text if due() else None)
+    elif update.effective_message is not None and due():
+        await update.effective_message.reply_html(text, do_quote=True)
+
+
+async def _leave(context: BotContext, chat_id: int) -> None:
+    try:
+        await context.bot.leave_chat(chat_id)
+    except TelegramError as error:  # already gone: a second update raced the first
+        log.info("could not leave chat %s: %s", chat_id, error)
+    else:
+        log.info("left chat %s: it is not allowed to use this bot", chat_id)
+
+
+async def redeem_invite(turn: Turn) -> bool:
+    """`/start <code>` from someone not yet allowed: take one use of the code and let them in.
+
+    Someone already allowed keeps the code's uses for others. Attempts are rate
+    limited like requests, so guessing codes is as slow as using the bot.
+    """
+    code = invite_code_in(turn.update)
+    subject = subject_of(turn.update)
+    if code is None or subject is None:
+        return False
+    if await turn.services.access.verdict(subject) is Verdict.ALLOWED:
+        return False
+    turn.services.limiter.check(turn.owner_id)
+    if not await turn.services.store.redeem_invite(code, turn.owner_id):
+        raise InvalidInvite()
+    log.info("user %s redeemed an invite code", turn.owner_id)
+    return True
+
+
+def _target(turn: Turn, command: str) -> int:
+    """An id given (negative for a group or channel), the sender replied to, or this group."""
+    words = command_text(turn.message).split()
+    if len(words) == 1 and words[0].lstrip("-").isdigit() and words[0] not in ("0", "-0"):
+        return int(words[0])
+    replied = turn.message.reply_to_message
+    if not words and replied is not None:
+        if replied.sender_chat is not None:
+            return replied.sender_chat.id
+        if replied.from_user is not None:
+            return replied.from_user.id
+    if not words and turn.chat.type != Chat.PRIVATE:
+        return turn.chat.id
+    raise UsageHint("access.usage_target", command=command)
+
+
+def _kind(subject_id: int) -> str:
+    """Telegram numbers people from 1 up and groups and channels below 0."""
+    return "user" if subject_id > 0 else "chat"
+
+
+@handle_errors
+async def grant_command(turn: Turn) -> None:
+    """/grant <id>, or as a reply, or in a group: let a person or a chat use the bot."""
+    require_bot_admin(turn)
+    subject = _target(turn, "grant")
+    await turn.services.store.set_access(subject, True, by=turn.owner_id)
+    await turn.reply(turn.t(f"access.granted_{_kind(subject)}", id=subject))
+
+
+@handle_errors
+async def revoke_command(turn: Turn) -> None:
+    """/revoke <id>, or as a reply, or in a group: refuse a person or a chat from now on."""
+    require_bot_admin(turn)
+    subject = _target(turn, "revoke")
+    if turn.services.access.is_admin(subject):
+        raise AdminAlwaysAllowed(id=subject)
+    await turn.services.store.set_access(subject, False, by=turn.owner_id)
+    await turn.reply(turn.t(f"access.revoked_{_kind(subject)}", id=subject))
+
+
+def _invite_terms(words: list[str]) -> tuple[int, timedelta | None]:
+    """`[uses] [expiry]`: how many people may redeem it (1 by default), and for how long."""
+    usage = UsageHint("access.usage_invite", most=MAX_INVITE_USES)
+    uses = int(words[0]) if words and words[0].isdigit() else 1
+    if len(words) > 2 or (words and not words[0].isdigit()) or not 1 <= uses <= MAX_INVITE_USES:
+        raise usage
+    if len(words) < 2:
+        return uses, None
+    found = _DURATION.match(words[1].lower())
+    if found is None or int(found.group(1)) == 0:
+        raise usage
+    return uses, int(found.group(1)) * _UNITS[found.group(2)]
+
+
+@handle_errors
+async def invite_command(turn: Turn) -> None:
+    """/invite [uses] [24h|7d|…]: a t.me deep link a newcomer opens to be let in."""
+    require_bot_admin(turn)
+    uses, lifetime = _invite_terms(command_text(turn.message).split())
+    expires_at = utcnow() + lifetime if lifetime is not None else None
+    code = secrets.token_urlsafe(12)
+    await turn.services.store.create_invite(code, uses, expires_at, by=turn.owner_id)
+    expiry = (
+        turn.t("access.expires_at", at=f"{expires_at:%Y-%m-%d %H:%M} UTC")
+        if expires_at is not None
+        else turn.t("access.expires_never")
+    )
+    link = f"https://t.me/{turn.context.bot.username}?start={code}"
+    await turn.reply(turn.t("access.invite", uses=uses, expiry=expiry, link=link))

@@ -1,0 +1,150 @@
+"""Who may use the bot: admins' grants and revocations, invite codes, and their queries.
+
+A subject is a Telegram id: a person (positive) or a group or channel
+(negative), as Telegram numbers them, so one table holds both. A revocation is
+kept as a row (`allowed` false) rather than deleted, so it beats an operator's
+HFBOT_ALLOWED_USERS entry and a bot whose last grant was revoked stays private.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Integer,
+    String,
+    exists,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime, upsert, utcnow
+
+
+class AccessGrant(Base):
+    """An admin's decision (or a redeemed invite) about one person or chat."""
+
+    __tablename__ = "access_grants"
+
+    subject_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    changed_by: Mapped[int | None] = mapped_column(BigInteger)
+    invite_code: Mapped[str | None] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InviteCode(Base):
+    """A code a new person redeems with `/start <code>`, at most `max_uses` times."""
+
+    __tablename__ = "invite_codes"
+    __table_args__ = (
+        CheckConstraint("max_uses >= 1", name="max_uses_positive"),
+        CheckConstraint("uses >= 0 AND uses <= max_uses", name="uses_within_max"),
+    )
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    max_uses: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@dataclass(frozen=True)
+class Invite:
+    code: str
+    max_uses: int
+    uses: int
+    expires_at: datetime | None
+
+
+async def read_decision(session: AsyncSession, subject_id: int) -> bool | None:
+    """True (granted), False (revoked) or None (no decision about this subject)."""
+    return (
+        await session.execute(
+            select(AccessGrant.allowed).where(AccessGrant.subject_id == subject_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def any_restriction(session: AsyncSession) -> bool:
+    """Whether admins ever granted, revoked or invited: then the bot is private."""
+    stmt = select(or_(exists().select_from(AccessGrant), exists().select_from(InviteCode)))
+    return bool((await session.execute(stmt)).scalar_one())
+
+
+async def write_decision(
+    session: AsyncSession,
+    subject_id: int,
+    allowed: bool,
+    changed_by: int | None,
+    invite_code: str | None = None,
+) -> None:
+    await upsert(
+        session,
+        AccessGrant,
+        {
+            "subject_id": subject_id,
+            "allowed": allowed,
+            "changed_by": changed_by,
+            "invite_code": invite_code,
+            "changed_at": utcnow(),
+        },
+        ["subject_id"],
+        ["allowed", "changed_by", "invite_code", "changed_at"],
+    )
+
+
+async def create_invite(
+    session: AsyncSession,
+    code: str,
+    max_uses: int,
+    expires_at: datetime | None,
+    created_by: int | None,
+) -> Invite:
+    session.add(
+        InviteCode(
+            code=code,
+            max_uses=max_uses,
+            uses=0,
+            expires_at=expires_at,
+            created_by=created_by,
+            created_at=utcnow(),
+        )
+    )
+    return Invite(code, max_uses, 0, expires_at)
+
+
+async def redeem_invite(session: AsyncSession, code: str, user_id: int) -> bool:
+    """Use one of the code's uses and grant `user_id`, or change nothing and say False.
+
+    One conditional UPDATE takes the use, so two people redeeming the last use
+    at once cannot both win: PostgreSQL re-checks the condition on the row it
+    locked, and SQLite writers are serialized by `BEGIN IMMEDIATE`.
+    """
+    now = utcnow()
+    taken = await session.execute(
+        update(InviteCode)
+        .where(
+            InviteCode.code == code,
+            InviteCode.uses < InviteCode.max_uses,
+            or_(InviteCode.expires_at.is_(None), InviteCode.expires_at > now),
+        )
+        .values(uses=InviteCode.uses + 1)
+    )
+    if not getattr(taken, "rowcount", 0):
+        return False
+    await write_decision(session, user_id, True, None, invite_code=code)
+    return True
+
+
+async def read_invite(session: AsyncSession, code: str) -> Invite | None:
+    row = await session.get(InviteCode, code)
+    return Invite(row.code, row.max_uses, row.uses, row.expires_at) if row else None
