@@ -16,6 +16,15 @@ LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.
 
 
 @dataclass(frozen=True)
+class OnnxCounts:
+    """What the ONNX path did: models exported, and loads that stayed on torch because an
+    export failed or did not match (each also logged once per model)."""
+
+    exports: int = 0
+    fallbacks: int = 0
+
+
+@dataclass(frozen=True)
 class PoolMetricsSnapshot:
     """The pool's counters at one moment. Keys of per-model maps are `task:model_id`."""
 
@@ -35,6 +44,8 @@ class PoolMetricsSnapshot:
     rejected_busy: int
     timed_out: int
     cancelled: int
+    onnx_exports: int = 0
+    onnx_fallbacks: int = 0
 
     @property
     def total_queue_depth(self) -> int:
@@ -68,6 +79,7 @@ class PoolMetrics:
 
     queue_depths: Callable[[], Mapping[str, int]] = dict
     loaded: Callable[[], tuple[str, ...]] = tuple
+    onnx: Callable[[], OnnxCounts] = OnnxCounts
     batch_sizes: Counter[int] = field(default_factory=Counter)
     load_seconds: dict[str, float] = field(default_factory=dict)
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
@@ -101,6 +113,7 @@ class PoolMetrics:
         ):
             running += count
             cumulative[bound] = running
+        onnx = self.onnx()
         return PoolMetricsSnapshot(
             queue_depth=dict(self.queue_depths()),
             loaded_models=tuple(self.loaded()),
@@ -118,4 +131,6 @@ class PoolMetrics:
             rejected_busy=self.rejected_busy,
             timed_out=self.timed_out,
             cancelled=self.cancelled,
+            onnx_exports=onnx.exports,
+            onnx_fallbacks=onnx.fallbacks,
         )
