@@ -302,6 +302,7 @@ class OnnxAccelerator:
             except OSError:
                 if not path.exists():
                     raise
+                return  # another process put the same export in place first
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         finally:

@@ -26,8 +26,8 @@ from bot.config import Settings
 from bot.engine.generation import ContinuousGenerationPath
 from bot.engine.metrics import PoolMetrics, model_label
 from bot.engine.microbatch import MicroBatcher
-from bot.engine.model_cache import Loader, ModelCache, ModelKey
-from bot.engine.onnx_export import OnnxAccelerator, default_cache_dir
+from bot.engine.model_cache import Loader, ModelCache, ModelKey, free_memory
+from bot.engine.onnx_export import OnnxAccelerator, OnnxModel, default_cache_dir
 from bot.engine.runners import Runner, load_runner, resolve_device, resolve_dtype
 from bot.errors import PoolBusy, PoolClosed, RequestTimeout
 from bot.tasks import TASKS, EngineKind
@@ -66,7 +66,10 @@ def default_loader(settings: Settings, onnx: OnnxAccelerator | None = None) -> L
         return load
 
     def load_accelerated(task: str, model_id: str) -> Runner:
-        return onnx.accelerate(task, model_id, load(task, model_id))
+        runner = onnx.accelerate(task, model_id, load(task, model_id))
+        if isinstance(getattr(runner, "model", None), OnnxModel):
+            free_memory()  # the torch weights it replaced go back now, not at the next eviction
+        return runner
 
     return load_accelerated
 
