@@ -222,6 +222,19 @@ class Settings(BaseSettings):
     pool_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto", description="Model dtype; auto: float16 on cuda, float32 on cpu."
     )
+    engine_onnx: Literal["auto", "off"] = Field(
+        default="auto",
+        description=(
+            "Run the encoder tasks (sentiment, NER, fill-mask, zero-shot, question answering, "
+            "image classification) on ONNX Runtime: auto uses it where onnxruntime has a provider "
+            "for the pool's device (always on CPU), each model exported once and checked against "
+            "torch; off keeps every model on torch."
+        ),
+    )
+    engine_onnx_cache_dir: Path | None = Field(
+        default=None,
+        description="Folder of exported ONNX models, reused across restarts; empty: <HF_HOME>/hfbot-onnx.",
+    )
 
     generation_engine: Literal["continuous", "micro-batching"] = Field(
         default="continuous",

@@ -51,6 +51,22 @@ async def _postgres_reachable() -> str | None:
     return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ONNX exports of this run's tiny models, shared by every test and never in the Hub cache.
+
+    Each tiny model is exported once a run; tests that count exports use a folder of their own.
+    """
+    path = tmp_path_factory.mktemp("onnx")
+    previous = os.environ.get("HFBOT_ENGINE_ONNX_CACHE_DIR")
+    os.environ["HFBOT_ENGINE_ONNX_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        del os.environ["HFBOT_ENGINE_ONNX_CACHE_DIR"]
+    else:
+        os.environ["HFBOT_ENGINE_ONNX_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def postgres_available() -> None:
     problem = asyncio.run(_postgres_reachable())

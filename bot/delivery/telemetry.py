@@ -67,6 +67,14 @@ class PoolCollector(Collector):
             "hfbot_pool_model_load_failures", "Failed model loads", value=snap.load_failures
         )
         yield CounterMetricFamily("hfbot_pool_evictions", "Models evicted", value=snap.evictions)
+        yield CounterMetricFamily(
+            "hfbot_pool_onnx_exports", "Models exported to ONNX", value=snap.onnx_exports
+        )
+        yield CounterMetricFamily(
+            "hfbot_pool_onnx_fallbacks",
+            "Loads kept on torch because the ONNX export failed or did not match",
+            value=snap.onnx_fallbacks,
+        )
         latency = HistogramMetricFamily("hfbot_pool_latency_seconds", "Time from submit to result")
         latency.add_metric(
             [],

@@ -69,6 +69,15 @@ class EngineStats:
 
 
 @dataclass(frozen=True)
+class OnnxCounts:
+    """What the ONNX path did: models exported, and loads that stayed on torch because an
+    export failed or did not match (each also logged once per model)."""
+
+    exports: int = 0
+    fallbacks: int = 0
+
+
+@dataclass(frozen=True)
 class PoolMetricsSnapshot:
     """The pool's counters at one moment. Keys of per-model maps are `task:model_id`."""
 
@@ -93,6 +102,8 @@ class PoolMetricsSnapshot:
     timed_out: int
     cancelled: int
     engines: Mapping[str, EngineStats] = field(default_factory=dict)
+    onnx_exports: int = 0
+    onnx_fallbacks: int = 0
 
     @property
     def total_queue_depth(self) -> int:
@@ -133,6 +144,7 @@ class PoolMetrics:
     engines_up: Callable[[], Mapping[str, bool]] = dict
     accepting: Callable[[], bool] = lambda: True
     loaded: Callable[[], tuple[str, ...]] = tuple
+    onnx: Callable[[], OnnxCounts] = OnnxCounts
     batch_sizes: Counter[int] = field(default_factory=Counter)
     load_seconds: dict[str, float] = field(default_factory=dict)
     latency: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS_S))
@@ -164,6 +176,7 @@ class PoolMetrics:
 
     def snapshot(self) -> PoolMetricsSnapshot:
         latency = self.latency.cumulative()
+        onnx = self.onnx()
         return PoolMetricsSnapshot(
             queue_depth=dict(self.queue_depths()),
             engines_up=dict(self.engines_up()),
@@ -186,4 +199,6 @@ class PoolMetrics:
             timed_out=self.timed_out,
             cancelled=self.cancelled,
             engines={name: stats.copy() for name, stats in self.engines.items()},
+            onnx_exports=onnx.exports,
+            onnx_fallbacks=onnx.fallbacks,
         )

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bot.engine.metrics import PoolMetrics, model_label
+from bot.engine.onnx_export import OnnxModel
 from bot.engine.runners import Runner
 from bot.errors import ModelLoadFailed
 
@@ -46,8 +47,10 @@ class _Entry:
 
 
 def runner_size_bytes(runner: Runner) -> int:
-    """Bytes of the runner's weights; 0 for runners without a torch model (test fakes)."""
+    """Bytes of the runner's weights, in torch or in onnxruntime; 0 for test fakes."""
     model = getattr(runner, "model", None)
+    if isinstance(model, OnnxModel):
+        return model.weight_bytes
     if not isinstance(model, torch.nn.Module):
         return 0
     tensors = [*model.parameters(), *model.buffers()]

@@ -26,7 +26,8 @@ from bot.config import Settings
 from bot.engine.generation import ContinuousGenerationPath
 from bot.engine.metrics import PoolMetrics, model_label
 from bot.engine.microbatch import MicroBatcher
-from bot.engine.model_cache import Loader, ModelCache, ModelKey
+from bot.engine.model_cache import Loader, ModelCache, ModelKey, free_memory
+from bot.engine.onnx_export import OnnxAccelerator, OnnxModel, default_cache_dir
 from bot.engine.remote import RemoteEngine, RemoteEngines
 from bot.engine.runners import Runner, load_runner, resolve_device, resolve_dtype
 from bot.errors import PoolBusy, PoolClosed, RequestTimeout
@@ -56,12 +57,35 @@ class Engine(Protocol):
     async def close(self) -> None: ...
 
 
-def default_loader(settings: Settings) -> Loader:
-    """`load_runner` bound to the device, dtype and Hub token from settings."""
+def default_loader(settings: Settings, onnx: OnnxAccelerator | None = None) -> Loader:
+    """`load_runner` bound to the device, dtype and Hub token from settings.
+
+    With an accelerator, each runner it loads is handed to it before any request
+    sees it, so exporting a model to ONNX is part of that model's first load.
+    """
     device = resolve_device(settings.pool_device)
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    return partial(
+    load = partial(
         load_runner, device=device, dtype=resolve_dtype(settings.pool_dtype, device), token=token
+    )
+    if onnx is None:
+        return load
+
+    def load_accelerated(task: str, model_id: str) -> Runner:
+        runner = onnx.accelerate(task, model_id, load(task, model_id))
+        if isinstance(getattr(runner, "model", None), OnnxModel):
+            free_memory()  # the torch weights it replaced go back now, not at the next eviction
+        return runner
+
+    return load_accelerated
+
+
+def onnx_accelerator(settings: Settings) -> OnnxAccelerator | None:
+    """The ONNX path this pool's settings and device allow, if any (`HFBOT_ENGINE_ONNX`)."""
+    return OnnxAccelerator.for_device(
+        settings.engine_onnx,
+        resolve_device(settings.pool_device),
+        settings.engine_onnx_cache_dir or default_cache_dir(),
     )
 
 
@@ -90,7 +114,9 @@ class PipelinePool:
         )
         self._engines: dict[ModelKey, Engine] = {}
         self._sources: dict[ModelKey, str] = {}
-        self._loader = loader or default_loader(settings)
+        # Models from a loader of the caller's own (tests, benchmarks) stay as it made them.
+        self.onnx = onnx_accelerator(settings) if loader is None else None
+        self._loader = loader or default_loader(settings, self.onnx)
         self.remote = RemoteEngines(settings.engines)
         self.metrics = PoolMetrics(
             queue_depths=self._queue_depths,
@@ -98,6 +124,8 @@ class PipelinePool:
             engines_up=self._engines_up,
             accepting=lambda: not self._closed,
         )
+        if self.onnx is not None:
+            self.metrics.onnx = self.onnx.counts
         budget = settings.pool_memory_budget_mb
         self._models = ModelCache(
             self._load,
@@ -198,6 +226,12 @@ class PipelinePool:
         if engine is None:
             engine = self._engines[key] = self._new_engine(task, model_id)
         return engine
+
+    def exporting(self, task: str, model_id: str) -> bool:
+        """True while this model's first load is exporting it to ONNX (seconds, once per model
+        and revision): a handler may tell the person waiting why their first answer is slow."""
+        source = self._sources.get((task, model_id), model_id)
+        return self.onnx is not None and self.onnx.exporting(task, source)
 
     def model_ids(self) -> frozenset[str]:
         """Every model loaded or loading now, by id: what must stay on disk."""

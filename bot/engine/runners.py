@@ -221,9 +221,17 @@ class MediaDecodingRunner:
 
     def __init__(self, media_pipeline: Any) -> None:
         self._pipeline = media_pipeline
-        self.model = media_pipeline.model
         extractor = getattr(media_pipeline, "feature_extractor", None)
         self.sampling_rate: int | None = getattr(extractor, "sampling_rate", None)
+
+    @property
+    def model(self) -> Any:
+        """The pipeline's model; setting it (the ONNX path does) changes what the pipeline runs."""
+        return self._pipeline.model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._pipeline.model = model
 
     def __call__(self, inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]:
         decoded = [decode_input(item, self.sampling_rate) for item in inputs]
@@ -297,8 +305,16 @@ class MaskNormalizingRunner:
 
     def __init__(self, fill_mask: Any) -> None:
         self._pipeline = fill_mask
-        self.model = fill_mask.model
         self._mask = fill_mask.tokenizer.mask_token
+
+    @property
+    def model(self) -> Any:
+        """The pipeline's model; setting it (the ONNX path does) changes what the pipeline runs."""
+        return self._pipeline.model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._pipeline.model = model
 
     def __call__(self, inputs: list[str], *, batch_size: int, **params: Any) -> list[Any]:
         texts = [self._around_mask(MASK_TOKENS.sub(self._mask, text)) for text in inputs]

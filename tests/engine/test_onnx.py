@@ -1,0 +1,310 @@
+"""The ONNX path: encoder models answer exactly as on torch, exported once, torch when in doubt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForSequenceClassification
+
+from bot.config import Settings
+from bot.delivery.telemetry import BotMetrics
+from bot.engine import onnx_export
+from bot.engine.onnx_export import PROBES, TOLERANCE, OnnxAccelerator, OnnxModel
+from bot.engine.pool import PipelinePool, default_loader
+from bot.offline import demo_models
+from bot.tasks import TASKS, TaskSpec
+
+TEXTS = [
+    "The film was terrible, I hated every minute.",
+    "Paris is the capital of France.",
+    "ok",
+    "Once upon a time there was a small robot who wanted to learn how to read books. " * 12,
+]
+MASKED = ["Paris is the <mask> of France.", "The robot [MASK] a new story every morning."]
+QUESTIONS = [
+    {"question": "Where does Alice live?", "context": "Alice lives in London with her cat."},
+    {"question": "Who won?", "context": "The team won the match in the last minute."},
+    {"question": "What?", "context": "Bob travelled from Berlin to Rome by train. " * 10},
+]
+IMAGES = [
+    Image.new("RGB", (120, 80), (10, 200, 30)),
+    Image.linear_gradient("L").convert("RGB"),
+]
+# Per command: its tiny model builder, inputs, the request's own arguments, and the text a
+# reply is shown against (the formatter's second argument).
+CASES: dict[str, tuple[Callable[[Path], Path], list[Any], dict[str, Any]]] = {
+    "sentiment": (demo_models.tiny_classifier, TEXTS, {}),
+    "ner": (demo_models.tiny_ner, TEXTS, {}),
+    "fill": (demo_models.tiny_fill_mask, MASKED, {}),
+    "classify": (demo_models.tiny_zero_shot, TEXTS, {"candidate_labels": ["books", "food", "war"]}),
+    "ask": (demo_models.tiny_qa, QUESTIONS, {}),
+    "whatis": (demo_models.tiny_image_classifier, IMAGES, {}),
+}
+
+
+def cpu_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "pool_device": "cpu",
+        "pool_dtype": "float32",
+        "engine_onnx_cache_dir": tmp_path / "onnx",
+    }
+    return Settings(_env_file=None, **(values | overrides))
+
+
+def accelerator(cache_dir: Path) -> OnnxAccelerator:
+    found = OnnxAccelerator.for_device("auto", "cpu", cache_dir)
+    assert found is not None, "onnxruntime is a dependency and serves the CPU"
+    return found
+
+
+class Recording:
+    """A model (torch or ONNX) that keeps every output it gives, for comparing logits."""
+
+    def __init__(self, model: Any) -> None:
+        self.wrapped = model
+        self.outputs: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+    def __call__(self, **inputs: Any) -> Any:
+        answer = self.wrapped(**inputs)
+        self.outputs.append(answer)
+        return answer
+
+    def forward(self, **inputs: Any) -> Any:
+        return self(**inputs)
+
+
+def run_recorded(runner: Any, inputs: list[Any], params: dict[str, Any]) -> tuple[list[Any], Any]:
+    """The runner's results for a batch, and every output its model gave on the way."""
+    model = runner.model
+    recording = Recording(model)
+    runner.model = recording
+    try:
+        with torch.inference_mode():
+            results = runner(list(inputs), batch_size=2, **params)
+    finally:
+        runner.model = model
+    return results, recording.outputs
+
+
+def shown(spec: TaskSpec, inputs: list[Any], results: list[Any]) -> list[str]:
+    """What people read: each result through its command's formatter."""
+    texts = [item["context"] if isinstance(item, dict) else str(item) for item in inputs]
+    return [spec.formatter(result, text) for result, text in zip(results, texts, strict=True)]
+
+
+def assert_same_answers(
+    spec: TaskSpec, torch_runner: Any, onnx_runner: Any, inputs: list[Any], extra: dict[str, Any]
+) -> None:
+    kwargs = spec.call_kwargs(spec.default_params(), extra)
+    expected, torch_outputs = run_recorded(torch_runner, inputs, kwargs)
+    got, onnx_outputs = run_recorded(onnx_runner, inputs, kwargs)
+
+    assert isinstance(onnx_runner.model, OnnxModel)
+    assert len(onnx_outputs) == len(torch_outputs) > 0
+    for theirs, ours in zip(torch_outputs, onnx_outputs, strict=True):
+        assert type(ours) is type(theirs)
+        for name, logits in theirs.items():
+            assert (ours[name] - logits).abs().max() <= TOLERANCE
+    assert shown(spec, inputs, got) == shown(spec, inputs, expected)
+
+
+@pytest.mark.parametrize("command", list(CASES))
+def test_each_encoder_command_answers_on_onnx_exactly_as_on_torch(
+    command: str, tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    """Logits within 1e-3 on inputs the export was never checked on (one longer than the
+    model reads), and the same labels, entity spans and scores shown to people."""
+    build, inputs, extra = CASES[command]
+    spec = TASKS[command]
+    model = str(build(tiny_models_dir))
+    settings = cpu_settings(tmp_path)
+    torch_runner = default_loader(settings)(spec.pipeline_task, model)
+    onnx_runner = default_loader(settings, accelerator(tmp_path / "onnx"))(
+        spec.pipeline_task, model
+    )
+
+    assert_same_answers(spec, torch_runner, onnx_runner, inputs, extra)
+
+
+def test_every_task_on_the_onnx_path_is_an_encoder_command_of_the_registry() -> None:
+    assert set(PROBES) == {TASKS[command].pipeline_task for command in CASES}
+
+
+def test_a_real_size_bert_classifier_answers_on_onnx_as_on_torch(
+    tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    """A 6-layer, 768-wide BERT with a 30522-word vocabulary: the size of the default model."""
+    model = str(demo_models.tiny_classifier(tiny_models_dir, demo_models.BASE))
+    spec = TASKS["sentiment"]
+    settings = cpu_settings(tmp_path)
+    torch_runner = default_loader(settings)(spec.pipeline_task, model)
+    onnx_runner = default_loader(settings, accelerator(tmp_path / "onnx"))(
+        spec.pipeline_task, model
+    )
+    texts = [" ".join(demo_models.WORDS[i : i + 3 + i % 20]) for i in range(0, 64, 4)]
+
+    assert_same_answers(spec, torch_runner, onnx_runner, texts, {})
+
+
+def test_a_model_is_exported_once_and_its_export_reused_after_a_restart(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "onnx"
+    first = accelerator(cache)
+    load = default_loader(cpu_settings(tmp_path), first)
+    load("text-classification", str(tiny_classifier))
+    load("text-classification", str(tiny_classifier))
+    restarted = accelerator(cache)
+    runner: Any = default_loader(cpu_settings(tmp_path), restarted)(
+        "text-classification", str(tiny_classifier)
+    )
+
+    assert first.counts().exports == 1
+    assert restarted.counts().exports == 0
+    assert isinstance(runner.model, OnnxModel)
+
+
+def test_a_model_whose_weights_change_is_exported_again_and_answers_with_the_new_ones(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "classifier"
+    shutil.copytree(tiny_classifier, folder)
+    onnx = accelerator(tmp_path / "onnx")
+    load = default_loader(cpu_settings(tmp_path), onnx)
+    before = load("text-classification", str(folder))(["I love it."], batch_size=1)[0]
+    other = next(label for label in demo_models.SENTIMENT_LABELS if label != before["label"])
+    changed = AutoModelForSequenceClassification.from_pretrained(folder)
+    with torch.no_grad():
+        changed.classifier.bias[changed.config.label2id[other]] = 10.0
+    changed.save_pretrained(folder)
+
+    after = load("text-classification", str(folder))(["I love it."], batch_size=1)[0]
+
+    assert onnx.counts().exports == 2
+    assert after["label"] == other
+    assert after["score"] > 0.99
+
+
+def test_a_model_that_fails_to_export_runs_on_torch_logged_once_and_counted(
+    tiny_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(onnx_export, "_export", broken)
+    onnx = accelerator(tmp_path / "onnx")
+    load = default_loader(cpu_settings(tmp_path), onnx)
+
+    with caplog.at_level(logging.WARNING, logger="bot.engine.onnx_export"):
+        runners: list[Any] = [load("text-classification", str(tiny_classifier)) for _ in range(2)]
+
+    assert all(isinstance(r.model, torch.nn.Module) for r in runners)
+    assert runners[1](["I love it."], batch_size=1)[0]["label"] in demo_models.SENTIMENT_LABELS
+    assert onnx.counts().fallbacks == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "text-classification:local/classifier runs on torch: its ONNX export failed or did not "
+        "match (unsupported operator)"
+    ]
+    assert not list((tmp_path / "onnx").glob("*/model.onnx"))
+
+
+def test_an_export_that_does_not_match_torch_is_not_used(
+    tiny_ner: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx_export, "TOLERANCE", -1.0)
+    onnx = accelerator(tmp_path / "onnx")
+
+    runner: Any = default_loader(cpu_settings(tmp_path), onnx)(
+        "token-classification", str(tiny_ner)
+    )
+
+    assert isinstance(runner.model, torch.nn.Module)
+    assert onnx.counts().fallbacks == 1
+
+
+async def test_the_pool_serves_encoder_tasks_on_onnx_and_shows_it_in_metrics(
+    tiny_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with PipelinePool(cpu_settings(tmp_path)) as pool:
+        result = await pool.submit(
+            "text-classification", "sentiment", "I love it.", {}, source=str(tiny_classifier)
+        )
+        async with pool.lease("text-classification", "sentiment") as runner:
+            model = getattr(runner, "model", None)
+        metrics = BotMetrics()
+        metrics.watch_pool(pool.metrics.snapshot)
+        exposed = metrics.render().decode()
+
+    assert result["label"] in demo_models.SENTIMENT_LABELS
+    assert isinstance(model, OnnxModel) and model.weight_bytes > 0
+    assert "hfbot_pool_onnx_exports_total 1.0" in exposed
+    assert "hfbot_pool_onnx_fallbacks_total 0.0" in exposed
+
+
+async def test_a_broken_export_shows_in_metrics_and_the_request_is_answered_on_torch(
+    tiny_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(onnx_export, "_export", broken)
+    async with PipelinePool(cpu_settings(tmp_path)) as pool:
+        result = await pool.submit("text-classification", str(tiny_classifier), "I love it.")
+        snapshot = pool.metrics.snapshot()
+
+    assert result["label"] in demo_models.SENTIMENT_LABELS
+    assert (snapshot.onnx_exports, snapshot.onnx_fallbacks) == (0, 1)
+
+
+async def test_engine_onnx_off_keeps_every_model_on_torch(
+    tiny_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HFBOT_ENGINE_ONNX", "off")
+    settings = Settings(_env_file=None, pool_device="cpu", engine_onnx_cache_dir=tmp_path)
+    async with PipelinePool(settings) as pool:
+        await pool.submit("text-classification", str(tiny_classifier), "I love it.")
+        async with pool.lease("text-classification", str(tiny_classifier)) as runner:
+            model = getattr(runner, "model", None)
+
+    assert settings.engine_onnx == "off"
+    assert pool.onnx is None
+    assert isinstance(model, torch.nn.Module)
+    assert not os.listdir(tmp_path)
+
+
+async def test_the_pool_says_when_a_first_request_waits_for_an_export(
+    tiny_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    export = onnx_export._export
+
+    def slow_export(*args: Any) -> None:
+        started.set()
+        release.wait(10)
+        export(*args)
+
+    monkeypatch.setattr(onnx_export, "_export", slow_export)
+    async with PipelinePool(cpu_settings(tmp_path)) as pool:
+        request = asyncio.create_task(
+            pool.submit("text-classification", "sentiment", "Hi.", source=str(tiny_classifier))
+        )
+        await asyncio.to_thread(started.wait, 10)
+        during = pool.exporting("text-classification", "sentiment")
+        release.set()
+        await request
+
+        assert during
+        assert not pool.exporting("text-classification", "sentiment")
