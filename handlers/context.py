@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.delivery.access import AccessPolicy
 from bot.delivery.chat_action import ChatTyping
 from bot.delivery.in_flight import RunningRequests
+from bot.delivery.outbound import Priority
 from bot.delivery.pacing import EditPacer
 from bot.delivery.rate_limit import UserRateLimiter
 from bot.delivery.telemetry import BotMetrics
@@ -56,7 +57,7 @@ class BotData:
         self.services: Services | None = None
 
 
-class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], BotData]):
+class BotContext(CallbackContext[ExtBot[Priority], dict[Any, Any], dict[Any, Any], BotData]):
     """The context of every hfbot handler."""
 
     @property
@@ -70,7 +71,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], B
 CONTEXT_TYPES = ContextTypes(context=BotContext, bot_data=BotData)
 
 BotApplication = Application[
-    ExtBot[None], BotContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[BotContext]
+    ExtBot[Priority], BotContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[BotContext]
 ]
 
 

@@ -27,7 +27,7 @@ from handlers.model_call import (
     run_call,
 )
 from handlers.parsing import InputLimits, parse_request
-from handlers.streaming import StreamingReply
+from handlers.streaming import StreamingReply, StreamMode
 from handlers.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,20 @@ READERS: dict[InputKind, Callable[[Turn, TaskSpec], Awaitable[TaskRequest]]] = {
 }
 
 
-async def wants_stream(turn: Turn, spec: TaskSpec) -> bool:
-    """Streaming is on for streaming tasks unless the bot or this user turned it off."""
+async def stream_mode(turn: Turn, spec: TaskSpec) -> StreamMode | None:
+    """How this answer streams: off for tasks that do not stream, when the bot or this person
+    turned it off; drafts in a private chat unless the person chose edits; edits elsewhere
+    (drafts exist in private chats only)."""
     if not (spec.streams and turn.services.settings.stream_generation):
-        return False
+        return None
     try:
         options = await turn.services.store.get_options(turn.owner_id)
     except StoreUnavailable:
         options = {}
-    return bool(options.get("stream", OPTIONS["stream"].default))
+    chosen = OPTIONS["stream"].coerce(options.get("stream", OPTIONS["stream"].default))
+    if chosen == "off":
+        return None
+    return "draft" if chosen in ("auto", "draft") and turn.in_private else "edit"
 
 
 @asynccontextmanager
@@ -92,8 +97,9 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
                 memory = request.memory
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, svc.settings)
-                if await wants_stream(turn, spec):
-                    stream = await StreamingReply.open(turn, request.text)
+                mode = await stream_mode(turn, spec)
+                if mode is not None:
+                    stream = await StreamingReply.open(turn, request.text, mode)
                 result = await run_call(
                     turn, spec, call, request, usage, on_text=stream.update if stream else None
                 )

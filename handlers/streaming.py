@@ -1,10 +1,18 @@
-"""Streaming a generation into one message: a placeholder edited as tokens arrive.
+"""Streaming a generation as it is written: Telegram's message drafts, or one edited message.
 
 The pool calls `update(text)` on the event loop each time the text grows; a
-background task edits the message whenever the chat's pace allows, always
-with the newest text, so edits that come too fast merge into the next one.
-The final edit holds the whole formatted result (split into further messages
-if it is long) and drops the Stop button.
+background task shows the newest text whenever the chat's pace allows, so
+updates that come too fast merge into the next one. Two ways to show it:
+
+- `DraftStream` (private chats): Telegram's native message drafts
+  (`sendMessageDraft`, Bot API 9.3) animate the answer as it is written; the
+  finished answer is then sent as an ordinary message. Drafts carry no buttons:
+  /cancel stops them.
+- `EditStream` (groups, or when a person chooses it): a placeholder with a ■ Stop
+  button, edited at the chat's edit pace; the final edit holds the whole result.
+
+Either way the finished, stopped or failed answer keeps what was written.
+Updates go to Telegram as streaming traffic, after every waiting final answer.
 """
 
 from __future__ import annotations
@@ -12,18 +20,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import itertools
 import logging
+import secrets
+from typing import Literal
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.delivery.markup import TELEGRAM_LIMIT, cut_to
+from bot.delivery.outbound import Priority
 from bot.delivery.replies import edit_html, send_whole
 from handlers.turn import Turn
 
 log = logging.getLogger(__name__)
 
 STREAM_TAIL = TELEGRAM_LIMIT - 200
+# How often a draft may change: drafts replace a message being written rather than
+# add messages, but a phone redrawing faster than this shows no more.
+DRAFT_INTERVAL_S = 0.5
+StreamMode = Literal["draft", "edit"]
+_draft_ids = itertools.count(secrets.randbelow(2**30) + 1)
 
 
 def stop_keyboard(turn: Turn) -> InlineKeyboardMarkup:
@@ -33,67 +51,33 @@ def stop_keyboard(turn: Turn) -> InlineKeyboardMarkup:
 
 
 class StreamingReply:
-    """One streamed answer: owns its placeholder message until the final edit."""
+    """One streamed answer; what both ways of showing it share."""
 
-    def __init__(self, turn: Turn, message: Message, prompt: str) -> None:
+    def __init__(self, turn: Turn, prompt: str) -> None:
         self._turn = turn
-        self._message = message
         self._prompt = prompt
         self._latest: str | None = None
         self._shown: str | None = None
         self._changed = asyncio.Event()
-        self._task = asyncio.create_task(self._edit_loop())
+        self._task = asyncio.create_task(self._show_loop())
 
-    @classmethod
-    async def open(cls, turn: Turn, prompt: str) -> StreamingReply:
+    @staticmethod
+    async def open(turn: Turn, prompt: str, mode: StreamMode) -> StreamingReply:
+        if mode == "draft":
+            return DraftStream(turn, prompt)
         placeholder = await turn.reply(turn.t("stream.placeholder"), stop_keyboard(turn))
         turn.services.edit_pacer.sent(placeholder.chat_id)
-        return cls(turn, placeholder, prompt)
+        return EditStream(turn, prompt, placeholder)
 
     def update(self, text: str) -> None:
         """The generation so far (prompt included); cheap, called for every new token."""
         self._latest = text
         self._changed.set()
 
-    async def _edit_loop(self) -> None:
-        pacer = self._turn.services.edit_pacer
-        while True:
-            await self._changed.wait()
-            await pacer.slot(self._message.chat_id)
-            self._changed.clear()
-            text = self._latest
-            if text is None or text == self._shown:
-                continue
-            await self._edit(self._draft(text), stop_keyboard(self._turn))
-            self._shown = text
-
-    def _draft(self, text: str) -> str:
-        body = text[len(self._prompt) :] if text.startswith(self._prompt) else text
-        head = html.escape(self._prompt) if text.startswith(self._prompt) else ""
-        markup = f"<blockquote><b>{head}</b>{html.escape(body)} ▍</blockquote>"
-        return (
-            markup
-            if len(markup) <= STREAM_TAIL
-            else f"<blockquote>…{html.escape(text[-STREAM_TAIL // 2 :])} ▍</blockquote>"
-        )
-
-    async def _edit(self, markup: str, keyboard: InlineKeyboardMarkup | None) -> None:
-        try:
-            await edit_html(self._message, markup, keyboard)
-            self._turn.services.edit_pacer.sent(self._message.chat_id)
-        except BadRequest as error:
-            if "not modified" not in str(error).lower():
-                raise
-
-    async def _stop_editing(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
     @property
-    def message(self) -> Message:
-        """The message the answer streams into (its first message once finished)."""
-        return self._message
+    def message(self) -> Message | None:
+        """The message that shows the answer (for a draft: once it is sent)."""
+        raise NotImplementedError
 
     @property
     def shown(self) -> str:
@@ -101,38 +85,134 @@ class StreamingReply:
         text = self._latest or ""
         return text[len(self._prompt) :] if text.startswith(self._prompt) else text
 
+    async def _show_loop(self) -> None:
+        while True:
+            await self._changed.wait()
+            await self._pace()
+            self._changed.clear()
+            text = self._latest
+            if text is None or text == self._shown:
+                continue
+            await self._show(self._draft(text))
+            self._shown = text
+
+    async def _pace(self) -> None:
+        raise NotImplementedError
+
+    async def _show(self, markup: str) -> None:
+        raise NotImplementedError
+
+    def _draft(self, text: str, cursor: str = " ▍") -> str:
+        body = text[len(self._prompt) :] if text.startswith(self._prompt) else text
+        head = html.escape(self._prompt) if text.startswith(self._prompt) else ""
+        markup = f"<blockquote><b>{head}</b>{html.escape(body)}{cursor}</blockquote>"
+        return (
+            markup
+            if len(markup) <= STREAM_TAIL
+            else f"<blockquote>…{html.escape(text[-STREAM_TAIL // 2 :])}{cursor}</blockquote>"
+        )
+
+    def _kept(self) -> str:
+        """What was written so far, without the cursor."""
+        return self._draft(self._latest or self._prompt, cursor="")
+
+    async def _stop_showing(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def finish(self, markup: str) -> None:
+        """The whole result, shown in place of what was being written."""
+        raise NotImplementedError
+
+    async def stopped(self) -> None:
+        """Cancelled: keep what was generated, marked as stopped."""
+        await self._stop_showing()
+        await self._end(f"{self._kept()}\n{self._turn.t('result.stopped')}")
+
+    async def failed(self, markup: str) -> None:
+        """An error mid-stream: what was written stays, the error line after it."""
+        await self._stop_showing()
+        await self._end(markup if self._latest is None else f"{self._kept()}\n{markup}")
+
+    async def _end(self, markup: str) -> None:
+        raise NotImplementedError
+
+
+class DraftStream(StreamingReply):
+    """A private chat's answer as a Telegram message draft, then as the message itself."""
+
+    def __init__(self, turn: Turn, prompt: str) -> None:
+        self._draft_id = next(_draft_ids)
+        self._sent: Message | None = None
+        super().__init__(turn, prompt)
+
+    @property
+    def message(self) -> Message | None:
+        return self._sent
+
+    async def _pace(self) -> None:
+        await asyncio.sleep(DRAFT_INTERVAL_S)
+
+    async def _show(self, markup: str) -> None:
+        await self._turn.context.bot.send_message_draft(
+            self._turn.chat.id,
+            self._draft_id,
+            markup,
+            parse_mode=ParseMode.HTML,
+            rate_limit_args=Priority.STREAM,
+        )
+
+    async def finish(self, markup: str) -> None:
+        await self._stop_showing()
+        self._sent = await self._turn.reply(markup)
+
+    async def _end(self, markup: str) -> None:
+        self._sent = await self._turn.reply(markup)
+
+
+class EditStream(StreamingReply):
+    """One placeholder message with a Stop button, edited as the answer grows."""
+
+    def __init__(self, turn: Turn, prompt: str, message: Message) -> None:
+        self._message = message
+        super().__init__(turn, prompt)
+
+    @property
+    def message(self) -> Message:
+        return self._message
+
+    async def _pace(self) -> None:
+        await self._turn.services.edit_pacer.slot(self._message.chat_id)
+
+    async def _show(self, markup: str) -> None:
+        await self._edit(markup, stop_keyboard(self._turn), Priority.STREAM)
+
+    async def _edit(
+        self, markup: str, keyboard: InlineKeyboardMarkup | None, priority: Priority
+    ) -> None:
+        try:
+            await edit_html(self._message, markup, keyboard, priority=priority)
+            self._turn.services.edit_pacer.sent(self._message.chat_id)
+        except BadRequest as error:
+            if "not modified" not in str(error).lower():
+                raise
+
     async def finish(self, markup: str) -> None:
         """The final edit: the whole result; what does not fit follows as new messages.
 
         Past the bot's message limit the rest is cut and the whole answer sent as a file.
         """
-        await self._stop_editing()
+        await self._stop_showing()
         long = self._turn.long_replies
         (first, *rest), cut = cut_to(markup, long.max_messages)
         await self._turn.services.edit_pacer.slot(self._message.chat_id)
-        await self._edit(first, None)
+        await self._edit(first, None, Priority.ANSWER)
         for part in rest:
             await self._message.reply_html(part, do_quote=False)
         if cut:
             await send_whole(self._message, markup, long.cut_note)
 
-    async def stopped(self) -> None:
-        """Cancelled: keep what was generated, marked as stopped, without the button."""
-        await self._stop_editing()
-        text = self._latest or self._prompt
-        kept = self._draft(text).replace(" ▍</blockquote>", "</blockquote>")
+    async def _end(self, markup: str) -> None:
         await self._turn.services.edit_pacer.slot(self._message.chat_id)
-        await self._edit(f"{kept}\n{self._turn.t('result.stopped')}", None)
-
-    async def failed(self, markup: str) -> None:
-        """An error after the placeholder went out: what was written stays, the error line after it.
-
-        Before any text arrived, the placeholder simply becomes the error line.
-        """
-        await self._stop_editing()
-        if self._latest is None:
-            await self._edit(markup, None)
-            return
-        kept = self._draft(self._latest).replace(" ▍</blockquote>", "</blockquote>")
-        await self._turn.services.edit_pacer.slot(self._message.chat_id)
-        await self._edit(f"{kept}\n{markup}", None)
+        await self._edit(markup, None, Priority.ANSWER)

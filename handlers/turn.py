@@ -80,6 +80,11 @@ class Turn:
         return self.update.effective_message
 
     @property
+    def in_private(self) -> bool:
+        chat = self.update.effective_chat
+        return chat is not None and chat.type == Chat.PRIVATE
+
+    @property
     def in_group(self) -> bool:
         chat = self.update.effective_chat
         return chat is not None and chat.type in (Chat.GROUP, Chat.SUPERGROUP)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from telegram.ext import AIORateLimiter, ApplicationBuilder
+from telegram.ext import ApplicationBuilder
 
 from bot.app.request import CountingRequest
 from bot.config import Settings
@@ -18,6 +18,7 @@ from bot.delivery.access import AccessPolicy
 from bot.delivery.chat_action import ChatTyping
 from bot.delivery.in_flight import RunningRequests
 from bot.delivery.order import ChatOrderedUpdateProcessor
+from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.pacing import EditPacer
 from bot.delivery.rate_limit import UserRateLimiter
 from bot.delivery.telemetry import BotMetrics
@@ -126,7 +127,7 @@ def build_application(
         BotApplication,
         builder.context_types(CONTEXT_TYPES)
         .request(CountingRequest(metrics, connection_pool_size=64))
-        .rate_limiter(AIORateLimiter(max_retries=2))
+        .rate_limiter(PriorityRateLimiter())
         .concurrent_updates(ChatOrderedUpdateProcessor())
         .post_init(post_init)
         .post_shutdown(post_shutdown)

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardMarkup, InputFile, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
+from telegram.ext import ExtBot
 
 from bot.delivery.markup import cut_to, plain_text
 from bot.delivery.order import current_ticket
+from bot.delivery.outbound import Priority
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +89,25 @@ async def send_whole(
 
 
 async def edit_html(
-    message: Message, markup: str, keyboard: InlineKeyboardMarkup | None = None
+    message: Message,
+    markup: str,
+    keyboard: InlineKeyboardMarkup | None = None,
+    *,
+    priority: Priority = Priority.ANSWER,
 ) -> None:
+    """Edit a bot message; `priority` says whether it is an answer or a streaming update."""
+    bot = message.get_bot()
+    if isinstance(bot, ExtBot):
+        await bot.edit_message_text(
+            markup,
+            chat_id=message.chat_id,
+            message_id=message.message_id,
+            parse_mode=ParseMode.HTML,
+            link_preview_options=_NO_PREVIEW,
+            reply_markup=keyboard,
+            rate_limit_args=priority,
+        )
+        return
     await message.edit_text(
         markup, parse_mode=ParseMode.HTML, link_preview_options=_NO_PREVIEW, reply_markup=keyboard
     )

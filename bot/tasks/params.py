@@ -6,11 +6,13 @@ refused with the range it must lie in; nothing else in the bot parses them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bot.errors import InvalidParamValue
 
-ParamType = type[int] | type[float] | type[bool]
+ParamType = type[int] | type[float] | type[bool] | type[str]
+Value = int | float | bool | str
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -22,16 +24,21 @@ class ParamSpec:
 
     name: str
     type: ParamType
-    default: int | float | bool
+    default: Value
     minimum: float | None = None
     maximum: float | None = None
+    # A text parameter is one of `choices`; `aliases` map other words (and stored
+    # booleans of older versions, as "true"/"false") onto them.
+    choices: tuple[str, ...] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
-    def coerce(self, raw: object, maximum: float | None = None) -> int | float | bool:
+    def coerce(self, raw: object, maximum: float | None = None) -> Value:
         """Turn what a user typed (or a stored JSON value) into a valid value, or refuse it."""
         upper = self.maximum if maximum is None else maximum
         value = self._parse(raw)
         if value is None or (
-            self.type is not bool
+            self.type in (int, float)
+            and not isinstance(value, str)
             and (
                 (self.minimum is not None and value < self.minimum)
                 or (upper is not None and value > upper)
@@ -46,9 +53,15 @@ class ParamSpec:
         upper = self.maximum if maximum is None else maximum
         if self.type is bool:
             return "on | off"
+        if self.type is str:
+            return " | ".join(self.choices)
         return f"{_fmt(self.minimum)} … {_fmt(upper)}"
 
-    def _parse(self, raw: object) -> int | float | bool | None:
+    def _parse(self, raw: object) -> Value | None:
+        if self.type is str:
+            text = str(raw).strip().lower()
+            text = self.aliases.get(text, text)
+            return text if text in self.choices else None
         if self.type is bool:
             if isinstance(raw, bool):
                 return raw
@@ -92,7 +105,15 @@ GENERATION_PARAMS = tuple(PARAMS)
 OPTIONS: dict[str, ParamSpec] = {
     spec.name: spec
     for spec in (
-        ParamSpec("stream", bool, True),
+        # How answers stream: drafts in private chats and edits in groups (auto), one of
+        # them everywhere, or not at all.
+        ParamSpec(
+            "stream",
+            str,
+            "auto",
+            choices=("auto", "draft", "edit", "off"),
+            aliases={**dict.fromkeys(_TRUE, "auto"), **dict.fromkeys(_FALSE, "off")},
+        ),
         # Voice notes in private chats are transcribed without a command (groups: command only).
         ParamSpec("auto_transcribe", bool, False),
     )

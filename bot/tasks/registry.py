@@ -30,6 +30,7 @@ from bot.tasks.params import (
     PARAMS,
     SAMPLING_ONLY,
     SEQ2SEQ_PARAMS,
+    Value,
 )
 
 # What a command works on: a text, a photo, a sound, or the next turn of a conversation.
@@ -83,7 +84,7 @@ class TaskSpec:
     input_kind: InputKind = "text"
     input_style: InputStyle = "text"
     params: tuple[str, ...] = ()
-    defaults: Mapping[str, int | float | bool] = field(default_factory=dict)
+    defaults: Mapping[str, Value] = field(default_factory=dict)
     call_params: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     engine: EngineKind = "microbatch"
@@ -97,7 +98,7 @@ class TaskSpec:
         """Continuous batching hands out text as it grows; only its tasks can stream."""
         return self.engine == "continuous"
 
-    def default_params(self) -> dict[str, int | float | bool]:
+    def default_params(self) -> dict[str, Value]:
         """Registry defaults for every parameter this task takes, task overrides applied."""
         return {name: self.defaults.get(name, PARAMS[name].default) for name in self.params}
 
@@ -291,19 +292,19 @@ class ParamRules:
 
     caps: Mapping[str, float] = field(default_factory=dict)
 
-    def validate(self, task: str, params: Mapping[str, object]) -> dict[str, int | float | bool]:
+    def validate(self, task: str, params: Mapping[str, object]) -> dict[str, Value]:
         """Coerce and range-check parameters for one task; raise on the first bad one."""
         spec = get_task(task)
-        clean: dict[str, int | float | bool] = {}
+        clean: dict[str, Value] = {}
         for name, raw in params.items():
             if name not in spec.params:
                 raise UnknownParam(param=name, task=spec.name, known=", ".join(spec.params) or "—")
             clean[name] = PARAMS[name].coerce(raw, self.caps.get(name))
         return clean
 
-    def validate_options(self, options: Mapping[str, object]) -> dict[str, int | float | bool]:
+    def validate_options(self, options: Mapping[str, object]) -> dict[str, Value]:
         """Coerce and check user-wide options (e.g. `stream`)."""
-        clean: dict[str, int | float | bool] = {}
+        clean: dict[str, Value] = {}
         for name, raw in options.items():
             if name not in OPTIONS:
                 raise UnknownParam(param=name, task="—", known=", ".join(OPTIONS))

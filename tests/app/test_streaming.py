@@ -8,6 +8,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from telegram.error import BadRequest
 
 from bot.delivery.pacing import GROUP_INTERVAL_S, PRIVATE_INTERVAL_S
 from bot.engine.generation import ContinuousGenerationPath
@@ -83,6 +84,7 @@ async def test_a_stream_is_edited_at_most_once_a_second_and_ends_with_the_full_t
 ) -> None:
     alice = bot.person("Alice")
     chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set stream edit")
     await bot.ask(alice, chat, "/set max_new_tokens 200")
     await bot.ask(alice, chat, "/generate warm up")
     await slow_down_generation(bot)
@@ -121,7 +123,28 @@ async def test_the_stop_button_keeps_the_partial_text_marked_as_stopped(bot: Run
     assert generation_path(bot).queue_depth == 0, "the stopped request left the engine"
 
 
-async def test_cancel_command_stops_a_running_generation(bot: RunningBot) -> None:
+async def test_in_a_private_chat_the_answer_streams_as_a_message_draft(bot: RunningBot) -> None:
+    """Telegram's native drafts animate the answer; the finished text is then one message."""
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set max_new_tokens 200")
+    await bot.ask(alice, chat, "/generate warm up")
+    await slow_down_generation(bot)
+    since = len(bot.emu.calls)
+    [final] = await bot.ask(alice, chat, "/generate The robot wanted to")
+
+    calls = [c for c in bot.emu.calls[since:] if c.params.get("chat_id") == chat.id]
+    drafts = [c for c in calls if c.method == "sendMessageDraft"]
+    assert len(drafts) >= 2, "the draft grew while generating"
+    texts = [c.params["text"] for c in drafts]
+    assert all("The robot wanted to" in text for text in texts)
+    assert len({c.params["draft_id"] for c in drafts}) == 1
+    assert not [c for c in calls if c.method == "editMessageText"]
+    assert final.startswith("The robot wanted to") and "▍" not in final
+    assert bot.emu.flood.served == 0
+
+
+async def test_cancel_stops_a_draft_stream_and_keeps_what_was_written(bot: RunningBot) -> None:
     alice = bot.person("Alice")
     chat = bot.emu.private_chat(alice)
     await bot.ask(alice, chat, "/set max_new_tokens 200")
@@ -129,14 +152,30 @@ async def test_cancel_command_stops_a_running_generation(bot: RunningBot) -> Non
     await slow_down_generation(bot)
     bot.emu.send_message(alice, chat, "/generate The quick brown fox")
     await bot.emu.wait_for(
-        "editMessageText", lambda c: c.params.get("chat_id") == chat.id, timeout=60
+        "sendMessageDraft", lambda c: c.params.get("chat_id") == chat.id, timeout=60
     )
     bot.emu.send_message(alice, chat, "/cancel")
-    await bot.emu.wait_for(
-        "editMessageText",
+    [stopped] = await bot.emu.wait_for(
+        "sendMessage",
         lambda c: isinstance(c.result, dict) and "(stopped)" in c.result["text"],
         timeout=30,
     )
+    assert stopped.result["text"].startswith("The quick brown fox")
+    assert generation_path(bot).queue_depth == 0
+
+
+async def test_drafts_are_refused_outside_private_chats_and_groups_stream_by_edits(
+    bot: RunningBot,
+) -> None:
+    alice = bot.person("Alice")
+    group = bot.emu.create_chat("supergroup", "Writers", creator=alice)
+    with pytest.raises(BadRequest, match="private chats only"):
+        await bot.app.bot.send_message_draft(group.id, 7, "hello")
+    with pytest.raises(BadRequest, match="non-zero"):
+        await bot.app.bot.send_message_draft(bot.emu.private_chat(alice).id, 0, "hello")
+    await bot.ask(alice, group, "/set stream draft")
+    await bot.ask(alice, group, "/generate Once")
+    assert not [c for c in bot.emu.calls if c.method == "sendMessageDraft" and not c.error]
 
 
 async def test_two_users_streaming_in_one_group_share_its_edit_pace(bot: RunningBot) -> None:

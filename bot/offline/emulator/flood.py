@@ -59,6 +59,17 @@ class FloodControl:
         chat_times.append(now)
         self._overall.append(now)
 
+    def check_overall(self) -> None:
+        """Count one call against the overall limit only (chat actions, drafts)."""
+        if not self.enabled:
+            return
+        now = self.clock()
+        wait = _wait_needed(self._overall, self.limits.overall, now)
+        if wait > 0:
+            self.served += 1
+            raise FloodError(max(1, math.ceil(wait)))
+        self._overall.append(now)
+
     def reset(self) -> None:
         """Forget past writes, e.g. between two phases of a test."""
         self._per_chat.clear()

@@ -90,6 +90,7 @@ class BotApiMethods:
             "editMessageReplyMarkup": self.edit_message_reply_markup,
             "deleteMessage": self.delete_message,
             "sendChatAction": self.send_chat_action,
+            "sendMessageDraft": self.send_message_draft,
             "answerCallbackQuery": self.answer_callback_query,
             "answerInlineQuery": self.answer_inline_query,
             "setMyCommands": self.set_my_commands,
@@ -170,6 +171,25 @@ class BotApiMethods:
         self._chat_log(params)
         if params.get("action") not in CHAT_ACTIONS:
             raise bad_request("wrong parameter action in request")
+        self.flood.check_overall()
+        return True
+
+    def send_message_draft(self, params: JsonDict) -> bool:
+        """Bot API 9.3: a message being written, shown in a private chat as it grows.
+
+        Drafts exist in private chats only, need a non-zero draft_id, and obey the
+        message length limit; they are counted against the overall budget only
+        (they replace, not add, a chat's messages). Sending the real message ends them.
+        """
+        log = self._chat_log(params)
+        if log.chat.type != "private":
+            raise bad_request("message drafts can be sent to private chats only")
+        draft_id = int(params.get("draft_id") or 0)
+        if draft_id == 0:
+            raise bad_request("draft_id must be non-zero")
+        text, _ = prepare_text(params.get("text"), params, MAX_TEXT_LENGTH, "message")
+        self.flood.check_overall()
+        log.drafts.setdefault(draft_id, []).append(text)
         return True
 
     def answer_callback_query(self, params: JsonDict) -> bool:

@@ -358,6 +358,11 @@ class BotApiEmulator:
         log = self.world.chats.get(chat_id)
         return list(log.history.get(message_id, [])) if log else []
 
+    def drafts(self, chat_id: int) -> dict[int, list[str]]:
+        """Every message draft the bot streamed into a private chat: each text, by draft id."""
+        log = self.world.chats.get(chat_id)
+        return {draft: list(texts) for draft, texts in log.drafts.items()} if log else {}
+
     def commands(self, scope: JsonDict | None = None, language_code: str = "") -> list[JsonDict]:
         """The command list set for (scope, language), as getMyCommands would answer."""
         return self.api.get_my_commands({"scope": scope, "language_code": language_code})

@@ -134,6 +134,8 @@ class ChatLog:
     deleted: set[int] = field(default_factory=set)
     next_id: int = 1
     bot_member: bool = True  # False once the bot left (leaveChat): it neither sees nor speaks
+    # Message drafts the bot streamed (sendMessageDraft), by draft id: every text, in order.
+    drafts: dict[int, list[str]] = field(default_factory=dict)
 
 
 class World:

@@ -1,0 +1,256 @@
+"""Telegram's outbound budget, spent on answers first.
+
+Telegram allows a bot about 30 messages a second overall, one a second in a
+private chat and 20 a minute in a group, and answers 429 (retry after N
+seconds) beyond. A busy bot cannot send everything at once, so what waits is
+ordered: final answers first, then streaming updates (edits and drafts), then
+chat actions. A chat action ("typing…") that cannot go at once is dropped, not
+queued: by the time a slot frees it is stale, and it would only delay an answer.
+
+Callers say what a request is with python-telegram-bot's `rate_limit_args`
+(a `Priority`); anything unmarked is an answer. A 429 pauses the chat it hit (or
+everything, if it hit the overall limit) for its retry_after and the request is
+tried again, a couple of times at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import IntEnum
+from typing import Any
+
+from telegram.error import RetryAfter
+from telegram.ext import BaseRateLimiter
+
+log = logging.getLogger(__name__)
+
+JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
+
+
+class Priority(IntEnum):
+    """What a Bot API call is for; lower goes first."""
+
+    ANSWER = 0
+    STREAM = 1
+    ACTION = 2
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most `count` calls in any `period_s` seconds (a sliding window)."""
+
+    count: int
+    period_s: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Telegram's limits, each with a margin: Telegram counts a call when it arrives, which
+    is a little after it leaves, so calls sent exactly a period apart can land inside one."""
+
+    overall: Window = Window(30, 1.05)
+    private_chat: Window = Window(1, 1.05)
+    group: Window = Window(20, 61.0)
+
+    def for_chat(self, chat_id: int) -> Window:
+        """Group and channel ids are negative in the Bot API."""
+        return self.group if chat_id < 0 else self.private_chat
+
+
+@dataclass
+class _Slots:
+    """When the last calls of one window were made."""
+
+    window: Window
+    sent: deque[float] = field(default_factory=deque)
+    paused_until: float = 0.0
+
+    def free_at(self, now: float) -> float:
+        """The earliest moment one more call fits."""
+        while self.sent and self.sent[0] <= now - self.window.period_s:
+            self.sent.popleft()
+        full_until = (
+            self.sent[0] + self.window.period_s if len(self.sent) >= self.window.count else now
+        )
+        return max(full_until, self.paused_until)
+
+
+@dataclass(order=True)
+class _Waiting:
+    priority: int
+    number: int
+    chat_id: int | None = field(compare=False)
+    granted: asyncio.Future[None] = field(compare=False)
+
+
+class PriorityRateLimiter(BaseRateLimiter[Priority]):
+    """Throttles every outgoing call to Telegram's budget, answers first (see module doc)."""
+
+    def __init__(
+        self,
+        budget: Budget | None = None,
+        *,
+        max_retries: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.budget = budget or Budget()
+        self._max_retries = max_retries
+        self._clock = clock
+        self._overall = _Slots(self.budget.overall)
+        self._chats: dict[int, _Slots] = {}
+        self._waiting: list[_Waiting] = []
+        self._numbers = itertools.count()
+        self._changed = asyncio.Event()
+        self._scheduler: asyncio.Task[None] | None = None
+        self.dropped_actions = 0
+
+    async def initialize(self) -> None:
+        """The scheduler starts with the first call that has to wait."""
+
+    async def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+        for waiting in self._waiting:
+            if not waiting.granted.done():
+                waiting.granted.cancel()
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, JSONResult]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: Priority | None,
+    ) -> JSONResult:
+        priority = Priority.ACTION if endpoint == "sendChatAction" else rate_limit_args
+        priority = Priority.ANSWER if priority is None else priority
+        chat_id = _chat_id(data)
+        for attempt in range(self._max_retries + 1):
+            if priority is Priority.ACTION:
+                if not self._take_now(chat_id):
+                    self.dropped_actions += 1
+                    return True
+            else:
+                await self._wait_turn(priority, chat_id)
+            try:
+                return await callback(*args, **kwargs)
+            except RetryAfter as error:
+                if attempt == self._max_retries or priority is Priority.ACTION:
+                    raise
+                self._pause(chat_id, error.retry_after)
+                log.info("Telegram asked to wait %s s (%s); retrying", error.retry_after, endpoint)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def queued(self, chat_id: int | None = None) -> int:
+        """Calls waiting for a slot (in one chat, or anywhere)."""
+        return sum(1 for w in self._waiting if chat_id is None or w.chat_id == chat_id)
+
+    def _slots(self, chat_id: int) -> _Slots:
+        slots = self._chats.get(chat_id)
+        if slots is None:
+            slots = self._chats[chat_id] = _Slots(self.budget.for_chat(chat_id))
+            if len(self._chats) > 10_000:
+                self._forget_quiet_chats()
+        return slots
+
+    def _free_at(self, chat_id: int | None, now: float) -> float:
+        """The earliest moment a call into this chat fits; `now` is passed in so that one
+        scheduling pass compares every waiting call against the same instant."""
+        free = self._overall.free_at(now)
+        if chat_id is not None:
+            free = max(free, self._slots(chat_id).free_at(now))
+        return free
+
+    def _record(self, chat_id: int | None) -> None:
+        now = self._clock()
+        self._overall.sent.append(now)
+        if chat_id is not None:
+            self._slots(chat_id).sent.append(now)
+
+    def _take_now(self, chat_id: int | None) -> bool:
+        """A chat action goes only into a free slot no waiting call could use instead: not
+        while this chat has anything waiting (its answer is ready), nor while a waiting call
+        anywhere could go now."""
+        now = self._clock()
+        if self._free_at(chat_id, now) > now or any(
+            w.chat_id == chat_id or self._free_at(w.chat_id, now) <= now for w in self._waiting
+        ):
+            return False
+        self._record(chat_id)
+        return True
+
+    async def _wait_turn(self, priority: Priority, chat_id: int | None) -> None:
+        now = self._clock()
+        if not self._waiting and self._free_at(chat_id, now) <= now:
+            self._record(chat_id)
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, _Waiting(priority, next(self._numbers), chat_id, granted))
+        self._changed.set()
+        if self._scheduler is None or self._scheduler.done():
+            self._scheduler = asyncio.create_task(self._schedule())
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if not granted.done() or granted.cancelled():
+                self._waiting = [w for w in self._waiting if w.granted is not granted]
+                heapq.heapify(self._waiting)
+            raise
+
+    async def _schedule(self) -> None:
+        """Grant waiting calls in priority order as slots free; a chat that is full does not
+        hold back the calls of other chats behind it."""
+        while self._waiting:
+            now = self._clock()
+            soonest = None
+            chosen = None
+            for waiting in sorted(self._waiting):
+                free = self._free_at(waiting.chat_id, now)
+                if free <= now:
+                    chosen = waiting
+                    break
+                soonest = free if soonest is None else min(soonest, free)
+            if chosen is not None:
+                self._waiting.remove(chosen)
+                heapq.heapify(self._waiting)
+                if not chosen.granted.done():
+                    self._record(chosen.chat_id)
+                    chosen.granted.set_result(None)
+                continue
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, (soonest or now) - now)):
+                    await self._changed.wait()
+
+    def _pause(self, chat_id: int | None, retry_after: float | timedelta) -> None:
+        """Nothing more into this chat (or anywhere) until Telegram said it may continue."""
+        seconds = retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after
+        until = self._clock() + float(seconds)
+        slots = self._slots(chat_id) if chat_id is not None else self._overall
+        slots.paused_until = max(slots.paused_until, until)
+        self._changed.set()
+
+    def _forget_quiet_chats(self) -> None:
+        now = self._clock()
+        for chat_id in [c for c, s in self._chats.items() if s.free_at(now) <= now and not s.sent]:
+            del self._chats[chat_id]
+
+
+def _chat_id(data: dict[str, Any]) -> int | None:
+    chat_id = data.get("chat_id")
+    try:
+        return int(chat_id) if chat_id is not None else None
+    except (TypeError, ValueError):
+        return None
