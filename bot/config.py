@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     settings_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="How long resolved user/chat settings are cached in memory."
     )
+    inbox_replay_window_s: float = Field(
+        default=600.0,
+        ge=0,
+        description=(
+            "On start, updates accepted but never answered that arrived this recently are "
+            "handled again (once); older ones are given up. 0 turns replays off."
+        ),
+    )
     database_timeout_s: float = Field(
         default=5.0,
         gt=0,

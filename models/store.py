@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,9 +31,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.errors import StoreUnavailable, UserFacingError
-from models import access, conversation, preference, rule, usage, user
+from models import access, conversation, inbox, preference, rule, usage, user
 from models.access import Invite
 from models.conversation import OngoingConversation
+from models.inbox import Unanswered
 from models.preference import CHAT_SCOPE, USER_SCOPE, Choice, Scope
 from models.rule import ModelRule, RuleKind
 from models.usage import UsageRecord, UsageSeries
@@ -542,6 +543,30 @@ class SettingsStore:
         async with self._session() as session:
             await user.write_shared_conversation(session, chat_id, shared)
         self._forget("group", chat_id)
+
+    # -- the inbox (updates accepted, not yet answered) --------------------------
+
+    async def inbox_accept(
+        self, bot_id: int, update_id: int, chat_id: int | None, payload: dict[str, Any]
+    ) -> bool:
+        """Record an update before Telegram is told it arrived; False if it was recorded before."""
+        async with self._session() as session:
+            return await inbox.accept(session, bot_id, update_id, chat_id, payload)
+
+    async def inbox_done(self, bot_id: int, update_ids: Collection[int]) -> None:
+        async with self._session() as session:
+            await inbox.mark_done(session, bot_id, update_ids)
+
+    async def inbox_unanswered(
+        self, bot_id: int, since: datetime, *, max_replays: int = 1
+    ) -> list[Unanswered]:
+        """Updates to handle again after a restart, in arrival order, each counted as replayed."""
+        async with self._session() as session:
+            return await inbox.take_unanswered(session, bot_id, since, max_replays)
+
+    async def inbox_prune(self, bot_id: int, before: datetime) -> tuple[int, int]:
+        async with self._session() as session:
+            return await inbox.prune(session, bot_id, before)
 
     # -- model rules -----------------------------------------------------------
 

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.delivery.access import AccessPolicy
 from bot.delivery.chat_action import ChatTyping
 from bot.delivery.in_flight import RunningRequests
-from bot.delivery.order import ChatOrderedUpdateProcessor
+from bot.delivery.inbox import InboxUpdateProcessor, RecordingUpdateQueue, UpdateInbox
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.pacing import EditPacer
 from bot.delivery.rate_limit import UserRateLimiter
@@ -34,6 +34,9 @@ from models import migrate
 from models.store import SettingsStore, create_engine
 
 log = logging.getLogger(__name__)
+
+# How often done rows leave the inbox; between two prunes they cost a few bytes each.
+INBOX_PRUNE_S = 60.0
 
 
 async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
@@ -98,15 +101,24 @@ def build_application(
     API emulator; `webhook` leaves out the polling updater.
     """
     metrics = BotMetrics()
+    inbox = UpdateInbox(settings.inbox_replay_window_s)
+
+    async def prune_inbox(_: object) -> None:
+        await inbox.prune()
 
     async def post_init(application: BotApplication) -> None:
-        application.bot_data.services = await start_services(settings, metrics)
+        services = await start_services(settings, metrics)
+        application.bot_data.services = services
+        inbox.attach(services.store, application.bot.id)
+        await inbox.replay(application.update_queue, application.bot)
         await register_commands(application)
         if application.job_queue is not None:
             application.job_queue.run_repeating(prune_history, interval=3600, first=60)
+            application.job_queue.run_repeating(prune_inbox, interval=INBOX_PRUNE_S, first=30)
         log.info("hfbot started as @%s", application.bot.username)
 
     async def post_shutdown(application: BotApplication) -> None:
+        await inbox.close()
         found, application.bot_data.services = application.bot_data.services, None
         if found is not None:
             await found.close()
@@ -128,7 +140,8 @@ def build_application(
         builder.context_types(CONTEXT_TYPES)
         .request(CountingRequest(metrics, connection_pool_size=64))
         .rate_limiter(PriorityRateLimiter())
-        .concurrent_updates(ChatOrderedUpdateProcessor())
+        .update_queue(RecordingUpdateQueue(inbox))
+        .concurrent_updates(InboxUpdateProcessor(inbox))
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build(),

@@ -91,7 +91,7 @@ async def test_access_tables_come_with_0004_and_go_with_its_downgrade(database) 
         await store.set_access(42, True, by=1)
         await store.create_invite("code", 1, None, by=1)
         await migrate.downgrade(engine, "0003")
-        assert await table_names(engine) == APP_TABLES - {"access_grants", "invite_codes"}
+        assert await table_names(engine) == APP_TABLES - {"access_grants", "invite_codes", "inbox"}
         await migrate.upgrade(engine)
         fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
         assert await fresh.access_restricted() is False, "the downgrade dropped the grants"
@@ -125,5 +125,22 @@ async def test_conversations_come_with_0003_and_go_with_its_downgrade_keeping_ch
         assert choice is not None and choice.params == {"temperature": 0.3}
         assert (await fresh.ongoing_conversation(7, 7)).turns == ()
         assert await fresh.system_prompt(7) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_the_inbox_comes_with_0005_and_goes_with_its_downgrade(database) -> None:
+    engine = database.engine()
+    try:
+        await migrate.upgrade(engine)
+        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        await store.set_user_params(7, "generate", {"temperature": 0.3})
+        await store.inbox_accept(1, 10, 7, {"update_id": 10})
+        await migrate.downgrade(engine, "0004")
+        assert await table_names(engine) == APP_TABLES - {"inbox"}
+        await migrate.upgrade(engine)
+        fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        assert (await fresh.user_choice(7, "generate")).params == {"temperature": 0.3}
+        assert await fresh.inbox_accept(1, 10, 7, {"update_id": 10}), "the old row went"
     finally:
         await engine.dispose()
