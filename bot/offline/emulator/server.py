@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bot.offline.emulator.faults import FaultPlan
 from bot.offline.emulator.flood import FloodControl, FloodError, FloodLimits
 from bot.offline.emulator.html import command_entities, parse_html
 from bot.offline.emulator.methods import BotApiMethods, UploadedFile, inline_markup
@@ -95,6 +96,7 @@ class BotApiEmulator:
         self.private_chat = self.world.private_chat
         self.create_chat = self.world.create_chat
         self.flood = FloodControl(limits=flood_limits or FloodLimits())
+        self.faults = FaultPlan()
         self.api = BotApiMethods(self.world, self.flood, group_privacy=group_privacy)
         self.group_privacy = group_privacy
         self.calls: list[ApiCall] = []
@@ -377,6 +379,11 @@ class BotApiEmulator:
         return len(self.delivery.pending)
 
     @property
+    def accepted_updates(self) -> list[JsonDict]:
+        """Updates the bot acknowledged (the webhook's 2xx), in order: what Telegram forgot."""
+        return list(self.delivery.accepted)
+
+    @property
     def long_polls_waiting(self) -> int:
         """getUpdates requests now held open, waiting for an update."""
         return self.delivery.long_polls_waiting
@@ -476,7 +483,19 @@ class BotApiEmulator:
         params = await _read_params(request)
         error: ApiError | None = None
         result: Any = None
+        fault = self.faults.take(name)
+        if fault is not None and fault.kind == "drop":
+            self._record(ApiCall(name, params, time.monotonic(), "dropped", None))
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=499)
+        if fault is not None and fault.kind == "delay":
+            await asyncio.sleep(fault.delay_s)
         try:
+            if fault is not None and fault.kind == "status":
+                raise ApiError(fault.status, f"Internal Server Error ({fault.status})")
+            if fault is not None and fault.kind == "retry_after":
+                raise FloodError(fault.retry_after)
             if method is None:
                 raise ApiError(404, "Not Found: method not found")
             result = method(params)
@@ -488,13 +507,16 @@ class BotApiEmulator:
             error = ApiError(429, str(exc), {"retry_after": exc.retry_after})
         except (KeyError, TypeError, ValueError) as exc:
             error = bad_request(f"invalid parameters for {name}: {exc!r}")
-        self.calls.append(
+        self._record(
             ApiCall(name, params, time.monotonic(), error.description if error else None, result)
         )
-        self._changes.notify()
         if error is not None:
             return web.json_response(error.to_response(), status=error.code)
         return web.json_response({"ok": True, "result": result})
+
+    def _record(self, call: ApiCall) -> None:
+        self.calls.append(call)
+        self._changes.notify()
 
     async def _handle_file(self, request: web.Request) -> web.Response:
         if request.match_info["token"] != self.token:

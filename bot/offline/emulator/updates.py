@@ -59,6 +59,7 @@ class UpdateDelivery:
     def __init__(self, changes: Changes) -> None:
         self.changes = changes
         self.pending: list[JsonDict] = []
+        self.accepted: list[JsonDict] = []
         self.long_polls_waiting = 0
         self.last_error: tuple[int, str] | None = None
         self._update_ids = itertools.count(1)
@@ -219,6 +220,7 @@ class UpdateDelivery:
             except aiohttp.ClientError as exc:
                 error = f"Connection failed: {exc}"
             if error is None:
+                self.accepted.append(update)
                 if self.pending and self.pending[0] is update:
                     self.pending.pop(0)
                 self.changes.notify()
