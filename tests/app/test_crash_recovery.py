@@ -1,0 +1,131 @@
+"""SIGKILL in the middle of a burst: nothing accepted is lost, nothing confirmed is forgotten.
+
+`hfbot run` (webhook mode) runs as its own process against the emulator. A
+burst of /sentiment requests and /set writes from 40 people arrives; once a
+few are answered the process is killed with SIGKILL, then started again.
+
+Every request the bot acknowledged before the kill is answered at least once
+and at most twice: twice when the kill fell after its answer reached Telegram
+and before the inbox row was marked done (the inbox replays it once more).
+Requests Telegram still held are answered exactly once. Every setting the bot
+confirmed is in the database, and the database passes its integrity checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bot.offline.emulator import BotApiEmulator
+from bot.offline.emulator.world import JsonDict
+from bot.tasks import param_rules_from_caps
+from models.store import SettingsStore, create_engine
+from tests.app.test_webhook import free_port
+from tests.conftest import POSTGRES_URL
+from tests.support.crash import (
+    BotProcess,
+    bot_environment,
+    integrity_problems,
+    replies_to,
+)
+from tests.support.harness import tiny_default_models
+
+PEOPLE = 40
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+        return
+    request.getfixturevalue("postgres_available")
+    name = f"hfbot_crash_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def key(message: JsonDict) -> tuple[int, int]:
+    return message["chat"]["id"], message["message_id"]
+
+
+def answered(emu: BotApiEmulator, sent: list[JsonDict]) -> int:
+    return sum(bool(replies_to(emu, m)) for m in sent)
+
+
+def waiting(emu: BotApiEmulator, sent: list[JsonDict]) -> int:
+    """Requests the bot acknowledged and has not answered yet."""
+    accepted = {key(u["message"]) for u in emu.accepted_updates if "message" in u}
+    return sum(key(m) in accepted and not replies_to(emu, m) for m in sent)
+
+
+async def test_a_killed_bot_answers_every_accepted_request_and_keeps_every_confirmed_setting(
+    database_url: str, tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    async with BotApiEmulator() as emu:
+        env = bot_environment(
+            emu,
+            database_url,
+            tiny_default_models(tiny_models_dir),
+            free_port(),
+            # Requests wait for company this long, so many are in flight at the kill.
+            HFBOT_POOL_MAX_WAIT_MS="300",
+        )
+        bot = BotProcess(emu, env, tmp_path)
+        await bot.start()
+        sent, writes = [], {}
+        for n in range(PEOPLE):
+            person = emu.create_user(f"P{n}")
+            chat = emu.private_chat(person)
+            if n % 2:
+                value = round(0.05 * (n + 1), 2)
+                sent.append(emu.send_message(person, chat, f"/set temperature {value}"))
+                writes[person.id] = (value, sent[-1])
+            else:
+                sent.append(emu.send_message(person, chat, f"/sentiment request {n} is fine"))
+        await emu.wait_until(lambda: answered(emu, sent) >= 4 and waiting(emu, sent) >= 3, 60)
+        bot.kill()
+        await bot.wait()
+        accepted = {key(u["message"]) for u in emu.accepted_updates if "message" in u}
+        unanswered_at_kill = [m for m in sent if key(m) in accepted and not replies_to(emu, m)]
+        assert unanswered_at_kill, "the kill fell after the bot acknowledged unanswered requests"
+
+        await bot.start()
+        try:
+            await emu.wait_until(lambda: all(replies_to(emu, m) for m in sent), 60)
+        except TimeoutError:
+            raise AssertionError(f"requests left unanswered; log:\n{bot.log_tail()}") from None
+        assert await bot.stop() == 0, "the second life stops gracefully"
+
+    counts = {key(m): len(replies_to(emu, m)) for m in sent}
+    assert all(1 <= count <= 2 for count in counts.values()), counts
+    twice = [i for i, count in counts.items() if count == 2]
+    assert set(twice) <= accepted, "only a request acknowledged before the kill comes twice"
+
+    engine = create_engine(database_url)
+    try:
+        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        for user_id, (value, message) in writes.items():
+            [confirmation, *_] = replies_to(emu, message)
+            assert "is now" in confirmation["text"], confirmation["text"]
+            choice = await store.user_choice(user_id, "generate")
+            assert choice is not None and choice.params.get("temperature") == value
+        assert await integrity_problems(engine) == []
+    finally:
+        await engine.dispose()
