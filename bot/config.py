@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     settings_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="How long resolved user/chat settings are cached in memory."
     )
+    database_start_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "On start, how long to wait for a database that cannot be reached yet (retrying "
+            "with backoff) before giving up with an error."
+        ),
+    )
     inbox_replay_window_s: float = Field(
         default=600.0,
         ge=0,

@@ -89,6 +89,18 @@ def postgres_schema(postgres_available: None) -> Iterator[str]:
         asyncio.run(_admin(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
+@pytest.fixture
+def postgres_database(postgres_available: None) -> Iterator[str]:
+    """The URL of a PostgreSQL database made for this test alone (for a bot in its own process,
+    which cannot be handed a search_path), dropped afterwards."""
+    name = f"hfbot_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
 async def _admin(sql: str) -> None:
     connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_URL))
     try:

@@ -7,7 +7,9 @@ through the typed context of `handlers.context`, never by importing this module.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any, cast
 
 from telegram.ext import ApplicationBuilder
@@ -23,6 +25,7 @@ from bot.delivery.pacing import EditPacer
 from bot.delivery.rate_limit import UserRateLimiter
 from bot.delivery.telemetry import BotMetrics
 from bot.engine.pool import PipelinePool
+from bot.errors import StoreUnavailable
 from bot.hub.downloads import ModelDownloads
 from bot.hub.vetting import ModelVetter
 from bot.tasks import ParamRules, param_rules_from_caps
@@ -80,13 +83,34 @@ def rules_for(settings: Settings) -> ParamRules:
 
 
 async def open_store(settings: Settings) -> SettingsStore:
-    """The store on the configured database, upgraded to head first when auto_migrate is on."""
+    """The store on the configured database, upgraded to head first when auto_migrate is on.
+
+    A database still starting (or restarting) is waited for, with backoff, up to
+    `database_start_wait_s`: a bot and its database started together must not
+    depend on which is up first. Past that, StoreUnavailable ends the start.
+    """
     engine = create_engine(settings.database_url, timeout_s=settings.database_timeout_s)
-    if settings.auto_migrate:
-        await migrate.upgrade(engine)
-    return SettingsStore(
+    store = SettingsStore(
         engine, rules=rules_for(settings), cache_ttl_s=settings.settings_cache_ttl_s
     )
+    deadline = time.monotonic() + settings.database_start_wait_s
+    delay = 0.5
+    while True:
+        try:
+            await store.ping()
+            break
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                await store.close()
+                raise
+            log.warning(
+                "database unreachable (%s); trying again in %.1f s", exc.values.get("reason"), delay
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    if settings.auto_migrate:
+        await migrate.upgrade(engine)
+    return store
 
 
 def build_application(

@@ -13,12 +13,8 @@ confirmed is in the database, and the database passes its integrity checks.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from bot.offline.emulator import BotApiEmulator
@@ -26,7 +22,6 @@ from bot.offline.emulator.world import JsonDict
 from bot.tasks import param_rules_from_caps
 from models.store import SettingsStore, create_engine
 from tests.app.test_webhook import free_port
-from tests.conftest import POSTGRES_URL
 from tests.support.crash import (
     BotProcess,
     bot_environment,
@@ -39,26 +34,11 @@ PEOPLE = 40
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database of the test's own: a SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-        return
-    request.getfixturevalue("postgres_available")
-    name = f"hfbot_crash_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
-
-
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
+        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    return str(request.getfixturevalue("postgres_database"))
 
 
 def key(message: JsonDict) -> tuple[int, int]:
