@@ -17,17 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.offline.bot_process import BotProcess, bot_environment
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import JsonDict
 from bot.tasks import param_rules_from_caps
 from models.store import SettingsStore, create_engine
 from tests.app.test_webhook import free_port
-from tests.support.crash import (
-    BotProcess,
-    bot_environment,
-    integrity_problems,
-    replies_to,
-)
+from tests.support.crash import integrity_problems, replies_to
 from tests.support.harness import tiny_default_models
 
 PEOPLE = 40
