@@ -1,0 +1,362 @@
+"""Soak: thousands of requests from hundreds of people through the emulator, nothing dropped.
+
+`hfbot run` runs as its own process in webhook mode (so its resident memory is
+its own, and every update goes through the inbox) with a tiny model for every
+task, against the Bot API emulator in this process. HFBOT_POOL_MAX_LOADED_MODELS is
+10, so every model of the mix stays loaded: with the default 3, eight models
+take turns being evicted and loaded again, and on 2 cores the bot falls
+further behind with every request (measured: p50 from 0.2 s to 46 s over 900
+requests at 15 a second). Simulated people send a
+mix of commands at a steady rate (open loop: arrivals do not wait for
+answers), in their private chats and in groups: sentiment, NER, fill-mask,
+zero-shot, summaries, translations, streamed generation, /set writes,
+/settings, /start, /help, /lang. Measured:
+
+- every request answered (the bot's first message replying to it), and errors:
+  answers saying something went wrong, busy, slow down, or database trouble,
+  Bot API calls that failed, and ERROR lines in the bot's log;
+- latency from the message to the bot's first reply to it, p50 and p95
+  (streamed generation: its first draft; the Bot API budget of 30 messages a
+  second, shared with typing indicators and edits, is part of what is measured);
+- WARNING lines in the bot's log (a usage row not logged, a store unreachable);
+- the bot's RSS every second: at start, after warm-up (the first tenth of the
+  requests, by which every model is loaded) and at the end.
+
+And the inbox's own cost: one update recorded and marked done, on SQLite and
+PostgreSQL, timed alone.
+
+Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_soak` (10,000 requests
+at 20 a second: about 9 minutes); `--write` also replaces the "Soak" section of
+bench/RESULTS.md. The timed tests run a few hundred requests of the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+from bench.results import write_section
+from bot.offline.bot_process import BotProcess, bot_environment
+from bot.offline.demo_models import build_demo_models
+from bot.offline.emulator import BotApiEmulator
+from bot.offline.emulator.world import ApiCall, FakeChat, FakeUser
+from bot.tasks import param_rules_from_caps
+from models import migrate
+from models.store import SettingsStore, create_engine
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SECTION = "## Soak"
+BOT_NAME = "hfbot_test_bot"
+WORDS = "the book was lovely and the weather in Paris was awful but the train ran late".split()
+# (weight, command): `{t}` becomes a few words, `{n}` a number.
+MIX: list[tuple[int, str]] = [
+    (28, "/sentiment {t}"),
+    (8, "/ner {t} in Paris"),
+    (8, "/fill The {t} is <mask>."),
+    (6, "/classify {t} | happy, sad, angry"),
+    (5, "/summarize {t} {t} {t}"),
+    (5, "/translate {t}"),
+    (6, "/generate {t}"),
+    (8, "/set temperature 0.{n}"),
+    (4, "/set max_new_tokens 1{n}"),
+    (8, "/settings"),
+    (5, "/help"),
+    (5, "/start"),
+    (4, "/lang en"),
+]
+ERROR_MARKS = (
+    "Something went wrong",
+    "I'm busy",
+    "Slow down",
+    "can't reach my",
+    "failed to load",
+    "took too long",
+    "restarting",
+)
+
+
+@dataclass
+class Report:
+    requests: int
+    users: int
+    groups: int
+    rate: float
+    answered: int = 0
+    error_answers: int = 0
+    failed_calls: int = 0
+    log_errors: int = 0
+    log_warnings: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+    rss_mib: list[tuple[float, int, float]] = field(default_factory=list)  # (s, sent, MiB)
+    rss_start_mib: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        return self.error_answers + self.failed_calls + self.log_errors
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies_s)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    def rss_after(self, sent: int) -> float:
+        return next((mib for _, done, mib in self.rss_mib if done >= sent), self.rss_mib[-1][2])
+
+    @property
+    def rss_warm_mib(self) -> float:
+        return self.rss_after(self.requests // 10)
+
+    @property
+    def rss_end_mib(self) -> float:
+        return self.rss_mib[-1][2]
+
+    @property
+    def rss_growth_mib(self) -> float:
+        """From after warm-up to the end: what a leak would show."""
+        return self.rss_end_mib - self.rss_warm_mib
+
+
+class Answers:
+    """Reads the emulator's calls once each: the first reply to every message, and failures."""
+
+    def __init__(self, emu: BotApiEmulator) -> None:
+        self.emu = emu
+        self.first: dict[tuple[int, int], ApiCall] = {}
+        self.failed = 0
+        self.error_answers = 0
+        self._seen = 0
+
+    def catch_up(self) -> None:
+        calls = self.emu.calls
+        for call in calls[self._seen :]:
+            if call.error is not None:
+                self.failed += 1
+                continue
+            if call.method == "sendMessage" and isinstance(call.result, dict):
+                text = call.result.get("text", "")
+                if any(mark in text for mark in ERROR_MARKS):
+                    self.error_answers += 1
+                replied = call.result.get("reply_to_message", {}).get("message_id")
+                if replied is not None:
+                    self.first.setdefault((call.result["chat"]["id"], replied), call)
+        self._seen = len(calls)
+
+
+def command(rng: random.Random, in_group: bool) -> str:
+    weights, templates = zip(*MIX, strict=True)
+    template = rng.choices(templates, weights)[0]
+    words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 8)))
+    text = template.replace("{t}", words).replace("{n}", str(rng.randint(1, 9)))
+    if in_group:
+        name, _, rest = text.partition(" ")
+        text = f"{name}@{BOT_NAME} {rest}".rstrip()
+    return text
+
+
+async def soak(
+    requests: int,
+    users: int,
+    groups: int,
+    rate: float,
+    workdir: Path,
+    models_dir: Path,
+    *,
+    database_url: str | None = None,
+    seed: int = 18,
+    drain_s: float = 120.0,
+    **extra_env: str,
+) -> Report:
+    """Run the soak and report; the bot is stopped gracefully at the end."""
+    report = Report(requests, users, groups, rate)
+    rng = random.Random(seed)
+    async with BotApiEmulator() as emu:
+        env = bot_environment(
+            emu,
+            database_url or f"sqlite+aiosqlite:///{workdir / 'soak.db'}",
+            build_demo_models(models_dir),
+            _free_port(),
+            HFBOT_LOG_LEVEL="WARNING",
+            HFBOT_POOL_MAX_LOADED_MODELS="10",
+            **extra_env,
+        )
+        bot = BotProcess(emu, env, workdir)
+        await bot.start()
+        assert bot.process is not None
+        process = psutil.Process(bot.process.pid)
+        report.rss_start_mib = process.memory_info().rss / 2**20
+        people = [emu.create_user(f"user{i}") for i in range(users)]
+        chats = [emu.create_chat("supergroup", f"group{i}") for i in range(groups)]
+        member_of: dict[int, FakeChat] = {p.id: chats[i % groups] for i, p in enumerate(people)}
+        answers = Answers(emu)
+        sent: dict[tuple[int, int], float] = {}
+        started = time.monotonic()
+        sampling = asyncio.create_task(_sample_rss(process, report, sent, started))
+        try:
+            for index in range(requests):
+                due = started + index / rate
+                if (wait := due - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                person: FakeUser = rng.choice(people)
+                in_group = groups > 0 and rng.random() < 0.3
+                chat = member_of[person.id] if in_group else emu.private_chat(person)
+                message = emu.send_message(person, chat, command(rng, in_group))
+                sent[(chat.id, message["message_id"])] = time.monotonic()
+                if index % 50 == 0:
+                    answers.catch_up()
+
+            def all_answered() -> bool:
+                answers.catch_up()
+                return all(key in answers.first for key in sent)
+
+            try:
+                await emu.wait_until(all_answered, timeout=drain_s)
+            except TimeoutError:
+                pass
+            report.seconds = time.monotonic() - started
+            await _record_rss(process, report, len(sent), started)
+        finally:
+            sampling.cancel()
+            await bot.stop()
+        answers.catch_up()
+    report.answered = sum(key in answers.first for key in sent)
+    report.latencies_s = [
+        answers.first[key].at - moment for key, moment in sent.items() if key in answers.first
+    ]
+    report.error_answers = answers.error_answers
+    report.failed_calls = answers.failed
+    lines = [line for log in bot.logs for line in log.read_text(errors="replace").splitlines()]
+    report.log_errors = sum(" ERROR " in line or "Traceback" in line for line in lines)
+    report.log_warnings = sum(" WARNING " in line for line in lines)
+    return report
+
+
+async def _sample_rss(
+    process: psutil.Process, report: Report, sent: dict[tuple[int, int], float], started: float
+) -> None:
+    while True:
+        await _record_rss(process, report, len(sent), started)
+        await asyncio.sleep(1.0)
+
+
+async def _record_rss(process: psutil.Process, report: Report, sent: int, started: float) -> None:
+    rss = process.memory_info().rss / 2**20
+    report.rss_mib.append((time.monotonic() - started, sent, rss))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def inbox_overhead(database_url: str, updates: int = 500) -> float:
+    """Milliseconds one update costs the inbox: recorded, then marked done, one at a time."""
+    engine = create_engine(database_url)
+    await migrate.upgrade(engine)
+    store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+    payload = {"update_id": 0, "message": {"message_id": 1, "text": "/sentiment " + "x" * 80}}
+    try:
+        started = time.perf_counter()
+        for update_id in range(updates):
+            await store.inbox_accept(1, update_id, 42, payload)
+            await store.inbox_done(1, [update_id])
+        return (time.perf_counter() - started) / updates * 1000
+    finally:
+        await store.close()
+
+
+async def inbox_overhead_on_postgres(server_url: str) -> float:
+    """The same on a scratch database of the server at `server_url`, dropped afterwards."""
+    name = f"hfbot_bench_{os.getpid()}"
+    dsn = server_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            return await inbox_overhead(f"{server_url.rsplit('/', 1)[0]}/{name}")
+        finally:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def markdown(report: Report, inbox_ms: dict[str, float]) -> str:
+    series = report.rss_mib
+    step = max(1, report.requests // 10)
+    marks = []
+    for target in range(0, report.requests + 1, step):
+        found = next(((s, sent, mib) for s, sent, mib in series if sent >= target), series[-1])
+        marks.append(f"{found[1]:,} requests ({found[0]:.0f} s): {found[2]:.0f} MiB")
+    inbox = ", ".join(f"{name} {ms:.2f} ms" for name, ms in inbox_ms.items())
+    return f"""{SECTION}
+
+`python -m bench.bench_soak` on {platform.machine()}, {os.cpu_count()} cores, Python
+{platform.python_version()}: `hfbot run` (webhook mode, SQLite, a tiny model per task) as
+its own process, against the emulator; {report.users} simulated people in their private
+chats and {report.groups} groups, {report.rate:.0f} requests a second (open loop), mixed
+commands (sentiment, NER, fill-mask, zero-shot, summaries, translations, streamed
+generation, /set, /settings, /start, /help, /lang).
+
+| figure | value |
+|---|---|
+| requests sent | {report.requests:,} |
+| answered | {report.answered:,} ({report.answered / report.requests:.2%}) |
+| errors (error answers / failed Bot API calls / ERROR log lines) | {report.errors} ({report.error_answers} / {report.failed_calls} / {report.log_errors}) |
+| WARNING log lines (e.g. usage not logged: database busy) | {report.log_warnings} |
+| latency to the first reply, p50 | {report.quantile(0.5) * 1000:.0f} ms |
+| latency to the first reply, p95 | {report.quantile(0.95) * 1000:.0f} ms |
+| latency, max | {max(report.latencies_s, default=float("nan")) * 1000:.0f} ms |
+| bot RSS at start (no model loaded) | {report.rss_start_mib:.0f} MiB |
+| bot RSS after warm-up ({report.requests // 10:,} requests) | {report.rss_warm_mib:.0f} MiB |
+| bot RSS at the end | {report.rss_end_mib:.0f} MiB ({report.rss_growth_mib:+.0f} MiB after warm-up) |
+| wall time | {report.seconds:.0f} s |
+| inbox cost per update (recorded + marked done, alone) | {inbox} |
+
+RSS over the run: {"; ".join(marks)}.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--groups", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=20.0, help="requests a second")
+    parser.add_argument("--models-dir", type=Path, default=Path.home() / ".cache/hfbot/demo-models")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "HFBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+        ),
+        help="where the inbox cost is measured on PostgreSQL (empty: skip)",
+    )
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        inbox_ms = {"SQLite": asyncio.run(inbox_overhead(f"sqlite+aiosqlite:///{workdir}/i.db"))}
+        if args.postgres:
+            inbox_ms["PostgreSQL"] = asyncio.run(inbox_overhead_on_postgres(args.postgres))
+        report = asyncio.run(
+            soak(args.requests, args.users, args.groups, args.rate, Path(workdir), args.models_dir)
+        )
+    text = markdown(report, inbox_ms)
+    print(text)
+    if args.write:
+        write_section(SECTION, text)
+
+
+if __name__ == "__main__":
+    main()
