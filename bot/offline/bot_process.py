@@ -33,26 +33,29 @@ class BotProcess:
     logs: list[Path] = field(default_factory=list)
 
     async def start(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109 - the test's own bound
-        """Start it and return once it has registered its webhook (it is then serving)."""
-        registered = sum(1 for call in self.emu.calls if call.method == "setWebhook")
+        """Start it; return once it serves (its webhook registered, or its first long poll)."""
+        ready = "setWebhook" if self.env.get("HFBOT_WEBHOOK_URL") else "getUpdates"
+        before = sum(1 for call in self.emu.calls if call.method == ready)
         self.lives += 1
         log = self.workdir / f"bot-{self.lives}.log"
         self.logs.append(log)
         with log.open("wb") as out:
-            self.process = await asyncio.create_subprocess_exec(
+            process = await asyncio.create_subprocess_exec(
                 str(HFBOT), "run", env=self.env, cwd=self.workdir, stdout=out, stderr=out
             )
+        self.process = process
         try:
             await self.emu.wait_until(
                 lambda: (
-                    sum(1 for c in self.emu.calls if c.method == "setWebhook") > registered
-                    or self.process is None
-                    or self.process.returncode is not None
+                    sum(1 for c in self.emu.calls if c.method == ready) > before
+                    or process.returncode is not None
                 ),
                 timeout=timeout,
             )
         except TimeoutError:
-            raise AssertionError(f"the bot did not start:\n{self.log_tail()}") from None
+            raise RuntimeError(f"the bot did not start:\n{self.log_tail()}") from None
+        if process.returncode is not None:
+            raise RuntimeError(f"the bot exited ({process.returncode}):\n{self.log_tail()}")
 
     def kill(self) -> None:
         assert self.process is not None
@@ -76,9 +79,16 @@ class BotProcess:
 
 
 def bot_environment(
-    emu: BotApiEmulator, database_url: str, default_models: dict[str, str], port: int, **extra: str
+    emu: BotApiEmulator,
+    database_url: str,
+    default_models: dict[str, str],
+    port: int | None,
+    **extra: str,
 ) -> dict[str, str]:
-    """The environment of `hfbot run` against `emu`: nothing from the developer's own settings."""
+    """The environment of `hfbot run` against `emu`: nothing from the developer's own settings.
+
+    With a `port` the bot serves a webhook there; without one it polls.
+    """
     env = {
         key: value
         for key, value in os.environ.items()
@@ -89,10 +99,6 @@ def bot_environment(
             "TELEGRAM_BOT_TOKEN": emu.token,
             "TELEGRAM_API_BASE_URL": emu.url,
             "DATABASE_URL": database_url,
-            "HFBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}",
-            "HFBOT_WEBHOOK_LISTEN": "127.0.0.1",
-            "HFBOT_WEBHOOK_PORT": str(port),
-            "HFBOT_WEBHOOK_SECRET": "crash-test-secret",
             "HFBOT_DEFAULT_MODELS": json.dumps(default_models),
             "HFBOT_ENGINE_ONNX": "off",
             "HFBOT_RATE_LIMIT_PER_MINUTE": "0",
@@ -103,4 +109,13 @@ def bot_environment(
             **extra,
         }
     )
+    if port is not None:
+        env.update(
+            {
+                "HFBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}",
+                "HFBOT_WEBHOOK_LISTEN": "127.0.0.1",
+                "HFBOT_WEBHOOK_PORT": str(port),
+                "HFBOT_WEBHOOK_SECRET": "crash-test-secret",
+            }
+        )
     return env

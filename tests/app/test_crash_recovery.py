@@ -1,13 +1,15 @@
 """SIGKILL in the middle of a burst: nothing accepted is lost, nothing confirmed is forgotten.
 
-`hfbot run` (webhook mode) runs as its own process against the emulator. A
+`hfbot run` runs as its own process against the emulator (webhook mode on SQLite
+and PostgreSQL, polling on SQLite). A
 burst of /sentiment requests and /set writes from 40 people arrives; once a
 few are answered the process is killed with SIGKILL, then started again.
 
 Every request the bot acknowledged before the kill is answered at least once
 and at most twice: twice when the kill fell after its answer reached Telegram
 and before the inbox row was marked done (the inbox replays it once more).
-Requests Telegram still held are answered exactly once. Every setting the bot
+Requests Telegram still held are answered exactly once. When polling, an
+update counts as acknowledged once a getUpdates offset confirmed it. Every setting the bot
 confirmed is in the database, and the database passes its integrity checks.
 """
 
@@ -29,12 +31,19 @@ from tests.support.harness import tiny_default_models
 PEOPLE = 40
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database of the test's own: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    return str(request.getfixturevalue("postgres_database"))
+@pytest.fixture(
+    params=[("webhook", "sqlite"), ("webhook", "postgresql"), ("polling", "sqlite")],
+    ids=["webhook-sqlite", "webhook-postgresql", "polling-sqlite"],
+)
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[bool, str]:
+    """Webhook or polling, on a database of the test's own (a SQLite file, a fresh PostgreSQL
+    database)."""
+    mode, backend = request.param
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_database"))
+    return mode == "webhook", url
 
 
 def key(message: JsonDict) -> tuple[int, int]:
@@ -52,14 +61,15 @@ def waiting(emu: BotApiEmulator, sent: list[JsonDict]) -> int:
 
 
 async def test_a_killed_bot_answers_every_accepted_request_and_keeps_every_confirmed_setting(
-    database_url: str, tmp_path: Path, tiny_models_dir: Path
+    setup: tuple[bool, str], tmp_path: Path, tiny_models_dir: Path
 ) -> None:
+    webhook, database_url = setup
     async with BotApiEmulator() as emu:
         env = bot_environment(
             emu,
             database_url,
             tiny_default_models(tiny_models_dir),
-            free_port(),
+            free_port() if webhook else None,
             # Requests wait for company this long, so many are in flight at the kill.
             HFBOT_POOL_MAX_WAIT_MS="300",
         )

@@ -180,9 +180,14 @@ def break_database(found: Services) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_bot(settings: Settings, **emulator_options: Any) -> AsyncIterator[RunningBot]:
-    """Start the emulator and the bot in polling mode; stop both afterwards."""
-    async with BotApiEmulator(**emulator_options) as emu:
+async def running_bot(
+    settings: Settings, emu: BotApiEmulator | None = None, **emulator_options: Any
+) -> AsyncIterator[RunningBot]:
+    """Start the emulator (unless one is given, already running) and the bot in polling mode;
+    stop both afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        if emu is None:
+            emu = await stack.enter_async_context(BotApiEmulator(**emulator_options))
         app = build_application(settings, builder=emu.wire(ApplicationBuilder()))
         async with app:
             assert app.post_init is not None and app.post_shutdown is not None

@@ -380,7 +380,8 @@ class BotApiEmulator:
 
     @property
     def accepted_updates(self) -> list[JsonDict]:
-        """Updates the bot acknowledged (the webhook's 2xx), in order: what Telegram forgot."""
+        """Updates the bot acknowledged (webhook 2xx, getUpdates offset), in order: what Telegram
+        forgot."""
         return list(self.delivery.accepted)
 
     @property

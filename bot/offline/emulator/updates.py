@@ -59,6 +59,7 @@ class UpdateDelivery:
     def __init__(self, changes: Changes) -> None:
         self.changes = changes
         self.pending: list[JsonDict] = []
+        # Acknowledged: confirmed by a getUpdates offset, or answered 2xx by the webhook.
         self.accepted: list[JsonDict] = []
         self.long_polls_waiting = 0
         self.last_error: tuple[int, str] | None = None
@@ -101,6 +102,11 @@ class UpdateDelivery:
         self.pending.append({"update_id": next(self._update_ids), kind: payload})
         self.changes.notify()
 
+    def resend(self, update: JsonDict) -> None:
+        """Queue an update again under its own id, as Telegram does when it missed the 200."""
+        self.pending.append(copy.deepcopy(update))
+        self.changes.notify()
+
     async def get_updates(self, params: JsonDict) -> list[JsonDict]:
         if self._webhook is not None:
             raise ApiError(
@@ -111,6 +117,7 @@ class UpdateDelivery:
         self._set_allowed_updates(params.get("allowed_updates"))
         offset = int(params.get("offset") or 0)
         if offset > 0:
+            self.accepted += [u for u in self.pending if u["update_id"] < offset]
             self.pending = [u for u in self.pending if u["update_id"] >= offset]
         elif offset < 0:
             self.pending = self.pending[offset:]
