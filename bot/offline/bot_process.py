@@ -33,7 +33,11 @@ class BotProcess:
     logs: list[Path] = field(default_factory=list)
 
     async def start(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109 - the test's own bound
-        """Start it; return once it serves (its webhook registered, or its first long poll)."""
+        """Start it; return once it serves (its webhook registered, or its first long poll).
+
+        A long poll is recorded as a call only when it returns, so a poll held
+        open counts as serving too.
+        """
         ready = "setWebhook" if self.env.get("HFBOT_WEBHOOK_URL") else "getUpdates"
         before = sum(1 for call in self.emu.calls if call.method == ready)
         self.lives += 1
@@ -48,6 +52,7 @@ class BotProcess:
             await self.emu.wait_until(
                 lambda: (
                     sum(1 for c in self.emu.calls if c.method == ready) > before
+                    or (ready == "getUpdates" and self.emu.long_polls_waiting > 0)
                     or process.returncode is not None
                 ),
                 timeout=timeout,
