@@ -111,6 +111,9 @@ class UpdateInbox:
         """
         if self._store is None:
             return 0
+        # Rows done in an earlier life go first: an update id is unique only among the
+        # updates Telegram has not forgotten, and one seen again must be a new update.
+        await self.prune()
         since = utcnow() - self.replay_window
         try:
             found = await self._store.inbox_unanswered(
