@@ -33,6 +33,9 @@ from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
 
+# Calls Telegram counts against the bot's overall rate only, not a chat's messages.
+OVERALL_ONLY = frozenset({"sendChatAction", "sendMessageDraft"})
+
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 
 
@@ -58,12 +61,13 @@ class Budget:
     is a little after it leaves, so calls sent exactly a period apart can land inside one."""
 
     overall: Window = Window(30, 1.05)
-    private_chat: Window = Window(1, 1.05)
+    per_chat: Window = Window(1, 1.05)
     group: Window = Window(20, 61.0)
 
-    def for_chat(self, chat_id: int) -> Window:
-        """Group and channel ids are negative in the Bot API."""
-        return self.group if chat_id < 0 else self.private_chat
+    def for_chat(self, chat_id: int) -> tuple[Window, ...]:
+        """Every chat takes one message a second; groups and channels (negative ids in the
+        Bot API) also 20 a minute."""
+        return (self.per_chat, self.group) if chat_id < 0 else (self.per_chat,)
 
 
 @dataclass
@@ -106,7 +110,7 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         self._max_retries = max_retries
         self._clock = clock
         self._overall = _Slots(self.budget.overall)
-        self._chats: dict[int, _Slots] = {}
+        self._chats: dict[int, tuple[_Slots, ...]] = {}
         self._waiting: list[_Waiting] = []
         self._numbers = itertools.count()
         self._changed = asyncio.Event()
@@ -137,19 +141,20 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         priority = Priority.ACTION if endpoint == "sendChatAction" else rate_limit_args
         priority = Priority.ANSWER if priority is None else priority
         chat_id = _chat_id(data)
+        counted_in = None if endpoint in OVERALL_ONLY else chat_id
         for attempt in range(self._max_retries + 1):
             if priority is Priority.ACTION:
-                if not self._take_now(chat_id):
+                if not self._take_now(chat_id, counted_in):
                     self.dropped_actions += 1
                     return True
             else:
-                await self._wait_turn(priority, chat_id)
+                await self._wait_turn(priority, counted_in)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
                 if attempt == self._max_retries or priority is Priority.ACTION:
                     raise
-                self._pause(chat_id, error.retry_after)
+                self._pause(counted_in, error.retry_after)
                 log.info("Telegram asked to wait %s s (%s); retrying", error.retry_after, endpoint)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -157,12 +162,13 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         """Calls waiting for a slot (in one chat, or anywhere)."""
         return sum(1 for w in self._waiting if chat_id is None or w.chat_id == chat_id)
 
-    def _slots(self, chat_id: int) -> _Slots:
+    def _slots(self, chat_id: int) -> tuple[_Slots, ...]:
         slots = self._chats.get(chat_id)
         if slots is None:
-            slots = self._chats[chat_id] = _Slots(self.budget.for_chat(chat_id))
-            if len(self._chats) > 10_000:
+            if len(self._chats) >= 10_000:
                 self._forget_quiet_chats()
+            windows = self.budget.for_chat(chat_id)
+            slots = self._chats[chat_id] = tuple(_Slots(window) for window in windows)
         return slots
 
     def _free_at(self, chat_id: int | None, now: float) -> float:
@@ -170,25 +176,26 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         scheduling pass compares every waiting call against the same instant."""
         free = self._overall.free_at(now)
         if chat_id is not None:
-            free = max(free, self._slots(chat_id).free_at(now))
+            free = max(free, *(slots.free_at(now) for slots in self._slots(chat_id)))
         return free
 
     def _record(self, chat_id: int | None) -> None:
         now = self._clock()
         self._overall.sent.append(now)
         if chat_id is not None:
-            self._slots(chat_id).sent.append(now)
+            for slots in self._slots(chat_id):
+                slots.sent.append(now)
 
-    def _take_now(self, chat_id: int | None) -> bool:
+    def _take_now(self, chat_id: int | None, counted_in: int | None) -> bool:
         """A chat action goes only into a free slot no waiting call could use instead: not
         while this chat has anything waiting (its answer is ready), nor while a waiting call
         anywhere could go now."""
         now = self._clock()
-        if self._free_at(chat_id, now) > now or any(
+        if self._free_at(counted_in, now) > now or any(
             w.chat_id == chat_id or self._free_at(w.chat_id, now) <= now for w in self._waiting
         ):
             return False
-        self._record(chat_id)
+        self._record(counted_in)
         return True
 
     async def _wait_turn(self, priority: Priority, chat_id: int | None) -> None:
@@ -238,13 +245,18 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         """Nothing more into this chat (or anywhere) until Telegram said it may continue."""
         seconds = retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after
         until = self._clock() + float(seconds)
-        slots = self._slots(chat_id) if chat_id is not None else self._overall
-        slots.paused_until = max(slots.paused_until, until)
+        for slots in self._slots(chat_id) if chat_id is not None else (self._overall,):
+            slots.paused_until = max(slots.paused_until, until)
         self._changed.set()
 
     def _forget_quiet_chats(self) -> None:
         now = self._clock()
-        for chat_id in [c for c, s in self._chats.items() if s.free_at(now) <= now and not s.sent]:
+        quiet = [
+            chat_id
+            for chat_id, slots in self._chats.items()
+            if all(s.free_at(now) <= now and not s.sent for s in slots)
+        ]
+        for chat_id in quiet:
             del self._chats[chat_id]
 
 
