@@ -28,9 +28,11 @@ class Calls:
         return True
 
 
-def limiter(
-    per_chat: Window = Window(1, 0.3), overall: Window = Window(30, 1.0)
-) -> PriorityRateLimiter:
+ONE_IN_A_MOMENT = Window(1, 0.3)
+PLENTY = Window(30, 1.0)
+
+
+def limiter(per_chat: Window = ONE_IN_A_MOMENT, overall: Window = PLENTY) -> PriorityRateLimiter:
     return PriorityRateLimiter(Budget(overall=overall, per_chat=per_chat, group=Window(3, 5.0)))
 
 
@@ -48,9 +50,9 @@ async def send(
 
 
 async def until_queued(limits: PriorityRateLimiter, count: int) -> None:
-    """Let the event loop run until `count` calls wait for a slot."""
-    while limits.queued() < count:
-        await asyncio.sleep(0)
+    """One turn of the event loop runs a new call up to its wait for a slot."""
+    await asyncio.sleep(0)
+    assert limits.queued() == count
 
 
 async def test_a_waiting_answer_goes_before_a_streaming_edit_that_waited_longer() -> None:
