@@ -247,6 +247,11 @@ class Settings(BaseSettings):
         default=True,
         description="Stream /generate into one message edited as tokens arrive (users can turn it off with /set stream off).",
     )
+    queue_status_after_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="A request still waiting for the model after this many seconds gets a status line with its place in line, replaced by the answer.",
+    )
     generation_kv_cache_tokens: int = Field(
         default=8192,
         ge=256,

@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from telegram import Message
+
 from bot.delivery.markup import plain_text
 from bot.errors import Cancelled, StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, TaskSpec
@@ -27,6 +29,7 @@ from handlers.model_call import (
     run_call,
 )
 from handlers.parsing import InputLimits, parse_request
+from handlers.queue_status import QueueStatus
 from handlers.streaming import StreamingReply, StreamMode
 from handlers.turn import Turn
 
@@ -89,6 +92,7 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
     svc = turn.services
     async with tracked(turn, spec) as usage:
         stream: StreamingReply | None = None
+        status: QueueStatus | None = None
         memory: Memory | None = None
         try:
             svc.limiter.check(turn.owner_id)
@@ -100,9 +104,11 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
                 mode = await stream_mode(turn, spec)
                 if mode is not None:
                     stream = await StreamingReply.open(turn, request.text, mode)
-                result = await run_call(
-                    turn, spec, call, request, usage, on_text=stream.update if stream else None
-                )
+                    result = await run_call(turn, spec, call, request, usage, on_text=stream.update)
+                else:
+                    status = QueueStatus(turn)
+                    async with status.watching() as caller:
+                        result = await run_call(turn, spec, call, request, usage, caller=caller)
             answer = spec.formatter(result, request.text)
             markup = answer or turn.t(spec.empty_result)
             notices = memory.notices(result) if memory is not None else []
@@ -111,13 +117,15 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
             markup += "".join(f"\n\n{turn.t(key)}" for key in notices)
             if stream is not None:
                 await stream.finish(markup)
-            shown = stream.message if stream is not None else await turn.reply(markup)
+            shown = (
+                stream.message if stream is not None else await reply_in_place(turn, status, markup)
+            )
             if memory is not None:
                 await memory.remember(plain_text(answer), shown, stopped=False)
         except UserFacingError as error:
             usage.error = error.key
             if stream is None:
-                await turn.refuse(error)
+                await reply_in_place(turn, status, turn.t(error.key, **error.values))
             elif isinstance(error, Cancelled):
                 await stream.stopped()
             else:
@@ -128,6 +136,13 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
             if stream is not None:
                 await stream.failed(turn.t("error.generic"))
             raise
+
+
+async def reply_in_place(turn: Turn, status: QueueStatus | None, markup: str) -> Message:
+    """Reply, in place of the request's queue status line if it got one."""
+    if status is not None:
+        return await status.replace(markup)
+    return await turn.reply(markup)
 
 
 async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) -> None:

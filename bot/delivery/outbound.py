@@ -158,6 +158,18 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
                 log.info("Telegram asked to wait %s s (%s); retrying", error.retry_after, endpoint)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def spare(self, chat_id: int) -> float:
+        """How much of this chat's widest window is free now, 0 to 1; 0 while any call for
+        the chat waits. Optional messages (a queue status line) go only where this is high,
+        so they never take a slot an answer will need."""
+        if self.queued(chat_id):
+            return 0.0
+        now = self._clock()
+        widest = max(self._slots(chat_id), key=lambda slots: slots.window.period_s)
+        if widest.free_at(now) > now:
+            return 0.0
+        return 1.0 - len(widest.sent) / widest.window.count
+
     def queued(self, chat_id: int | None = None) -> int:
         """Calls waiting for a slot (in one chat, or anywhere)."""
         return sum(1 for w in self._waiting if chat_id is None or w.chat_id == chat_id)

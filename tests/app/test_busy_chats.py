@@ -1,0 +1,79 @@
+"""A busy bot: fair turns, a visible place in line, answers before anything else."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from tests.support.harness import POSITIVE, RunningBot
+
+
+def one_batch_at_a_time(permits: threading.Semaphore) -> Any:
+    """A loader whose models run a batch only when the test hands out a permit."""
+
+    def load(task: str, model_id: str) -> Any:
+        def run(inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]:
+            assert permits.acquire(timeout=30)
+            return [POSITIVE for _ in inputs]
+
+        return run
+
+    return load
+
+
+def status_lines(bot: RunningBot, chat_id: int) -> list[dict[str, Any]]:
+    return [
+        call.result
+        for call in bot.emu.calls
+        if call.method == "sendMessage"
+        and call.params.get("chat_id") == chat_id
+        and str(call.params.get("text", "")).startswith("⏳")
+    ]
+
+
+async def test_a_waiting_request_shows_its_place_in_line_and_the_answer_replaces_it(
+    bot: RunningBot,
+) -> None:
+    permits = threading.Semaphore(0)
+    await bot.swap_pool(one_batch_at_a_time(permits), pool_max_batch_size=1, pool_max_wait_ms=0)
+    bot.services.settings.queue_status_after_s = 0.2
+    alice, bob, carol = bot.person("Alice"), bot.person("Bob"), bot.person("Carol")
+    chats = {person.first_name: bot.emu.private_chat(person) for person in (alice, bob, carol)}
+    bot.emu.send_message(alice, chats["Alice"], "/sentiment first")
+    await bot.emu.wait_until(lambda: bot.services.pool.metrics.snapshot().batches == 1)
+    bot.emu.send_message(bob, chats["Bob"], "/sentiment second")
+    await bot.emu.wait_until(lambda: bot.services.pool.metrics.requests == 2)
+    bot.emu.send_message(carol, chats["Carol"], "/sentiment third")
+    await bot.emu.wait_for(
+        "sendMessage", lambda call: call.params["text"].startswith("⏳"), count=2, since=0
+    )
+    [bobs_line] = status_lines(bot, chats["Bob"].id)
+    [carols_line] = status_lines(bot, chats["Carol"].id)
+    assert bobs_line["text"] == "⏳ #1 in line…"
+    assert carols_line["text"] == "⏳ #2 in line…"
+
+    permits.release()  # Alice's batch ends, Bob's starts: Carol moves up
+    await bot.emu.wait_until(
+        lambda: (
+            bot.emu.edits(chats["Carol"].id, carols_line["message_id"])
+            == ["⏳ #2 in line…", "⏳ #1 in line…"]
+        )
+    )
+    permits.release(2)
+    await bot.settle()
+
+    for chat, line in ((chats["Bob"], bobs_line), (chats["Carol"], carols_line)):
+        final = bot.emu.edits(chat.id, line["message_id"])[-1]
+        assert final.startswith("POSITIVE"), "the status line became the answer"
+        assert [m["message_id"] for m in bot.emu.sent_messages(chat.id)] == [line["message_id"]], (
+            "no second message: the wait cost one message"
+        )
+    assert status_lines(bot, chats["Alice"].id) == [], "a request that never waited shows none"
+
+
+async def test_a_quick_answer_gets_no_status_line(bot: RunningBot) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    [reply] = await bot.ask(alice, chat, "/sentiment quick")
+    assert reply.startswith(("POSITIVE", "NEGATIVE"))
+    assert status_lines(bot, chat.id) == []
