@@ -118,14 +118,18 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
             if stream is not None:
                 await stream.finish(markup)
             shown = (
-                stream.message if stream is not None else await reply_in_place(turn, status, markup)
+                stream.message
+                if stream is not None
+                else await reply_in_place(turn, status, markup, shareable=memory is None)
             )
             if memory is not None:
                 await memory.remember(plain_text(answer), shown, stopped=False)
         except UserFacingError as error:
             usage.error = error.key
             if stream is None:
-                await reply_in_place(turn, status, turn.t(error.key, **error.values))
+                await reply_in_place(
+                    turn, status, turn.t(error.key, **error.values), shareable=True
+                )
             elif isinstance(error, Cancelled):
                 await stream.stopped()
             else:
@@ -138,11 +142,14 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
             raise
 
 
-async def reply_in_place(turn: Turn, status: QueueStatus | None, markup: str) -> Message:
-    """Reply, in place of the request's queue status line if it got one."""
+async def reply_in_place(
+    turn: Turn, status: QueueStatus | None, markup: str, *, shareable: bool
+) -> Message:
+    """Reply, in place of the request's queue status line if it got one; an answer that is
+    not part of a conversation may share a message with others in a busy group."""
     if status is not None:
-        return await status.replace(markup)
-    return await turn.reply(markup)
+        return await status.replace(markup, shareable=shareable)
+    return await turn.reply(markup, shareable=shareable)
 
 
 async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) -> None:

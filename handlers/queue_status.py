@@ -57,13 +57,13 @@ class QueueStatus:
         finally:
             await self._stop()
 
-    async def replace(self, markup: str) -> Message:
+    async def replace(self, markup: str, *, shareable: bool) -> Message:
         """Show the answer: in place of the status line when there is one, else as a reply."""
         if self.message is not None:
             shown = await replace_html(self.message, markup)
             if shown is not None:
                 return shown
-        return await self._turn.reply(markup)
+        return await self._turn.reply(markup, shareable=shareable)
 
     async def _stop(self) -> None:
         """The watcher is cancelled, except while it sends the status line: that send is let

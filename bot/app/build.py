@@ -21,6 +21,7 @@ from bot.delivery.order import ChatOrderedUpdateProcessor
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.pacing import EditPacer
 from bot.delivery.rate_limit import UserRateLimiter
+from bot.delivery.shared_answers import SharedAnswers
 from bot.delivery.telemetry import BotMetrics
 from bot.engine.pool import PipelinePool
 from bot.hub.downloads import ModelDownloads
@@ -53,6 +54,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
         running=RunningRequests(),
         typing=ChatTyping(),
         edit_pacer=EditPacer(),
+        shared_answers=SharedAnswers(),
         downloads=ModelDownloads(
             vetter.access,
             workers=settings.download_workers,

@@ -77,3 +77,43 @@ async def test_a_quick_answer_gets_no_status_line(bot: RunningBot) -> None:
     [reply] = await bot.ask(alice, chat, "/sentiment quick")
     assert reply.startswith(("POSITIVE", "NEGATIVE"))
     assert status_lines(bot, chat.id) == []
+
+
+def answered_in_order(bot: RunningBot, chat_id: int, asked: dict[int, str]) -> list[str]:
+    """The questions the bot's messages answer, in the order they appear: a message of its
+    own answers the message it replies to; a shared one each question it quotes."""
+    found: list[str] = []
+    for message in bot.emu.sent_messages(chat_id):
+        quoted = [q for q in asked.values() if q in message["text"]]
+        if quoted:
+            found += sorted(quoted, key=message["text"].index)
+        else:
+            found.append(asked[message["reply_to_message"]["message_id"]])
+    return found
+
+
+async def test_a_busy_group_gets_every_answer_in_order_without_a_single_429(
+    bot: RunningBot,
+) -> None:
+    bot.emu.flood.enabled = True
+    members = [bot.person(f"Member{n:02d}") for n in range(30)]
+    group = bot.emu.create_chat("supergroup", "Busy", creator=members[0])
+    asked: dict[int, str] = {}
+    for number, member in enumerate(members):
+        question = f"question {number:02d}"
+        sent = bot.emu.send_message(member, group, f"/sentiment {question}")
+        asked[sent["message_id"]] = question
+
+    await bot.emu.wait_until(
+        lambda: len(answered_in_order(bot, group.id, asked)) == len(asked), timeout=60
+    )
+
+    assert answered_in_order(bot, group.id, asked) == list(asked.values())
+    assert bot.emu.flood.served == 0, "Telegram never had to say 'too many requests'"
+    messages = bot.emu.sent_messages(group.id)
+    assert len(messages) < len(asked), "answers ready together shared messages"
+    shared = next(m for m in messages if m["text"].count("question") > 1)
+    for block in shared["text"].split("\n\n"):
+        quote, answer = block.split("\n", 1)
+        assert quote.startswith("Member") and ": /sentiment question " in quote
+        assert "%" in answer, "each answer under a quote of its asker"
