@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from telegram import Message
 from telegram.error import TelegramError
 
-from bot.delivery.outbound import Priority, PriorityRateLimiter
+from bot.delivery.outbound import Priority
 from bot.delivery.replies import edit_html, quote_html, replace_html
 from bot.engine.microbatch import Caller
 from handlers.turn import Turn
@@ -107,13 +107,7 @@ class QueueStatus:
         """Still waiting (not yet running), and where a message costs no answer its slot."""
         if self._finished or not self._position:
             return False
-        if self._turn.in_private:
-            return True
-        limiter = self._turn.context.bot.rate_limiter
-        return (
-            isinstance(limiter, PriorityRateLimiter)
-            and limiter.spare(self._turn.message.chat_id) >= GROUP_SPARE_NEEDED
-        )
+        return self._turn.in_private or self._turn.budget_spare >= GROUP_SPARE_NEEDED
 
     def _text(self, position: int | None) -> str:
         return self._turn.t("queue.position", position=position)

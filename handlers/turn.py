@@ -15,6 +15,7 @@ from typing import Any
 
 from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
 
+from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.replies import LongReplies, reply_html
 from bot.delivery.shared_answers import SharedAnswers
 from bot.errors import StoreUnavailable, UserFacingError
@@ -105,6 +106,16 @@ class Turn:
         if shareable and self.in_group and keyboard is None and SharedAnswers.fits(markup):
             return await self.services.shared_answers.reply(self.message, markup, self.asker)
         return await reply_html(self.message, markup, keyboard=keyboard, long=self.long_replies)
+
+    @property
+    def budget_spare(self) -> float:
+        """How much of this chat's Telegram budget is free right now, 0 to 1: optional
+        messages (status lines, streaming edits) are skipped where it runs low, so they
+        never take a slot an answer will need."""
+        limiter = self.context.bot.rate_limiter
+        if not isinstance(limiter, PriorityRateLimiter) or self.chat_id is None:
+            return 1.0
+        return limiter.spare(self.chat_id)
 
     @property
     def asker(self) -> str:

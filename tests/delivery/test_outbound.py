@@ -133,3 +133,15 @@ async def test_a_429_pauses_the_chat_and_the_answer_is_sent_after_it() -> None:
     assert calls.sent == ["answer"]
     assert loop.time() - started >= 0.2
     await limits.shutdown()
+
+
+async def test_spare_budget_shrinks_with_each_message_and_is_nil_while_an_answer_waits() -> None:
+    limits, calls = limiter(per_chat=Window(1, 0.3)), Calls()
+    assert limits.spare(GROUP) == 1.0
+    await send(limits, calls, "answer 0", GROUP)
+    assert limits.spare(GROUP) == pytest.approx(2 / 3), "one of the group's three a minute"
+    waiting = asyncio.create_task(send(limits, calls, "answer 1", GROUP))
+    await until_queued(limits, 1)
+    assert limits.spare(GROUP) == 0.0
+    await waiting
+    await limits.shutdown()
