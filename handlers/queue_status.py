@@ -1,7 +1,8 @@
 """A visible place in line: one status line for a request that waits, replaced by the answer.
 
 A request still waiting for the model after `queue_status_after_s` gets one
-message with its place ("#4 in line"), edited as the line moves, at the chat's
+message with its place ("#4 in line", or, while the model's first load exports
+it to ONNX Runtime, that it is being prepared), edited as the line moves, at the chat's
 edit pace and as a streaming update (answers go out first), and finally edited
 into the answer itself, so waiting costs the chat one message, not two. The
 pool reports positions through a callback; nothing polls it.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import AsyncIterator
 
@@ -34,8 +36,10 @@ GROUP_SPARE_NEEDED = 0.5
 class QueueStatus:
     """The status line of one request, from its first wait to the answer that replaces it."""
 
-    def __init__(self, turn: Turn) -> None:
+    def __init__(self, turn: Turn, task: str, model_id: str) -> None:
         self._turn = turn
+        self._task_name = task
+        self._model_id = model_id
         self._position: int | None = None
         self._moved = asyncio.Event()
         self._finished = False
@@ -110,4 +114,8 @@ class QueueStatus:
         return self._turn.in_private or self._turn.budget_spare >= GROUP_SPARE_NEEDED
 
     def _text(self, position: int | None) -> str:
+        """The place in line; or, while the model's first load exports it to ONNX, why the
+        first answer takes a while."""
+        if self._turn.services.pool.exporting(self._task_name, self._model_id):
+            return self._turn.t("queue.exporting", model=html.escape(self._model_id))
         return self._turn.t("queue.position", position=position)

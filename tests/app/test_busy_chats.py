@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.engine import onnx_export
 from tests.support.harness import POSITIVE, RunningBot
 
 
@@ -117,3 +121,36 @@ async def test_a_busy_group_gets_every_answer_in_order_without_a_single_429(
         quote, answer = block.split("\n", 1)
         assert quote.startswith("Member") and ": /sentiment question " in quote
         assert "%" in answer, "each answer under a quote of its asker"
+
+
+async def test_a_first_request_waiting_for_the_onnx_export_is_told_why(
+    bot: RunningBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    export = onnx_export._export
+
+    def slow_export(*args: Any) -> None:
+        started.set()
+        release.wait(30)
+        export(*args)
+
+    monkeypatch.setattr(onnx_export, "_export", slow_export)
+    await bot.swap_pool(None, engine_onnx="auto", engine_onnx_cache_dir=tmp_path / "fresh")
+    bot.services.settings.queue_status_after_s = 0.2
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    bot.emu.send_message(alice, chat, "/sentiment first use")
+    [line] = await bot.emu.wait_for(
+        "sendMessage", lambda call: call.params["text"].startswith("⏳"), timeout=30
+    )
+    release.set()
+    await bot.settle()
+
+    assert started.is_set()
+    model = bot.settings.default_models["sentiment"]
+    assert line.result["text"] == (
+        f"⏳ Preparing {model} for fast CPU inference; this happens once, on its first use…"
+    )
+    [answer] = bot.emu.sent_messages(chat.id)
+    assert answer["message_id"] == line.result["message_id"]
+    assert answer["text"].startswith(("POSITIVE", "NEGATIVE")), "then replaced by the answer"
