@@ -20,6 +20,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -57,12 +58,14 @@ class Window:
 
 @dataclass(frozen=True)
 class Budget:
-    """Telegram's limits, each with a margin: Telegram counts a call when it arrives, which
-    is a little after it leaves, so calls sent exactly a period apart can land inside one."""
+    """Telegram's limits. Telegram counts a call when it arrives, somewhere between the
+    moment it left and the moment its answer came back; a call therefore holds its slot
+    while in flight and is counted from when its answer came back, so however the network
+    or a busy CPU spreads out arrivals, no window ever holds one call too many."""
 
-    overall: Window = Window(30, 1.05)
-    per_chat: Window = Window(1, 1.05)
-    group: Window = Window(20, 61.0)
+    overall: Window = Window(30, 1.0)
+    per_chat: Window = Window(1, 1.0)
+    group: Window = Window(20, 60.0)
 
     def for_chat(self, chat_id: int) -> tuple[Window, ...]:
         """Every chat takes one message a second; groups and channels (negative ids in the
@@ -72,20 +75,30 @@ class Budget:
 
 @dataclass
 class _Slots:
-    """When the last calls of one window were made."""
+    """One window: calls in flight, and when the answers of the last ones came back."""
 
     window: Window
     sent: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
     paused_until: float = 0.0
 
     def free_at(self, now: float) -> float:
-        """The earliest moment one more call fits."""
+        """The earliest moment one more call fits; infinity while calls in flight fill the
+        window (one coming back is what frees it)."""
         while self.sent and self.sent[0] <= now - self.window.period_s:
             self.sent.popleft()
-        full_until = (
-            self.sent[0] + self.window.period_s if len(self.sent) >= self.window.count else now
-        )
+        over = len(self.sent) + self.in_flight - self.window.count
+        if over < 0:
+            full_until = now
+        elif over < len(self.sent):
+            full_until = self.sent[over] + self.window.period_s
+        else:
+            full_until = math.inf
         return max(full_until, self.paused_until)
+
+    @property
+    def used(self) -> int:
+        return len(self.sent) + self.in_flight
 
 
 @dataclass(order=True)
@@ -149,13 +162,17 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
                     return True
             else:
                 await self._wait_turn(priority, counted_in)
+            counted = True
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
+                counted = False  # Telegram refused it: it used no slot there
                 if attempt == self._max_retries or priority is Priority.ACTION:
                     raise
                 self._pause(counted_in, error.retry_after)
                 log.info("Telegram asked to wait %s s (%s); retrying", error.retry_after, endpoint)
+            finally:
+                self._returned(counted_in, counted=counted)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def spare(self, chat_id: int) -> float:
@@ -168,7 +185,7 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         widest = max(self._slots(chat_id), key=lambda slots: slots.window.period_s)
         if widest.free_at(now) > now:
             return 0.0
-        return 1.0 - len(widest.sent) / widest.window.count
+        return 1.0 - widest.used / widest.window.count
 
     def queued(self, chat_id: int | None = None) -> int:
         """Calls waiting for a slot (in one chat, or anywhere)."""
@@ -191,12 +208,22 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
             free = max(free, *(slots.free_at(now) for slots in self._slots(chat_id)))
         return free
 
+    def _windows(self, chat_id: int | None) -> tuple[_Slots, ...]:
+        return (self._overall, *(self._slots(chat_id) if chat_id is not None else ()))
+
     def _record(self, chat_id: int | None) -> None:
+        """A call leaves: it holds a slot in each of its windows until it comes back."""
+        for slots in self._windows(chat_id):
+            slots.in_flight += 1
+
+    def _returned(self, chat_id: int | None, *, counted: bool) -> None:
+        """A call came back: counted from now (or, refused by Telegram, not at all)."""
         now = self._clock()
-        self._overall.sent.append(now)
-        if chat_id is not None:
-            for slots in self._slots(chat_id):
+        for slots in self._windows(chat_id):
+            slots.in_flight -= 1
+            if counted:
                 slots.sent.append(now)
+        self._changed.set()
 
     def _take_now(self, chat_id: int | None, counted_in: int | None) -> bool:
         """A chat action goes only into a free slot no waiting call could use instead: not
@@ -249,8 +276,9 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
                     chosen.granted.set_result(None)
                 continue
             self._changed.clear()
+            delay = None if soonest is None or soonest == math.inf else max(0.0, soonest - now)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, (soonest or now) - now)):
+                async with asyncio.timeout(delay):
                     await self._changed.wait()
 
     def _pause(self, chat_id: int | None, retry_after: float | timedelta) -> None:
@@ -266,7 +294,7 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         quiet = [
             chat_id
             for chat_id, slots in self._chats.items()
-            if all(s.free_at(now) <= now and not s.sent for s in slots)
+            if all(s.free_at(now) <= now and not s.used for s in slots)
         ]
         for chat_id in quiet:
             del self._chats[chat_id]

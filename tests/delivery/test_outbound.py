@@ -145,3 +145,31 @@ async def test_spare_budget_shrinks_with_each_message_and_is_nil_while_an_answer
     assert limits.spare(GROUP) == 0.0
     await waiting
     await limits.shutdown()
+
+
+async def test_a_call_holds_its_slot_while_in_flight_and_counts_from_its_answer() -> None:
+    """Telegram counts a call when it arrives, which can be as late as its answer: a slot is
+    only free a whole period after the previous call came back."""
+    limits, calls = limiter(per_chat=Window(1, 0.2)), Calls()
+    loop = asyncio.get_running_loop()
+    release = asyncio.Event()
+    returned: list[float] = []
+
+    async def slow(name: str) -> bool:
+        await release.wait()
+        returned.append(loop.time())
+        return True
+
+    first = asyncio.create_task(
+        limits.process_request(slow, ("first",), {}, "sendMessage", {"chat_id": PRIVATE}, None)
+    )
+    second = asyncio.create_task(send(limits, calls, "second", PRIVATE))
+    await until_queued(limits, 1)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.4):
+            await asyncio.shield(second)
+    release.set()
+    await asyncio.gather(first, second)
+    assert loop.time() - returned[0] >= 0.2
+    assert calls.sent == ["second"]
+    await limits.shutdown()
