@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -367,7 +368,7 @@ async def group_run(bot: Bot, texts: list[str], members: int, spread_s: float) -
         for ask in answers(message, asks, bot.watcher.labels)
     }
     order = [ask.answer_message_id for ask in asks if ask.answer_message_id is not None]
-    wrong = sum(1 for a, b in zip(order, order[1:], strict=False) if b < a)
+    wrong = sum(1 for a, b in itertools.pairwise(order) if b < a)
     first_ask = min(ask.sent_at for ask in asks)
     times = [ask.answered_at for ask in answered if ask.answered_at is not None]
     return GroupRun(
@@ -488,7 +489,8 @@ def report(results: Results, quick: bool) -> str:
 
     def per_request(counter: Counter[str], count: int) -> str:
         return ", ".join(
-            f"{method} {n / count:.2f}" for method, n in sorted(counter.items(), key=lambda x: -x[1])
+            f"{method} {n / count:.2f}"
+            for method, n in sorted(counter.items(), key=lambda x: -x[1])
         )
 
     lines = [
@@ -514,8 +516,7 @@ def report(results: Results, quick: bool) -> str:
         "",
         "| figure | measured (median) | target |",
         "|---|---|---|",
-        f"| bot: replies/s | {bot_rate:.1f} | ≥ {TARGET} × min(raw, 30) = "
-        f"{TARGET * ceiling:.1f} |",
+        f"| bot: replies/s | {bot_rate:.1f} | ≥ {TARGET} × min(raw, 30) = {TARGET * ceiling:.1f} |",
         f"| raw batched pipeline: texts/s | {raw_rate:.1f} | — |",
         f"| ratio: bot ÷ min(raw, 30), median of rounds | **{ratio:.2f}** | ≥ {TARGET} "
         f"({'met' if ratio >= TARGET else 'missed'}) |",
