@@ -200,8 +200,32 @@ def calls_by_method(calls: Iterable[ApiCall], chat_ids: set[int]) -> Counter[str
     return Counter(call.method for call in calls if call.params.get("chat_id") in chat_ids)
 
 
-def too_many(calls: Iterable[ApiCall]) -> int:
-    return sum(1 for call in calls if call.error and "Too Many Requests" in call.error)
+CHAT_WRITES = frozenset(
+    {"sendMessage", "editMessageText", "editMessageReplyMarkup", "sendPhoto", "sendDocument"}
+)
+OVERALL_WRITES = CHAT_WRITES | {"sendChatAction", "sendMessageDraft"}
+
+
+def why_429(calls: list[ApiCall]) -> Counter[str]:
+    """Which of Telegram's windows was full when each 429 was served, judged from the
+    successful writes the emulator had recorded just before (a 429 may count in several)."""
+    found: Counter[str] = Counter()
+    for index, call in enumerate(calls):
+        if not (call.error and "Too Many Requests" in call.error):
+            continue
+        before = [c for c in calls[:index] if c.error is None and c.method in OVERALL_WRITES]
+        chat = call.params.get("chat_id")
+        same = [c for c in before if c.method in CHAT_WRITES and c.params.get("chat_id") == chat]
+        reasons = []
+        if sum(1 for c in before if c.at > call.at - 1.0) >= TELEGRAM_RATE:
+            reasons.append("overall 30/s")
+        if any(c.at > call.at - 1.0 for c in same):
+            reasons.append("1/s in the chat")
+        if isinstance(chat, int) and chat < 0:
+            if sum(1 for c in same if c.at > call.at - 60.0) >= GROUP_PER_MINUTE:
+                reasons.append("20/min in the group")
+        found.update(reasons or ["unclear"])
+    return found
 
 
 def group_floor(answers: int, per_minute: int = GROUP_PER_MINUTE, gap_s: float = 1.0) -> float:
@@ -275,6 +299,7 @@ class PrivateRound:
     methods: Counter[str]
     floods: int
     dropped_actions: int
+    reasons: Counter[str]
 
     @property
     def rate(self) -> float:
@@ -311,6 +336,7 @@ async def private_round(
         methods=calls_by_method(calls, {room.id for room in rooms}),
         floods=emu.flood.served - served,
         dropped_actions=getattr(limiter, "dropped_actions", 0) - dropped,
+        reasons=why_429(calls),
     )
 
 
@@ -338,6 +364,7 @@ class GroupRun:
     methods: Counter[str]
     floods: int
     unmatched: int
+    reasons: Counter[str]
 
     @property
     def floor_s(self) -> float:
@@ -384,6 +411,7 @@ async def group_run(bot: Bot, texts: list[str], members: int, spread_s: float) -
         methods=calls_by_method(calls, {group.id}),
         floods=emu.flood.served - served,
         unmatched=bot.watcher.unmatched - unmatched,
+        reasons=why_429(calls),
     )
 
 
@@ -475,6 +503,9 @@ def report(results: Results, quick: bool) -> str:
     for r in private:
         methods.update(r.methods)
     floods_a = sum(r.floods for r in private)
+    reasons_a: Counter[str] = Counter()
+    for r in private:
+        reasons_a.update(r.reasons)
     dropped = sum(r.dropped_actions for r in private)
     met_a = ratio >= TARGET and floods_a == 0
     group_requests = group.members
@@ -522,8 +553,9 @@ def report(results: Results, quick: bool) -> str:
         f"({'met' if ratio >= TARGET else 'missed'}) |",
         f"| 429s served by the emulator | {floods_a} | 0 |",
         "",
-        f"- Bot API calls per request ({requests} requests): {per_request(methods, requests)}"
-        f"; chat actions the limiter dropped: {dropped}.",
+        f"- Bot API calls per request ({requests} requests, failed calls included): "
+        f"{per_request(methods, requests)}; chat actions the limiter dropped: {dropped}.",
+        f"- 429s, by the window that was full when each was served: {_reasons(reasons_a)}.",
         "- Per round: "
         + "; ".join(
             f"bot {r.rate:.1f}/s ({r.replies} in {r.seconds:.2f} s), raw "
@@ -555,7 +587,8 @@ def report(results: Results, quick: bool) -> str:
         else "- The floor: none below 20 answers.",
         f"- Answer messages: {group.answer_messages} for {group.answered} askers; Bot API "
         f"calls per request: {per_request(group.methods, group_requests)}; answers with a "
-        f"label that named no asker: {group.unmatched}.",
+        f"label that named no asker: {group.unmatched}; 429s by window: "
+        f"{_reasons(group.reasons)}.",
         "",
         f"Targets: A {'met' if met_a else 'missed'} (ratio {ratio:.2f}, {floods_a} 429s); B "
         f"{'met' if met_b else 'missed'} (every answer, in order, no 429).",
@@ -564,6 +597,10 @@ def report(results: Results, quick: bool) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _reasons(reasons: Counter[str]) -> str:
+    return ", ".join(f"{why} {n}" for why, n in reasons.most_common()) or "none"
 
 
 def _cpu_name() -> str:

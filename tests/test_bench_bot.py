@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from bench.bench_bot import AnswerWatcher, Ask, answers, group_floor
+from bench.bench_bot import AnswerWatcher, Ask, answers, group_floor, why_429
 from bot.offline.emulator.world import ApiCall, FakeChat, FakeUser
 
 LABELS = ("NEGATIVE", "POSITIVE")
@@ -51,3 +51,10 @@ def test_a_status_line_is_not_an_answer_until_edited_into_one() -> None:
     watcher._see(ApiCall("editMessageText", {"chat_id": GROUP.id}, 2.0, None, answer))
     assert (first.answered_at, first.answer_message_id) == (2.0, 20)
     assert watcher.open[GROUP.id] == []
+
+
+def test_each_429_is_put_down_to_the_window_that_was_full() -> None:
+    sent = [ApiCall("sendMessage", {"chat_id": 5 + i}, 0.01 * i, None, {}) for i in range(30)]
+    over = ApiCall("sendMessage", {"chat_id": 99}, 0.5, "Too Many Requests: retry after 1")
+    again = ApiCall("sendMessage", {"chat_id": 6}, 1.005, "Too Many Requests: retry after 1")
+    assert why_429([*sent, over, again]) == {"overall 30/s": 1, "1/s in the chat": 1}
