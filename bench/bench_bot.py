@@ -32,7 +32,7 @@ merges several askers into one message counts for each of them, and a status
 message ("#3 in line") counts only once it is edited into the answer. A status
 line never carries a label.
 
-Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_bot --write` (about 5
+Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_bot --write` (about 6
 minutes on 2 cores); `--quick` runs a smaller version (16 chats, 25 members, one
 round) as a smoke test; `--write` replaces the "Busy chats (whole bot path)"
 section of bench/RESULTS.md.
@@ -428,6 +428,7 @@ class Results:
     per_chat: int
     rounds: int
     onnx: str
+    loads: list[float]
 
 
 async def run(args: argparse.Namespace) -> Results:
@@ -451,6 +452,7 @@ async def run(args: argparse.Namespace) -> Results:
             await raw_round(classifier, warm)
             private: list[PrivateRound] = []
             raw_seconds: list[float] = []
+            loads: list[float] = []
             for index in range(args.rounds):
                 texts = sentences(per_round, seed=index + 1)
                 order = ["bot", "raw"] if index % 2 == 0 else ["raw", "bot"]
@@ -463,6 +465,7 @@ async def run(args: argparse.Namespace) -> Results:
                         raw_seconds.append(await raw_round(classifier, texts))
                     await asyncio.sleep(1.1)  # let the flood windows of the last round empty
                 last = private[-1]
+                loads.append(os.getloadavg()[0])
                 print(
                     f"round {index + 1}/{args.rounds}: bot {last.rate:.1f} replies/s "
                     f"({last.replies} in {last.seconds:.2f} s, 429s {last.floods}), raw "
@@ -480,7 +483,15 @@ async def run(args: argparse.Namespace) -> Results:
                 flush=True,
             )
     return Results(
-        private, raw_seconds, per_round, group, args.chats, args.per_chat, args.rounds, args.onnx
+        private,
+        raw_seconds,
+        per_round,
+        group,
+        args.chats,
+        args.per_chat,
+        args.rounds,
+        args.onnx,
+        [*loads, os.getloadavg()[0]],
     )
 
 
@@ -528,8 +539,9 @@ def report(results: Results, quick: bool) -> str:
         SECTION,
         "",
         f"Machine: {platform.machine()}, {psutil.cpu_count()} CPU cores ({_cpu_name()}), torch "
-        f"{torch.__version__} with {torch.get_num_threads()} intra-op threads (load average "
-        f"{os.getloadavg()[0]:.1f} at the end of the run). "
+        f"{torch.__version__} with {torch.get_num_threads()} intra-op threads; 1-minute load "
+        f"average {min(results.loads):.1f} to {max(results.loads):.1f} over the run (other "
+        "jobs share these cores: hence interleaved rounds and per-round ratios). "
         + ("**Quick run (`--quick`), not the issue's workload.** " if quick else ""),
         "",
         "The real PTB application in webhook mode (`serve()`, as `hfbot run` with a webhook "
@@ -612,7 +624,7 @@ def _cpu_name() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--chats", type=int, default=CHATS)
     parser.add_argument("--per-chat", type=int, default=PER_CHAT)
     parser.add_argument("--members", type=int, default=MEMBERS)
