@@ -603,12 +603,24 @@ def report(results: Results, quick: bool) -> str:
         f"{_reasons(group.reasons)}.",
         "",
         f"Targets: A {'met' if met_a else 'missed'} (ratio {ratio:.2f}, {floods_a} 429s); B "
-        f"{'met' if met_b else 'missed'} (every answer, in order, no 429).",
+        + ("met (every answer, in order, no 429)." if met_b else f"missed ({_misses(group)})."),
         "",
         "Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_bot --write`",
         "",
     ]
     return "\n".join(lines)
+
+
+def _misses(group: GroupRun) -> str:
+    misses = [
+        f"{group.answered}/{group.members} answered" if group.answered < group.members else "",
+        f"{group.still_shown}/{group.members} still shown"
+        if group.still_shown < group.members
+        else "",
+        f"{group.out_of_order} out of order" if group.out_of_order else "",
+        f"{group.floods} 429s" if group.floods else "",
+    ]
+    return ", ".join(m for m in misses if m)
 
 
 def _reasons(reasons: Counter[str]) -> str:
