@@ -250,7 +250,9 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         try:
             await granted
         except asyncio.CancelledError:
-            if not granted.done() or granted.cancelled():
+            if granted.done() and not granted.cancelled():
+                self._returned(chat_id, counted=False)  # granted, but the caller is gone
+            else:
                 self._waiting = [w for w in self._waiting if w.granted is not granted]
                 heapq.heapify(self._waiting)
             raise

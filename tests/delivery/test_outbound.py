@@ -173,3 +173,24 @@ async def test_a_call_holds_its_slot_while_in_flight_and_counts_from_its_answer(
     assert loop.time() - returned[0] >= 0.2
     assert calls.sent == ["second"]
     await limits.shutdown()
+
+
+async def test_a_call_cancelled_as_its_turn_comes_gives_its_slot_back() -> None:
+    limits, calls = limiter(per_chat=Window(1, 0.1)), Calls()
+    await send(limits, calls, "first", PRIVATE)
+    edit = asyncio.create_task(send(limits, calls, "edit", PRIVATE, Priority.STREAM))
+    await until_queued(limits, 1)
+    grant = limits._record
+
+    def grant_then_cancel(chat_id: int | None) -> None:
+        """The caller is cancelled after its slot is granted, before it resumes."""
+        grant(chat_id)
+        asyncio.get_running_loop().call_soon(edit.cancel)
+
+    limits._record = grant_then_cancel  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await edit
+    async with asyncio.timeout(1.0):
+        await send(limits, calls, "answer", PRIVATE)
+    assert calls.sent == ["first", "answer"]
+    await limits.shutdown()
