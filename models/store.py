@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import (
 from bot.errors import StoreUnavailable, UserFacingError
 from models import access, conversation, preference, rule, usage, user
 from models.access import Invite
+from models.base import utcnow
 from models.conversation import OngoingConversation
 from models.preference import CHAT_SCOPE, USER_SCOPE, Choice, Scope
 from models.rule import ModelRule, RuleKind
@@ -150,6 +151,8 @@ class SettingsStore:
             engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
         )
         self._cache.clear()
+        self._served: OrderedDict[tuple[int, int | None], _ServedCount] = OrderedDict()
+        self._served_reads: dict[tuple[int, int | None], bool] = {}
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -381,9 +384,12 @@ class SettingsStore:
         error: str | None = None,
         input_size: int | None = None,
     ) -> None:
+        """Log one request; an answered one also counts at once in the cached quota counts."""
+        created_at = utcnow()
         async with self._session() as session:
             session.add(
                 UsageRecord(
+                    created_at=created_at,
                     user_id=user_id,
                     chat_id=chat_id,
                     task=task,
@@ -394,6 +400,46 @@ class SettingsStore:
                     input_size=input_size,
                 )
             )
+        if ok and user_id is not None:
+            self._count_served(user_id, chat_id, created_at)
+
+    async def served_since(
+        self, user_id: int, since: datetime, *, chat_id: int | None = None
+    ) -> int:
+        """Requests of one person answered without error since a moment (in one chat, if given).
+
+        What daily quotas count, asked before every model command, so it is
+        cached per (person, chat) for the cache TTL: each answered request this
+        process logs adds one to the cached counts at once, and the TTL bounds
+        how long rows written by another process go unseen. A read that a log
+        write overtook is returned but not cached, since it may or may not
+        include that row.
+        """
+        key = (user_id, chat_id)
+        hit = self._served.get(key)
+        if hit is not None and hit.since == since and hit.expires > self._clock():
+            self._served.move_to_end(key)
+            return hit.count
+        self._served_reads[key] = False
+        try:
+            async with self._session(read_only=True) as session:
+                count = await usage.count_served(session, user_id, since, chat_id=chat_id)
+        finally:
+            overtaken = self._served_reads.pop(key, True)
+        if not overtaken:
+            self._served[key] = _ServedCount(since, self._clock() + self._ttl, count)
+            self._served.move_to_end(key)
+            while len(self._served) > self._max_owners:
+                self._served.popitem(last=False)
+        return count
+
+    def _count_served(self, user_id: int, chat_id: int | None, created_at: datetime) -> None:
+        for key in dict.fromkeys([(user_id, None), (user_id, chat_id)]):
+            if key in self._served_reads:
+                self._served_reads[key] = True
+            hit = self._served.get(key)
+            if hit is not None and created_at >= hit.since:
+                hit.count += 1
 
     async def count_requests(self, user_id: int, since: datetime) -> int:
         """Requests by one user since a moment: the basis of quotas."""
@@ -538,6 +584,16 @@ class SettingsStore:
             await user.write_system_prompt(session, Chat, chat_id, prompt)
         self._forget("group", chat_id)
 
+    async def group_quota(self, chat_id: int) -> int | None:
+        """The daily quota per member a group's admins set (`/groupquota`); None: none."""
+        read = partial(user.read_group_quota, chat_id=chat_id)
+        return await self._read_through("quota", chat_id, "", read)
+
+    async def set_group_quota(self, chat_id: int, quota: int | None) -> None:
+        async with self._session() as session:
+            await user.write_group_quota(session, chat_id, quota)
+        self._forget("quota", chat_id)
+
     async def set_shared_conversation(self, chat_id: int, shared: bool) -> None:
         async with self._session() as session:
             await user.write_shared_conversation(session, chat_id, shared)
@@ -558,6 +614,15 @@ class SettingsStore:
     async def remove_model_rule(self, model_id: str) -> bool:
         async with self._session() as session:
             return await rule.delete_rule(session, model_id)
+
+
+@dataclass
+class _ServedCount:
+    """A cached count of answered requests since `since`, good until `expires` (the store's clock)."""
+
+    since: datetime
+    expires: float
+    count: int
 
 
 def _still_valid(
