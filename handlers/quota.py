@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # When every day's count starts again: midnight UTC, the same moment for everyone.
 RESET_AT = time(0, 0, tzinfo=UTC)
 RESET_NOTE = f"{RESET_AT.strftime('%H:%M')} UTC"
+# How much longer than a model call a request may take (reading input, vetting) before a
+# hold on the quota that was never released (a crash skips the usage log) lapses.
+HOLD_SLACK_S = 120.0
 
 
 def day_start(now: datetime) -> datetime:
@@ -98,6 +101,10 @@ async def check_quota(turn: Turn) -> None:
     for allowance in found:
         if allowance.left == 0:
             raise allowance.refusal(limit=allowance.limit, **reset_values(utcnow()))
+    if found:
+        # Counted from now until its usage row is logged (the lifecycle logs every request).
+        hold_s = turn.services.settings.pool_request_timeout_s + HOLD_SLACK_S
+        turn.services.store.hold_served(turn.owner_id, turn.chat_id, for_s=hold_s)
 
 
 async def quota_line(turn: Turn) -> str | None:
