@@ -422,7 +422,6 @@ class SettingsStore:
         variable), so the `log_usage` of that same request releases exactly it;
         one never released (a crash skips the log) lapses after `for_s`.
         """
-        self._release(_HOLD.get())
         hold = _Hold(user_id, chat_id, self._clock() + for_s)
         self._held.setdefault(user_id, []).append(hold)
         _HOLD.set(hold)

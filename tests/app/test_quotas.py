@@ -73,6 +73,18 @@ async def test_over_quota_is_refused_with_the_limit_and_the_reset_and_never_queu
     assert (summary.requests, summary.errors) == (3, 1), "the refusal is logged as an error"
 
 
+async def test_a_burst_cannot_overshoot_the_quota(bot: RunningBot) -> None:
+    """Requests still running (or answered but not yet logged) count too."""
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    for n in range(QUOTA + 1):
+        bot.emu.send_message(alice, chat, f"/sentiment burst {n}")
+    sent = await bot.emu.wait_for("sendMessage", count=QUOTA + 1, timeout=60)
+    replies = [call.result["text"] for call in sent]
+    assert sum(answered(reply) for reply in replies) == QUOTA
+    assert sum(bool(REFUSAL.match(reply)) for reply in replies) == 1
+
+
 async def test_the_refusal_is_in_the_persons_language(bot: RunningBot) -> None:
     li = bot.person("Li", language="zh")
     chat = bot.emu.private_chat(li)
