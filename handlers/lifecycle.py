@@ -30,6 +30,7 @@ from handlers.model_call import (
 )
 from handlers.parsing import InputLimits, parse_request
 from handlers.queue_status import QueueStatus
+from handlers.quota import check_quota
 from handlers.streaming import StreamingReply, StreamMode
 from handlers.turn import Turn
 
@@ -96,6 +97,7 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
         memory: Memory | None = None
         try:
             svc.limiter.check(turn.owner_id)
+            await check_quota(turn)
             with svc.running.admitted(turn.owner_id, svc.settings.max_in_flight_per_user):
                 request = await READERS[spec.input_kind](turn, spec)
                 memory = request.memory
