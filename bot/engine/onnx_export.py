@@ -15,9 +15,12 @@ Loading a model on this path:
 2. the model is exported from the first recorded call (`_export`) into a cache
    folder keyed by a hash of its config and weight files (or its Hub revision),
    its task, the inputs it takes and the versions that shape the graph; a later
-   load of the same files reuses that export, changed files get a new one;
-3. the ONNX session must answer every recorded call within `TOLERANCE` of torch
-   before any request sees it.
+   load of the same files reuses that export, changed files get a new one; the
+   same folder keeps the graph fused by onnxruntime's transformer optimizer
+   (`_optimize`);
+3. the ONNX session (on the fused graph, else on the graph as traced) must answer
+   every recorded call within `TOLERANCE` of torch before any request sees it, also
+   through the sub-batch path (`_sub_batches`) where the model's outputs allow it.
 A model that does not export, does not load in onnxruntime or does not match stays
 on torch: logged once, counted in the pool's metrics, and not tried again in this
 process.
