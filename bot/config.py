@@ -263,6 +263,11 @@ class Settings(BaseSettings):
         default=True,
         description="Stream /generate into one message edited as tokens arrive (users can turn it off with /set stream off).",
     )
+    queue_status_after_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="A request still waiting for the model after this many seconds gets a status line with its place in line, replaced by the answer.",
+    )
     generation_kv_cache_tokens: int = Field(
         default=8192,
         ge=256,
@@ -308,6 +313,15 @@ class Settings(BaseSettings):
     )
     rate_limit_per_minute: int = Field(
         default=20, ge=0, description="Requests per user per minute; 0 turns the limit off."
+    )
+    daily_quota: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Requests one person may have answered per day across model commands, counted "
+            "since 00:00 UTC (failed requests do not count); the bot's admins are exempt and "
+            "group admins may set a group's own with /groupquota. 0: no limit."
+        ),
     )
     max_in_flight_per_user: int = Field(
         default=3, ge=1, description="Requests one user may have running or queued at once."

@@ -164,6 +164,18 @@ class LabelTooLong(UserFacingError):
     key = "error.label_too_long"
 
 
+class QuotaExceeded(UserFacingError):
+    """A person used up their daily quota; the message names the limit and when it resets."""
+
+    key = "error.quota_exceeded"
+
+
+class GroupQuotaExceeded(QuotaExceeded):
+    """A member used up the daily quota this group's admins set (`/groupquota`)."""
+
+    key = "error.group_quota_exceeded"
+
+
 class TooManyInFlight(UserFacingError):
     """One person already has as many requests running as the bot allows."""
 

@@ -49,6 +49,8 @@ EN: dict[str, str] = {
     "error.too_much_work_labels": "{labels} labels × {chars} characters is more work than one request may ask for (at most {limit}). Use fewer labels or a shorter text.",
     "error.too_much_work_tokens": "{sequences} × {tokens} tokens is more than one request may generate (at most {limit}). Lower num_return_sequences or max_new_tokens with /set.",
     "error.too_many_in_flight": "You already have {limit} requests running. Wait for one to finish, or /cancel them.",
+    "error.quota_exceeded": "You've used your {limit} requests for today. Your quota resets at {reset}, in {hours} h {minutes} min.",
+    "error.group_quota_exceeded": "You've used the {limit} requests a day this group allows each member. The quota resets at {reset}, in {hours} h {minutes} min.",
     "error.not_group_admin": "Only this group's admins can change its defaults.",
     "error.group_only": "This command works in groups only.",
     "error.bot_admin_only": "Only the bot's admins can do that.",
@@ -63,6 +65,8 @@ EN: dict[str, str] = {
     "error.settings_not_yours": "These buttons belong to someone else: send /settings for yours.",
     "error.stale_button": "This button no longer works.",
     "hint.unknown_command": "I don't know /{command}. /help lists what I can do.",
+    "queue.position": "⏳ #{position} in line…",
+    "queue.exporting": "⏳ Preparing <code>{model}</code> for fast CPU inference; this happens once, on its first use…",
     "download.started": "Downloading <code>{model}</code> for its first use here; this can take a minute…",
     # notices
     "notice.store_fallback": "<i>(I can't reach my settings right now, so I used the defaults.)</i>",
@@ -93,7 +97,7 @@ EN: dict[str, str] = {
         "/set <i>setting value</i> · e.g. <code>/set temperature 0.7</code>\n"
         "/reset [<i>task</i>] · back to defaults · /lang en|zh\n"
         "In groups, admins set defaults with /groupmodel, /groupset, /groupsystem and "
-        "/groupconversation."
+        "/groupconversation, and a daily quota per member with /groupquota."
     ),
     # command menu (setMyCommands)
     "cmd.start": "Start here",
@@ -123,6 +127,7 @@ EN: dict[str, str] = {
     "settings.source.chat": "group default",
     "settings.source.bot": "bot default",
     "settings.hint": "Tap a task to see it; change values with /set or the buttons.",
+    "settings.quota_left": "Requests left today: {left} of {limit}",
     "settings.model_set": "Your model for {task} is now <code>{model}</code>.",
     "settings.group_model_set": "This group's model for {task} is now <code>{model}</code>.",
     "settings.param_set": "{param} for {task} is now <code>{value}</code>.",
@@ -183,6 +188,12 @@ EN: dict[str, str] = {
     "chat.group_shared": "This group now has one conversation everyone takes part in.",
     "chat.group_separate": "Each member of this group now has a conversation of their own.",
     "error.usage_groupconversation": "Usage: <code>/groupconversation shared</code> or <code>/groupconversation separate</code>.",
+    "error.usage_groupquota": "Usage: <code>/groupquota &lt;requests a day&gt;</code> (1 to {most}) or <code>/groupquota off</code>; alone it shows the group's quota.",
+    "quota.group_is": "Each member of this group may make {limit} requests a day here (counts reset at {reset}).",
+    "quota.group_none": "This group has no daily quota of its own.",
+    "quota.group_set": "Each member of this group may now make {limit} requests a day here.",
+    "quota.group_off": "This group's daily quota is off.",
+    "cmd.groupquota": "Group daily quota per member (admins)",
     "cmd.chat": "Talk with the chat model",
     "cmd.new": "Start a fresh conversation",
     "cmd.forget": "Delete your conversation history",
@@ -242,6 +253,8 @@ ZH: dict[str, str] = {
     "error.too_much_work_labels": "{labels} 个标签 × {chars} 个字符，超出了单个请求允许的工作量（最多 {limit}）。请减少标签或缩短文字。",
     "error.too_much_work_tokens": "{sequences} × {tokens} 个 token 超出了单个请求允许生成的数量（最多 {limit}）。请用 /set 调低 num_return_sequences 或 max_new_tokens。",
     "error.too_many_in_flight": "你已经有 {limit} 个请求在运行。请等其中一个完成，或用 /cancel 停止它们。",
+    "error.quota_exceeded": "你今天的 {limit} 次请求已经用完。额度在 {reset} 重置，还有 {hours} 小时 {minutes} 分钟。",
+    "error.group_quota_exceeded": "本群每位成员每天可用 {limit} 次请求，你已经用完。额度在 {reset} 重置，还有 {hours} 小时 {minutes} 分钟。",
     "error.not_group_admin": "只有本群管理员可以修改群默认设置。",
     "error.group_only": "这个命令只能在群里用。",
     "error.bot_admin_only": "只有机器人管理员可以这样做。",
@@ -256,6 +269,8 @@ ZH: dict[str, str] = {
     "error.settings_not_yours": "这些按钮属于别人：发送 /settings 查看你自己的设置。",
     "error.stale_button": "这个按钮已经失效了。",
     "hint.unknown_command": "我不认识 /{command}。/help 查看我能做什么。",
+    "queue.position": "⏳ 排队中：第 {position} 位…",
+    "queue.exporting": "⏳ 正在为 <code>{model}</code> 准备快速 CPU 推理，仅首次使用时需要…",
     "download.started": "第一次使用 <code>{model}</code>，正在下载，可能需要一分钟…",
     "notice.store_fallback": "<i>（暂时读不到设置，这次用了默认设置。）</i>",
     "start.text": (
@@ -283,7 +298,7 @@ ZH: dict[str, str] = {
         "/model <i>任务 模型</i> · 选择模型 · /models <i>任务</i> 列出可选模型\n"
         "/set <i>设置 值</i> · 例如 <code>/set temperature 0.7</code>\n"
         "/reset [<i>任务</i>] · 恢复默认 · /lang en|zh\n"
-        "在群里，管理员可以用 /groupmodel、/groupset、/groupsystem 和 /groupconversation 设置群默认值。"
+        "在群里，管理员可以用 /groupmodel、/groupset、/groupsystem 和 /groupconversation 设置群默认值，用 /groupquota 设置每位成员的每日额度。"
     ),
     "cmd.start": "从这里开始",
     "cmd.help": "我能做什么",
@@ -311,6 +326,7 @@ ZH: dict[str, str] = {
     "settings.source.chat": "群默认",
     "settings.source.bot": "机器人默认",
     "settings.hint": "点任务查看；用 /set 或按钮修改。",
+    "settings.quota_left": "今天剩余请求：{left} / {limit}",
     "settings.model_set": "你的 {task} 模型现在是 <code>{model}</code>。",
     "settings.group_model_set": "本群的 {task} 模型现在是 <code>{model}</code>。",
     "settings.param_set": "{task} 的 {param} 现在是 <code>{value}</code>。",
@@ -367,6 +383,12 @@ ZH: dict[str, str] = {
     "chat.group_shared": "本群现在只有一个大家共同参与的对话。",
     "chat.group_separate": "本群每位成员现在都有自己的对话。",
     "error.usage_groupconversation": "用法：<code>/groupconversation shared</code> 或 <code>/groupconversation separate</code>。",
+    "error.usage_groupquota": "用法：<code>/groupquota &lt;每天请求数&gt;</code>（1 到 {most}）或 <code>/groupquota off</code>；不带参数时显示本群额度。",
+    "quota.group_is": "本群每位成员每天在这里可用 {limit} 次请求（{reset} 重置）。",
+    "quota.group_none": "本群没有自己的每日额度。",
+    "quota.group_set": "现在本群每位成员每天在这里可用 {limit} 次请求。",
+    "quota.group_off": "本群的每日额度已关闭。",
+    "cmd.groupquota": "群每日成员额度（管理员）",
     "cmd.chat": "和对话模型聊天",
     "cmd.new": "开始新的对话",
     "cmd.forget": "删除你的对话记录",

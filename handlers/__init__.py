@@ -39,6 +39,7 @@ def register_handlers(application: BotApplication) -> None:
         "groupmodel": settings.group_model_command,
         "groupset": settings.group_set_command,
         "groupreset": settings.group_reset_command,
+        "groupquota": settings.group_quota_command,
         "new": conversation.new_command,
         "forget": conversation.forget_command,
         "system": conversation.system_command,

@@ -40,7 +40,7 @@ MENU = (
     "lang",
     "cancel",
 )
-GROUP_MENU = (*MENU, "groupmodel", "groupset", "groupsystem", "groupconversation")
+GROUP_MENU = (*MENU, "groupmodel", "groupset", "groupsystem", "groupconversation", "groupquota")
 GROUP_ADMIN_MENU = (*GROUP_MENU, "stats")
 BOT_ADMIN_MENU = (*MENU, "stats", "grant", "revoke", "invite", "allow", "deny")
 

@@ -20,6 +20,7 @@ from bot.delivery.in_flight import RunningRequests
 from bot.delivery.outbound import Priority
 from bot.delivery.pacing import EditPacer
 from bot.delivery.rate_limit import UserRateLimiter
+from bot.delivery.shared_answers import SharedAnswers
 from bot.delivery.telemetry import BotMetrics
 from bot.engine.pool import PipelinePool
 from bot.hub.downloads import ModelDownloads
@@ -39,6 +40,7 @@ class Services:
     running: RunningRequests
     typing: ChatTyping
     edit_pacer: EditPacer
+    shared_answers: SharedAnswers
     downloads: ModelDownloads
     metrics: BotMetrics
     access: AccessPolicy

@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from telegram import Message
+
 from bot.delivery.markup import plain_text
 from bot.errors import Cancelled, StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, TaskSpec
@@ -27,6 +29,8 @@ from handlers.model_call import (
     run_call,
 )
 from handlers.parsing import InputLimits, parse_request
+from handlers.queue_status import QueueStatus
+from handlers.quota import check_quota
 from handlers.streaming import StreamingReply, StreamMode
 from handlers.turn import Turn
 
@@ -89,9 +93,11 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
     svc = turn.services
     async with tracked(turn, spec) as usage:
         stream: StreamingReply | None = None
+        status: QueueStatus | None = None
         memory: Memory | None = None
         try:
             svc.limiter.check(turn.owner_id)
+            await check_quota(turn)
             with svc.running.admitted(turn.owner_id, svc.settings.max_in_flight_per_user):
                 request = await READERS[spec.input_kind](turn, spec)
                 memory = request.memory
@@ -100,9 +106,11 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
                 mode = await stream_mode(turn, spec)
                 if mode is not None:
                     stream = await StreamingReply.open(turn, request.text, mode)
-                result = await run_call(
-                    turn, spec, call, request, usage, on_text=stream.update if stream else None
-                )
+                    result = await run_call(turn, spec, call, request, usage, on_text=stream.update)
+                else:
+                    status = QueueStatus(turn, spec.pipeline_task, call.model_id)
+                    async with status.watching() as caller:
+                        result = await run_call(turn, spec, call, request, usage, caller=caller)
             answer = spec.formatter(result, request.text)
             markup = answer or turn.t(spec.empty_result)
             notices = memory.notices(result) if memory is not None else []
@@ -111,13 +119,19 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
             markup += "".join(f"\n\n{turn.t(key)}" for key in notices)
             if stream is not None:
                 await stream.finish(markup)
-            shown = stream.message if stream is not None else await turn.reply(markup)
+            shown = (
+                stream.message
+                if stream is not None
+                else await reply_in_place(turn, status, markup, shareable=memory is None)
+            )
             if memory is not None:
                 await memory.remember(plain_text(answer), shown, stopped=False)
         except UserFacingError as error:
             usage.error = error.key
             if stream is None:
-                await turn.refuse(error)
+                await reply_in_place(
+                    turn, status, turn.t(error.key, **error.values), shareable=True
+                )
             elif isinstance(error, Cancelled):
                 await stream.stopped()
             else:
@@ -128,6 +142,16 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
             if stream is not None:
                 await stream.failed(turn.t("error.generic"))
             raise
+
+
+async def reply_in_place(
+    turn: Turn, status: QueueStatus | None, markup: str, *, shareable: bool
+) -> Message:
+    """Reply, in place of the request's queue status line if it got one; an answer that is
+    not part of a conversation may share a message with others in a busy group."""
+    if status is not None:
+        return await status.replace(markup, shareable=shareable)
+    return await turn.reply(markup, shareable=shareable)
 
 
 async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) -> None:

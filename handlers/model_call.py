@@ -19,6 +19,7 @@ from telegram import Message
 
 from bot.config import Settings
 from bot.delivery.replies import edit_html
+from bot.engine.microbatch import Caller
 from bot.errors import StoreUnavailable, TooMuchWork
 from bot.hub.downloads import ThrottledStatus
 from bot.hub.vetting import VettedModel
@@ -132,10 +133,12 @@ async def run_call(
     usage: Usage,
     *,
     on_text: TextCallback | None = None,
+    caller: Caller | None = None,
 ) -> Any:
     """Load the inputs and run the model in the pool, as a request /cancel can stop.
 
     The chat shows "typing…" while this runs (inline queries have no chat).
+    `caller` defaults to this person, so their requests take turns with others'.
     """
     svc = turn.services
     chat_id = turn.chat_id
@@ -154,6 +157,7 @@ async def run_call(
             call.kwargs,
             on_text=on_text,
             source=call.source,
+            caller=caller or Caller(owner=turn.owner_id),
         )
         return await svc.running.run(turn.owner_id, work)
 

@@ -24,6 +24,7 @@ from bot.tasks import OPTIONS, PARAMS, TASKS, TaskSpec, get_task
 from handlers.context import BotContext
 from handlers.model_call import resolve_settings
 from handlers.parsing import command_text
+from handlers.quota import RESET_NOTE, quota_line
 from handlers.turn import Turn, handle_errors
 
 # Quick choices offered as buttons under /settings; anything else goes through /set.
@@ -69,6 +70,9 @@ async def settings_view(turn: Turn, spec: TaskSpec, owner: int) -> tuple[str, In
         lines.append(
             turn.t("settings.param", param=name, value=_show(resolved.params[name]), source=source)
         )
+    quota = await quota_line(turn)
+    if quota is not None:
+        lines.append(quota)
     lines.append("")
     lines.append(turn.t("settings.hint"))
     if fallback:
@@ -375,3 +379,42 @@ async def group_reset_command(turn: Turn) -> None:
     await turn.reply(
         turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all"))
     )
+
+
+# The largest daily quota a group may set: far above any real use, small enough to store.
+MAX_GROUP_QUOTA = 1_000_000
+
+
+def _group_quota_choice(turn: Turn) -> int | None:
+    """`/groupquota <n>` (1 to MAX_GROUP_QUOTA) or `/groupquota off` (None)."""
+    words = _words(turn)
+    if len(words) == 1 and words[0].lower() == "off":
+        return None
+    if len(words) == 1 and words[0].isdigit() and 1 <= int(words[0]) <= MAX_GROUP_QUOTA:
+        return int(words[0])
+    raise UsageHint("error.usage_groupquota", most=MAX_GROUP_QUOTA)
+
+
+@handle_errors
+async def group_quota_command(turn: Turn) -> None:
+    """/groupquota [n | off]: requests each member may have answered here per day.
+
+    Alone it shows the group's quota to anyone in the group; changing it is for the
+    group's admins. Members are held to the smaller of this and the bot-wide quota.
+    """
+    if not turn.in_group:
+        raise GroupOnly()
+    store = turn.services.store
+    if not _words(turn):
+        quota = await store.group_quota(turn.chat.id)
+        shown = (
+            turn.t("quota.group_is", limit=quota, reset=RESET_NOTE)
+            if quota
+            else turn.t("quota.group_none")
+        )
+        await turn.reply(shown)
+        return
+    await require_group_admin(turn)
+    quota = _group_quota_choice(turn)
+    await store.set_group_quota(turn.chat.id, quota)
+    await turn.reply(turn.t("quota.group_set", limit=quota) if quota else turn.t("quota.group_off"))

@@ -41,6 +41,8 @@ STREAM_TAIL = TELEGRAM_LIMIT - 200
 # add messages, but a phone redrawing faster than this shows no more.
 DRAFT_INTERVAL_S = 0.5
 StreamMode = Literal["draft", "edit"]
+# Below this share of a group's per-minute budget left, streaming edits pause for answers.
+GROUP_STREAM_RESERVE = 0.25
 _draft_ids = itertools.count(secrets.randbelow(2**30) + 1)
 
 
@@ -186,6 +188,10 @@ class EditStream(StreamingReply):
         await self._turn.services.edit_pacer.slot(self._message.chat_id)
 
     async def _show(self, markup: str) -> None:
+        """An edit in a group is skipped while the group's budget runs low: the final edit
+        shows everything anyway, and the slot may be another person's answer."""
+        if not self._turn.in_private and self._turn.budget_spare < GROUP_STREAM_RESERVE:
+            return
         await self._edit(markup, stop_keyboard(self._turn), Priority.STREAM)
 
     async def _edit(

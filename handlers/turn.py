@@ -15,7 +15,9 @@ from typing import Any
 
 from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
 
+from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.replies import LongReplies, reply_html
+from bot.delivery.shared_answers import SharedAnswers
 from bot.errors import StoreUnavailable, UserFacingError
 from bot.i18n import pick_language, t
 from handlers.context import BotContext, Services
@@ -92,8 +94,37 @@ class Turn:
     def t(self, key: str, **values: Any) -> str:
         return t(self.language, key, values)
 
-    async def reply(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> Message:
+    async def reply(
+        self,
+        markup: str,
+        keyboard: InlineKeyboardMarkup | None = None,
+        *,
+        shareable: bool = False,
+    ) -> Message:
+        """Reply in this chat's order. A `shareable` answer in a group may go out in one
+        message with other answers ready at the same moment (see SharedAnswers)."""
+        if shareable and self.in_group and keyboard is None and SharedAnswers.fits(markup):
+            return await self.services.shared_answers.reply(self.message, markup, self.asker)
         return await reply_html(self.message, markup, keyboard=keyboard, long=self.long_replies)
+
+    @property
+    def budget_spare(self) -> float:
+        """How much of this chat's Telegram budget is free right now, 0 to 1: optional
+        messages (status lines, streaming edits) are skipped where it runs low, so they
+        never take a slot an answer will need."""
+        limiter = self.context.bot.rate_limiter
+        if not isinstance(limiter, PriorityRateLimiter) or self.chat_id is None:
+            return 1.0
+        return limiter.spare(self.chat_id)
+
+    @property
+    def asker(self) -> str:
+        """How a shared answer names who asked: the chat they posted as, or their name."""
+        sender_chat = self.message.sender_chat
+        if sender_chat is not None:
+            return sender_chat.title or sender_chat.username or str(sender_chat.id)
+        user = self.user
+        return user.full_name if user is not None else str(self.owner_id)
 
     @property
     def long_replies(self) -> LongReplies:

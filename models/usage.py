@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, Integer, String, func, select
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,10 +19,13 @@ class UsageRecord(Base):
     """One request: who, where, which task and model, how long, and how it ended."""
 
     __tablename__ = "usage_log"
+    # One person's rows in time order: a quota check reads only today's rows of one person.
+    # It also serves every lookup by person alone, so user_id needs no index of its own.
+    __table_args__ = (Index("ix_usage_log_user_id_created_at", "user_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     task: Mapped[str] = mapped_column(String(32))
     model_id: Mapped[str] = mapped_column(String(255))
@@ -119,6 +122,28 @@ async def count_requests(session: AsyncSession, user_id: int, since: datetime) -
         .select_from(UsageRecord)
         .where(UsageRecord.user_id == user_id, UsageRecord.created_at >= since)
     )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def count_served(
+    session: AsyncSession, user_id: int, since: datetime, *, chat_id: int | None = None
+) -> int:
+    """Requests of one person answered without error since a moment (in one chat, if given).
+
+    What daily quotas count: a refusal or a failure costs the person nothing.
+    The (user_id, created_at) index keeps this to one person's rows since `since`.
+    """
+    stmt = (
+        select(func.count())
+        .select_from(UsageRecord)
+        .where(
+            UsageRecord.user_id == user_id,
+            UsageRecord.created_at >= since,
+            UsageRecord.ok.is_(True),
+        )
+    )
+    if chat_id is not None:
+        stmt = stmt.where(UsageRecord.chat_id == chat_id)
     return int((await session.execute(stmt)).scalar_one())
 
 

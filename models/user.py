@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, String, Text, false, select, text
+from sqlalchemy import BigInteger, Boolean, Integer, String, Text, false, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,6 +44,8 @@ class Chat(Base):
     shared_conversation: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # Requests each member may have answered here per day (`/groupquota`); None: no group quota.
+    daily_quota: Mapped[int | None] = mapped_column(Integer)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -168,3 +170,15 @@ async def write_shared_conversation(session: AsyncSession, chat_id: int, shared:
     chat = await session.get(Chat, chat_id)
     assert chat is not None
     chat.shared_conversation = shared
+
+
+async def read_group_quota(session: AsyncSession, chat_id: int) -> int | None:
+    quota: int | None = await session.scalar(select(Chat.daily_quota).where(Chat.id == chat_id))
+    return quota
+
+
+async def write_group_quota(session: AsyncSession, chat_id: int, quota: int | None) -> None:
+    await ensure_owner(session, Chat, chat_id, type="group")
+    chat = await session.get(Chat, chat_id)
+    assert chat is not None
+    chat.daily_quota = quota

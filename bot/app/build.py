@@ -23,6 +23,7 @@ from bot.delivery.inbox import InboxUpdateProcessor, RecordingUpdateQueue, Updat
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.pacing import EditPacer
 from bot.delivery.rate_limit import UserRateLimiter
+from bot.delivery.shared_answers import SharedAnswers
 from bot.delivery.telemetry import BotMetrics
 from bot.engine.pool import PipelinePool
 from bot.errors import StoreUnavailable
@@ -59,6 +60,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
         running=RunningRequests(),
         typing=ChatTyping(),
         edit_pacer=EditPacer(),
+        shared_answers=SharedAnswers(),
         downloads=ModelDownloads(
             vetter.access,
             workers=settings.download_workers,

@@ -20,6 +20,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -32,6 +33,9 @@ from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
 log = logging.getLogger(__name__)
+
+# Calls Telegram counts against the bot's overall rate only, not a chat's messages.
+OVERALL_ONLY = frozenset({"sendChatAction", "sendMessageDraft"})
 
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 
@@ -54,34 +58,47 @@ class Window:
 
 @dataclass(frozen=True)
 class Budget:
-    """Telegram's limits, each with a margin: Telegram counts a call when it arrives, which
-    is a little after it leaves, so calls sent exactly a period apart can land inside one."""
+    """Telegram's limits. Telegram counts a call when it arrives, somewhere between the
+    moment it left and the moment its answer came back; a call therefore holds its slot
+    while in flight and is counted from when its answer came back, so however the network
+    or a busy CPU spreads out arrivals, no window ever holds one call too many."""
 
-    overall: Window = Window(30, 1.05)
-    private_chat: Window = Window(1, 1.05)
-    group: Window = Window(20, 61.0)
+    overall: Window = Window(30, 1.0)
+    per_chat: Window = Window(1, 1.0)
+    group: Window = Window(20, 60.0)
 
-    def for_chat(self, chat_id: int) -> Window:
-        """Group and channel ids are negative in the Bot API."""
-        return self.group if chat_id < 0 else self.private_chat
+    def for_chat(self, chat_id: int) -> tuple[Window, ...]:
+        """Every chat takes one message a second; groups and channels (negative ids in the
+        Bot API) also 20 a minute."""
+        return (self.per_chat, self.group) if chat_id < 0 else (self.per_chat,)
 
 
 @dataclass
 class _Slots:
-    """When the last calls of one window were made."""
+    """One window: calls in flight, and when the answers of the last ones came back."""
 
     window: Window
     sent: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
     paused_until: float = 0.0
 
     def free_at(self, now: float) -> float:
-        """The earliest moment one more call fits."""
+        """The earliest moment one more call fits; infinity while calls in flight fill the
+        window (one coming back is what frees it)."""
         while self.sent and self.sent[0] <= now - self.window.period_s:
             self.sent.popleft()
-        full_until = (
-            self.sent[0] + self.window.period_s if len(self.sent) >= self.window.count else now
-        )
+        over = len(self.sent) + self.in_flight - self.window.count
+        if over < 0:
+            full_until = now
+        elif over < len(self.sent):
+            full_until = self.sent[over] + self.window.period_s
+        else:
+            full_until = math.inf
         return max(full_until, self.paused_until)
+
+    @property
+    def used(self) -> int:
+        return len(self.sent) + self.in_flight
 
 
 @dataclass(order=True)
@@ -106,7 +123,7 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         self._max_retries = max_retries
         self._clock = clock
         self._overall = _Slots(self.budget.overall)
-        self._chats: dict[int, _Slots] = {}
+        self._chats: dict[int, tuple[_Slots, ...]] = {}
         self._waiting: list[_Waiting] = []
         self._numbers = itertools.count()
         self._changed = asyncio.Event()
@@ -137,32 +154,50 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         priority = Priority.ACTION if endpoint == "sendChatAction" else rate_limit_args
         priority = Priority.ANSWER if priority is None else priority
         chat_id = _chat_id(data)
+        counted_in = None if endpoint in OVERALL_ONLY else chat_id
         for attempt in range(self._max_retries + 1):
             if priority is Priority.ACTION:
-                if not self._take_now(chat_id):
+                if not self._take_now(chat_id, counted_in):
                     self.dropped_actions += 1
                     return True
             else:
-                await self._wait_turn(priority, chat_id)
+                await self._wait_turn(priority, counted_in)
+            counted = True
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as error:
+                counted = False  # Telegram refused it: it used no slot there
                 if attempt == self._max_retries or priority is Priority.ACTION:
                     raise
-                self._pause(chat_id, error.retry_after)
+                self._pause(counted_in, error.retry_after)
                 log.info("Telegram asked to wait %s s (%s); retrying", error.retry_after, endpoint)
+            finally:
+                self._returned(counted_in, counted=counted)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def spare(self, chat_id: int) -> float:
+        """How much of this chat's widest window is free now, 0 to 1; 0 while any call for
+        the chat waits. Optional messages (a queue status line) go only where this is high,
+        so they never take a slot an answer will need."""
+        if self.queued(chat_id):
+            return 0.0
+        now = self._clock()
+        widest = max(self._slots(chat_id), key=lambda slots: slots.window.period_s)
+        if widest.free_at(now) > now:
+            return 0.0
+        return 1.0 - widest.used / widest.window.count
 
     def queued(self, chat_id: int | None = None) -> int:
         """Calls waiting for a slot (in one chat, or anywhere)."""
         return sum(1 for w in self._waiting if chat_id is None or w.chat_id == chat_id)
 
-    def _slots(self, chat_id: int) -> _Slots:
+    def _slots(self, chat_id: int) -> tuple[_Slots, ...]:
         slots = self._chats.get(chat_id)
         if slots is None:
-            slots = self._chats[chat_id] = _Slots(self.budget.for_chat(chat_id))
-            if len(self._chats) > 10_000:
+            if len(self._chats) >= 10_000:
                 self._forget_quiet_chats()
+            windows = self.budget.for_chat(chat_id)
+            slots = self._chats[chat_id] = tuple(_Slots(window) for window in windows)
         return slots
 
     def _free_at(self, chat_id: int | None, now: float) -> float:
@@ -170,25 +205,36 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         scheduling pass compares every waiting call against the same instant."""
         free = self._overall.free_at(now)
         if chat_id is not None:
-            free = max(free, self._slots(chat_id).free_at(now))
+            free = max(free, *(slots.free_at(now) for slots in self._slots(chat_id)))
         return free
 
-    def _record(self, chat_id: int | None) -> None:
-        now = self._clock()
-        self._overall.sent.append(now)
-        if chat_id is not None:
-            self._slots(chat_id).sent.append(now)
+    def _windows(self, chat_id: int | None) -> tuple[_Slots, ...]:
+        return (self._overall, *(self._slots(chat_id) if chat_id is not None else ()))
 
-    def _take_now(self, chat_id: int | None) -> bool:
+    def _record(self, chat_id: int | None) -> None:
+        """A call leaves: it holds a slot in each of its windows until it comes back."""
+        for slots in self._windows(chat_id):
+            slots.in_flight += 1
+
+    def _returned(self, chat_id: int | None, *, counted: bool) -> None:
+        """A call came back: counted from now (or, refused by Telegram, not at all)."""
+        now = self._clock()
+        for slots in self._windows(chat_id):
+            slots.in_flight -= 1
+            if counted:
+                slots.sent.append(now)
+        self._changed.set()
+
+    def _take_now(self, chat_id: int | None, counted_in: int | None) -> bool:
         """A chat action goes only into a free slot no waiting call could use instead: not
         while this chat has anything waiting (its answer is ready), nor while a waiting call
         anywhere could go now."""
         now = self._clock()
-        if self._free_at(chat_id, now) > now or any(
+        if self._free_at(counted_in, now) > now or any(
             w.chat_id == chat_id or self._free_at(w.chat_id, now) <= now for w in self._waiting
         ):
             return False
-        self._record(chat_id)
+        self._record(counted_in)
         return True
 
     async def _wait_turn(self, priority: Priority, chat_id: int | None) -> None:
@@ -204,7 +250,9 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         try:
             await granted
         except asyncio.CancelledError:
-            if not granted.done() or granted.cancelled():
+            if granted.done() and not granted.cancelled():
+                self._returned(chat_id, counted=False)  # granted, but the caller is gone
+            else:
                 self._waiting = [w for w in self._waiting if w.granted is not granted]
                 heapq.heapify(self._waiting)
             raise
@@ -230,21 +278,27 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
                     chosen.granted.set_result(None)
                 continue
             self._changed.clear()
+            delay = None if soonest is None or soonest == math.inf else max(0.0, soonest - now)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, (soonest or now) - now)):
+                async with asyncio.timeout(delay):
                     await self._changed.wait()
 
     def _pause(self, chat_id: int | None, retry_after: float | timedelta) -> None:
         """Nothing more into this chat (or anywhere) until Telegram said it may continue."""
         seconds = retry_after.total_seconds() if isinstance(retry_after, timedelta) else retry_after
         until = self._clock() + float(seconds)
-        slots = self._slots(chat_id) if chat_id is not None else self._overall
-        slots.paused_until = max(slots.paused_until, until)
+        for slots in self._slots(chat_id) if chat_id is not None else (self._overall,):
+            slots.paused_until = max(slots.paused_until, until)
         self._changed.set()
 
     def _forget_quiet_chats(self) -> None:
         now = self._clock()
-        for chat_id in [c for c, s in self._chats.items() if s.free_at(now) <= now and not s.sent]:
+        quiet = [
+            chat_id
+            for chat_id, slots in self._chats.items()
+            if all(s.free_at(now) <= now and not s.used for s in slots)
+        ]
+        for chat_id in quiet:
             del self._chats[chat_id]
 
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from telegram import InlineKeyboardMarkup, InputFile, LinkPreviewOptions, Message
+from telegram import (
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+)
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
-from bot.delivery.markup import cut_to, plain_text
+from bot.delivery.markup import cut_to, plain_text, split_message
 from bot.delivery.order import current_ticket
 from bot.delivery.outbound import Priority
 
@@ -111,3 +118,43 @@ async def edit_html(
     await message.edit_text(
         markup, parse_mode=ParseMode.HTML, link_preview_options=_NO_PREVIEW, reply_markup=keyboard
     )
+
+
+async def quote_html(message: Message, markup: str, *, priority: Priority) -> Message:
+    """Reply outside this chat's reply order, at `priority`: for a status line, which is
+    not an answer and must not wait for earlier answers."""
+    bot = message.get_bot()
+    if isinstance(bot, ExtBot):
+        return await bot.send_message(
+            message.chat_id,
+            markup,
+            parse_mode=ParseMode.HTML,
+            link_preview_options=_NO_PREVIEW,
+            reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
+            message_thread_id=message.message_thread_id if message.is_topic_message else None,
+            rate_limit_args=priority,
+        )
+    return await message.reply_html(markup, do_quote=True, link_preview_options=_NO_PREVIEW)
+
+
+async def replace_html(status: Message, markup: str) -> Message | None:
+    """Turn a status message into the answer, in this chat's reply order, when the answer
+    fits one message; otherwise (or if the status is gone) remove it and return None, and
+    the caller replies as usual."""
+    if len(split_message(markup)) == 1:
+        ticket = current_ticket()
+        if ticket is not None:
+            await ticket.wait_turn()
+        try:
+            await edit_html(status, markup)
+        except TelegramError as error:
+            log.info("status message could not become the answer (%s); replying instead", error)
+        else:
+            if ticket is not None:
+                await ticket.release()
+            return status
+    try:
+        await status.delete()
+    except TelegramError:
+        log.debug("status message already gone", exc_info=True)
+    return None

@@ -18,7 +18,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from bot.engine.continuous import ContinuousGenerationEngine, unsupported_reason
-from bot.engine.microbatch import MicroBatcher
+from bot.engine.microbatch import ANONYMOUS, Caller, MicroBatcher
 from bot.engine.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,18 @@ class ContinuousGenerationPath:
         return self._fallback.up and (self._engine is None or self._engine.is_running)
 
     async def submit(
-        self, inputs: Any, params: Mapping[str, Any], *, on_text: TextCallback | None = None
+        self,
+        inputs: Any,
+        params: Mapping[str, Any],
+        *,
+        on_text: TextCallback | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Any:
+        """Continuous batching when the engine can serve these parameters, else micro-batching.
+
+        Continuous batching takes requests into the running batch as cache room allows;
+        transformers' manager does not expose a place in line, so none is reported there.
+        """
         async with self._models.lease(self.task, self.model_id) as runner:
             model = getattr(runner, "model", None)
             reason = unsupported_reason(model, params) if model is not None else "no model"
@@ -75,7 +85,7 @@ class ContinuousGenerationPath:
                 return await engine.generate(inputs, params, on_text=on_text)
         log.debug("generation on %s falls back to micro-batching: %s", self.model_id, reason)
         self.served_by_fallback += 1
-        return await self._fallback.submit(inputs, params)
+        return await self._fallback.submit(inputs, params, caller=caller)
 
     async def _engine_for(self, runner: Any) -> ContinuousGenerationEngine:
         """The running engine for the model now loaded; a reloaded model gets a fresh engine."""

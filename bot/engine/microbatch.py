@@ -8,6 +8,13 @@ gets its own result back. On a CPU the second to sixteenth rows of a batch cost
 far less than their own forward passes would, so under load this multiplies
 throughput; alone, a request pays only the wait.
 
+Batches take turns across owners (the person a request is for): the owner
+served longest ago goes first, and within a batch every owner with a request
+waiting gets one place before anyone gets a second. One person's burst of
+requests therefore delays someone else's single request by at most one batch.
+Each waiting request can be told its place in line (`on_position`), again
+whenever it moves, and 0 when its batch starts.
+
 Only requests that have not started can be taken back (cancelled, timed out,
 or refused at close); a running batch always finishes and delivers.
 """
@@ -15,9 +22,10 @@ or refused at close); a running batch always finishes and delivers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +55,22 @@ def _freeze(value: Any) -> Hashable:
     return value
 
 
+PositionCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request is for: batches take turns across owners, and `on_position`, if set,
+    hears the request's place in line as it moves (0 once it runs). Without an owner a
+    request counts as its own."""
+
+    owner: Hashable = None
+    on_position: PositionCallback | None = None
+
+
+ANONYMOUS = Caller()
+
+
 @dataclass(eq=False)
 class _Request:
     inputs: Any
@@ -54,7 +78,32 @@ class _Request:
     key: Hashable
     future: asyncio.Future[Any]
     enqueued_at: float
+    owner: Hashable
+    on_position: PositionCallback | None = None
+    position: int | None = None
     started: bool = False
+
+    def tell_position(self, position: int) -> None:
+        """Tell the caller where they stand, only when that changed."""
+        if self.on_position is None or position == self.position:
+            return
+        self.position = position
+        try:
+            self.on_position(position)
+        except Exception:  # a listener's failure must not stop the queue
+            log.exception("position callback failed")
+
+
+def fair_order(requests: Iterable[_Request], last_served: Mapping[Hashable, int]) -> list[_Request]:
+    """Requests in the order they should run: owners served longest ago first (then by
+    their oldest request), one request per owner per round, each owner's own in arrival
+    order."""
+    by_owner: dict[Hashable, deque[_Request]] = {}
+    for request in requests:
+        by_owner.setdefault(request.owner, deque()).append(request)
+    owners = sorted(by_owner, key=lambda o: (last_served.get(o, -1), by_owner[o][0].enqueued_at))
+    rounds = itertools.zip_longest(*(by_owner[owner] for owner in owners))
+    return [request for round_ in rounds for request in round_ if request is not None]
 
 
 def run_batch(runner: Runner, inputs: list[Any], params: dict[str, Any]) -> list[Any]:
@@ -90,6 +139,8 @@ class MicroBatcher:
         self._max_wait_s = max_wait_s
         self._queue_size = queue_size
         self._pending: deque[_Request] = deque()
+        self._batches = itertools.count()
+        self._last_served: dict[Hashable, int] = {}
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
@@ -109,6 +160,7 @@ class MicroBatcher:
         params: Mapping[str, Any],
         *,
         on_text: Callable[[str], None] | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Any:
         """Queue one request and wait for its result; `on_text` is unused (no streaming here)."""
         if self._closed:
@@ -116,10 +168,18 @@ class MicroBatcher:
         if len(self._pending) >= self._queue_size:
             raise PoolBusy(task=self.task, model=self.model_id, queued=len(self._pending))
         loop = asyncio.get_running_loop()
+        future = loop.create_future()
         request = _Request(
-            inputs, dict(params), params_key(params), loop.create_future(), loop.time()
+            inputs,
+            dict(params),
+            params_key(params),
+            future,
+            loop.time(),
+            owner=caller.owner if caller.owner is not None else future,
+            on_position=caller.on_position,
         )
         self._pending.append(request)
+        self._tell_positions()
         self._arrived.set()
         if self._worker is None:
             self._worker = loop.create_task(self._work(), name=f"microbatch {self.model_id}")
@@ -128,6 +188,7 @@ class MicroBatcher:
         except asyncio.CancelledError:
             if not request.started:
                 self._pending.remove(request)
+                self._tell_positions()
             raise
 
     async def close(self) -> None:
@@ -165,8 +226,9 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         if not self._pending:
             return []
-        key = self._pending[0].key
-        deadline = self._pending[0].enqueued_at + self._max_wait_s
+        first = fair_order(self._pending, self._last_served)[0]
+        key = first.key
+        deadline = first.enqueued_at + self._max_wait_s
         while not self._closed and self._count(key) < self._max_batch_size:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -183,18 +245,29 @@ class MicroBatcher:
         return sum(1 for request in self._pending if request.key == key)
 
     def _take(self, key: Hashable) -> list[_Request]:
-        batch: list[_Request] = []
-        rest: deque[_Request] = deque()
+        """The next batch in fair order; its owners go to the back of the line."""
+        candidates = [request for request in self._pending if request.key == key]
+        batch = fair_order(candidates, self._last_served)[: self._max_batch_size]
+        taken = set(batch)
+        self._pending = deque(r for r in self._pending if r not in taken)
         now = asyncio.get_running_loop().time()
-        for request in self._pending:
-            if request.key == key and len(batch) < self._max_batch_size:
-                request.started = True
-                self._metrics.record_queue_wait(now - request.enqueued_at)
-                batch.append(request)
-            else:
-                rest.append(request)
-        self._pending = rest
+        number = next(self._batches)
+        for request in batch:
+            request.started = True
+            request.tell_position(0)
+            self._metrics.record_queue_wait(now - request.enqueued_at)
+            self._last_served[request.owner] = number
+        waiting = {request.owner for request in self._pending}
+        self._last_served = {o: n for o, n in self._last_served.items() if o in waiting}
+        self._tell_positions()
         return batch
+
+    def _tell_positions(self) -> None:
+        """Everyone waiting learns their place in line (1 = next to start)."""
+        if not any(request.on_position is not None for request in self._pending):
+            return
+        for place, request in enumerate(fair_order(self._pending, self._last_served), 1):
+            request.tell_position(place)
 
     async def _run(self, runner: Runner, batch: list[_Request]) -> None:
         """Run a batch; if it fails, run its requests alone so one bad input fails one caller."""

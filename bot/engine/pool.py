@@ -25,7 +25,7 @@ import torch
 from bot.config import Settings
 from bot.engine.generation import ContinuousGenerationPath
 from bot.engine.metrics import PoolMetrics, model_label
-from bot.engine.microbatch import MicroBatcher
+from bot.engine.microbatch import ANONYMOUS, Caller, MicroBatcher
 from bot.engine.model_cache import Loader, ModelCache, ModelKey, free_memory
 from bot.engine.onnx_export import OnnxAccelerator, OnnxModel, default_cache_dir
 from bot.engine.remote import RemoteEngine, RemoteEngines
@@ -51,7 +51,12 @@ class Engine(Protocol):
         ...
 
     async def submit(
-        self, inputs: Any, params: Mapping[str, Any], *, on_text: TextCallback | None = None
+        self,
+        inputs: Any,
+        params: Mapping[str, Any],
+        *,
+        on_text: TextCallback | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Any: ...
 
     async def close(self) -> None: ...
@@ -148,11 +153,13 @@ class PipelinePool:
         *,
         on_text: TextCallback | None = None,
         source: str | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Any:
         """The pipeline's result for `inputs`, once a batch including it has run.
 
         `model_id` names the model (queues, metrics); `source` is where to load it
-        from when that differs (the folder of the vetted revision).
+        from when that differs (the folder of the vetted revision); `caller` says whose
+        request it is (owners take turns) and who hears its place in line.
 
         Raises PoolBusy when this model's queue is full, RequestTimeout after
         `pool_request_timeout_s`, PoolClosed once the pool is closing, and
@@ -168,7 +175,7 @@ class PipelinePool:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.pool_request_timeout_s):
-                result = await engine.submit(inputs, params or {}, on_text=on_text)
+                result = await engine.submit(inputs, params or {}, on_text=on_text, caller=caller)
         except TimeoutError:
             self.metrics.timed_out += 1
             raise RequestTimeout(

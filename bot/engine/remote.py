@@ -28,6 +28,7 @@ from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 from bot.config import EngineSettings
 from bot.engine.chat import ChatPrompt, estimate_tokens, fit_estimated
 from bot.engine.metrics import EngineStats
+from bot.engine.microbatch import ANONYMOUS, Caller
 from bot.errors import (
     ContextTooLong,
     EngineBusy,
@@ -191,8 +192,14 @@ class RemoteEngine:
         return self._engines.reachable[self._engine]
 
     async def submit(
-        self, inputs: Any, params: Mapping[str, Any], *, on_text: TextCallback | None = None
+        self,
+        inputs: Any,
+        params: Mapping[str, Any],
+        *,
+        on_text: TextCallback | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> Any:
+        """The engine queues and batches on its side; `caller` has no line to hear of here."""
         started = time.perf_counter()
         first_token: list[float] = []
 

@@ -181,7 +181,10 @@ async def test_old_turns_that_no_longer_fit_are_dropped_and_the_person_is_told_o
     chat = bot.emu.private_chat(alice)
     await bot.ask(alice, chat, "/set chat max_new_tokens 16")
     long_line = "The quick brown fox jumps over the lazy dog. " * 6
-    replies = [(await bot.ask(alice, chat, f"{index}: {long_line}"))[0] for index in range(4)]
+    replies = []
+    for index in range(4):
+        replies += await bot.ask(alice, chat, f"{index}: {long_line}")
+        await bot.settle()  # the turn is stored before the next is read
 
     told = [reply for reply in replies if "no longer see its oldest messages" in reply]
     assert len(told) == 1
@@ -200,6 +203,7 @@ async def test_a_message_too_long_on_its_own_is_refused_with_the_limit(bot: Runn
 async def test_a_stopped_answer_is_stored_as_the_person_saw_it(bot: RunningBot) -> None:
     alice = bot.person("Alice")
     chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set stream edit")
     await bot.ask(alice, chat, "/set chat max_new_tokens 200")
     model_id = bot.settings.default_models["chat"]
     async with bot.services.pool.lease("chat", model_id) as runner:

@@ -81,8 +81,7 @@ async def test_a_conversation_on_the_engine_carries_its_history_and_streams(
     assert model_id.startswith("serve:")
     assert isinstance(prompt, ChatPrompt)
     assert [m.content for m in prompt.history if m.role == "user"] == ["Hello, I am Alice."]
-    edits = [c for c in remote_bot.emu.calls if c.method == "editMessageText"]
-    assert edits, "the answer streamed into its message"
+    assert remote_bot.emu.drafts(chat.id), "the answer streamed as a message draft"
     stats = remote_bot.services.pool.metrics.snapshot().engines["serve"]
     assert stats.requests.get("ok") == 2 and stats.first_token_count == 2
 
@@ -123,7 +122,7 @@ async def test_stop_closes_the_stream_and_keeps_what_was_shown(remote_bot: Runni
     on_first_text(remote_bot, lambda: remote_bot.services.running.cancel(alice.id))
     remote_bot.emu.send_message(alice, chat, "Tell me a very long story.")
     [stopped] = await remote_bot.emu.wait_for(
-        "editMessageText", lambda c: STOPPED in c.params.get("text", ""), timeout=60
+        "sendMessage", lambda c: STOPPED in c.params.get("text", ""), timeout=60
     )
     await remote_bot.settle()
 
@@ -188,7 +187,7 @@ async def test_the_engine_killed_mid_stream_leaves_the_text_and_a_clear_line(
             on_first_text(bot, doomed.process.kill)
             bot.emu.send_message(alice, chat, "Tell me a very long story.")
             [broken] = await bot.emu.wait_for(
-                "editMessageText",
+                "sendMessage",
                 lambda c: "stopped answering properly" in c.params.get("text", ""),
                 timeout=60,
             )

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
 import pytest
 import torch
 from PIL import Image
@@ -157,6 +159,28 @@ def test_a_real_size_bert_classifier_answers_on_onnx_as_on_torch(
     texts = [" ".join(demo_models.WORDS[i : i + 3 + i % 20]) for i in range(0, 64, 4)]
 
     assert_same_answers(spec, torch_runner, onnx_runner, texts, {})
+    assert isinstance(onnx_runner.model, OnnxModel) and onnx_runner.model.split_rows
+    assert {path.name for path in (tmp_path / "onnx").glob("*/*.onnx")} == {
+        onnx_export.TRACED,
+        onnx_export.OPTIMIZED,
+    }
+    fused = onnx.load(next((tmp_path / "onnx").glob(f"*/{onnx_export.OPTIMIZED}")))
+    assert [node.op_type for node in fused.graph.node].count("Attention") == 6
+
+
+def test_a_padded_batch_runs_as_sub_batches_of_similar_lengths() -> None:
+    lengths = [3, 20, 4, 19, 3, 20, 5, 18]
+    mask = (np.arange(20) < np.array(lengths)[:, None]).astype(np.int64)
+
+    groups = onnx_export._sub_batches(mask, overhead=8)
+
+    assert groups is not None
+    assert sorted(int(row) for rows, _ in groups for row in rows) == list(range(len(lengths)))
+    assert [length for _, length in groups] == [5, 20]
+    assert all(length == max(lengths[row] for row in rows) for rows, length in groups)
+    assert onnx_export._sub_batches(mask, overhead=1000) is None  # one run is cheaper
+    assert onnx_export._sub_batches(mask[:, ::-1].copy(), overhead=8) is None  # padded left
+    assert onnx_export._sub_batches(np.ones((4, 7), np.int64), overhead=0) is None
 
 
 def test_a_model_is_exported_once_and_its_export_reused_after_a_restart(

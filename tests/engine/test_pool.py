@@ -16,6 +16,7 @@ import torch
 
 from bot.config import Settings
 from bot.engine.metrics import PoolMetrics
+from bot.engine.microbatch import Caller
 from bot.engine.model_cache import ModelCache
 from bot.engine.pool import PipelinePool, default_loader
 from bot.engine.runners import Runner, load_runner
@@ -360,6 +361,49 @@ async def test_cancelling_a_queued_request_withdraws_it(held_pool: HeldPool) -> 
     assert [r["input"] for r in await asyncio.gather(running, kept)] == ["running", "kept"]
     assert withdrawn.cancelled()
     assert loader.runners["m"].calls == [["running"], ["kept"]]
+
+
+async def test_one_persons_burst_delays_another_persons_request_by_one_batch_at_most() -> None:
+    gate = threading.Event()
+    loader = FakeLoader(gates={"m": gate})
+    alice, bob = Caller(owner="alice"), Caller(owner="bob")
+    async with PipelinePool(
+        settings(pool_max_batch_size=2, pool_max_wait_ms=0), loader=loader
+    ) as pool:
+        first = asyncio.create_task(pool.submit(CLASSIFY, "m", "a0", caller=alice))
+        await wait_for(loader.batch_started)
+        burst = [
+            asyncio.create_task(pool.submit(CLASSIFY, "m", f"a{i}", caller=alice))
+            for i in range(1, 6)
+        ]
+        single = asyncio.create_task(pool.submit(CLASSIFY, "m", "b1", caller=bob))
+        await let_queue(pool, 6)
+        gate.set()
+        await asyncio.gather(first, single, *burst)
+
+    assert loader.runners["m"].calls[:2] == [["a0"], ["a1", "b1"]]
+    assert [x for call in loader.runners["m"].calls for x in call if x.startswith("a")] == [
+        f"a{i}" for i in range(6)
+    ], "one person's own requests keep their order"
+
+
+async def test_a_queued_request_hears_its_place_in_line_as_it_moves(held_pool: HeldPool) -> None:
+    pool, loader, gate = held_pool
+    running = asyncio.create_task(pool.submit(CLASSIFY, "m", "running"))
+    await wait_for(loader.batch_started)
+    heard: dict[str, list[int]] = {"q1": [], "q2": []}
+    queued = [
+        asyncio.create_task(
+            pool.submit(CLASSIFY, "m", name, caller=Caller(on_position=heard[name].append))
+        )
+        for name in heard
+    ]
+    await let_queue(pool, 2)
+    assert heard == {"q1": [1], "q2": [2]}
+
+    gate.set()
+    await asyncio.gather(running, *queued)
+    assert heard == {"q1": [1, 0], "q2": [2, 1, 0]}, "0 means it is running"
 
 
 async def test_closing_finishes_the_running_batch_and_refuses_the_queue(

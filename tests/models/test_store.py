@@ -287,8 +287,9 @@ async def test_an_unreachable_database_raises_store_unavailable() -> None:
 
 async def test_user_options_are_validated_merged_and_removed(store: SettingsStore) -> None:
     assert await store.get_options(3) == {}
-    assert await store.set_options(3, {"stream": "off"}) == {"stream": False}
-    assert await store.get_options(3) == {"stream": False}
+    assert await store.set_options(3, {"stream": "false"}) == {"stream": "off"}, "an alias"
+    assert await store.set_options(3, {"stream": "Draft"}) == {"stream": "draft"}
+    assert await store.get_options(3) == {"stream": "draft"}
     with pytest.raises(InvalidParamValue):
         await store.set_options(3, {"stream": "sometimes"})
     with pytest.raises(UnknownParam):

@@ -329,20 +329,26 @@ async def test_flood_control_answers_429_with_retry_after_once_enabled(
     await bot.send_message(chat.id, "one")
     await bot.send_message(chat.id, "two, still fine while flood control is off")
     emu.flood.limits = FloodLimits(group=RateWindow(2, 60.0))
-    emu.flood.clock = lambda: 1000.0
+    now = [1000.0]
+    emu.flood.clock = lambda: now[0]
     emu.flood.enabled = True
     await bot.send_message(chat.id, "first this second")
     with pytest.raises(RetryAfter) as error:
         await bot.send_message(chat.id, "too soon")
     assert error.value.retry_after in (1, dt.timedelta(seconds=1))
     await bot.send_message(group.id, "1")
-    await bot.send_message(group.id, "2")
     with pytest.raises(RetryAfter):
-        await bot.send_message(group.id, "3")
-    assert emu.flood.served == 2
+        await bot.send_message(group.id, "one a second in a group too")
+    now[0] += 1.0
+    await bot.send_message(group.id, "2")
+    now[0] += 1.0
+    with pytest.raises(RetryAfter):
+        await bot.send_message(group.id, "3: over the group's two a minute")
+    assert emu.flood.served == 3
     assert [call.error for call in emu.calls if call.error] == [
         "Too Many Requests: retry after 1",
-        "Too Many Requests: retry after 60",
+        "Too Many Requests: retry after 1",
+        "Too Many Requests: retry after 58",
     ]
 
 

@@ -121,7 +121,8 @@ class RunningBot:
         """Send `text` as `user`; the text of the bot's answer to it, as finally shown.
 
         A streamed answer is read after its final edit (when the Stop button
-        is gone); a long answer's further parts follow as `replies` messages.
+        is gone), an answer that replaced a queue status line once it did; a long
+        answer's further parts follow as `replies` messages.
         """
         since = len(self.emu.calls)
         sent = self.emu.send_message(user, chat, text, reply_to=reply_to, as_chat=as_chat)
@@ -132,6 +133,8 @@ class RunningBot:
             timeout=60,
         )
         message = first.result
+        if _is_queue_status(message):
+            message = await self._after_queue_status(sent["message_id"], message, since)
         if _has_stop_button(message):
             [final] = await self.emu.wait_for(
                 "editMessageText",
@@ -158,6 +161,33 @@ class RunningBot:
             )
             texts += [call.result["text"] for call in more[: replies - 1]]
         return texts
+
+    async def _after_queue_status(
+        self, asked_id: int, status: dict[str, Any], since: int
+    ) -> dict[str, Any]:
+        """The answer to a request that showed a queue status line: that line edited into
+        the answer, or (a long answer) a new reply."""
+
+        def answer() -> dict[str, Any] | None:
+            for call in self.emu.calls[since:]:
+                result = call.result
+                if not isinstance(result, dict) or _is_queue_status(result):
+                    continue
+                edited = call.method == "editMessageText" and (
+                    result.get("message_id") == status["message_id"]
+                )
+                if edited or (call.method == "sendMessage" and _replies_to(call, asked_id)):
+                    return result
+            return None
+
+        await self.emu.wait_until(lambda: answer() is not None, timeout=60)
+        found = answer()
+        assert found is not None
+        return found
+
+
+def _is_queue_status(message: dict[str, Any]) -> bool:
+    return str(message.get("text", "")).startswith("⏳")
 
 
 def _replies_to(call: Any, message_id: int) -> bool:

@@ -1,8 +1,8 @@
 """Telegram's flood control, off unless a test turns it on.
 
 Telegram answers 429 with retry_after when a bot writes too fast into one chat or
-overall. The bot is meant to stay under the limits by itself (AIORateLimiter), so
-tests enable this and assert that `served` stays at zero.
+overall. The bot is meant to stay under the limits by itself (its outbound
+limiter), so tests enable this and assert that `served` stays at zero.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ class RateWindow:
 
 @dataclass(frozen=True)
 class FloodLimits:
-    """The limits Telegram documents: 1/s per private chat, 20/min per group, 30/s overall."""
+    """The limits Telegram documents: 1/s in any chat, and 20/min in a group, 30/s overall."""
 
-    private: RateWindow = RateWindow(1, 1.0)
+    per_chat: RateWindow = RateWindow(1, 1.0)
     group: RateWindow = RateWindow(20, 60.0)
     overall: RateWindow = RateWindow(30, 1.0)
 
@@ -40,6 +40,7 @@ class FloodControl:
     served: int = 0
     clock: Callable[[], float] = time.monotonic
     _per_chat: dict[int, deque[float]] = field(default_factory=dict)
+    _per_group: dict[int, deque[float]] = field(default_factory=dict)
     _overall: deque[float] = field(default_factory=deque)
 
     def check(self, chat_id: int, is_group: bool) -> None:
@@ -47,17 +48,16 @@ class FloodControl:
         if not self.enabled:
             return
         now = self.clock()
-        chat_window = self.limits.group if is_group else self.limits.private
-        chat_times = self._per_chat.setdefault(chat_id, deque())
-        wait = max(
-            _wait_needed(chat_times, chat_window, now),
-            _wait_needed(self._overall, self.limits.overall, now),
-        )
+        windows = [(self._per_chat.setdefault(chat_id, deque()), self.limits.per_chat)]
+        if is_group:
+            windows.append((self._per_group.setdefault(chat_id, deque()), self.limits.group))
+        windows.append((self._overall, self.limits.overall))
+        wait = max(_wait_needed(times, window, now) for times, window in windows)
         if wait > 0:
             self.served += 1
             raise FloodError(max(1, math.ceil(wait)))
-        chat_times.append(now)
-        self._overall.append(now)
+        for times, _ in windows:
+            times.append(now)
 
     def check_overall(self) -> None:
         """Count one call against the overall limit only (chat actions, drafts)."""
@@ -73,6 +73,7 @@ class FloodControl:
     def reset(self) -> None:
         """Forget past writes, e.g. between two phases of a test."""
         self._per_chat.clear()
+        self._per_group.clear()
         self._overall.clear()
 
 
