@@ -1,7 +1,7 @@
 """Daily quotas: a group's own quota, and an index to count one person's requests today.
 
 Revision ID: 0006
-Revises: 0004 (re-chained onto 0005 when the crash-safe inbox lands)
+Revises: 0005
 Create Date: 2026-11-28
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
