@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.engine import onnx_export
-from tests.support.harness import POSITIVE, RunningBot
+from tests.support.harness import POSITIVE, RunningBot, answered_in_order
 
 
 def one_batch_at_a_time(permits: threading.Semaphore) -> Any:
@@ -83,19 +83,6 @@ async def test_a_quick_answer_gets_no_status_line(bot: RunningBot) -> None:
     assert status_lines(bot, chat.id) == []
 
 
-def answered_in_order(bot: RunningBot, chat_id: int, asked: dict[int, str]) -> list[str]:
-    """The questions the bot's messages answer, in the order they appear: a message of its
-    own answers the message it replies to; a shared one each question it quotes."""
-    found: list[str] = []
-    for message in bot.emu.sent_messages(chat_id):
-        quoted = [q for q in asked.values() if q in message["text"]]
-        if quoted:
-            found += sorted(quoted, key=message["text"].index)
-        else:
-            found.append(asked[message["reply_to_message"]["message_id"]])
-    return found
-
-
 async def test_a_busy_group_gets_every_answer_in_order_without_a_single_429(
     bot: RunningBot,
 ) -> None:
@@ -109,10 +96,10 @@ async def test_a_busy_group_gets_every_answer_in_order_without_a_single_429(
         asked[sent["message_id"]] = question
 
     await bot.emu.wait_until(
-        lambda: len(answered_in_order(bot, group.id, asked)) == len(asked), timeout=60
+        lambda: len(answered_in_order(bot.emu, group.id, asked)) == len(asked), timeout=60
     )
 
-    assert answered_in_order(bot, group.id, asked) == list(asked.values())
+    assert answered_in_order(bot.emu, group.id, asked) == list(asked.values())
     assert bot.emu.flood.served == 0, "Telegram never had to say 'too many requests'"
     messages = bot.emu.sent_messages(group.id)
     assert len(messages) < len(asked), "answers ready together shared messages"
