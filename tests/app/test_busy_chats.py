@@ -12,11 +12,13 @@ from bot.engine import onnx_export
 from tests.support.harness import POSITIVE, RunningBot, answered_in_order
 
 
-def one_batch_at_a_time(permits: threading.Semaphore) -> Any:
+def one_batch_at_a_time(permits: threading.Semaphore, ran: list[list[Any]] | None = None) -> Any:
     """A loader whose models run a batch only when the test hands out a permit."""
 
     def load(task: str, model_id: str) -> Any:
         def run(inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]:
+            if ran is not None:
+                ran.append(list(inputs))
             assert permits.acquire(timeout=30)
             return [POSITIVE for _ in inputs]
 
@@ -141,3 +143,25 @@ async def test_a_first_request_waiting_for_the_onnx_export_is_told_why(
     [answer] = bot.emu.sent_messages(chat.id)
     assert answer["message_id"] == line.result["message_id"]
     assert answer["text"].startswith(("POSITIVE", "NEGATIVE")), "then replaced by the answer"
+
+
+async def test_one_persons_burst_does_not_hold_back_someone_elses_request(
+    bot: RunningBot,
+) -> None:
+    permits = threading.Semaphore(0)
+    ran: list[list[Any]] = []
+    await bot.swap_pool(
+        one_batch_at_a_time(permits, ran), pool_max_batch_size=1, pool_max_wait_ms=0
+    )
+    alice, bob = bot.person("Alice"), bot.person("Bob")
+    for number in range(3):
+        bot.emu.send_message(alice, bot.emu.private_chat(alice), f"/sentiment burst {number}")
+    await bot.emu.wait_until(lambda: bot.services.pool.metrics.requests == 3)
+    bot.emu.send_message(bob, bot.emu.private_chat(bob), "/sentiment just one")
+    await bot.emu.wait_until(lambda: bot.services.pool.metrics.requests == 4)
+    permits.release(4)
+    await bot.settle()
+
+    order = [text for batch in ran for text in batch]
+    assert order[1] == "just one", "Bob's request ran in the batch after the one running"
+    assert sorted(order[:1] + order[2:]) == ["burst 0", "burst 1", "burst 2"]
