@@ -147,6 +147,7 @@ class DraftStream(StreamingReply):
     def __init__(self, turn: Turn, prompt: str) -> None:
         self._draft_id = next(_draft_ids)
         self._sent: Message | None = None
+        self._next_draft_at = 0.0
         super().__init__(turn, prompt)
 
     @property
@@ -154,7 +155,12 @@ class DraftStream(StreamingReply):
         return self._sent
 
     async def _pace(self) -> None:
-        await asyncio.sleep(DRAFT_INTERVAL_S)
+        """The first words show at once; later drafts at most every DRAFT_INTERVAL_S."""
+        loop = asyncio.get_running_loop()
+        wait = self._next_draft_at - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next_draft_at = loop.time() + DRAFT_INTERVAL_S
 
     async def _show(self, markup: str) -> None:
         await self._turn.context.bot.send_message_draft(

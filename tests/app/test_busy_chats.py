@@ -9,14 +9,16 @@ from typing import Any
 import pytest
 
 from bot.engine import onnx_export
-from tests.support.harness import POSITIVE, RunningBot
+from tests.support.harness import POSITIVE, RunningBot, answered_in_order
 
 
-def one_batch_at_a_time(permits: threading.Semaphore) -> Any:
+def one_batch_at_a_time(permits: threading.Semaphore, ran: list[list[Any]] | None = None) -> Any:
     """A loader whose models run a batch only when the test hands out a permit."""
 
     def load(task: str, model_id: str) -> Any:
         def run(inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]:
+            if ran is not None:
+                ran.append(list(inputs))
             assert permits.acquire(timeout=30)
             return [POSITIVE for _ in inputs]
 
@@ -83,19 +85,6 @@ async def test_a_quick_answer_gets_no_status_line(bot: RunningBot) -> None:
     assert status_lines(bot, chat.id) == []
 
 
-def answered_in_order(bot: RunningBot, chat_id: int, asked: dict[int, str]) -> list[str]:
-    """The questions the bot's messages answer, in the order they appear: a message of its
-    own answers the message it replies to; a shared one each question it quotes."""
-    found: list[str] = []
-    for message in bot.emu.sent_messages(chat_id):
-        quoted = [q for q in asked.values() if q in message["text"]]
-        if quoted:
-            found += sorted(quoted, key=message["text"].index)
-        else:
-            found.append(asked[message["reply_to_message"]["message_id"]])
-    return found
-
-
 async def test_a_busy_group_gets_every_answer_in_order_without_a_single_429(
     bot: RunningBot,
 ) -> None:
@@ -109,10 +98,10 @@ async def test_a_busy_group_gets_every_answer_in_order_without_a_single_429(
         asked[sent["message_id"]] = question
 
     await bot.emu.wait_until(
-        lambda: len(answered_in_order(bot, group.id, asked)) == len(asked), timeout=60
+        lambda: len(answered_in_order(bot.emu, group.id, asked)) == len(asked), timeout=60
     )
 
-    assert answered_in_order(bot, group.id, asked) == list(asked.values())
+    assert answered_in_order(bot.emu, group.id, asked) == list(asked.values())
     assert bot.emu.flood.served == 0, "Telegram never had to say 'too many requests'"
     messages = bot.emu.sent_messages(group.id)
     assert len(messages) < len(asked), "answers ready together shared messages"
@@ -154,3 +143,25 @@ async def test_a_first_request_waiting_for_the_onnx_export_is_told_why(
     [answer] = bot.emu.sent_messages(chat.id)
     assert answer["message_id"] == line.result["message_id"]
     assert answer["text"].startswith(("POSITIVE", "NEGATIVE")), "then replaced by the answer"
+
+
+async def test_one_persons_burst_does_not_hold_back_someone_elses_request(
+    bot: RunningBot,
+) -> None:
+    permits = threading.Semaphore(0)
+    ran: list[list[Any]] = []
+    await bot.swap_pool(
+        one_batch_at_a_time(permits, ran), pool_max_batch_size=1, pool_max_wait_ms=0
+    )
+    alice, bob = bot.person("Alice"), bot.person("Bob")
+    for number in range(3):
+        bot.emu.send_message(alice, bot.emu.private_chat(alice), f"/sentiment burst {number}")
+    await bot.emu.wait_until(lambda: bot.services.pool.metrics.requests == 3)
+    bot.emu.send_message(bob, bot.emu.private_chat(bob), "/sentiment just one")
+    await bot.emu.wait_until(lambda: bot.services.pool.metrics.requests == 4)
+    permits.release(4)
+    await bot.settle()
+
+    order = [text for batch in ran for text in batch]
+    assert order[1] == "just one", "Bob's request ran in the batch after the one running"
+    assert sorted(order[:1] + order[2:]) == ["burst 0", "burst 1", "burst 2"]

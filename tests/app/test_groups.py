@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
 
-from tests.support.harness import RunningBot
+from tests.support.harness import RunningBot, answered_in_order
 
 
 async def test_commands_addressed_to_the_bot_by_name_work_in_groups(bot: RunningBot) -> None:
@@ -91,19 +90,22 @@ async def test_two_hundred_updates_from_fifty_users_are_all_answered_in_order(
 ) -> None:
     users = [bot.person(f"User{n}") for n in range(50)]
     groups = [bot.emu.create_chat("supergroup", f"Group {n}", creator=users[n]) for n in range(10)]
-    sent: dict[int, list[int]] = {}
+    asked: dict[int, dict[int, str]] = {}
     with caplog.at_level(logging.ERROR):
         for n in range(200):
             user = users[n % 50]
             chat = groups[n % 10] if n % 2 else bot.emu.private_chat(user)
-            message = bot.emu.send_message(user, chat, f"/sentiment message number {n}")
-            sent.setdefault(chat.id, []).append(message["message_id"])
-        await bot.emu.wait_for("sendMessage", count=200, timeout=120)
-        await asyncio.sleep(0)
-    for chat_id, message_ids in sent.items():
-        replies = [m for m in bot.emu.sent_messages(chat_id) if m.get("reply_to_message")]
-        answered = [m["reply_to_message"]["message_id"] for m in replies]
-        assert answered == message_ids, f"chat {chat_id} answered out of order"
+            question = f"message number {n:03d}"
+            message = bot.emu.send_message(user, chat, f"/sentiment {question}")
+            asked.setdefault(chat.id, {})[message["message_id"]] = question
+
+        def answered() -> int:
+            return sum(len(answered_in_order(bot.emu, c, q)) for c, q in asked.items())
+
+        await bot.emu.wait_until(lambda: answered() == 200, timeout=120)
+    for chat_id, questions in asked.items():
+        in_order = answered_in_order(bot.emu, chat_id, questions)
+        assert in_order == list(questions.values()), f"chat {chat_id} answered out of order"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     batches = bot.services.pool.metrics.snapshot()
     assert batches is not None

@@ -70,6 +70,7 @@ async def test_a_conversation_on_the_engine_carries_its_history_and_streams(
     seen = record_prompts(remote_bot)
     alice = remote_bot.person("Alice")
     chat = remote_bot.emu.private_chat(alice)
+    await remote_bot.ask(alice, chat, f"/set chat max_new_tokens {LONG}")
 
     [first] = await remote_bot.ask(alice, chat, "Hello, I am Alice.")
     await remote_bot.settle()

@@ -186,6 +186,19 @@ class RunningBot:
         return found
 
 
+def answered_in_order(emu: BotApiEmulator, chat_id: int, asked: dict[int, str]) -> list[str]:
+    """The questions the bot's messages answer, in the order they appear: a message of its
+    own answers the message it replies to; a shared one each question it quotes."""
+    found: list[str] = []
+    for message in emu.sent_messages(chat_id):
+        quoted = [q for q in asked.values() if q in message["text"]]
+        if quoted:
+            found += sorted(quoted, key=message["text"].index)
+        else:
+            found.append(asked[message["reply_to_message"]["message_id"]])
+    return found
+
+
 def _is_queue_status(message: dict[str, Any]) -> bool:
     return str(message.get("text", "")).startswith("⏳")
 
