@@ -12,7 +12,8 @@ answers), in their private chats and in groups: sentiment, NER, fill-mask,
 zero-shot, summaries, translations, streamed generation, /set writes,
 /settings, /start, /help, /lang. Measured:
 
-- every request answered (the bot's first message replying to it), and errors:
+- every request answered (the bot's first message replying to it, or a shared
+  group message quoting it), and errors:
   answers saying something went wrong, busy, slow down, or database trouble,
   Bot API calls that failed, and ERROR lines in the bot's log;
 - latency from the message to the bot's first reply to it, p50 and p95
@@ -47,6 +48,7 @@ import asyncpg
 import psutil
 
 from bench.results import write_section
+from bot.delivery.shared_answers import QUOTE_CHARS
 from bot.offline.bot_process import BotProcess, bot_environment
 from bot.offline.demo_models import build_demo_models
 from bot.offline.emulator import BotApiEmulator
@@ -129,14 +131,29 @@ class Report:
 
 
 class Answers:
-    """Reads the emulator's calls once each: the first reply to every message, and failures."""
+    """Reads the emulator's calls once each: the first answer to every request, and failures.
+
+    An answer is the bot's first message replying to the request, or the first
+    edit of one, leaving out "⏳ in line" status lines (they are edited into
+    the answer later). In groups, answers ready at the same moment share one
+    message that quotes each asker and question; those count for every request
+    they quote.
+    """
 
     def __init__(self, emu: BotApiEmulator) -> None:
         self.emu = emu
         self.first: dict[tuple[int, int], ApiCall] = {}
         self.failed = 0
         self.error_answers = 0
+        self._quoted: dict[int, list[tuple[str, tuple[int, int]]]] = {}
+        self._erring: set[tuple[int, int]] = set()
         self._seen = 0
+
+    def expect(self, key: tuple[int, int], asker: str, question: str) -> None:
+        """A request in a group: how a shared answer would quote it."""
+        if len(question) > QUOTE_CHARS:
+            question = question[: QUOTE_CHARS - 1] + "…"
+        self._quoted.setdefault(key[0], []).append((f"{asker}: {question}", key))
 
     def catch_up(self) -> None:
         calls = self.emu.calls
@@ -144,14 +161,25 @@ class Answers:
             if call.error is not None:
                 self.failed += 1
                 continue
-            if call.method == "sendMessage" and isinstance(call.result, dict):
-                text = call.result.get("text", "")
-                if any(mark in text for mark in ERROR_MARKS):
-                    self.error_answers += 1
-                replied = call.result.get("reply_to_message", {}).get("message_id")
-                if replied is not None:
-                    self.first.setdefault((call.result["chat"]["id"], replied), call)
+            result = call.result
+            if call.method not in ("sendMessage", "editMessageText") or not isinstance(
+                result, dict
+            ):
+                continue
+            text = result.get("text", "")
+            if text.startswith("⏳"):
+                continue
+            chat_id = result["chat"]["id"]
+            if any(mark in text for mark in ERROR_MARKS):
+                self._erring.add((chat_id, result["message_id"]))
+            replied = result.get("reply_to_message", {}).get("message_id")
+            if replied is not None:
+                self.first.setdefault((chat_id, replied), call)
+            for quote, key in self._quoted.get(chat_id, []):
+                if key not in self.first and quote in text:
+                    self.first[key] = call
         self._seen = len(calls)
+        self.error_answers = len(self._erring)
 
 
 def command(rng: random.Random, in_group: bool) -> str:
@@ -211,8 +239,12 @@ async def soak(
                 person: FakeUser = rng.choice(people)
                 in_group = groups > 0 and rng.random() < 0.3
                 chat = member_of[person.id] if in_group else emu.private_chat(person)
-                message = emu.send_message(person, chat, command(rng, in_group))
-                sent[(chat.id, message["message_id"])] = time.monotonic()
+                text = command(rng, in_group)
+                message = emu.send_message(person, chat, text)
+                key = (chat.id, message["message_id"])
+                sent[key] = time.monotonic()
+                if in_group:
+                    answers.expect(key, person.first_name, text)
                 if index % 50 == 0:
                     answers.catch_up()
 
