@@ -41,6 +41,7 @@ import random
 import socket
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,7 @@ class Report:
     answered: int = 0
     error_answers: int = 0
     failed_calls: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
     log_errors: int = 0
     log_warnings: int = 0
     latencies_s: list[float] = field(default_factory=list)
@@ -144,6 +146,7 @@ class Answers:
         self.emu = emu
         self.first: dict[tuple[int, int], ApiCall] = {}
         self.failed = 0
+        self.failures: Counter[str] = Counter()
         self.error_answers = 0
         self._quoted: dict[int, list[tuple[str, tuple[int, int]]]] = {}
         self._erring: set[tuple[int, int]] = set()
@@ -160,6 +163,7 @@ class Answers:
         for call in calls[self._seen :]:
             if call.error is not None:
                 self.failed += 1
+                self.failures[f"{call.method}: {call.error}"] += 1
                 continue
             result = call.result
             if call.method not in ("sendMessage", "editMessageText") or not isinstance(
@@ -268,6 +272,7 @@ async def soak(
     ]
     report.error_answers = answers.error_answers
     report.failed_calls = answers.failed
+    report.failures = dict(answers.failures)
     lines = [line for log in bot.logs for line in log.read_text(errors="replace").splitlines()]
     report.log_errors = sum(" ERROR " in line or "Traceback" in line for line in lines)
     report.log_warnings = sum(" WARNING " in line for line in lines)
@@ -356,6 +361,8 @@ generation, /set, /settings, /start, /help, /lang).
 | bot RSS at the end | {report.rss_end_mib:.0f} MiB ({report.rss_growth_mib:+.0f} MiB after warm-up) |
 | wall time | {report.seconds:.0f} s |
 | inbox cost per update (recorded + marked done, alone) | {inbox} |
+
+Failed Bot API calls, by method and Telegram's answer: {"; ".join(f"{k} ×{n}" for k, n in report.failures.items()) or "none"}.
 
 RSS over the run: {"; ".join(marks)}.
 """
