@@ -56,6 +56,8 @@ def _freeze(value: Any) -> Hashable:
 
 
 PositionCallback = Callable[[int], None]
+# Owners remembered as recently served; beyond this, only those with requests waiting are kept.
+MAX_TRACKED_OWNERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -257,8 +259,9 @@ class MicroBatcher:
             request.tell_position(0)
             self._metrics.record_queue_wait(now - request.enqueued_at)
             self._last_served[request.owner] = number
-        waiting = {request.owner for request in self._pending}
-        self._last_served = {o: n for o, n in self._last_served.items() if o in waiting}
+        if len(self._last_served) > MAX_TRACKED_OWNERS:
+            waiting = {request.owner for request in self._pending}
+            self._last_served = {o: n for o, n in self._last_served.items() if o in waiting}
         self._tell_positions()
         return batch
 

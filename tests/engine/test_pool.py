@@ -381,7 +381,7 @@ async def test_one_persons_burst_delays_another_persons_request_by_one_batch_at_
         gate.set()
         await asyncio.gather(first, single, *burst)
 
-    assert loader.runners["m"].calls[:2] == [["a0"], ["a1", "b1"]]
+    assert loader.runners["m"].calls[:2] == [["a0"], ["b1", "a1"]], "Bob was served least recently"
     assert [x for call in loader.runners["m"].calls for x in call if x.startswith("a")] == [
         f"a{i}" for i in range(6)
     ], "one person's own requests keep their order"
