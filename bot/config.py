@@ -202,13 +202,32 @@ class Settings(BaseSettings):
     )
 
     # Pipeline pool
-    pool_max_loaded_models: int = Field(
-        default=3,
-        ge=1,
-        description="Pipelines kept in memory at once; the least recently used idle one is evicted.",
+    pool_memory_budget_mb: int | Literal["auto", "off"] = Field(
+        default="auto",
+        description=(
+            "Memory the loaded models may use together: auto is HFBOT_POOL_MEMORY_SHARE of this "
+            "machine's RAM (or of its container's memory limit, if lower); a number is MiB; off "
+            "is no limit. Beyond it the least recently used idle model is unloaded, and a model "
+            "larger than the whole budget is refused. Each model counts what it was measured to "
+            "use once loaded (weights or ONNX session, plus what its first batch keeps)."
+        ),
     )
-    pool_memory_budget_mb: int | None = Field(
-        default=None, ge=1, description="Optional cap on the summed size of loaded models (MiB)."
+    pool_memory_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=0.95,
+        description=(
+            "Share of the machine's memory that HFBOT_POOL_MEMORY_BUDGET_MB=auto gives models "
+            "(0.5: half; the rest is left to the bot itself, its database and the system)."
+        ),
+    )
+    pool_max_loaded_models: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Optional cap on how many models stay loaded at once, on top of the memory budget; "
+            "empty: memory alone decides."
+        ),
     )
     pool_max_batch_size: int = Field(
         default=16, ge=1, description="Most requests one pipeline call serves."
@@ -227,7 +246,10 @@ class Settings(BaseSettings):
     pool_executor_workers: int = Field(
         default=1,
         ge=1,
-        description="Threads running models; torch already uses every core per call.",
+        description=(
+            "Threads running batches; torch already uses every core per call. Loads and ONNX "
+            "exports run on a thread of their own, never on these."
+        ),
     )
     pool_torch_threads: int | None = Field(
         default=None, ge=1, description="torch intra-op threads; empty: one per CPU core."
@@ -404,6 +426,13 @@ class Settings(BaseSettings):
     @classmethod
     def _ids_from_csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("pool_memory_budget_mb")
+    @classmethod
+    def _positive_budget(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a memory budget is at least 1 MiB (or auto, or off)")
+        return value
 
     def remote_model(self, model_id: str) -> tuple[str, str] | None:
         """(engine, model name) for `<engine>:<model>` when that engine is configured."""

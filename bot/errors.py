@@ -62,6 +62,12 @@ class ModelLoadFailed(UserFacingError):
     key = "error.model_load_failed"
 
 
+class ModelExceedsMemory(ModelLoadFailed):
+    """The model alone needs more memory than the pool may give all its models together."""
+
+    key = "error.model_exceeds_memory"
+
+
 class PoolBusy(UserFacingError):
     key = "error.pool_busy"
 

@@ -32,7 +32,7 @@ def test_empty_values_in_env_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("HFBOT_POOL_MEMORY_BUDGET_MB", "")
     monkeypatch.setenv("TELEGRAM_API_BASE_URL", "")
     settings = Settings(_env_file=None)
-    assert settings.pool_memory_budget_mb is None
+    assert settings.pool_memory_budget_mb == "auto"
     assert settings.telegram_api_base_url is None
 
 

@@ -44,6 +44,17 @@ class PoolCollector(Collector):
         yield GaugeMetricFamily(
             "hfbot_pool_loaded_models", "Models in memory", value=len(snap.loaded_models)
         )
+        yield GaugeMetricFamily(
+            "hfbot_pool_model_bytes",
+            "Memory the loaded models were measured to use",
+            value=snap.model_bytes,
+        )
+        if snap.memory_budget_bytes is not None:
+            yield GaugeMetricFamily(
+                "hfbot_pool_memory_budget_bytes",
+                "Memory the loaded models may use together",
+                value=snap.memory_budget_bytes,
+            )
         batches = CounterMetricFamily(
             "hfbot_pool_batches", "Model calls by batch size", labels=["size"]
         )

@@ -85,6 +85,8 @@ class PoolMetricsSnapshot:
     engines_up: Mapping[str, bool]
     accepting: bool
     loaded_models: tuple[str, ...]
+    model_bytes: int
+    memory_budget_bytes: int | None
     batch_sizes: Mapping[int, int]
     load_seconds: Mapping[str, float]
     latency_buckets: Mapping[float, int]
@@ -144,6 +146,8 @@ class PoolMetrics:
     engines_up: Callable[[], Mapping[str, bool]] = dict
     accepting: Callable[[], bool] = lambda: True
     loaded: Callable[[], tuple[str, ...]] = tuple
+    model_bytes: Callable[[], int] = int
+    memory_budget_bytes: Callable[[], int | None] = lambda: None
     onnx: Callable[[], OnnxCounts] = OnnxCounts
     batch_sizes: Counter[int] = field(default_factory=Counter)
     load_seconds: dict[str, float] = field(default_factory=dict)
@@ -182,6 +186,8 @@ class PoolMetrics:
             engines_up=dict(self.engines_up()),
             accepting=self.accepting(),
             loaded_models=tuple(self.loaded()),
+            model_bytes=self.model_bytes(),
+            memory_budget_bytes=self.memory_budget_bytes(),
             batch_sizes=dict(sorted(self.batch_sizes.items())),
             load_seconds=dict(self.load_seconds),
             latency_buckets=latency,

@@ -278,7 +278,13 @@ class MicroBatcher:
         self._metrics.record_batch(len(batch))
         try:
             results = await loop.run_in_executor(
-                self._executor, run_batch, runner, [r.inputs for r in batch], batch[0].params
+                self._executor,
+                self._models.run_measured,
+                (self.task, self.model_id),
+                run_batch,
+                runner,
+                [r.inputs for r in batch],
+                batch[0].params,
             )
         except Exception as error:
             if len(batch) == 1:

@@ -5,8 +5,10 @@ returns for those inputs. Behind it, each (task, model) has an engine that owns
 its queue: a `MicroBatcher`, or for text generation a `ContinuousGenerationPath`
 (continuous batching, micro-batching what it cannot serve), as the task
 registry's row says; `_new_engine` is the one place that reads it.
-Models are shared by all engines through one `ModelCache` (lazy loads, LRU
-eviction) and run in one executor, so the event loop never runs a model.
+Models are shared by all engines through one `ModelCache` (lazy loads on a
+thread of their own, kept by a memory budget) and batches run in the pool's
+executor, so the event loop never runs a model and a load never holds up
+another model's batches.
 Nothing here knows about Telegram.
 """
 
@@ -26,7 +28,15 @@ from bot.config import Settings
 from bot.engine.generation import ContinuousGenerationPath
 from bot.engine.metrics import PoolMetrics, model_label
 from bot.engine.microbatch import ANONYMOUS, Caller, MicroBatcher
-from bot.engine.model_cache import Loader, ModelCache, ModelKey, free_memory
+from bot.engine.model_cache import (
+    Loader,
+    ModelCache,
+    ModelKey,
+    free_memory,
+    resident_bytes,
+    resolve_budget,
+    weights_on_disk,
+)
 from bot.engine.onnx_export import OnnxAccelerator, OnnxModel, default_cache_dir
 from bot.engine.remote import RemoteEngine, RemoteEngines
 from bot.engine.runners import Runner, load_runner, resolve_device, resolve_dtype
@@ -109,7 +119,10 @@ class PipelinePool:
         *,
         loader: Loader | None = None,
         executor: Executor | None = None,
+        measure_memory: Callable[[], int] = resident_bytes,
     ) -> None:
+        """`measure_memory` reads the process's memory (resident bytes) around loads and
+        first batches; tests give their own to make footprints exact."""
         settings = settings or Settings()
         self.settings = settings
         _set_torch_threads(settings.pool_torch_threads)
@@ -131,17 +144,21 @@ class PipelinePool:
         )
         if self.onnx is not None:
             self.metrics.onnx = self.onnx.counts
-        budget = settings.pool_memory_budget_mb
         self._models = ModelCache(
             self._load,
-            self._executor,
+            memory_budget_bytes=resolve_budget(
+                settings.pool_memory_budget_mb, settings.pool_memory_share
+            ),
             max_models=settings.pool_max_loaded_models,
-            memory_budget_bytes=budget * 2**20 if budget else None,
             metrics=self.metrics,
+            estimate=self._estimate,
             on_evict=self._model_evicted,
+            measure=measure_memory,
         )
         self._background: set[asyncio.Task[None]] = set()
         self.metrics.loaded = self._models.loaded
+        self.metrics.model_bytes = self._models.used_bytes
+        self.metrics.memory_budget_bytes = lambda: self._models.memory_budget_bytes
         self._closed = False
 
     async def submit(
@@ -245,8 +262,16 @@ class PipelinePool:
         return frozenset(model_id for _, model_id in self._models.keys())
 
     def _load(self, task: str, model_id: str) -> Runner:
-        """Blocking (executor): the model from where its last request said it lives."""
+        """Blocking (loading thread): the model from where its last request said it lives."""
         return self._loader(task, self._sources.get((task, model_id), model_id))
+
+    def _estimate(self, task: str, model_id: str) -> int | None:
+        """Blocking (loading thread): the weights on disk, the model's size before it loads."""
+        return weights_on_disk(self._sources.get((task, model_id), model_id))
+
+    def memory(self) -> tuple[int, int | None]:
+        """Bytes the loaded models were measured to use, and the budget (None: no limit)."""
+        return self._models.used_bytes(), self._models.memory_budget_bytes
 
     def _new_engine(self, task: str, model_id: str) -> Engine:
         """The engine the registry names for this pipeline task (micro-batching when none);

@@ -11,16 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import torch
 
 from bot.config import Settings
 from bot.engine.metrics import PoolMetrics
 from bot.engine.microbatch import Caller
-from bot.engine.model_cache import ModelCache
+from bot.engine.model_cache import ModelCache, machine_memory_bytes, resolve_budget
 from bot.engine.pool import PipelinePool, default_loader
 from bot.engine.runners import Runner, load_runner
-from bot.errors import ModelLoadFailed, PoolBusy, PoolClosed, RequestTimeout
+from bot.errors import ModelExceedsMemory, ModelLoadFailed, PoolBusy, PoolClosed, RequestTimeout
+from bot.i18n import t
 
 CLASSIFY = "text-classification"
 WAIT = 10.0
@@ -180,10 +182,7 @@ async def test_concurrent_requests_for_a_loading_model_share_one_load() -> None:
 
 async def test_two_engines_leasing_a_loading_model_share_its_one_load() -> None:
     loader = FakeLoader(hold=True)
-    executor = ThreadPoolExecutor(max_workers=1)
-    cache = ModelCache(
-        loader, executor, max_models=2, memory_budget_bytes=None, metrics=PoolMetrics()
-    )
+    cache = ModelCache(loader, max_models=2, memory_budget_bytes=None, metrics=PoolMetrics())
 
     async def use() -> Runner:
         async with cache.lease(CLASSIFY, "m") as runner:
@@ -202,7 +201,6 @@ async def test_two_engines_leasing_a_loading_model_share_its_one_load() -> None:
     finally:
         loader.release.set()
         await cache.close()
-        executor.shutdown()
 
 
 async def test_a_failed_load_reaches_every_waiter_and_is_retried_later() -> None:
@@ -263,22 +261,120 @@ async def test_a_model_in_use_is_not_evicted_and_the_bound_holds_once_it_is_idle
         executor.shutdown()
 
 
-async def test_models_beyond_the_memory_budget_evict_older_ones() -> None:
-    started = threading.Event()
+class WeightedRunner(EchoRunner):
+    """A runner whose model holds `mib` MiB of float32 weights."""
 
-    class WeightedRunner(EchoRunner):
-        def __init__(self, model_id: str) -> None:
-            super().__init__(model_id, started)
-            self.model = torch.nn.Linear(400, 400)
+    def __init__(self, model_id: str, mib: float = 0.6) -> None:
+        super().__init__(model_id, threading.Event())
+        self.model = torch.nn.Linear(int(mib * 2**20 / 4 / 256), 256, bias=False)
 
+
+async def test_models_beyond_the_memory_budget_evict_the_least_recently_used() -> None:
     async with PipelinePool(
-        settings(pool_max_loaded_models=5, pool_memory_budget_mb=1),
+        settings(pool_memory_budget_mb=1),
         loader=lambda task, model_id: WeightedRunner(model_id),
+        measure_memory=lambda: 0,
     ) as pool:
         await pool.submit(CLASSIFY, "a", "x")
         await pool.submit(CLASSIFY, "b", "x")
 
         assert pool.loaded_models() == ("text-classification:b",)
+        assert pool.metrics.snapshot().evictions == 1
+
+
+async def test_the_count_limit_is_off_by_default_and_memory_decides(loader: FakeLoader) -> None:
+    async with PipelinePool(settings(pool_max_loaded_models=None), loader=loader) as pool:
+        for model in "abcdefghij":
+            await pool.submit(CLASSIFY, model, "x")
+
+        assert len(pool.loaded_models()) == 10
+        _, budget = pool.memory()
+        assert budget is not None and budget > 0
+        assert pool.metrics.snapshot().evictions == 0
+
+
+async def test_a_model_larger_than_the_whole_budget_is_refused_with_its_size_and_the_budget(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"\0" * 3 * 2**20)
+    loads: list[str] = []
+
+    def loader(task: str, source: str) -> Runner:
+        loads.append(source)
+        return WeightedRunner(source)
+
+    async with PipelinePool(
+        settings(pool_memory_budget_mb=2), loader=loader, measure_memory=lambda: 0
+    ) as pool:
+        with pytest.raises(ModelExceedsMemory) as refused:
+            await pool.submit(CLASSIFY, "acme/big", "x", source=str(folder))
+
+        assert refused.value.values == {"model": "acme/big", "size": "3 MiB", "budget": "2 MiB"}
+        assert loads == []
+        assert (await pool.submit(CLASSIFY, "small", "x"))["model"] == "small"
+
+
+async def test_a_model_measured_larger_than_the_budget_once_loaded_is_refused_and_dropped() -> None:
+    async with PipelinePool(
+        settings(pool_memory_budget_mb=1),
+        loader=lambda task, model_id: WeightedRunner(model_id, mib=1.5),
+    ) as pool:
+        with pytest.raises(ModelExceedsMemory):
+            await pool.submit(CLASSIFY, "huge", "x")
+
+        assert pool.loaded_models() == ()
+
+
+async def test_a_footprint_counts_what_the_first_batch_keeps_allocated() -> None:
+    """The process's resident memory, as the cache reads it, grows by 5 MiB during the first
+    batch of `a` and stays: that counts against the budget, so `a` goes once `b` loads."""
+    resident = [100 * 2**20]
+
+    class Allocating(EchoRunner):
+        def __call__(self, inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]:
+            resident[0] += 5 * 2**20
+            return super().__call__(inputs, batch_size=batch_size, **params)
+
+    async with PipelinePool(
+        settings(pool_memory_budget_mb=8),
+        loader=lambda task, model_id: Allocating(model_id, threading.Event()),
+        measure_memory=lambda: resident[0],
+    ) as pool:
+        await pool.submit(CLASSIFY, "a", "x")
+        await pool.submit(CLASSIFY, "a", "y")
+        assert pool.memory()[0] == 5 * 2**20
+        await pool.submit(CLASSIFY, "b", "x")
+
+        assert pool.loaded_models() == ("text-classification:b",)
+
+
+async def test_a_loaded_model_answers_while_another_model_is_still_loading() -> None:
+    """A first `/summarize` loading (or exporting to ONNX) does not hold up a `/sentiment`
+    whose model is loaded: loads have a thread of their own, even with one batch thread."""
+    loading = threading.Event()
+    release = threading.Event()
+
+    def loader(task: str, model_id: str) -> Runner:
+        if model_id == "slow":
+            loading.set()
+            release.wait(WAIT)
+        return EchoRunner(model_id, threading.Event())
+
+    async with PipelinePool(
+        settings(pool_executor_workers=1, pool_max_wait_ms=0), loader=loader
+    ) as pool:
+        await pool.submit(CLASSIFY, "fast", "warm")
+        slow = asyncio.create_task(pool.submit("summarization", "slow", "long text"))
+        await wait_for(loading)
+
+        answer = await asyncio.wait_for(pool.submit(CLASSIFY, "fast", "hello"), WAIT)
+
+        assert answer["input"] == "hello"
+        assert not release.is_set() and not slow.done()
+        release.set()
+        assert (await slow)["model"] == "slow"
 
 
 HeldPool = tuple[PipelinePool, FakeLoader, threading.Event]
@@ -523,3 +619,19 @@ async def test_torch_threads_follow_the_setting_when_given(loader: FakeLoader) -
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_auto_budget_is_the_stated_share_of_the_machine_memory() -> None:
+    machine = machine_memory_bytes()
+
+    assert resolve_budget("auto", 0.5) == machine // 2
+    assert resolve_budget(512, 0.5) == 512 * 2**20
+    assert resolve_budget("off", 0.5) is None
+    assert 0 < machine <= psutil.virtual_memory().total
+
+
+def test_the_refusal_for_a_model_too_big_for_memory_reads_well_in_both_languages() -> None:
+    values = {"model": "acme/big", "size": "3 MiB", "budget": "2 MiB"}
+    for language in ("en", "zh"):
+        text = t(language, ModelExceedsMemory.key, values)
+        assert "acme/big" in text and "3 MiB" in text and "2 MiB" in text
