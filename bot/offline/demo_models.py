@@ -258,7 +258,7 @@ TINY = Scale(
     image_labels=IMAGE_LABELS,
 )
 # The sizes of the registry's defaults where the architecture is the same: distilbert
-# (as a 6-layer BERT), distilgpt2, distilbart-cnn-12-6, vit-base-patch16-224, the
+# (as a 6-layer BERT), distilgpt2, bart-large-cnn, vit-base-patch16-224, the
 # GPT-2 of vit-gpt2-image-captioning, clip-vit-base-patch32, wav2vec2-base, and
 # SmolLM2-360M-Instruct (the chat default, a Llama).
 BASE = Scale(
@@ -275,7 +275,7 @@ BASE = Scale(
     bart=BartSize(
         d_model=1024,
         encoder_layers=12,
-        decoder_layers=6,
+        decoder_layers=12,
         encoder_attention_heads=16,
         decoder_attention_heads=16,
         encoder_ffn_dim=4096,

@@ -156,7 +156,7 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             "summarize",
             "summarization",
-            "sshleifer/distilbart-cnn-12-6",
+            "facebook/bart-large-cnn",
             formatters.format_summary,
             ModelKind(("summarization", "text2text-generation"), _SEQ2SEQ),
             params=SEQ2SEQ_PARAMS,
@@ -273,6 +273,105 @@ TRANSLATION_TARGETS: dict[str, str] = {
     lang: f"Helsinki-NLP/opus-mt-en-{lang}"
     for lang in ("zh", "fr", "de", "es", "ru", "it", "ar", "nl", "sv", "uk", "vi", "hi")
 }
+
+
+@dataclass(frozen=True)
+class ModelNote:
+    """Why a model the bot offers was chosen, what its weights weigh, where safetensors come from.
+
+    `safetensors` is what public records showed when the note was written:
+    `main` (the repo's main branch ships them) or `conversion-pr` (only pickle
+    weights on main; vetting uses the Hub's own safetensors conversion pull
+    request when there is one). `hfbot models check` asks the Hub itself.
+    """
+
+    why: str
+    weights_mb: int
+    safetensors: Literal["main", "conversion-pr"]
+
+    def line(self) -> str:
+        source = "on main" if self.safetensors == "main" else "through the Hub's conversion PR"
+        return f"{self.why}; {self.weights_mb:,} MB of weights, safetensors {source}"
+
+
+_OPUS_MT = ModelNote(
+    "Opus-MT (Marian, 6+6 layers): small, fast on CPU, one model per language pair",
+    300,
+    "conversion-pr",
+)
+
+# One note per model the bot offers: every row's default and every /translate target.
+MODEL_NOTES: dict[str, ModelNote] = {
+    "distilbert/distilbert-base-uncased-finetuned-sst-2-english": ModelNote(
+        "the transformers sentiment default; 67M parameters, fast on CPU", 268, "main"
+    ),
+    "distilbert/distilgpt2": ModelNote(
+        "the smallest GPT-2 (82M parameters): generation that answers in a second on CPU",
+        353,
+        "main",
+    ),
+    "HuggingFaceTB/SmolLM2-360M-Instruct": ModelNote(
+        "an instruct model with a chat template that fits a small server (360M, bf16)",
+        724,
+        "main",
+    ),
+    "facebook/bart-large-cnn": ModelNote(
+        "the reference news summarizer; replaces sshleifer/distilbart-cnn-12-6, whose main "
+        "ships pickle weights only",
+        1_630,
+        "main",
+    ),
+    "dslim/bert-base-NER": ModelNote(
+        "the most used English NER model (CoNLL-2003: people, places, organisations)", 433, "main"
+    ),
+    "distilbert/distilroberta-base": ModelNote(
+        "a distilled RoBERTa (82M): fill-mask with the <mask> token people know", 331, "main"
+    ),
+    "facebook/bart-large-mnli": ModelNote(
+        "the transformers zero-shot default (an NLI head with an entailment label)", 1_630, "main"
+    ),
+    "distilbert/distilbert-base-cased-distilled-squad": ModelNote(
+        "the transformers question-answering default (SQuAD, 65M parameters)", 261, "main"
+    ),
+    "google/vit-base-patch16-224": ModelNote(
+        "the transformers image-classification default (ImageNet-1k labels)", 346, "main"
+    ),
+    "nlpconnect/vit-gpt2-image-captioning": ModelNote(
+        "the most used vision encoder-decoder captioner (ViT + GPT-2)", 982, "conversion-pr"
+    ),
+    "openai/clip-vit-base-patch32": ModelNote(
+        "the smallest CLIP: zero-shot labels for any words", 605, "conversion-pr"
+    ),
+    "openai/whisper-tiny": ModelNote(
+        "multilingual speech recognition small enough for CPU (39M parameters)", 151, "main"
+    ),
+    **{f"Helsinki-NLP/opus-mt-en-{lang}": _OPUS_MT for lang in TRANSLATION_TARGETS},
+}
+
+# Models whose main has no safetensors, and one that does the same job and ships them:
+# a refusal names it. The defaults above need none of their own (see `alternative_for`).
+SAFE_ALTERNATIVES: dict[str, str] = {
+    "sshleifer/distilbart-cnn-12-6": "facebook/bart-large-cnn",
+    "sshleifer/distilbart-cnn-6-6": "facebook/bart-large-cnn",
+}
+
+# ModelScope ids of the models above where they differ from the Hub's
+# (HFBOT_MODEL_SOURCE=modelscope); any other model is looked up under its Hub id.
+MODELSCOPE_IDS: dict[str, str] = {
+    "openai/clip-vit-base-patch32": "openai-mirror/clip-vit-base-patch32",
+    "openai/whisper-tiny": "openai-mirror/whisper-tiny",
+}
+
+
+def alternative_for(model_id: str, spec: TaskSpec) -> str | None:
+    """A model that does this task's job and ships safetensors on main, to name in a refusal."""
+    known = SAFE_ALTERNATIVES.get(model_id)
+    if known is not None:
+        return known
+    note = MODEL_NOTES.get(spec.default_model)
+    if note is not None and note.safetensors == "main" and spec.default_model != model_id:
+        return spec.default_model
+    return None
 
 
 def get_task(name: str) -> TaskSpec:

@@ -14,7 +14,16 @@ from bot.engine.remote import REMOTE_TASKS
 from bot.engine.runners import RUNNERS
 from bot.i18n import CATALOGS
 from bot.offline.demo_models import DEMO_BUILDERS
-from bot.tasks import PARAMS, TASKS, TRANSLATION_TARGETS, get_task
+from bot.tasks import (
+    MODEL_NOTES,
+    MODELSCOPE_IDS,
+    PARAMS,
+    SAFE_ALTERNATIVES,
+    TASKS,
+    TRANSLATION_TARGETS,
+    alternative_for,
+    get_task,
+)
 from handlers.lifecycle import READERS
 from handlers.parsing import PARSERS
 
@@ -69,3 +78,30 @@ def test_a_task_is_found_by_name_alias_or_pipeline_task() -> None:
 
 def test_translation_targets_are_translation_models_of_one_family() -> None:
     assert TRANSLATION_TARGETS["zh"] == TASKS["translate"].default_model
+
+
+def test_every_model_the_bot_offers_has_a_note_and_every_note_a_model() -> None:
+    offered = {spec.default_model for spec in TASKS.values()} | set(TRANSLATION_TARGETS.values())
+    assert set(MODEL_NOTES) == offered
+    for model_id, note in MODEL_NOTES.items():
+        assert note.weights_mb > 0, model_id
+        assert "\n" not in note.line() and note.why, model_id
+
+
+def test_the_modelscope_table_maps_only_models_the_bot_offers_to_other_ids() -> None:
+    assert set(MODELSCOPE_IDS) <= set(MODEL_NOTES)
+    for hub_id, modelscope_id in MODELSCOPE_IDS.items():
+        assert modelscope_id != hub_id
+        assert modelscope_id.count("/") == 1 and modelscope_id.split("/")[1] == hub_id.split("/")[1]
+
+
+def test_a_refusal_names_an_alternative_that_ships_safetensors_on_main() -> None:
+    summarize = TASKS["summarize"]
+    assert alternative_for("sshleifer/distilbart-cnn-12-6", summarize) == summarize.default_model
+    assert MODEL_NOTES[summarize.default_model].safetensors == "main"
+    assert alternative_for("someone/pickled-classifier", TASKS["sentiment"]) == (
+        TASKS["sentiment"].default_model
+    )
+    assert alternative_for(TASKS["caption"].default_model, TASKS["caption"]) is None
+    for alternative in SAFE_ALTERNATIVES.values():
+        assert MODEL_NOTES[alternative].safetensors == "main"
