@@ -194,6 +194,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("HF_TOKEN", "hf_token"),
         description="Hugging Face token for gated or private models. Never logged.",
     )
+    hf_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("HF_ENDPOINT", "hf_endpoint"),
+        description=(
+            "A Hugging Face Hub mirror, e.g. https://hf-mirror.com, for where huggingface.co "
+            "cannot be reached: vetting, search, downloads and `hfbot models` all use it. "
+            "Empty: https://huggingface.co."
+        ),
+    )
     default_models: dict[str, str] = Field(
         default_factory=dict,
         description=(

@@ -133,6 +133,12 @@ class UnsafeWeights(UserFacingError):
     key = "error.unsafe_weights"
 
 
+class UnsafeWeightsTryOther(UnsafeWeights):
+    """No safetensors weights, and a model that does the same job with them is known."""
+
+    key = "error.unsafe_weights_try"
+
+
 class ModelTooLarge(UserFacingError):
     key = "error.model_too_large"
 

@@ -1,7 +1,8 @@
 """Where and as whom the bot talks to the Hub, and where its local models live.
 
-Vetting, search and downloads share one `HubAccess`, so the token, the cache
-and the model folder are read from settings in one place.
+Vetting, search and downloads share one `HubAccess`, so the endpoint (the Hub
+or a mirror of it), the token, the cache and the model folder are read from
+settings in one place.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ class HubAccess:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubAccess:
-        return cls(token=settings.hf_token, model_dir=settings.model_dir)
+        return cls(
+            endpoint=settings.hf_endpoint.rstrip("/") if settings.hf_endpoint else None,
+            token=settings.hf_token,
+            model_dir=settings.model_dir,
+        )
 
     def token_arg(self) -> str | bool:
         """The token for huggingface_hub calls; False so a token saved by `hf auth login`

@@ -29,10 +29,11 @@ from bot.errors import (
     RemoteCodeRequired,
     UnknownModel,
     UnsafeWeights,
+    UnsafeWeightsTryOther,
     UserFacingError,
     WrongTaskModel,
 )
-from bot.tasks import TaskSpec
+from bot.tasks import TaskSpec, alternative_for
 
 SAFE_WEIGHTS = "*.safetensors"
 # The only weight files transformers reads with `use_safetensors=True`: one file, or an
@@ -68,9 +69,12 @@ class ModelFacts:
     has_chat_template: bool = False
     custom_class: str | None = None
     file_sizes: Mapping[str, int] = field(default_factory=dict)
+    lfs_sha256: Mapping[str, str] = field(default_factory=dict)
     num_parameters: int | None = None
     gated: bool = False
     revision: str | None = None
+    # The Hub's safetensors conversion pull request these facts were read from, if any.
+    conversion_pr: int | None = None
     shards: tuple[str, ...] = ()
     local_path: Path | None = field(default=None, compare=False)
 
@@ -136,8 +140,11 @@ def refusal_for(facts: ModelFacts, spec: TaskSpec, caps: SizeCaps) -> UserFacing
         return RemoteCodeRequired(model=model)
     if not facts.loaded_weights:
         decoys = tuple(name for name in facts.files if fnmatch(name, SAFE_WEIGHTS))
-        found = facts.other_weight_files + decoys
-        return UnsafeWeights(model=model, found=", ".join(found) or "none")
+        found = ", ".join(facts.other_weight_files + decoys) or "none"
+        alternative = alternative_for(model, spec)
+        if alternative is not None:
+            return UnsafeWeightsTryOther(model=model, found=found, alternative=alternative)
+        return UnsafeWeights(model=model, found=found)
     if caps.max_params and facts.num_parameters and facts.num_parameters > caps.max_params:
         return ModelTooLarge(
             model=model,
@@ -189,6 +196,9 @@ def facts_from_hub_info(info: ModelInfo) -> ModelFacts:
         for sibling in siblings
         if (size := sibling.lfs.size if sibling.lfs else sibling.size) is not None
     }
+    hashes = {
+        sibling.rfilename: sibling.lfs.sha256 for sibling in siblings if sibling.lfs is not None
+    }
     transformers_info = info.transformers_info
     config = info.config or {}
     files = tuple(sibling.rfilename for sibling in siblings)
@@ -199,6 +209,7 @@ def facts_from_hub_info(info: ModelInfo) -> ModelFacts:
         or (transformers_info.pipeline_tag if transformers_info else None),
         custom_class=transformers_info.custom_class if transformers_info else None,
         file_sizes=sizes,
+        lfs_sha256=hashes,
         num_parameters=info.safetensors.total if info.safetensors else None,
         gated=bool(info.gated),
         revision=info.sha,

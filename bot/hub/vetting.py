@@ -6,6 +6,13 @@ bot's token, fits the command's task, ships safetensors weights, stays under
 the size caps and needs no code of its own (`trust_remote_code` is never set).
 The admins' allow/deny rules are applied first, without touching the Hub.
 
+When a model's `main` ships only pickle weights, vetting looks for the Hub's
+own safetensors conversion, as transformers' auto-conversion does: the open
+pull request its conversion bot (SFconvertbot) opened under its usual title.
+If that pull request still converts the weights `main` has now (same LFS
+hashes) and its files pass every check, its commit is what gets pinned,
+downloaded and loaded.
+
 Facts about a model are cached for `vet_cache_ttl_s`, refusals included, so
 the hot path of a chat command makes no Hub call. Every huggingface_hub call
 runs in a thread: the event loop never waits on the network.
@@ -14,6 +21,7 @@ runs in a thread: the event loop never waits on the network.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +30,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import httpx2
-from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_url
 from huggingface_hub import try_to_load_from_cache as _cached_file
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -71,6 +79,11 @@ Origin = Literal["hub", "hub-cache", "model-dir", "path", "remote"]
 
 # Failures that mean "the Hub cannot answer now", as opposed to "the Hub said no".
 _UNREACHABLE = (httpx2.TransportError, OfflineModeIsEnabled)
+
+# How the Hub's conversion bot signs its pull requests (transformers' safetensors_conversion
+# looks for the same two).
+CONVERSION_BOT = "SFconvertbot"
+CONVERSION_TITLE = "Adding `safetensors` variant of this model"
 
 
 class ModelRuleLike(Protocol):
@@ -425,7 +438,41 @@ class ModelVetter:
             return await self._facts_from_hub_cache(model_id)
         if info.gated:
             await self._check_gated_access(model_id)
-        return facts_from_hub_info(info)
+        facts = facts_from_hub_info(info)
+        if not facts.loaded_weights and facts.other_weight_files:
+            converted = await self._conversion_facts(facts)
+            if converted is not None:
+                return converted
+        return facts
+
+    async def _conversion_facts(self, main: ModelFacts) -> ModelFacts | None:
+        """Facts at the Hub's safetensors conversion PR of this model, if one converts the
+        weights `main` has now; None when there is none (or the Hub will not say)."""
+        api = self._access.api()
+        try:
+            found = await asyncio.to_thread(_conversion_prs, api, main.model_id)
+            for number in found:
+                info = await asyncio.to_thread(
+                    api.model_info,
+                    main.model_id,
+                    revision=f"refs/pr/{number}",
+                    files_metadata=True,
+                    timeout=self._hub_timeout_s,
+                )
+                facts = dataclasses.replace(facts_from_hub_info(info), conversion_pr=number)
+                if facts.loaded_weights and _converts(facts, main):
+                    logger.info(
+                        "%s: using safetensors from conversion PR #%d (%s)",
+                        main.model_id,
+                        number,
+                        facts.revision,
+                    )
+                    return facts
+        except (*_UNREACHABLE, HfHubHTTPError) as error:
+            logger.warning(
+                "conversion PR of %s not readable (%s)", main.model_id, type(error).__name__
+            )
+        return None
 
     async def _check_gated_access(self, model_id: str) -> None:
         """The Hub describes gated repos to anyone; only a file request shows access."""
@@ -524,6 +571,33 @@ class ModelVetter:
             if refusal_for(facts, spec, self._caps) is None:
                 entries.append(ModelSummary(model_id, facts.pipeline_tag, "model-dir"))
         return entries
+
+
+def _conversion_prs(api: HfApi, model_id: str) -> list[int]:
+    """Blocking (network): numbers of the conversion bot's open pull requests, newest first."""
+    found = api.get_repo_discussions(
+        model_id,
+        author=CONVERSION_BOT,
+        discussion_type="pull_request",
+        discussion_status="open",
+    )
+    return [
+        pr.num
+        for pr in found
+        if pr.is_pull_request
+        and pr.status == "open"
+        and pr.author == CONVERSION_BOT
+        and pr.title == CONVERSION_TITLE
+    ]
+
+
+def _converts(converted: ModelFacts, main: ModelFacts) -> bool:
+    """Whether a conversion PR was made from the weights `main` has now: every pickle weight
+    file of main is in the PR with the same LFS hash (a retrained model makes the PR stale)."""
+    weights = [name for name in main.other_weight_files if name in main.lfs_sha256]
+    return bool(weights) and all(
+        converted.lfs_sha256.get(name) == main.lfs_sha256[name] for name in weights
+    )
 
 
 def _origin(location: _Location, facts: ModelFacts) -> Origin:

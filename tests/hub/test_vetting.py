@@ -231,7 +231,11 @@ async def test_model_with_only_pickle_weights_is_refused(hub, make_vetter):
     with pytest.raises(UnsafeWeights) as refused:
         await make_vetter().vet("sentiment", "acme/pickled")
 
-    assert refused.value.values == {"model": "acme/pickled", "found": "pytorch_model.bin"}
+    assert refused.value.values == {
+        "model": "acme/pickled",
+        "found": "pytorch_model.bin",
+        "alternative": SENTIMENT_DEFAULT,
+    }
 
 
 async def test_a_decoy_safetensors_file_beside_pickle_weights_is_refused(

@@ -1,9 +1,13 @@
 """A local stand-in for the Hugging Face Hub endpoints that vetting, search and fetch call.
 
-huggingface_hub is pointed at it with `endpoint=` (or `HF_ENDPOINT`), so the
-real client code runs: `model_info(files_metadata=True)`, `list_models`,
-`list_repo_tree`, and HEAD/GET on `/{repo}/resolve/{revision}/{file}` with the
-headers `hf_hub_download` needs (ETag, X-Repo-Commit, Content-Length). Gated,
+huggingface_hub is pointed at it with `endpoint=` (or `HF_ENDPOINT`, as a Hub
+mirror would be), so the real client code runs: `model_info(files_metadata=True)`
+at a revision (`/api/models/{repo}/revision/{rev}`), `list_models`,
+`list_repo_tree`, `get_repo_discussions` (`/api/models/{repo}/discussions`),
+and HEAD/GET on `/{repo}/resolve/{revision}/{file}` with the headers
+`hf_hub_download` needs (ETag, X-Repo-Commit, Content-Length). A repo may hold
+open pull requests, such as the Hub's safetensors conversion bot opens: each is
+its own commit with its own files, reached as `refs/pr/N` or by its sha. Gated,
 private and missing repos answer with the status codes and `X-Error-Code`
 headers the Hub uses. Every request is recorded, so tests can count calls.
 """
@@ -24,6 +28,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+# Weight files the Hub keeps in LFS (siblings carry their sha256).
+LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx")
+CONVERSION_TITLE = "Adding `safetensors` variant of this model"
+CONVERSION_BOT = "SFconvertbot"
 
 
 def safetensors_bytes(shapes: Mapping[str, tuple[int, ...]], *, padding: int = 0) -> bytes:
@@ -50,6 +58,21 @@ def config_bytes(architecture: str, model_type: str = "bert", **extra: Any) -> b
 
 
 @dataclass
+class PullRequest:
+    """An open pull request: its number, who opened it, and the files at its head commit."""
+
+    num: int
+    files: dict[str, bytes]
+    title: str = CONVERSION_TITLE
+    author: str = CONVERSION_BOT
+    status: str = "open"
+
+    @property
+    def commit(self) -> str:
+        return hashlib.sha1(b"pr %d" % self.num).hexdigest()
+
+
+@dataclass
 class StandInRepo:
     """One model repo: its files and the metadata the Hub computes from them."""
 
@@ -61,36 +84,53 @@ class StandInRepo:
     downloads: int = 0
     likes: int = 0
     num_parameters: int | None = None
+    pull_requests: list[PullRequest] = field(default_factory=list)
 
-    def config(self) -> dict[str, Any]:
-        raw = self.files.get("config.json")
+    def open_pull_request(self, files: Mapping[str, bytes], **details: Any) -> PullRequest:
+        """A pull request on top of main: main's files with `files` added or replaced."""
+        pr = PullRequest(len(self.pull_requests) + 1, {**self.files, **files}, **details)
+        self.pull_requests.append(pr)
+        return pr
+
+    def at(self, revision: str | None) -> tuple[str, dict[str, bytes]]:
+        """(commit, files) of `main`, its commit, `refs/pr/N` or a pull request's commit."""
+        if revision in (None, "main", COMMIT):
+            return COMMIT, self.files
+        for pr in self.pull_requests:
+            if revision in (f"refs/pr/{pr.num}", pr.commit):
+                return pr.commit, pr.files
+        raise _HubError(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+
+    def config(self, files: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+        raw = (self.files if files is None else files).get("config.json")
         if raw is None:
             return {}
         config = json.loads(raw)
         keys = ("architectures", "model_type", "auto_map")
         return {key: config[key] for key in keys if key in config}
 
-    def sibling(self, name: str) -> dict[str, Any]:
-        data = self.files[name]
+    def sibling(self, name: str, files: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+        data = (self.files if files is None else files)[name]
         entry: dict[str, Any] = {"rfilename": name, "size": len(data), "blobId": _git_oid(data)}
-        if name.endswith(".safetensors"):
+        if name.endswith(LFS_SUFFIXES):
             sha = hashlib.sha256(data).hexdigest()
             entry["lfs"] = {"size": len(data), "sha256": sha, "pointerSize": 134}
         return entry
 
-    def info(self) -> dict[str, Any]:
+    def info(self, revision: str | None = None) -> dict[str, Any]:
+        commit, files = self.at(revision)
         body: dict[str, Any] = {
             "id": self.repo_id,
             "modelId": self.repo_id,
-            "sha": COMMIT,
+            "sha": commit,
             "private": self.private,
             "gated": "manual" if self.gated else False,
             "downloads": self.downloads,
             "likes": self.likes,
             "pipeline_tag": self.pipeline_tag,
             "tags": [],
-            "config": self.config(),
-            "siblings": [self.sibling(name) for name in sorted(self.files)],
+            "config": self.config(files),
+            "siblings": [self.sibling(name, files) for name in sorted(files)],
         }
         if self.num_parameters is not None:
             body["safetensors"] = {
@@ -99,10 +139,11 @@ class StandInRepo:
             }
         return body
 
-    def tree(self) -> list[dict[str, Any]]:
+    def tree(self, revision: str | None = None) -> list[dict[str, Any]]:
+        _, files = self.at(revision)
         entries = []
-        for name in sorted(self.files):
-            sibling = self.sibling(name)
+        for name in sorted(files):
+            sibling = self.sibling(name, files)
             entry = {
                 "type": "file",
                 "path": name,
@@ -181,10 +222,44 @@ class HubStandIn:
     async def _api_model(self, request: web.Request) -> web.Response:
         rest = request.match_info["rest"]
         if "/tree/" in rest:
-            repo_id = rest.split("/tree/", 1)[0]
-            return web.json_response(self._find(request, repo_id).tree())
-        repo_id = rest.split("/revision/", 1)[0]
-        return web.json_response(self._find(request, repo_id).info())
+            repo_id, _, revision = rest.partition("/tree/")
+            return web.json_response(self._find(request, repo_id).tree(revision or None))
+        if rest.endswith("/discussions"):
+            return self._discussions(request, self._find(request, rest.removesuffix("/discussions")))
+        repo_id, _, revision = rest.partition("/revision/")
+        return web.json_response(self._find(request, repo_id).info(revision or None))
+
+    def _discussions(self, request: web.Request, repo: StandInRepo) -> web.Response:
+        """`GET /api/models/{repo}/discussions?type=&status=&author=&p=`: the Hub's page shape,
+        newest first, every pull request on one page."""
+        wanted = request.query
+        found = [
+            pr
+            for pr in reversed(repo.pull_requests)
+            if wanted.get("type") in (None, "all", "pull_request")
+            and wanted.get("status") in (None, "all", pr.status)
+            and wanted.get("author") in (None, pr.author)
+        ]
+        page = int(wanted.get("p", "0"))
+        shown = found if page == 0 else []
+        body = {
+            "discussions": [
+                {
+                    "num": pr.num,
+                    "title": pr.title,
+                    "author": {"name": pr.author},
+                    "createdAt": "2024-01-01T00:00:00.000Z",
+                    "status": pr.status,
+                    "repo": {"name": repo.repo_id, "type": "model"},
+                    "isPullRequest": True,
+                }
+                for pr in shown
+            ],
+            "count": len(found),
+            "start": 0 if page == 0 else len(found),
+            "numClosedDiscussions": 0,
+        }
+        return web.json_response(body)
 
     async def _list_models(self, request: web.Request) -> web.Response:
         tag = request.query.get("pipeline_tag")
@@ -218,12 +293,13 @@ class HubStandIn:
             status = 401 if self._token(request) is None else 403
             raise _HubError(status, "GatedRepo", "Access to model is restricted")
         name = request.match_info["filename"]
-        if name not in repo.files:
+        commit, files = repo.at(request.match_info["revision"])
+        if name not in files:
             raise _HubError(404, "EntryNotFound", "Entry not found")
-        data = repo.files[name]
-        sibling = repo.sibling(name)
+        data = files[name]
+        sibling = repo.sibling(name, files)
         etag = sibling["lfs"]["sha256"] if "lfs" in sibling else sibling["blobId"]
-        headers = {"ETag": f'"{etag}"', "X-Repo-Commit": COMMIT, "Content-Length": str(len(data))}
+        headers = {"ETag": f'"{etag}"', "X-Repo-Commit": commit, "Content-Length": str(len(data))}
         if "lfs" in sibling:
             headers["X-Linked-Etag"] = f'"{etag}"'
             headers["X-Linked-Size"] = str(len(data))
