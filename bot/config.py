@@ -203,6 +203,22 @@ class Settings(BaseSettings):
             "Empty: https://huggingface.co."
         ),
     )
+    model_source: Literal["hub", "modelscope"] = Field(
+        default="hub",
+        description=(
+            "Where models come from: hub (huggingface.co, or HF_ENDPOINT) or modelscope "
+            "(ModelScope, for where the Hub cannot be reached; defaults are mapped to their "
+            "ModelScope ids). Every source is vetted by the same rules."
+        ),
+    )
+    modelscope_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "ModelScope's address, e.g. https://www.modelscope.cn; empty: the modelscope "
+            "package's own choice (MODELSCOPE_ENDPOINT, else modelscope.cn). Its token is read "
+            "from MODELSCOPE_API_TOKEN."
+        ),
+    )
     default_models: dict[str, str] = Field(
         default_factory=dict,
         description=(

@@ -133,6 +133,12 @@ class UnsafeWeights(UserFacingError):
     key = "error.unsafe_weights"
 
 
+class ModelChanged(UserFacingError):
+    """A downloaded file is not what vetting saw: the model changed at its source meanwhile."""
+
+    key = "error.model_changed"
+
+
 class UnsafeWeightsTryOther(UnsafeWeights):
     """No safetensors weights, and a model that does the same job with them is known."""
 

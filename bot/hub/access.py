@@ -7,13 +7,16 @@ settings in one place.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from huggingface_hub import HfApi, constants
 from pydantic import SecretStr
 
 from bot.config import Settings
+from bot.hub.modelscope import ModelScopeAccess
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class HubAccess:
     token: SecretStr | None = None
     cache_dir: Path | None = None
     model_dir: Path | None = None
+    source: Literal["hub", "modelscope"] = "hub"
+    modelscope_endpoint: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubAccess:
@@ -31,7 +36,26 @@ class HubAccess:
             endpoint=settings.hf_endpoint.rstrip("/") if settings.hf_endpoint else None,
             token=settings.hf_token,
             model_dir=settings.model_dir,
+            source=settings.model_source,
+            modelscope_endpoint=settings.modelscope_endpoint,
         )
+
+    @property
+    def modelscope(self) -> ModelScopeAccess:
+        """Where ModelScope is, and the bot's folder of models fetched from it (beside the
+        Hugging Face cache)."""
+        cache = self.cache_dir or Path(constants.HF_HUB_CACHE)
+        return ModelScopeAccess(
+            endpoint=self.modelscope_endpoint,
+            token=os.environ.get("MODELSCOPE_API_TOKEN") or None,
+            folder=cache.parent / "hfbot-modelscope",
+        )
+
+    def describe_source(self) -> str:
+        """Where models come from, for messages an operator reads."""
+        if self.source == "modelscope":
+            return f"ModelScope ({self.modelscope_endpoint or 'modelscope.cn'})"
+        return self.endpoint or constants.ENDPOINT
 
     def token_arg(self) -> str | bool:
         """The token for huggingface_hub calls; False so a token saved by `hf auth login`

@@ -19,12 +19,12 @@ import asyncio
 import logging
 import shutil
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from huggingface_hub import scan_cache_dir, snapshot_download, try_to_load_from_cache
 from huggingface_hub.errors import (
@@ -37,9 +37,18 @@ from huggingface_hub.errors import (
 )
 from tqdm.auto import tqdm
 
-from bot.errors import GatedModel, HubUnavailable, ModelTooLarge, UnknownModel, UnsafeWeights
+from bot.errors import (
+    GatedModel,
+    HubUnavailable,
+    ModelChanged,
+    ModelTooLarge,
+    RemoteCodeRequired,
+    UnknownModel,
+    UnsafeWeights,
+)
+from bot.hub import modelscope
 from bot.hub.access import HubAccess, hub_form
-from bot.hub.facts import SAFE_WEIGHTS, WEIGHTS_INDEX, ModelFacts, describe_bytes
+from bot.hub.facts import WEIGHTS_INDEX, ModelFacts, describe_bytes, facts_from_directory
 
 Progress = Callable[[int, int], None]
 
@@ -53,11 +62,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DownloadPlan:
-    """The files of one revision of a model that loading needs, as vetting saw them."""
+    """The files of one revision of a model that loading needs, as vetting saw them.
+
+    `sizes` are the files' sizes as vetting read them (where the source said):
+    the total a progress bar shows, and what the files on disk must match.
+    """
 
     model_id: str
     revision: str | None
     files: tuple[str, ...]
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    source: Literal["hub", "modelscope"] = "hub"
+
+    @property
+    def total_bytes(self) -> int | None:
+        """Bytes the download writes, when every planned file's size is known."""
+        known = [self.sizes[name] for name in self.files if name in self.sizes]
+        return sum(known) if len(known) == len(self.files) else None
 
 
 def plan_download(facts: ModelFacts, max_weights_bytes: int | None) -> DownloadPlan:
@@ -87,7 +108,9 @@ def plan_download(facts: ModelFacts, max_weights_bytes: int | None) -> DownloadP
                 size=describe_bytes(size),
                 limit=describe_bytes(cap),
             )
-    return DownloadPlan(facts.model_id, facts.revision, tuple(dict.fromkeys((*weights, *support))))
+    files = tuple(dict.fromkeys((*weights, *support)))
+    sizes = {name: facts.file_sizes[name] for name in files if name in facts.file_sizes}
+    return DownloadPlan(facts.model_id, facts.revision, files, sizes, facts.source)
 
 
 def _byte_progress_class(report: Progress) -> type[tqdm]:
@@ -125,6 +148,11 @@ def _snapshot(
     plan: DownloadPlan, access: HubAccess, report: Progress | None, into_model_dir: bool
 ) -> Path:
     local_dir = access.model_dir / plan.model_id if into_model_dir and access.model_dir else None
+    if plan.source == "modelscope":
+        assert plan.revision is not None
+        return modelscope.fetch(
+            plan.model_id, plan.revision, plan.files, access.modelscope, report, into=local_dir
+        )
     folder = snapshot_download(
         plan.model_id,
         revision=plan.revision,
@@ -168,17 +196,41 @@ async def fetch_model(
         raise GatedModel(model=plan.model_id, has_token=access.token is not None) from None
     except (RepositoryNotFoundError, RevisionNotFoundError):
         raise UnknownModel(model=plan.model_id) from None
-    except (LocalEntryNotFoundError, HfHubHTTPError):
+    except (LocalEntryNotFoundError, HfHubHTTPError, modelscope.ModelScopeUnreachable):
         raise HubUnavailable(model=plan.model_id) from None
-    if not any((folder / name).is_file() for name in plan.files if fnmatch(name, SAFE_WEIGHTS)):
-        raise UnsafeWeights(model=plan.model_id, found="none")
+    except modelscope.ModelScopeMissing:
+        raise UnknownModel(model=plan.model_id) from None
+    await loop.run_in_executor(executor, verify_download, plan, folder)
     return folder
+
+
+def verify_download(plan: DownloadPlan, folder: Path) -> None:
+    """Vet the files on disk by the rules vetting applied to the metadata, before any load
+    (blocking: disk): the planned files at the sizes vetting saw, safetensors weights that
+    loading reads, and no code of the model's own."""
+    for name in plan.files:
+        path = folder / name
+        if not path.is_file():
+            raise HubUnavailable(model=plan.model_id)
+        expected = plan.sizes.get(name)
+        if expected is not None and path.stat().st_size != expected:
+            raise ModelChanged(model=plan.model_id, file=name)
+    facts = facts_from_directory(folder, plan.model_id)
+    if not any(name in plan.files for name in facts.loaded_weights):
+        raise UnsafeWeights(
+            model=plan.model_id, found=", ".join(facts.other_weight_files) or "none"
+        )
+    if facts.needs_remote_code():
+        raise RemoteCodeRequired(model=plan.model_id)
 
 
 def downloaded_folder(plan: DownloadPlan, access: HubAccess) -> Path | None:
     """The folder of this revision when every planned file is on disk (blocking: disk)."""
     if access.model_dir_path(plan.model_id) is not None:
         return access.model_dir_path(plan.model_id)
+    if plan.source == "modelscope":
+        assert plan.revision is not None
+        return modelscope.downloaded(plan.model_id, plan.revision, plan.sizes, access.modelscope)
     folder: Path | None = None
     for name in plan.files:
         cached = try_to_load_from_cache(

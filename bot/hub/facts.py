@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from huggingface_hub import ModelInfo
 from huggingface_hub.repocard import metadata_load
@@ -75,6 +75,8 @@ class ModelFacts:
     revision: str | None = None
     # The Hub's safetensors conversion pull request these facts were read from, if any.
     conversion_pr: int | None = None
+    # Where the files are fetched from when they are not on disk yet.
+    source: Literal["hub", "modelscope"] = "hub"
     shards: tuple[str, ...] = ()
     local_path: Path | None = field(default=None, compare=False)
 
@@ -234,7 +236,7 @@ def facts_from_directory(path: Path, model_id: str) -> ModelFacts:
         files=tuple(files),
         pipeline_tag=(card or {}).get("pipeline_tag"),
         file_sizes={name: (path / name).stat().st_size for name in files},
-        shards=_indexed_shards(path / WEIGHTS_INDEX, files),
+        shards=indexed_shards(path / WEIGHTS_INDEX, files),
         local_path=path,
         **_config_facts(config, _json_file(path / "tokenizer_config.json"), tuple(files)),
     )
@@ -252,7 +254,7 @@ def _json_file(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def _indexed_shards(index: Path, files: list[str]) -> tuple[str, ...]:
+def indexed_shards(index: Path, files: list[str]) -> tuple[str, ...]:
     """The shard files a local index names; all of them must be there, or none counts."""
     try:
         weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]

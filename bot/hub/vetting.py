@@ -61,6 +61,7 @@ from bot.errors import (
     UnknownModel,
     UserFacingError,
 )
+from bot.hub import modelscope
 from bot.hub.access import HubAccess, hub_form, is_path_like, model_keys, rule_keys
 from bot.hub.downloads import DownloadPlan, plan_download
 from bot.hub.facts import (
@@ -312,7 +313,8 @@ class ModelVetter:
         """
         spec = get_task(task)
         rules = await self._rule_map()
-        if self._settings.allow_any_hub_model and not self._access.offline:
+        searchable = self._access.source == "hub" and not self._access.offline
+        if self._settings.allow_any_hub_model and searchable:
             try:
                 found = await asyncio.to_thread(
                     self._search_hub, spec, query, limit + len(rules.written)
@@ -420,6 +422,8 @@ class ModelVetter:
     async def _read_facts(self, model_id: str, location: _Location) -> ModelFacts:
         if location.path is not None:
             return await asyncio.to_thread(facts_from_directory, location.path, model_id)
+        if self._access.source == "modelscope":
+            return await self._modelscope_facts(model_id)
         if self._access.offline:
             return await self._facts_from_hub_cache(model_id)
         try:
@@ -444,6 +448,16 @@ class ModelVetter:
             if converted is not None:
                 return converted
         return facts
+
+    async def _modelscope_facts(self, model_id: str) -> ModelFacts:
+        """Facts from ModelScope (`HFBOT_MODEL_SOURCE=modelscope`), refused as the Hub's are."""
+        try:
+            return await asyncio.to_thread(modelscope.describe, model_id, self._access.modelscope)
+        except modelscope.ModelScopeMissing:
+            raise UnknownModel(model=model_id) from None
+        except modelscope.ModelScopeUnreachable as error:
+            logger.warning("ModelScope unreachable vetting %s (%s)", model_id, error)
+            raise HubUnavailable(model=model_id) from None
 
     async def _conversion_facts(self, main: ModelFacts) -> ModelFacts | None:
         """Facts at the Hub's safetensors conversion PR of this model, if one converts the

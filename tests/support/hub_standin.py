@@ -225,7 +225,9 @@ class HubStandIn:
             repo_id, _, revision = rest.partition("/tree/")
             return web.json_response(self._find(request, repo_id).tree(revision or None))
         if rest.endswith("/discussions"):
-            return self._discussions(request, self._find(request, rest.removesuffix("/discussions")))
+            return self._discussions(
+                request, self._find(request, rest.removesuffix("/discussions"))
+            )
         repo_id, _, revision = rest.partition("/revision/")
         return web.json_response(self._find(request, repo_id).info(revision or None))
 
