@@ -78,8 +78,19 @@ def _parser() -> argparse.ArgumentParser:
     fetch = model_actions.add_parser(
         "fetch", help="download models (safetensors only) with a progress bar"
     )
-    fetch.add_argument("model_ids", nargs="+", metavar="MODEL_ID")
+    fetch.add_argument("model_ids", nargs="*", metavar="MODEL_ID")
+    fetch.add_argument(
+        "--defaults",
+        action="store_true",
+        help="every model the bot offers (defaults, overrides, /translate targets), one bar",
+    )
     fetch.set_defaults(handler=_models_fetch)
+    check = model_actions.add_parser(
+        "check",
+        help="ask the Hub (or HF_ENDPOINT, or ModelScope) whether every model the bot offers "
+        "would be accepted, and what it weighs",
+    )
+    check.set_defaults(handler=_models_check)
 
     stats = commands.add_parser(
         "stats", help="requests, errors, latency and active users, from the database"
@@ -250,9 +261,22 @@ def _console(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _models_fetch(settings: Settings, args: argparse.Namespace) -> int:
+    if args.defaults == bool(args.model_ids):
+        print("hfbot: name models to fetch, or --defaults (not both)", file=sys.stderr)
+        return 2
+    if args.defaults:
+        from bot.hub.check import fetch_defaults_command
+
+        return fetch_defaults_command(settings)
     from bot.hub.prefetch import fetch_command
 
     return fetch_command(args.model_ids, settings)
+
+
+def _models_check(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.hub.check import check_command
+
+    return check_command(settings)
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

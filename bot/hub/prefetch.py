@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.hub.access import HubAccess
+from bot.hub.check import UNREACHABLE_EXIT, unreachable, unreachable_line
 from bot.hub.downloads import Progress, fetch_model, plan_download
 from bot.hub.vetting import ModelRuleLike, ModelVetter
 from bot.i18n import DEFAULT_LANGUAGE, t
@@ -41,8 +42,12 @@ async def prefetch(
 
 def fetch_command(ids: list[str], settings: Settings, access: HubAccess | None = None) -> int:
     """One progress bar per model on stderr; `<id>\\t<folder>` per fetched model on stdout
-    (for scripts); 1 if any failed."""
+    (for scripts); 1 if any failed, 2 (one line) when the source cannot be reached."""
     vetter = ModelVetter(settings, _NoRules(), access=access or HubAccess.from_settings(settings))
+    why = unreachable(vetter.access, ids[0]) if ids else None
+    if why is not None:
+        print(unreachable_line(vetter.access, why), file=sys.stderr)
+        return UNREACHABLE_EXIT
     failed = 0
     for model_id in ids:
         with tqdm(desc=model_id, unit="B", unit_scale=True, file=sys.stderr) as bar:

@@ -153,6 +153,7 @@ class VettedModel:
     num_parameters: int | None
     weights_bytes: int | None
     plan: DownloadPlan | None = None
+    conversion_pr: int | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ class ModelVetter:
             num_parameters=facts.num_parameters,
             weights_bytes=facts.weights_bytes,
             plan=plan_download(facts, self._caps.max_bytes) if from_hub else None,
+            conversion_pr=facts.conversion_pr,
         )
         return self._remember(spec, vetted)
 

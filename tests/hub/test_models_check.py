@@ -1,0 +1,164 @@
+"""`hfbot models check` and `hfbot models fetch --defaults` against a Hub stand-in holding every
+model the bot offers: one row each, the totals, the exit codes an operator's script reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from huggingface_hub import constants
+
+from bot.config import Settings
+from bot.hub.access import HubAccess
+from bot.hub.check import check_command, fetch_defaults_command, offered_models
+from bot.tasks import TASKS, TRANSLATION_TARGETS
+from tests.support.hub_standin import (
+    HubStandIn,
+    config_bytes,
+    safetensors_bytes,
+    serve_in_thread,
+)
+
+WEIGHTS = safetensors_bytes({"w": (4, 4)})
+ARCHITECTURES = {
+    "sentiment": "DistilBertForSequenceClassification",
+    "generate": "GPT2LMHeadModel",
+    "chat": "LlamaForCausalLM",
+    "summarize": "BartForConditionalGeneration",
+    "translate": "MarianMTModel",
+    "ner": "BertForTokenClassification",
+    "fill": "RobertaForMaskedLM",
+    "classify": "BartForSequenceClassification",
+    "ask": "DistilBertForQuestionAnswering",
+    "whatis": "ViTForImageClassification",
+    "caption": "VisionEncoderDecoderModel",
+    "labels": "CLIPModel",
+    "transcribe": "WhisperForConditionalGeneration",
+}
+
+
+def add_offered(hub: HubStandIn, settings: Settings) -> None:
+    """Every model the bot offers, with safetensors on main."""
+    for offered in offered_models(settings):
+        spec = TASKS[offered.task]
+        files = {
+            "config.json": config_bytes(ARCHITECTURES[spec.name]),
+            "model.safetensors": WEIGHTS,
+            "tokenizer.json": b"{}",
+            "chat_template.jinja": b"{{ messages }}",
+        }
+        hub.add(offered.model_id, files, pipeline_tag=spec.model_kind.tags[0], num_parameters=16)
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStandIn]:
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with serve_in_thread(HubStandIn()) as standin:
+        yield standin
+
+
+def access_for(url: str, tmp_path: Path) -> HubAccess:
+    return HubAccess(endpoint=url, cache_dir=tmp_path / "cache")
+
+
+def rows(out: str) -> list[list[str]]:
+    return [
+        line.split()
+        for line in out.splitlines()
+        if line.split()[:1] in (["default"], ["override"], ["target"])
+    ]
+
+
+def test_every_offered_model_gets_a_row_with_its_commit_and_size_and_the_totals(
+    hub: HubStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(_env_file=None, default_models={"sentiment": "acme/my-sentiment"})
+    add_offered(hub, settings)
+
+    code = check_command(settings, access_for(hub.url, tmp_path))
+
+    out = capsys.readouterr().out
+    table = rows(out)
+    assert code == 0
+    assert len(table) == len(TASKS) + 1 + len(TRANSLATION_TARGETS) - 1
+    assert {row[0] for row in table} == {"default", "override", "target"}
+    assert all("accepted" in row for row in table)
+    assert all(any(cell.startswith("main@0123456789ab") for cell in row) for row in table)
+    assert f"{len(table) - 0} models to download" in out
+    assert "Memory, estimated" in out and "Memory budget:" in out
+
+
+def test_a_refused_default_fails_the_check_and_a_conversion_pr_is_shown_as_the_commit(
+    hub: HubStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(_env_file=None)
+    add_offered(hub, settings)
+    caption = hub.repos[TASKS["caption"].default_model]
+    caption.files["pytorch_model.bin"] = caption.files.pop("model.safetensors")
+    pr = caption.open_pull_request({"model.safetensors": WEIGHTS})
+    labels = hub.repos[TASKS["labels"].default_model]
+    labels.files["pytorch_model.bin"] = labels.files.pop("model.safetensors")
+
+    code = check_command(settings, access_for(hub.url, tmp_path))
+
+    out = capsys.readouterr().out
+    by_label = {row[1]: row for row in rows(out)}
+    assert code == 1
+    assert f"PR#{pr.num}@{pr.commit[:12]}" in by_label["caption"]
+    assert "refused" in by_label["labels"]
+    assert "has no safetensors weights" in out
+    assert "1 refused" in out
+
+
+def test_a_refused_translation_target_is_reported_without_failing_the_check(
+    hub: HubStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(_env_file=None)
+    add_offered(hub, settings)
+    french = hub.repos[TRANSLATION_TARGETS["fr"]]
+    french.files["pytorch_model.bin"] = french.files.pop("model.safetensors")
+
+    assert check_command(settings, access_for(hub.url, tmp_path)) == 0
+    assert "refused" in {row[2]: row for row in rows(capsys.readouterr().out)}["fr:"]
+
+
+def test_without_a_network_check_and_fetch_say_so_in_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    nowhere = access_for("http://127.0.0.1:9", tmp_path)
+    settings = Settings(_env_file=None)
+
+    assert check_command(settings, nowhere) == 2
+    assert fetch_defaults_command(settings, nowhere) == 2
+    from bot.hub.prefetch import fetch_command
+
+    assert fetch_command(["acme/one"], settings, nowhere) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 3
+    assert all(line.startswith("hfbot: cannot reach http://127.0.0.1:9") for line in lines)
+    assert all("HF_ENDPOINT" in line for line in lines)
+
+
+def test_fetch_defaults_downloads_every_model_once_under_one_bar_and_a_rerun_fetches_nothing(
+    hub: HubStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(_env_file=None)
+    add_offered(hub, settings)
+    access = access_for(hub.url, tmp_path)
+
+    assert fetch_defaults_command(settings, access) == 0
+    out, err = capsys.readouterr()
+    fetched = [line.split("\t") for line in out.splitlines()]
+    downloads = hub.count("/model.safetensors", "GET")
+
+    assert len(fetched) == len({o.model_id for o in offered_models(settings)})
+    assert all((Path(folder) / "model.safetensors").is_file() for _, folder in fetched)
+    assert downloads == len(fetched)
+    assert err.count("models:") >= 1
+
+    assert fetch_defaults_command(settings, access) == 0
+    assert hub.count("/model.safetensors", "GET") == downloads
