@@ -2,11 +2,11 @@
 
 `hfbot run` runs as its own process in webhook mode (so its resident memory is
 its own, and every update goes through the inbox) with a tiny model for every
-task, against the Bot API emulator in this process. HFBOT_POOL_MAX_LOADED_MODELS is
-10, so every model of the mix stays loaded: with the default 3, eight models
-take turns being evicted and loaded again, and on 2 cores the bot falls
-further behind with every request (measured: p50 from 0.2 s to 46 s over 900
-requests at 15 a second). Simulated people send a
+task, against the Bot API emulator in this process, with the pool's default
+memory budget (before it, a count limit of 3 models made eight models take
+turns being evicted and loaded again: p50 from 0.2 s to 46 s over 900
+requests at 15 a second; bench/bench_cold_start.py compares the default
+against every model preloaded). Simulated people send a
 mix of commands at a steady rate (open loop: arrivals do not wait for
 answers), in their private chats and in groups: sentiment, NER, fill-mask,
 zero-shot, summaries, translations, streamed generation, /set writes,
@@ -106,6 +106,9 @@ class Report:
     rss_mib: list[tuple[float, int, float]] = field(default_factory=list)  # (s, sent, MiB)
     rss_start_mib: float = 0.0
     seconds: float = 0.0
+    texts: list[str] = field(default_factory=list)
+    usage_rows: int = 0
+    model_requests: int = 0
 
     @property
     def errors(self) -> int:
@@ -208,9 +211,14 @@ async def soak(
     database_url: str | None = None,
     seed: int = 18,
     drain_s: float = 120.0,
+    warm_up: bool = False,
     **extra_env: str,
 ) -> Report:
-    """Run the soak and report; the bot is stopped gracefully at the end."""
+    """Run the soak and report; the bot is stopped gracefully at the end.
+
+    With `warm_up`, one request of each model command of the mix is answered
+    before the clock starts, so every model is loaded (and exported) already.
+    """
     report = Report(requests, users, groups, rate)
     rng = random.Random(seed)
     async with BotApiEmulator() as emu:
@@ -220,7 +228,6 @@ async def soak(
             build_demo_models(models_dir),
             _free_port(),
             HFBOT_LOG_LEVEL="WARNING",
-            HFBOT_POOL_MAX_LOADED_MODELS="10",
             **extra_env,
         )
         bot = BotProcess(emu, env, workdir)
@@ -232,6 +239,7 @@ async def soak(
         chats = [emu.create_chat("supergroup", f"group{i}") for i in range(groups)]
         member_of: dict[int, FakeChat] = {p.id: chats[i % groups] for i, p in enumerate(people)}
         answers = Answers(emu)
+        warmed = await _warm_up(emu, answers) if warm_up else 0
         sent: dict[tuple[int, int], float] = {}
         started = time.monotonic()
         sampling = asyncio.create_task(_sample_rss(process, report, sent, started))
@@ -244,6 +252,7 @@ async def soak(
                 in_group = groups > 0 and rng.random() < 0.3
                 chat = member_of[person.id] if in_group else emu.private_chat(person)
                 text = command(rng, in_group)
+                report.texts.append(text)
                 message = emu.send_message(person, chat, text)
                 key = (chat.id, message["message_id"])
                 sent[key] = time.monotonic()
@@ -276,7 +285,47 @@ async def soak(
     lines = [line for log in bot.logs for line in log.read_text(errors="replace").splitlines()]
     report.log_errors = sum(" ERROR " in line or "Traceback" in line for line in lines)
     report.log_warnings = sum(" WARNING " in line for line in lines)
+    if database_url is None:
+        report.usage_rows = _usage_rows(workdir / "soak.db") - warmed
+        report.model_requests = sum(
+            text.split("@")[0].split()[0] in MODEL_COMMANDS for text in report.texts
+        )
     return report
+
+
+MODEL_COMMANDS = {
+    template.split()[0]
+    for _, template in MIX
+    if not template.startswith(("/set", "/settings", "/help", "/start", "/lang"))
+}
+
+
+async def _warm_up(emu: BotApiEmulator, answers: Answers) -> int:
+    """One request per model command of the mix, from a person of its own, all answered;
+    returns how many were sent."""
+    person = emu.create_user("warm-up")
+    chat = emu.private_chat(person)
+    keys = []
+    for template in sorted(MODEL_COMMANDS):
+        text = next(t for _, t in MIX if t.startswith(template + " "))
+        message = emu.send_message(person, chat, text.replace("{t}", "the book was lovely"))
+        keys.append((chat.id, message["message_id"]))
+
+    def answered() -> bool:
+        answers.catch_up()
+        return all(key in answers.first for key in keys)
+
+    await emu.wait_until(answered, timeout=300)
+    return len(keys)
+
+
+def _usage_rows(database: Path) -> int:
+    """Rows of the usage log (one per model request, failed ones included)."""
+    import sqlite3
+
+    with sqlite3.connect(database) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM usage_log").fetchone()
+    return int(count)
 
 
 async def _sample_rss(

@@ -69,7 +69,6 @@ EN: dict[str, str] = {
     "error.stale_button": "This button no longer works.",
     "hint.unknown_command": "I don't know /{command}. /help lists what I can do.",
     "queue.position": "⏳ #{position} in line…",
-    "queue.exporting": "⏳ Preparing <code>{model}</code> for fast CPU inference; this happens once, on its first use…",
     "download.started": "Downloading <code>{model}</code> for its first use here; this can take a minute…",
     # notices
     "notice.store_fallback": "<i>(I can't reach my settings right now, so I used the defaults.)</i>",
@@ -276,7 +275,6 @@ ZH: dict[str, str] = {
     "error.stale_button": "这个按钮已经失效了。",
     "hint.unknown_command": "我不认识 /{command}。/help 查看我能做什么。",
     "queue.position": "⏳ 排队中：第 {position} 位…",
-    "queue.exporting": "⏳ 正在为 <code>{model}</code> 准备快速 CPU 推理，仅首次使用时需要…",
     "download.started": "第一次使用 <code>{model}</code>，正在下载，可能需要一分钟…",
     "notice.store_fallback": "<i>（暂时读不到设置，这次用了默认设置。）</i>",
     "start.text": (

@@ -108,7 +108,7 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
                     stream = await StreamingReply.open(turn, request.text, mode)
                     result = await run_call(turn, spec, call, request, usage, on_text=stream.update)
                 else:
-                    status = QueueStatus(turn, spec.pipeline_task, call.model_id)
+                    status = QueueStatus(turn)
                     async with status.watching() as caller:
                         result = await run_call(turn, spec, call, request, usage, caller=caller)
             answer = spec.formatter(result, request.text)

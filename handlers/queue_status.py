@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 from collections.abc import AsyncIterator
 
@@ -36,10 +35,8 @@ GROUP_SPARE_NEEDED = 0.5
 class QueueStatus:
     """The status line of one request, from its first wait to the answer that replaces it."""
 
-    def __init__(self, turn: Turn, task: str, model_id: str) -> None:
+    def __init__(self, turn: Turn) -> None:
         self._turn = turn
-        self._task_name = task
-        self._model_id = model_id
         self._position: int | None = None
         self._moved = asyncio.Event()
         self._finished = False
@@ -114,8 +111,5 @@ class QueueStatus:
         return self._turn.in_private or self._turn.budget_spare >= GROUP_SPARE_NEEDED
 
     def _text(self, position: int | None) -> str:
-        """The place in line; or, while the model's first load exports it to ONNX, why the
-        first answer takes a while."""
-        if self._turn.services.pool.exporting(self._task_name, self._model_id):
-            return self._turn.t("queue.exporting", model=html.escape(self._model_id))
+        """The place in line."""
         return self._turn.t("queue.position", position=position)

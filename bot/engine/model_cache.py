@@ -1,9 +1,11 @@
 """The loaded models of one pool: lazy loads on their own thread, kept by a memory budget.
 
 A model is loaded the first time a request needs it, on the cache's loading
-thread: never the thread that serves batches, so a first `/summarize` (or a
-first ONNX export, which is part of a load) does not hold up everyone's
-`/sentiment`. Everyone asking for a model that is still loading waits on that
+thread: never the thread that serves batches, so a first `/summarize` does not
+hold up everyone's `/sentiment`. A faster form of a loaded model (its ONNX
+export) is made afterwards on the same loading thread, while the model already
+serves on torch, and takes over for the batches that start after it is ready:
+nobody's first answer waits for an export. Everyone asking for a model that is still loading waits on that
 same load; a failed load is reported to each of them and forgotten, so a later
 request tries again. Models are lent out with `lease()`; only a model nobody
 holds is ever evicted, least recently used first.
@@ -46,6 +48,9 @@ log = logging.getLogger(__name__)
 
 Loader = Callable[[str, str], Runner]
 """Blocking `(task, model_id) -> Runner`; the cache calls it on its loading thread."""
+
+Upgrade = Callable[[str, str], Runner | None]
+"""Blocking `(task, model_id) -> faster runner`, or None when there is none (loading thread)."""
 
 SizeEstimate = Callable[[str, str], int | None]
 """Blocking `(task, model_id) -> bytes` a model will need before it is loaded, if known."""
@@ -158,11 +163,14 @@ class ModelCache:
         on_evict: Callable[[ModelKey], None] | None = None,
         load_executor: Executor | None = None,
         measure: Callable[[], int] = resident_bytes,
+        upgrade: Upgrade | None = None,
     ) -> None:
         """`load_executor` runs loads, exports and memory trims; by default one thread of
         the cache's own (loads read the disk and use every core: two at once gain nothing).
         `measure` reads the process's memory (resident bytes)."""
         self._loader = loader
+        self._upgrade = upgrade
+        self._upgrades: set[asyncio.Task[None]] = set()
         self._estimate = estimate
         self._owns_executor = load_executor is None
         self._load_executor = load_executor or ThreadPoolExecutor(
@@ -272,7 +280,53 @@ class ModelCache:
         log.info("loaded %s for %s (%s)", model_id, task, describe_mib(size))
         if self._evict_idle(keep=entry):
             self._free_in_background()
+        if self._upgrade is not None:
+            upgrading = loop.create_task(self._upgraded(entry, runner))
+            self._upgrades.add(upgrading)
+            upgrading.add_done_callback(self._upgrades.discard)
         return runner
+
+    async def _upgraded(self, entry: _Entry, runner: Runner) -> None:
+        """Put the faster runner in place of `runner` once made, if the model is still loaded.
+
+        Batches running on the old runner finish on it; its memory goes back
+        once the last of them lets go. A failed upgrade leaves the model as it was.
+        """
+        assert self._upgrade is not None
+        loop = asyncio.get_running_loop()
+        try:
+            faster, grown = await loop.run_in_executor(
+                self._load_executor, self._measured_call, self._upgrade, entry.key
+            )
+        except Exception as error:
+            log.warning("%s for %s stays as loaded: %s", entry.key[1], entry.key[0], error)
+            return
+        if (
+            faster is None
+            or self._entries.get(entry.key) is not entry
+            or entry.runner is not runner
+        ):
+            return
+        entry.runner = faster
+        entry.size_bytes = max(runner_size_bytes(faster), grown)
+        entry.first_batch_measured = False
+        log.info(
+            "%s for %s now runs faster (%s)",
+            entry.key[1],
+            entry.key[0],
+            describe_mib(entry.size_bytes),
+        )
+        self._free_in_background()
+
+    def _measured_call(self, call: Upgrade, key: ModelKey) -> tuple[Runner | None, int]:
+        before = self._measure()
+        result = call(*key)
+        return result, max(0, self._measure() - before)
+
+    async def upgrades_done(self) -> None:
+        """Wait until every upgrade under way has finished (for tests and benchmarks)."""
+        while self._upgrades:
+            await asyncio.gather(*self._upgrades, return_exceptions=True)
 
     def _refuse_if_too_big(self, model_id: str, size: int | None) -> None:
         if self._budget is not None and size is not None and size > self._budget:
@@ -328,6 +382,7 @@ class ModelCache:
         """Wait for loads under way, then drop every model and free its memory."""
         loading = [entry.loading for entry in self._entries.values() if entry.runner is None]
         await asyncio.gather(*loading, return_exceptions=True)
+        await self.upgrades_done()
         await asyncio.gather(*self._background, return_exceptions=True)
         for entry in self._entries.values():
             entry.runner = None

@@ -37,7 +37,7 @@ from bot.engine.model_cache import (
     resolve_budget,
     weights_on_disk,
 )
-from bot.engine.onnx_export import OnnxAccelerator, OnnxModel, default_cache_dir
+from bot.engine.onnx_export import PROBES, OnnxAccelerator, OnnxModel, default_cache_dir
 from bot.engine.remote import RemoteEngine, RemoteEngines
 from bot.engine.runners import Runner, load_runner, resolve_device, resolve_dtype
 from bot.errors import PoolBusy, PoolClosed, RequestTimeout
@@ -75,8 +75,9 @@ class Engine(Protocol):
 def default_loader(settings: Settings, onnx: OnnxAccelerator | None = None) -> Loader:
     """`load_runner` bound to the device, dtype and Hub token from settings.
 
-    With an accelerator, each runner it loads is handed to it before any request
-    sees it, so exporting a model to ONNX is part of that model's first load.
+    With an accelerator, each runner it loads is handed to it before it is
+    returned (the pool does this on its loading thread, after the torch runner
+    already serves).
     """
     device = resolve_device(settings.pool_device)
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
@@ -134,7 +135,8 @@ class PipelinePool:
         self._sources: dict[ModelKey, str] = {}
         # Models from a loader of the caller's own (tests, benchmarks) stay as it made them.
         self.onnx = onnx_accelerator(settings) if loader is None else None
-        self._loader = loader or default_loader(settings, self.onnx)
+        self._loader = loader or default_loader(settings)
+        self._accelerated = default_loader(settings, self.onnx) if self.onnx else None
         self.remote = RemoteEngines(settings.engines)
         self.metrics = PoolMetrics(
             queue_depths=self._queue_depths,
@@ -154,6 +156,7 @@ class PipelinePool:
             estimate=self._estimate,
             on_evict=self._model_evicted,
             measure=measure_memory,
+            upgrade=self._upgrade if self._accelerated is not None else None,
         )
         self._background: set[asyncio.Task[None]] = set()
         self.metrics.loaded = self._models.loaded
@@ -251,11 +254,9 @@ class PipelinePool:
             engine = self._engines[key] = self._new_engine(task, model_id)
         return engine
 
-    def exporting(self, task: str, model_id: str) -> bool:
-        """True while this model's first load is exporting it to ONNX (seconds, once per model
-        and revision): a handler may tell the person waiting why their first answer is slow."""
-        source = self._sources.get((task, model_id), model_id)
-        return self.onnx is not None and self.onnx.exporting(task, source)
+    async def upgrades_done(self) -> None:
+        """Wait until the ONNX exports under way have taken over (or been given up)."""
+        await self._models.upgrades_done()
 
     def model_ids(self) -> frozenset[str]:
         """Every model loaded or loading now, by id: what must stay on disk."""
@@ -264,6 +265,14 @@ class PipelinePool:
     def _load(self, task: str, model_id: str) -> Runner:
         """Blocking (loading thread): the model from where its last request said it lives."""
         return self._loader(task, self._sources.get((task, model_id), model_id))
+
+    def _upgrade(self, task: str, model_id: str) -> Runner | None:
+        """Blocking (loading thread): the model again, on ONNX Runtime, or None where its task
+        has no ONNX path or its export failed (it stays on torch)."""
+        if self._accelerated is None or task not in PROBES:
+            return None
+        runner = self._accelerated(task, self._sources.get((task, model_id), model_id))
+        return runner if isinstance(getattr(runner, "model", None), OnnxModel) else None
 
     def _estimate(self, task: str, model_id: str) -> int | None:
         """Blocking (loading thread): the weights on disk, the model's size before it loads."""

@@ -266,6 +266,7 @@ async def test_the_pool_serves_encoder_tasks_on_onnx_and_shows_it_in_metrics(
         result = await pool.submit(
             "text-classification", "sentiment", "I love it.", {}, source=str(tiny_classifier)
         )
+        await pool.upgrades_done()
         async with pool.lease("text-classification", "sentiment") as runner:
             model = getattr(runner, "model", None)
         metrics = BotMetrics()
@@ -287,6 +288,7 @@ async def test_a_broken_export_shows_in_metrics_and_the_request_is_answered_on_t
     monkeypatch.setattr(onnx_export, "_export", broken)
     async with PipelinePool(cpu_settings(tmp_path)) as pool:
         result = await pool.submit("text-classification", str(tiny_classifier), "I love it.")
+        await pool.upgrades_done()
         snapshot = pool.metrics.snapshot()
 
     assert result["label"] in demo_models.SENTIMENT_LABELS
@@ -309,7 +311,7 @@ async def test_engine_onnx_off_keeps_every_model_on_torch(
     assert not os.listdir(tmp_path)
 
 
-async def test_the_pool_says_when_a_first_request_waits_for_an_export(
+async def test_a_first_request_is_answered_on_torch_while_its_export_runs_then_onnx_serves(
     tiny_classifier: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started, release = threading.Event(), threading.Event()
@@ -322,13 +324,26 @@ async def test_the_pool_says_when_a_first_request_waits_for_an_export(
 
     monkeypatch.setattr(onnx_export, "_export", slow_export)
     async with PipelinePool(cpu_settings(tmp_path)) as pool:
-        request = asyncio.create_task(
-            pool.submit("text-classification", "sentiment", "Hi.", source=str(tiny_classifier))
+        first = await pool.submit(
+            "text-classification", "sentiment", "Hi.", source=str(tiny_classifier)
         )
         await asyncio.to_thread(started.wait, 10)
-        during = pool.exporting("text-classification", "sentiment")
+        async with pool.lease("text-classification", "sentiment") as runner:
+            during = getattr(runner, "model", None)
+        second = await pool.submit(
+            "text-classification", "sentiment", "Hi.", source=str(tiny_classifier)
+        )
+        assert pool.onnx is not None and pool.onnx.exporting(
+            "text-classification", str(tiny_classifier)
+        )
         release.set()
-        await request
+        await pool.upgrades_done()
+        async with pool.lease("text-classification", "sentiment") as runner:
+            after = getattr(runner, "model", None)
+        third = await pool.submit(
+            "text-classification", "sentiment", "Hi.", source=str(tiny_classifier)
+        )
 
-        assert during
-        assert not pool.exporting("text-classification", "sentiment")
+    assert isinstance(during, torch.nn.Module)
+    assert isinstance(after, OnnxModel)
+    assert first["label"] == second["label"] == third["label"]

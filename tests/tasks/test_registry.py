@@ -7,6 +7,8 @@ is added in one place only.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.engine.pool import ENGINE_KINDS
@@ -105,3 +107,17 @@ def test_a_refusal_names_an_alternative_that_ships_safetensors_on_main() -> None
     assert alternative_for(TASKS["caption"].default_model, TASKS["caption"]) is None
     for alternative in SAFE_ALTERNATIVES.values():
         assert MODEL_NOTES[alternative].safetensors == "main"
+
+
+def test_the_readme_lists_every_default_with_the_weight_size_of_its_note() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("**The defaults**") : readme.index("**Lighter models.**")]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if "| `/" in line}
+    for spec in TASKS.values():
+        row = rows[f"`/{spec.name}`"]
+        note = MODEL_NOTES[spec.default_model]
+        assert f"`{spec.default_model}`" in row, spec.name
+        assert f"{note.weights_mb:,} MB" in row, spec.name
+        assert ("on main" in row) == (note.safetensors == "main"), spec.name
+    total_gb = sum(MODEL_NOTES[spec.default_model].weights_mb for spec in TASKS.values()) / 1000
+    assert f"About {total_gb:.1f} GB for the thirteen defaults" in table
