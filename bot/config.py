@@ -294,6 +294,20 @@ class Settings(BaseSettings):
             "torch; off keeps every model on torch."
         ),
     )
+    engine_onnx_quiet_s: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "A model serves on torch as soon as it loads; its ONNX export waits until no model "
+            "has run for this many seconds (an export keeps the CPU busy), or at most "
+            "HFBOT_ENGINE_ONNX_WAIT_S."
+        ),
+    )
+    engine_onnx_wait_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="Longest an ONNX export waits for the bot to be quiet before it runs anyway.",
+    )
     engine_onnx_cache_dir: Path | None = Field(
         default=None,
         description="Folder of exported ONNX models, reused across restarts; empty: <HF_HOME>/hfbot-onnx.",

@@ -5,7 +5,9 @@ thread: never the thread that serves batches, so a first `/summarize` does not
 hold up everyone's `/sentiment`. A faster form of a loaded model (its ONNX
 export) is made afterwards on the same loading thread, while the model already
 serves on torch, and takes over for the batches that start after it is ready:
-nobody's first answer waits for an export. Everyone asking for a model that is still loading waits on that
+nobody's first answer waits for an export. An export keeps the CPU busy for
+seconds (minutes for a large model), so it waits for the pool to be quiet (no
+batch running for `upgrade_quiet_s`), or at most `upgrade_wait_s`. Everyone asking for a model that is still loading waits on that
 same load; a failed load is reported to each of them and forgotten, so a later
 request tries again. Models are lent out with `lease()`; only a model nobody
 holds is ever evicted, least recently used first.
@@ -164,6 +166,8 @@ class ModelCache:
         load_executor: Executor | None = None,
         measure: Callable[[], int] = resident_bytes,
         upgrade: Upgrade | None = None,
+        upgrade_quiet_s: float = 0.0,
+        upgrade_wait_s: float = 0.0,
     ) -> None:
         """`load_executor` runs loads, exports and memory trims; by default one thread of
         the cache's own (loads read the disk and use every core: two at once gain nothing).
@@ -171,6 +175,12 @@ class ModelCache:
         self._loader = loader
         self._upgrade = upgrade
         self._upgrades: set[asyncio.Task[None]] = set()
+        self._quiet_s = upgrade_quiet_s
+        self._wait_s = upgrade_wait_s
+        self._leased = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._busy = asyncio.Event()
         self._estimate = estimate
         self._owns_executor = load_executor is None
         self._load_executor = load_executor or ThreadPoolExecutor(
@@ -212,10 +222,17 @@ class ModelCache:
         """Hold a loaded runner: it cannot be evicted until the block ends."""
         entry, runner = await self._acquire((task, model_id))
         entry.in_use += 1
+        self._leased += 1
+        self._idle.clear()
+        self._busy.set()
         try:
             yield runner
         finally:
             entry.in_use -= 1
+            self._leased -= 1
+            if not self._leased:
+                self._busy.clear()
+                self._idle.set()
             if entry.key in self._entries:
                 self._entries.move_to_end(entry.key)
             if self._evict_idle(keep=None):
@@ -294,6 +311,9 @@ class ModelCache:
         """
         assert self._upgrade is not None
         loop = asyncio.get_running_loop()
+        await self._quiet()
+        if self._entries.get(entry.key) is not entry or entry.runner is not runner:
+            return
         try:
             faster, grown = await loop.run_in_executor(
                 self._load_executor, self._measured_call, self._upgrade, entry.key
@@ -317,6 +337,22 @@ class ModelCache:
             describe_mib(entry.size_bytes),
         )
         self._free_in_background()
+
+    async def _quiet(self) -> None:
+        """Return once no model has been leased for `upgrade_quiet_s`, or after `upgrade_wait_s`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_s
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._idle.wait()
+            except TimeoutError:
+                return
+            try:
+                async with asyncio.timeout(min(self._quiet_s, max(0.0, deadline - loop.time()))):
+                    await self._busy.wait()
+            except TimeoutError:
+                return
 
     def _measured_call(self, call: Upgrade, key: ModelKey) -> tuple[Runner | None, int]:
         before = self._measure()

@@ -157,6 +157,8 @@ class PipelinePool:
             on_evict=self._model_evicted,
             measure=measure_memory,
             upgrade=self._upgrade if self._accelerated is not None else None,
+            upgrade_quiet_s=settings.engine_onnx_quiet_s,
+            upgrade_wait_s=settings.engine_onnx_wait_s,
         )
         self._background: set[asyncio.Task[None]] = set()
         self.metrics.loaded = self._models.loaded

@@ -59,6 +59,7 @@ def cpu_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "pool_device": "cpu",
         "pool_dtype": "float32",
         "engine_onnx_cache_dir": tmp_path / "onnx",
+        "engine_onnx_quiet_s": 0.0,
     }
     return Settings(_env_file=None, **(values | overrides))
 

@@ -635,3 +635,36 @@ def test_the_refusal_for_a_model_too_big_for_memory_reads_well_in_both_languages
     for language in ("en", "zh"):
         text = t(language, ModelExceedsMemory.key, values)
         assert "acme/big" in text and "3 MiB" in text and "2 MiB" in text
+
+
+async def test_a_faster_form_of_a_model_waits_until_no_batch_runs_then_takes_over() -> None:
+    """An export keeps the CPU busy: it starts once the pool is quiet, and later leases get
+    the faster runner while a lease already held keeps the one it has."""
+    made: list[str] = []
+    faster = EchoRunner("a-faster", threading.Event())
+
+    def upgrade(task: str, model_id: str) -> Runner:
+        made.append(model_id)
+        return faster
+
+    cache = ModelCache(
+        lambda task, model_id: EchoRunner(model_id, threading.Event()),
+        memory_budget_bytes=None,
+        metrics=PoolMetrics(),
+        upgrade=upgrade,
+        upgrade_quiet_s=0.0,
+        upgrade_wait_s=WAIT,
+    )
+    try:
+        async with cache.lease(CLASSIFY, "a") as first:
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert made == []
+        await cache.upgrades_done()
+        async with cache.lease(CLASSIFY, "a") as second:
+            pass
+
+        assert made == ["a"]
+        assert first is not faster and second is faster
+    finally:
+        await cache.close()
