@@ -60,6 +60,8 @@ async def one_run(
             seed=seed,
             warm_up=mode == "preloaded",
             HFBOT_ENGINE_ONNX="auto",
+            # Preloaded means exported too: its exports start at once and the warm-up waits.
+            HFBOT_ENGINE_ONNX_QUIET_S="0" if mode == "preloaded" else "2",
             HFBOT_ENGINE_ONNX_CACHE_DIR=str(
                 exports if mode != "default" else Path(workdir) / "onnx"
             ),

@@ -221,12 +221,13 @@ async def soak(
     """
     report = Report(requests, users, groups, rate)
     rng = random.Random(seed)
+    port = _free_port()
     async with BotApiEmulator() as emu:
         env = bot_environment(
             emu,
             database_url or f"sqlite+aiosqlite:///{workdir / 'soak.db'}",
             build_demo_models(models_dir),
-            _free_port(),
+            port,
             HFBOT_LOG_LEVEL="WARNING",
             **extra_env,
         )
@@ -239,7 +240,7 @@ async def soak(
         chats = [emu.create_chat("supergroup", f"group{i}") for i in range(groups)]
         member_of: dict[int, FakeChat] = {p.id: chats[i % groups] for i, p in enumerate(people)}
         answers = Answers(emu)
-        warmed = await _warm_up(emu, answers) if warm_up else 0
+        warmed = await _warm_up(emu, answers, port) if warm_up else 0
         sent: dict[tuple[int, int], float] = {}
         started = time.monotonic()
         sampling = asyncio.create_task(_sample_rss(process, report, sent, started))
@@ -300,9 +301,9 @@ MODEL_COMMANDS = {
 }
 
 
-async def _warm_up(emu: BotApiEmulator, answers: Answers) -> int:
-    """One request per model command of the mix, from a person of its own, all answered;
-    returns how many were sent."""
+async def _warm_up(emu: BotApiEmulator, answers: Answers, port: int) -> int:
+    """One request per model command of the mix, from a person of its own, all answered,
+    and (with ONNX on) every encoder model's export settled; returns how many were sent."""
     person = emu.create_user("warm-up")
     chat = emu.private_chat(person)
     keys = []
@@ -316,7 +317,35 @@ async def _warm_up(emu: BotApiEmulator, answers: Answers) -> int:
         return all(key in answers.first for key in keys)
 
     await emu.wait_until(answered, timeout=300)
+    await _exports_settled(port, sum(command in ONNX_COMMANDS for command in MODEL_COMMANDS))
     return len(keys)
+
+
+# The mix's commands whose models the pool moves to ONNX Runtime (HFBOT_ENGINE_ONNX=auto).
+ONNX_COMMANDS = {"/sentiment", "/ner", "/fill", "/classify"}
+ONNX_COUNTERS = ("hfbot_pool_onnx_exports_total", "hfbot_pool_onnx_fallbacks_total")
+
+
+async def _exports_settled(port: int, expected: int, timeout_s: float = 300.0) -> None:
+    """Poll the bot's /metrics until `expected` exports have been made or given up (or the
+    bot keeps every model on torch)."""
+    import aiohttp
+
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                text = await response.text()
+            counts = {
+                line.split()[0]: float(line.split()[1])
+                for line in text.splitlines()
+                if line.split(" ")[0] in ONNX_COUNTERS
+            }
+            settled = sum(counts.values())
+            if "hfbot_pool_onnx_exports_total" not in counts or settled >= expected:
+                return
+            await asyncio.sleep(0.5)
+    raise TimeoutError(f"ONNX exports not settled after {timeout_s:.0f} s")
 
 
 def _usage_rows(database: Path) -> int:

@@ -25,7 +25,8 @@ A model that does not export, does not load in onnxruntime or does not match sta
 on torch: logged once, counted in the pool's metrics, and not tried again in this
 process.
 
-All of this runs in the pool's executor, as part of loading the model. Nothing
+All of this runs on the pool's loading thread, on a second copy of the model
+while the first one serves on torch (see `bot.engine.model_cache`). Nothing
 here knows about Telegram.
 """
 
@@ -329,7 +330,7 @@ class OnnxAccelerator:
     def accelerate(self, task: str, model_id: str, runner: Runner) -> Runner:
         """The runner, its model now served by onnxruntime when its task allows and checks pass.
 
-        Blocking (the pool's executor). Never fails: a model that cannot move stays on torch.
+        Blocking (the pool's loading thread). Never fails: a model that cannot move stays on torch.
         """
         probes = PROBES.get(task)
         if probes is None:
