@@ -33,6 +33,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_onnx --write
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_bot --write
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_soak --write
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_cold_start --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -7,6 +7,7 @@ ModelScope is `tests.support.modelscope_standin` on 127.0.0.1, reached by the re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,25 @@ async def test_a_model_modelscope_does_not_have_is_unknown_and_an_outage_is_unav
     modelscope.add("acme/sentiment", model_files())
     with pytest.raises(HubUnavailable):
         await vetter.vet("sentiment", "acme/sentiment")
+
+
+async def test_models_check_reads_modelscope_and_says_in_one_line_when_it_is_unreachable(
+    modelscope: ModelScopeStandIn, tmp_path: Path
+) -> None:
+    from bot.hub.check import check_models, offered_models, unreachable
+
+    settings = Settings(_env_file=None, model_source="modelscope")
+    access = vetter_for(modelscope, tmp_path).access
+    modelscope.add(
+        MODELSCOPE_IDS[WHISPER],
+        model_files("WhisperForConditionalGeneration", model_type="whisper"),
+    )
+    transcribe = [o for o in offered_models(settings) if o.task == "transcribe"]
+
+    rows = await check_models(vetter_for(modelscope, tmp_path), transcribe)
+    assert await asyncio.to_thread(unreachable, access, WHISPER) is None
+
+    assert rows[0].accepted and rows[0].commit == "modelscope@master"
+    modelscope.down = True
+    why = await asyncio.to_thread(unreachable, access, WHISPER)
+    assert why is not None and why.startswith(f"cannot reach ModelScope ({modelscope.url})")
