@@ -274,9 +274,11 @@ def _models_fetch(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _models_check(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.engine.model_cache import resolve_budget
     from bot.hub.check import check_command
 
-    return check_command(settings)
+    budget = resolve_budget(settings.pool_memory_budget_mb, settings.pool_memory_share)
+    return check_command(settings, budget)
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

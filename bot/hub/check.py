@@ -246,11 +246,10 @@ def _vetter(settings: Settings, access: HubAccess | None) -> ModelVetter:
     return ModelVetter(settings, _NoRules(), access=access or HubAccess.from_settings(settings))
 
 
-def check_command(settings: Settings, access: HubAccess | None = None) -> int:
-    """Rows on stdout; 2 when the source cannot be asked, 1 when a default or override would be
-    refused, else 0 (a refused translation target is reported, not fatal)."""
-    from bot.engine.model_cache import resolve_budget
-
+def check_command(settings: Settings, budget: int | None, access: HubAccess | None = None) -> int:
+    """Rows on stdout, with the memory estimate against `budget` (the pool's, in bytes);
+    2 when the source cannot be asked, 1 when a default or override would be refused, else 0
+    (a refused translation target is reported, not fatal)."""
     vetter = _vetter(settings, access)
     offered = offered_models(settings)
     why = unreachable(vetter.access, offered[0].model_id)
@@ -259,7 +258,6 @@ def check_command(settings: Settings, access: HubAccess | None = None) -> int:
         return UNREACHABLE_EXIT
     print(f"Models from {vetter.access.describe_source()}:\n", file=sys.stdout)
     rows = asyncio.run(check_models(vetter, offered))
-    budget = resolve_budget(settings.pool_memory_budget_mb, settings.pool_memory_share)
     print_rows(rows, settings, budget, sys.stdout)
     return 1 if any(not row.accepted and row.offered.kind != "target" for row in rows) else 0
 

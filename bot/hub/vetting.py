@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -65,6 +66,7 @@ from bot.hub import modelscope
 from bot.hub.access import HubAccess, hub_form, is_path_like, model_keys, rule_keys
 from bot.hub.downloads import DownloadPlan, plan_download
 from bot.hub.facts import (
+    PICKLE_WEIGHTS,
     ModelFacts,
     SizeCaps,
     facts_from_directory,
@@ -466,7 +468,10 @@ class ModelVetter:
         weights `main` has now; None when there is none (or the Hub will not say)."""
         api = self._access.api()
         try:
-            found = await asyncio.to_thread(_conversion_prs, api, main.model_id)
+            # get_repo_discussions takes no timeout: a chat command must not wait longer.
+            found = await asyncio.wait_for(
+                asyncio.to_thread(_conversion_prs, api, main.model_id), self._hub_timeout_s
+            )
             for number in found:
                 info = await asyncio.to_thread(
                     api.model_info,
@@ -484,7 +489,7 @@ class ModelVetter:
                         facts.revision,
                     )
                     return facts
-        except (*_UNREACHABLE, HfHubHTTPError) as error:
+        except (*_UNREACHABLE, HfHubHTTPError, TimeoutError) as error:
             logger.warning(
                 "conversion PR of %s not readable (%s)", main.model_id, type(error).__name__
             )
@@ -610,7 +615,11 @@ def _conversion_prs(api: HfApi, model_id: str) -> list[int]:
 def _converts(converted: ModelFacts, main: ModelFacts) -> bool:
     """Whether a conversion PR was made from the weights `main` has now: every pickle weight
     file of main is in the PR with the same LFS hash (a retrained model makes the PR stale)."""
-    weights = [name for name in main.other_weight_files if name in main.lfs_sha256]
+    weights = [
+        name
+        for name in main.other_weight_files
+        if name in main.lfs_sha256 and any(fnmatch(name, p) for p in PICKLE_WEIGHTS)
+    ]
     return bool(weights) and all(
         converted.lfs_sha256.get(name) == main.lfs_sha256[name] for name in weights
     )

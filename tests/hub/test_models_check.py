@@ -3,6 +3,9 @@ model the bot offers: one row each, the totals, the exit codes an operator's scr
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from tests.support.hub_standin import (
 )
 
 WEIGHTS = safetensors_bytes({"w": (4, 4)})
+BUDGET = 8 * 2**30
 ARCHITECTURES = {
     "sentiment": "DistilBertForSequenceClassification",
     "generate": "GPT2LMHeadModel",
@@ -76,7 +80,7 @@ def test_every_offered_model_gets_a_row_with_its_commit_and_size_and_the_totals(
     settings = Settings(_env_file=None, default_models={"sentiment": "acme/my-sentiment"})
     add_offered(hub, settings)
 
-    code = check_command(settings, access_for(hub.url, tmp_path))
+    code = check_command(settings, BUDGET, access_for(hub.url, tmp_path))
 
     out = capsys.readouterr().out
     table = rows(out)
@@ -100,7 +104,7 @@ def test_a_refused_default_fails_the_check_and_a_conversion_pr_is_shown_as_the_c
     labels = hub.repos[TASKS["labels"].default_model]
     labels.files["pytorch_model.bin"] = labels.files.pop("model.safetensors")
 
-    code = check_command(settings, access_for(hub.url, tmp_path))
+    code = check_command(settings, BUDGET, access_for(hub.url, tmp_path))
 
     out = capsys.readouterr().out
     by_label = {row[1]: row for row in rows(out)}
@@ -119,7 +123,7 @@ def test_a_refused_translation_target_is_reported_without_failing_the_check(
     french = hub.repos[TRANSLATION_TARGETS["fr"]]
     french.files["pytorch_model.bin"] = french.files.pop("model.safetensors")
 
-    assert check_command(settings, access_for(hub.url, tmp_path)) == 0
+    assert check_command(settings, BUDGET, access_for(hub.url, tmp_path)) == 0
     assert "refused" in {row[2]: row for row in rows(capsys.readouterr().out)}["fr:"]
 
 
@@ -130,7 +134,7 @@ def test_without_a_network_check_and_fetch_say_so_in_one_line_and_exit_2(
     nowhere = access_for("http://127.0.0.1:9", tmp_path)
     settings = Settings(_env_file=None)
 
-    assert check_command(settings, nowhere) == 2
+    assert check_command(settings, BUDGET, nowhere) == 2
     assert fetch_defaults_command(settings, nowhere) == 2
     from bot.hub.prefetch import fetch_command
 
@@ -162,3 +166,27 @@ def test_fetch_defaults_downloads_every_model_once_under_one_bar_and_a_rerun_fet
 
     assert fetch_defaults_command(settings, access) == 0
     assert hub.count("/model.safetensors", "GET") == downloads
+
+
+def test_hfbot_models_check_on_the_command_line_reads_hf_endpoint(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HFBOT_", "HF_", "TELEGRAM_", "TRANSFORMERS_OFFLINE"))
+    }
+    env.update({"PYTHONPATH": str(root), "HF_ENDPOINT": "http://127.0.0.1:9"})
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "models", "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().startswith("hfbot: cannot reach http://127.0.0.1:9")
+    assert len(result.stderr.strip().splitlines()) == 1
