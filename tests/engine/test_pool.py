@@ -652,7 +652,7 @@ async def test_a_faster_form_of_a_model_waits_until_no_batch_runs_then_takes_ove
         memory_budget_bytes=None,
         metrics=PoolMetrics(),
         upgrade=upgrade,
-        upgrade_quiet_s=0.0,
+        upgrade_quiet_s=0.05,
         upgrade_wait_s=WAIT,
     )
     try:
