@@ -297,7 +297,7 @@ class ModelCache:
         log.info("loaded %s for %s (%s)", model_id, task, describe_mib(size))
         if self._evict_idle(keep=entry):
             self._free_in_background()
-        if self._upgrade is not None:
+        if self._upgrade is not None and not isinstance(getattr(runner, "model", None), OnnxModel):
             upgrading = loop.create_task(self._upgraded(entry, runner))
             self._upgrades.add(upgrading)
             upgrading.add_done_callback(self._upgrades.discard)

@@ -289,6 +289,10 @@ class ExportRefused(Exception):
     """This model stays on torch; the message says why (it is logged once)."""
 
 
+class NotExportedYet(Exception):
+    """No export of this model on disk, and the caller asked not to make one now."""
+
+
 class OnnxAccelerator:
     """Moves the forward pass of loaded encoder models to onnxruntime, keeping exports on disk."""
 
@@ -327,10 +331,14 @@ class OnnxAccelerator:
         with self._lock:
             return model_label(task, model_id) in self._exporting
 
-    def accelerate(self, task: str, model_id: str, runner: Runner) -> Runner:
+    def accelerate(
+        self, task: str, model_id: str, runner: Runner, *, export: bool = True
+    ) -> Runner:
         """The runner, its model now served by onnxruntime when its task allows and checks pass.
 
         Blocking (the pool's loading thread). Never fails: a model that cannot move stays on torch.
+        With `export=False` only an export already on disk is used (a second, where exporting
+        takes minutes of a small machine's CPU); without one the runner comes back as it was.
         """
         probes = PROBES.get(task)
         if probes is None:
@@ -338,13 +346,20 @@ class OnnxAccelerator:
         model_runner = cast(ModelRunner, runner)
         label = model_label(task, model_id)
         try:
-            model_runner.model = self._onnx_model(task, label, model_runner, probes)
+            model_runner.model = self._onnx_model(task, label, model_runner, probes, export)
+        except NotExportedYet:
+            pass
         except Exception as error:
             self._fall_back(label, error)
         return runner
 
     def _onnx_model(
-        self, task: str, label: str, runner: ModelRunner, probes: Iterable[ProbeCall]
+        self,
+        task: str,
+        label: str,
+        runner: ModelRunner,
+        probes: Iterable[ProbeCall],
+        export: bool,
     ) -> OnnxModel:
         model = runner.model
         if not isinstance(model, PreTrainedModel):
@@ -356,6 +371,8 @@ class OnnxAccelerator:
         if refused is not None:
             raise ExportRefused(refused)
         folder = self.cache_dir / key
+        if not export and not (folder / TRACED).exists():
+            raise NotExportedYet(label)
         try:
             if not (folder / TRACED).exists():
                 self._export_once(label, model, calls[0], folder)

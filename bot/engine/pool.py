@@ -265,8 +265,13 @@ class PipelinePool:
         return frozenset(model_id for _, model_id in self._models.keys())
 
     def _load(self, task: str, model_id: str) -> Runner:
-        """Blocking (loading thread): the model from where its last request said it lives."""
-        return self._loader(task, self._sources.get((task, model_id), model_id))
+        """Blocking (loading thread): the model from where its last request said it lives,
+        on ONNX Runtime at once when an export of it is already on disk (after a restart)."""
+        source = self._sources.get((task, model_id), model_id)
+        runner = self._loader(task, source)
+        if self.onnx is None:
+            return runner
+        return self.onnx.accelerate(task, source, runner, export=False)
 
     def _upgrade(self, task: str, model_id: str) -> Runner | None:
         """Blocking (loading thread): the model again, on ONNX Runtime, or None where its task
