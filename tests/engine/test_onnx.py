@@ -348,3 +348,19 @@ async def test_a_first_request_is_answered_on_torch_while_its_export_runs_then_o
     assert isinstance(during, torch.nn.Module)
     assert isinstance(after, OnnxModel)
     assert first["label"] == second["label"] == third["label"]
+
+
+async def test_after_a_restart_a_model_exported_before_serves_on_onnx_from_its_first_request(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    async with PipelinePool(cpu_settings(tmp_path)) as first_life:
+        await first_life.submit("text-classification", str(tiny_classifier), "I love it.")
+        await first_life.upgrades_done()
+    async with PipelinePool(cpu_settings(tmp_path)) as second_life:
+        await second_life.submit("text-classification", str(tiny_classifier), "I love it.")
+        async with second_life.lease("text-classification", str(tiny_classifier)) as runner:
+            model = getattr(runner, "model", None)
+        exports = second_life.metrics.snapshot().onnx_exports
+
+    assert isinstance(model, OnnxModel)
+    assert exports == 0
