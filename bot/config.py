@@ -429,3 +429,17 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(
         default=60.0, gt=0, description="Longest voice note, audio or video note transcribed."
     )
+
+    # Pictures and voices out
+    max_image_work: float = Field(
+        default=4.0,
+        gt=0,
+        description=(
+            "Most drawing one /imagine request may ask for, in megapixel-steps: width × height × "
+            "steps, doubled when guidance is above 1. The default model draws 512×512 in one "
+            "step (0.26); 4 allows e.g. 1024×1024 in 4 steps or 512×512 in 15."
+        ),
+    )
+    max_speech_chars: int = Field(
+        default=600, ge=1, description="Longest text /say reads aloud in one voice note."
+    )

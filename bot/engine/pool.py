@@ -37,6 +37,10 @@ TextCallback = Callable[[str], None]
 
 # Which engine serves each pipeline task, read off the task registry.
 ENGINE_KINDS: dict[str, EngineKind] = {spec.pipeline_task: spec.engine for spec in TASKS.values()}
+# Tasks whose row bounds a batch below the pool's own `pool_max_batch_size`.
+BATCH_LIMITS: dict[str, int] = {
+    spec.pipeline_task: spec.max_batch_size for spec in TASKS.values() if spec.max_batch_size
+}
 
 
 class Engine(Protocol):
@@ -260,7 +264,10 @@ class PipelinePool:
             models=self._models,
             executor=self._executor,
             metrics=self.metrics,
-            max_batch_size=self.settings.pool_max_batch_size,
+            max_batch_size=min(
+                self.settings.pool_max_batch_size,
+                BATCH_LIMITS.get(task, self.settings.pool_max_batch_size),
+            ),
             max_wait_s=self.settings.pool_max_wait_ms / 1000,
             queue_size=self.settings.pool_queue_size,
         )

@@ -1,0 +1,16 @@
+"""Where and how every runner loads its model: one small value every runner module shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Where and how every runner loads its model."""
+
+    device: str
+    dtype: torch.dtype
+    token: str | None = None
