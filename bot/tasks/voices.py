@@ -1,9 +1,8 @@
 """Which voice reads a text aloud: a default voice per language, the language from the text.
 
 /say answers in the voice the person chose (`/model say …`); otherwise the
-text picks it: mostly Chinese characters, the Chinese voice; mostly Latin
-letters, the English one; neither (digits, emoji, another script), the
-person's /lang. An operator replaces a voice with `default_models`
+text picks it: mostly Chinese, the Chinese voice; mostly Latin letters, the
+English one; neither (digits, emoji, another script), the person's /lang. An operator replaces a voice with `default_models`
 (`{"say": …}` for English, `{"say.zh": …}` for Chinese).
 """
 
@@ -28,8 +27,12 @@ def is_cjk(char: str) -> bool:
 
 
 def speech_language(text: str, fallback: str) -> str:
-    """`zh` or `en`, whichever script has more letters in `text`; `fallback` on a tie."""
-    han = sum(1 for char in text if is_cjk(char))
+    """`zh` or `en`, whichever script says more of `text`; `fallback` on a tie.
+
+    A Chinese character is a syllable, which Latin letters spell in two or three, so it
+    counts as two letters: "I love 北京" is English, "我爱 NY" Chinese.
+    """
+    han = 2 * sum(1 for char in text if is_cjk(char))
     latin = sum(1 for char in text if char.isascii() and char.isalpha())
     if han == latin:
         return fallback if fallback in SPEECH_VOICES else DEFAULT_VOICE_LANGUAGE
