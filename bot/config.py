@@ -443,3 +443,13 @@ class Settings(BaseSettings):
     max_speech_chars: int = Field(
         default=600, ge=1, description="Longest text /say reads aloud in one voice note."
     )
+    vision_image_edge: int | None = Field(
+        default=1024,
+        ge=64,
+        description=(
+            "Longest side (pixels) a model that sees reads a photo at, where its processor "
+            "resizes to one (SmolVLM, Idefics3): each 512-px tile costs a pass of its vision "
+            "encoder and 64 tokens, so a phone photo at SmolVLM's own 2048 px is 13 tiles, "
+            "at 1024 five. Empty: the model's own."
+        ),
+    )

@@ -9,9 +9,9 @@ alone, so each one reports its own steps (`RequestControl.progress`) and stops
 on its own between steps when its caller has gone (Stop, /cancel, a timeout),
 freeing the executor at once instead of after the last step.
 
-On a CPU two pictures in one UNet call cost what two calls cost (the 64×64
-latents already fill the cores; see bench/RESULTS.md), so drawing alone loses
-nothing there.
+On a CPU two pictures in one pipeline call cost at least what two calls do (the
+64×64 latents already fill the cores; measured in bench/RESULTS.md), so drawing
+alone loses nothing there.
 """
 
 from __future__ import annotations

@@ -14,3 +14,6 @@ class LoadOptions:
     device: str
     dtype: torch.dtype
     token: str | None = None
+    # The longest side a model that sees reads a photo at, where its processor resizes
+    # to one (`HFBOT_VISION_IMAGE_EDGE`); None keeps the model's own.
+    vision_image_edge: int | None = None

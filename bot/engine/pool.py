@@ -75,7 +75,11 @@ def default_loader(settings: Settings, onnx: OnnxAccelerator | None = None) -> L
     device = resolve_device(settings.pool_device)
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
     load = partial(
-        load_runner, device=device, dtype=resolve_dtype(settings.pool_dtype, device), token=token
+        load_runner,
+        device=device,
+        dtype=resolve_dtype(settings.pool_dtype, device),
+        token=token,
+        vision_image_edge=settings.vision_image_edge,
     )
     if onnx is None:
         return load

@@ -72,6 +72,7 @@ def load_runner(
     device: str,
     dtype: torch.dtype | str,
     token: str | None = None,
+    vision_image_edge: int | None = None,
 ) -> Runner:
     """Load one model for one task (blocking: call it in an executor).
 
@@ -79,7 +80,7 @@ def load_runner(
     """
     if isinstance(dtype, str):
         dtype = resolve_dtype(dtype, device)
-    return RUNNERS[task](task, model_id, LoadOptions(device, dtype, token))
+    return RUNNERS[task](task, model_id, LoadOptions(device, dtype, token, vision_image_edge))
 
 
 def _pipeline(task: str, model_id: str, options: LoadOptions) -> Any:

@@ -8,6 +8,11 @@ so pictures are counted by the processor, once each, and the chosen prompt is
 checked again as the processor builds it. The newest `IMAGES_SHOWN` pictures of
 a conversation are shown; older ones are named (see `bot.engine.chat`).
 
+A photo costs a pass of the vision encoder per tile: SmolVLM reads a phone photo at
+2048 px as 13 tiles of 512 (832 tokens), half a minute to the first word on two CPU
+cores, so where the processor resizes to a longest edge the runner lowers it to
+`vision_image_edge` (1024 px: five tiles) unless the operator says otherwise.
+
 Continuous batching does not take pictures, so these models are micro-batched
 (`unsupported_reason` sends them here) and still stream: the runner takes
 controls (`bot.engine.controls`), hands each request its text as it grows, and
@@ -61,9 +66,10 @@ class VisionChatRunner:
 
     takes_controls = True
 
-    def __init__(self, model: Any, processor: Any) -> None:
+    def __init__(self, model: Any, processor: Any, image_edge: int | None = None) -> None:
         self.model = model
         self.processor = processor
+        _cap_image_edge(processor, image_edge)
         self.tokenizer = processor.tokenizer
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -80,7 +86,7 @@ class VisionChatRunner:
         model = AutoModelForImageTextToText.from_pretrained(
             model_id, dtype=options.dtype, token=options.token, use_safetensors=True
         )
-        return cls(model.to(options.device).eval(), processor)
+        return cls(model.to(options.device).eval(), processor, options.vision_image_edge)
 
     def __call__(
         self,
@@ -150,6 +156,23 @@ class VisionChatRunner:
             text=[chat.text for chat in fitted], images=images, padding=True, return_tensors="pt"
         )
         return batch.to(self.model.device).to(self.model.dtype)
+
+
+def _cap_image_edge(processor: Any, edge: int | None) -> None:
+    """Lower the longest edge the processor resizes photos to, never below one tile."""
+    image_processor: Any = getattr(processor, "image_processor", None)
+    longest = _longest_edge(getattr(image_processor, "size", None))
+    if edge is None or longest is None:
+        return
+    tile = _longest_edge(getattr(image_processor, "max_image_size", None)) or 0
+    image_processor.size = {"longest_edge": max(min(longest, edge), tile)}
+
+
+def _longest_edge(size: Any) -> int | None:
+    value = (
+        size.get("longest_edge") if isinstance(size, dict) else getattr(size, "longest_edge", None)
+    )
+    return int(value) if value else None
 
 
 def _shown(turns: Sequence[ChatMessage], shown: Sequence[int]) -> list[ImageBytes]:

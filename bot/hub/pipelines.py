@@ -109,4 +109,3 @@ def weight_files(component: str, files: Iterable[str]) -> tuple[str, ...]:
                 )
             )
     return ()
-

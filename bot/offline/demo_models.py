@@ -960,55 +960,65 @@ def tiny_speech_recognizer(directory: str | Path, scale: Scale = TINY) -> Path:
 # Pictures and voices out, pictures in conversation ------------------------------------
 
 
+def picture_models(scale: Scale = TINY) -> dict[str, Any]:
+    """The parts of a Stable Diffusion pipeline shaped like SDXS-512 that hold weights (a
+    UNet without a mid block, a CLIP text encoder, the tiny autoencoder TAESD) and its
+    tokenizer, by the names diffusers gives them."""
+    from diffusers import AutoencoderTiny, UNet2DConditionModel
+
+    tokenizer = _clip_tokenizer(scale)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **scale.picture_text,
+        )
+    )
+    unet = UNet2DConditionModel(
+        in_channels=4,
+        out_channels=4,
+        mid_block_type=None,
+        cross_attention_dim=scale.picture_text["hidden_size"],
+        **scale.unet,
+    )
+    vae = AutoencoderTiny(**scale.picture_autoencoder)
+    return {
+        "unet": unet.eval(),
+        "text_encoder": text.eval(),
+        "vae": vae.eval(),
+        "tokenizer": tokenizer,
+    }
+
+
+def picture_pipeline(scale: Scale = TINY) -> Any:
+    """`picture_models` with a one-step ("trailing") Euler scheduler, as SDXS ships it."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        **picture_models(scale),
+        scheduler=EulerDiscreteScheduler(
+            beta_schedule="scaled_linear",
+            beta_start=0.00085,
+            beta_end=0.012,
+            timestep_spacing="trailing",
+            steps_offset=1,
+        ),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
 def tiny_picture_maker(directory: str | Path, scale: Scale = TINY) -> Path:
-    """A Stable Diffusion pipeline shaped like SDXS-512: a UNet without a mid block, a CLIP
-    text encoder and the tiny autoencoder (TAESD), one-step scheduler; saved as diffusers
-    saves one (model_index.json and a folder per component), for /imagine."""
+    """`picture_pipeline` saved as diffusers saves one (model_index.json and a folder per
+    component), for /imagine."""
     path = Path(directory) / f"picture_maker{scale.suffix}"
     with _build_lock:
         if not (path / "model_index.json").exists():
-            from diffusers import (
-                AutoencoderTiny,
-                EulerDiscreteScheduler,
-                StableDiffusionPipeline,
-                UNet2DConditionModel,
-            )
-
             torch.manual_seed(0)
-            tokenizer = _clip_tokenizer(scale)
-            text = CLIPTextModel(
-                CLIPTextConfig(
-                    vocab_size=len(tokenizer),
-                    bos_token_id=tokenizer.bos_token_id,
-                    eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=tokenizer.pad_token_id,
-                    **scale.picture_text,
-                )
-            )
-            unet = UNet2DConditionModel(
-                in_channels=4,
-                out_channels=4,
-                mid_block_type=None,
-                cross_attention_dim=scale.picture_text["hidden_size"],
-                **scale.unet,
-            )
-            pipeline = StableDiffusionPipeline(
-                vae=AutoencoderTiny(**scale.picture_autoencoder),
-                text_encoder=text.eval(),
-                tokenizer=tokenizer,
-                unet=unet.eval(),
-                scheduler=EulerDiscreteScheduler(
-                    beta_schedule="scaled_linear",
-                    beta_start=0.00085,
-                    beta_end=0.012,
-                    timestep_spacing="trailing",
-                    steps_offset=1,
-                ),
-                safety_checker=None,
-                feature_extractor=None,
-                requires_safety_checker=False,
-            )
-            pipeline.save_pretrained(path, safe_serialization=True)
+            picture_pipeline(scale).save_pretrained(path, safe_serialization=True)
     return path
 
 

@@ -310,7 +310,7 @@ TASKS: dict[str, TaskSpec] = {
             formatters.format_picture,
             ModelKind(("text-to-image",), _TEXT_TO_IMAGE),
             params=PICTURE_PARAMS,
-            aliases=("draw", "text-to-image"),
+            aliases=("draw",),
             output_kind="picture",
             max_batch_size=1,
             work_check=check_drawing_work,
