@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import io
-import logging
 import secrets
 from typing import Any
 
@@ -29,8 +28,6 @@ from bot.engine.controls import RequestControl, Stopped
 from bot.engine.load_options import LoadOptions
 from bot.errors import PictureWithheld
 from bot.tasks import Picture, picture_size
-
-log = logging.getLogger(__name__)
 
 # Seeds as torch.Generator takes them and people can type them back: 0 … 2³² − 1.
 SEED_RANGE = 2**32
