@@ -29,6 +29,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_pool --write
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_generation --write
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_media --write
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_media_out --write
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_chat --write
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_onnx --write
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench.bench_bot --write

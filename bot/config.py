@@ -497,3 +497,27 @@ class Settings(BaseSettings):
     max_audio_seconds: float = Field(
         default=60.0, gt=0, description="Longest voice note, audio or video note transcribed."
     )
+
+    # Pictures and voices out
+    max_image_work: float = Field(
+        default=4.0,
+        gt=0,
+        description=(
+            "Most drawing one /imagine request may ask for, in megapixel-steps: width × height × "
+            "steps, doubled when guidance is above 1. The default model draws 512×512 in one "
+            "step (0.26); 4 allows e.g. 1024×1024 in 4 steps or 512×512 in 15."
+        ),
+    )
+    max_speech_chars: int = Field(
+        default=600, ge=1, description="Longest text /say reads aloud in one voice note."
+    )
+    vision_image_edge: int | None = Field(
+        default=1024,
+        ge=64,
+        description=(
+            "Longest side (pixels) a model that sees reads a photo at, where its processor "
+            "resizes to one (SmolVLM, Idefics3): each 512-px tile costs a pass of its vision "
+            "encoder and 64 tokens, so a phone photo at SmolVLM's own 2048 px is 13 tiles, "
+            "at 1024 five. Empty: the model's own."
+        ),
+    )

@@ -294,3 +294,21 @@ class UnreadableMedia(UserFacingError):
     """A file that is corrupt, or in a format Pillow or FFmpeg cannot read."""
 
     key = "error.unreadable_media"
+
+
+class ImagesNotSupported(UserFacingError):
+    """A picture sent in a conversation whose model reads text only."""
+
+    key = "error.images_not_supported"
+
+
+class UnspeakableText(UserFacingError):
+    """Nothing of the text is in the voice's alphabet (an English voice given Thai, say)."""
+
+    key = "error.unspeakable_text"
+
+
+class PictureWithheld(UserFacingError):
+    """The model's own safety checker blanked the picture it drew."""
+
+    key = "error.picture_withheld"

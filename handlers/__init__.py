@@ -29,7 +29,13 @@ def register_handlers(application: BotApplication) -> None:
         "start": common.start_command,
         "help": common.help_command,
         "cancel": common.cancel_command,
-        **{name: inference.task_handler(spec) for name, spec in TASKS.items()},
+        # Rows answering with a picture or a voice note wait for their sendPhoto/sendVoice
+        # answers (issue 29, part 2); until then their commands are not offered.
+        **{
+            name: inference.task_handler(spec)
+            for name, spec in TASKS.items()
+            if spec.output_kind == "text"
+        },
         "settings": settings.settings_command,
         "model": settings.model_command,
         "set": settings.set_command,

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 MENU = (
     "start",
     "help",
-    *TASKS,
+    *(name for name, spec in TASKS.items() if spec.output_kind == "text"),
     "new",
     "forget",
     "system",

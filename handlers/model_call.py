@@ -168,8 +168,11 @@ def check_work(
     """Refuse, before anything is queued, a request that fans out into too much model work.
 
     Zero-shot classification runs the model once per label over the whole
-    text; generation makes max_new_tokens for each of num_return_sequences.
+    text; generation makes max_new_tokens for each of num_return_sequences; a row
+    with a check of its own (a picture's pixels × steps) applies it too.
     """
+    if spec.work_check is not None:
+        spec.work_check(call.kwargs, request.text, settings)
     labels = call.kwargs.get("candidate_labels") or ()
     if spec.input_kind == "text" and len(labels) * len(request.text) > settings.max_work_chars:
         raise TooMuchWork(

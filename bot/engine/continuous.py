@@ -92,6 +92,8 @@ def unsupported_reason(model: PreTrainedModel, params: Mapping[str, Any]) -> str
     config = model.config
     if getattr(config, "is_encoder_decoder", False):
         return "encoder-decoder models are not served by continuous batching"
+    if getattr(config, "vision_config", None) is not None:
+        return "models that see pictures are served by the vision chat runner"
     if not callable(getattr(model, "init_continuous_batching", None)) or not model.can_generate():
         return f"{type(model).__name__} cannot generate text"
     attention = getattr(config, "_attn_implementation", None) or "eager"

@@ -6,7 +6,8 @@ it) and stopped when the cache evicts that model or the pool closes. Every
 request holds a lease on the model while it runs, so a model is never evicted
 mid-generation. Requests the engine cannot serve (encoder-decoder models, a
 parameter it cannot apply per request such as `repetition_penalty`) go to the
-micro-batching path with the same result shape; they just don't stream.
+micro-batching path with the same result shape; they stream only where that
+path's runner streams (a model that sees pictures does).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class ContinuousGenerationPath:
                 return await engine.generate(inputs, params, on_text=on_text)
         log.debug("generation on %s falls back to micro-batching: %s", self.model_id, reason)
         self.served_by_fallback += 1
-        return await self._fallback.submit(inputs, params, caller=caller)
+        return await self._fallback.submit(inputs, params, on_text=on_text, caller=caller)
 
     async def _engine_for(self, runner: Any) -> ContinuousGenerationEngine:
         """The running engine for the model now loaded; a reloaded model gets a fresh engine."""

@@ -10,6 +10,7 @@ user's file lives in memory only for as long as its request does.
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import warnings
@@ -132,6 +133,34 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
             return upright.convert("RGB")
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
         raise UnreadableMedia() from error
+
+
+_MIME_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+}
+
+
+def image_data_url(item: ImageBytes) -> str:
+    """The file as a `data:` URL, as an engine's `image_url` content part takes a picture.
+
+    Sent as it came (the engine decodes it), after the same checks a local model's
+    picture passes: one of PHOTO_FORMATS, and within its pixel cap by its header.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(item.data), formats=PHOTO_FORMATS) as image:
+                (width, height), found = image.size, image.format
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
+        raise UnreadableMedia() from error
+    if width * height > item.max_pixels:
+        raise ImageTooLarge(pixels=_megapixels(width * height), limit=_megapixels(item.max_pixels))
+    mime = _MIME_TYPES.get(found or "", "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(item.data).decode('ascii')}"
 
 
 def decode_audio(data: bytes, sampling_rate: int, max_seconds: float) -> np.ndarray:

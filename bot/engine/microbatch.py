@@ -16,7 +16,10 @@ Each waiting request can be told its place in line (`on_position`), again
 whenever it moves, and 0 when its batch starts.
 
 Only requests that have not started can be taken back (cancelled, timed out,
-or refused at close); a running batch always finishes and delivers.
+or refused at close); a running batch always finishes and delivers. A runner
+that works in steps (`takes_controls`, see `bot.engine.controls`) also hears,
+per request, that its caller has gone, and stops that request at its next
+step; it streams each request's text or progress to the caller as it goes.
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from bot.engine.controls import ProgressCallback, RequestControl, TextCallback
 from bot.engine.metrics import PoolMetrics
 from bot.engine.model_cache import ModelCache
 from bot.engine.runners import Runner
@@ -63,11 +68,13 @@ MAX_TRACKED_OWNERS = 10_000
 @dataclass(frozen=True)
 class Caller:
     """Who a request is for: batches take turns across owners, and `on_position`, if set,
-    hears the request's place in line as it moves (0 once it runs). Without an owner a
-    request counts as its own."""
+    hears the request's place in line as it moves (0 once it runs); `on_progress` hears
+    the steps of a runner that works in steps (a picture's). Without an owner a request
+    counts as its own."""
 
     owner: Hashable = None
     on_position: PositionCallback | None = None
+    on_progress: ProgressCallback | None = None
 
 
 ANONYMOUS = Caller()
@@ -82,8 +89,11 @@ class _Request:
     enqueued_at: float
     owner: Hashable
     on_position: PositionCallback | None = None
+    on_text: TextCallback | None = None
+    on_progress: ProgressCallback | None = None
     position: int | None = None
     started: bool = False
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def tell_position(self, position: int) -> None:
         """Tell the caller where they stand, only when that changed."""
@@ -94,6 +104,28 @@ class _Request:
             self.on_position(position)
         except Exception:  # a listener's failure must not stop the queue
             log.exception("position callback failed")
+
+    def control(self, loop: asyncio.AbstractEventLoop) -> RequestControl:
+        """The runner's handle on this request, its callbacks hopping back to `loop`."""
+
+        def on_loop(callback: Callable[..., None] | None) -> Callable[..., None] | None:
+            if callback is None:
+                return None
+
+            def deliver(*values: object) -> None:
+                if self.future.done():
+                    return
+                try:
+                    callback(*values)
+                except Exception:  # a listener's failure must not stop the batch
+                    log.exception("request callback failed")
+
+            def from_any_thread(*values: object) -> None:
+                loop.call_soon_threadsafe(deliver, *values)
+
+            return from_any_thread
+
+        return RequestControl(on_loop(self.on_text), on_loop(self.on_progress), self.stopped)
 
 
 def fair_order(requests: Iterable[_Request], last_served: Mapping[Hashable, int]) -> list[_Request]:
@@ -108,10 +140,16 @@ def fair_order(requests: Iterable[_Request], last_served: Mapping[Hashable, int]
     return [request for round_ in rounds for request in round_ if request is not None]
 
 
-def run_batch(runner: Runner, inputs: list[Any], params: dict[str, Any]) -> list[Any]:
+def run_batch(
+    runner: Runner,
+    inputs: list[Any],
+    params: dict[str, Any],
+    controls: list[RequestControl] | None = None,
+) -> list[Any]:
     """The executor's side: one model call, without autograd bookkeeping."""
+    extra: dict[str, Any] = {} if controls is None else {"controls": controls}
     with torch.inference_mode():
-        results = runner(inputs, batch_size=len(inputs), **params)
+        results = runner(inputs, batch_size=len(inputs), **params, **extra)
     if len(results) != len(inputs):
         raise RuntimeError(f"runner returned {len(results)} results for {len(inputs)} inputs")
     return results
@@ -164,7 +202,8 @@ class MicroBatcher:
         on_text: Callable[[str], None] | None = None,
         caller: Caller = ANONYMOUS,
     ) -> Any:
-        """Queue one request and wait for its result; `on_text` is unused (no streaming here)."""
+        """Queue one request and wait for its result; `on_text` hears the text so far from a
+        runner that streams it (see `bot.engine.controls`), and nothing from the others."""
         if self._closed:
             raise PoolClosed(task=self.task, model=self.model_id)
         if len(self._pending) >= self._queue_size:
@@ -179,6 +218,8 @@ class MicroBatcher:
             loop.time(),
             owner=caller.owner if caller.owner is not None else future,
             on_position=caller.on_position,
+            on_text=on_text,
+            on_progress=caller.on_progress,
         )
         self._pending.append(request)
         self._tell_positions()
@@ -191,6 +232,7 @@ class MicroBatcher:
             if not request.started:
                 self._pending.remove(request)
                 self._tell_positions()
+            request.stopped.set()
             raise
 
     async def close(self) -> None:
@@ -276,6 +318,11 @@ class MicroBatcher:
         """Run a batch; if it fails, run its requests alone so one bad input fails one caller."""
         loop = asyncio.get_running_loop()
         self._metrics.record_batch(len(batch))
+        controls = (
+            [request.control(loop) for request in batch]
+            if getattr(runner, "takes_controls", False)
+            else None
+        )
         try:
             results = await loop.run_in_executor(
                 self._executor,
@@ -285,6 +332,7 @@ class MicroBatcher:
                 runner,
                 [r.inputs for r in batch],
                 batch[0].params,
+                controls,
             )
         except Exception as error:
             if len(batch) == 1:

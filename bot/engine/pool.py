@@ -47,6 +47,10 @@ TextCallback = Callable[[str], None]
 
 # Which engine serves each pipeline task, read off the task registry.
 ENGINE_KINDS: dict[str, EngineKind] = {spec.pipeline_task: spec.engine for spec in TASKS.values()}
+# Tasks whose row bounds a batch below the pool's own `pool_max_batch_size`.
+BATCH_LIMITS: dict[str, int] = {
+    spec.pipeline_task: spec.max_batch_size for spec in TASKS.values() if spec.max_batch_size
+}
 
 
 class Engine(Protocol):
@@ -82,7 +86,11 @@ def default_loader(settings: Settings, onnx: OnnxAccelerator | None = None) -> L
     device = resolve_device(settings.pool_device)
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
     load = partial(
-        load_runner, device=device, dtype=resolve_dtype(settings.pool_dtype, device), token=token
+        load_runner,
+        device=device,
+        dtype=resolve_dtype(settings.pool_dtype, device),
+        token=token,
+        vision_image_edge=settings.vision_image_edge,
     )
     if onnx is None:
         return load
@@ -301,7 +309,10 @@ class PipelinePool:
             models=self._models,
             executor=self._executor,
             metrics=self.metrics,
-            max_batch_size=self.settings.pool_max_batch_size,
+            max_batch_size=min(
+                self.settings.pool_max_batch_size,
+                BATCH_LIMITS.get(task, self.settings.pool_max_batch_size),
+            ),
             max_wait_s=self.settings.pool_max_wait_ms / 1000,
             queue_size=self.settings.pool_queue_size,
         )

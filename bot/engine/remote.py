@@ -3,7 +3,8 @@ Inference Endpoints, anything with an OpenAI-compatible or Inference API.
 
 A model named `<engine>:<model>` is served by a `RemoteEngine` behind the same
 `PipelinePool.submit` as local ones: conversations and /generate through
-`AsyncInferenceClient.chat_completion` (streamed), one-shot tasks through the
+`AsyncInferenceClient.chat_completion` (streamed; a conversation's pictures go as
+OpenAI `image_url` parts holding data URLs), one-shot tasks through the
 client's task methods where the engine offers them. Each engine has a bound on
 requests in flight (and on requests waiting for one, refused as busy beyond
 it); per-user parameters travel under the engine's names. Errors map to the
@@ -26,7 +27,8 @@ from huggingface_hub import AsyncInferenceClient, set_async_client_factory
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
 from bot.config import EngineSettings
-from bot.engine.chat import ChatPrompt, estimate_tokens, fit_estimated
+from bot.engine.chat import ChatMessage, ChatPrompt, estimate_tokens, fit_estimated, shown_images
+from bot.engine.inputs import image_data_url
 from bot.engine.metrics import EngineStats
 from bot.engine.microbatch import ANONYMOUS, Caller
 from bot.errors import (
@@ -237,8 +239,10 @@ class RemoteEngine:
         """A conversation turn or a continuation, streamed from the engine's chat endpoint."""
         engine = self._engines.settings(self._engine)
         wanted = int(params.get("max_new_tokens", 64))
+        messages: list[dict[str, Any]]
         if isinstance(inputs, ChatPrompt):
-            messages, dropped = fit_estimated(inputs, wanted, engine.context_tokens)
+            turns, dropped = fit_estimated(inputs, wanted, engine.context_tokens)
+            messages = await asyncio.to_thread(openai_messages, turns)
             prefix = ""
         else:
             messages, dropped, prefix = [{"role": "user", "content": str(inputs)}], 0, str(inputs)
@@ -252,7 +256,7 @@ class RemoteEngine:
 
     async def _stream(
         self,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         params: Mapping[str, Any],
         on_text: TextCallback,
         prefix: str,
@@ -307,6 +311,28 @@ class RemoteEngine:
 
     async def close(self) -> None:
         """Nothing is held between requests: each has a client of its own."""
+
+
+def openai_messages(turns: list[ChatMessage]) -> list[dict[str, Any]]:
+    """Chat messages as OpenAI's API (vLLM, transformers serve, …) takes them: a message
+    with pictures to show becomes content parts, pictures first, each a data URL.
+
+    Blocking (base64 of a few MB, a header read per picture): run it in a thread.
+    """
+    messages: list[dict[str, Any]] = []
+    for message, shown in zip(turns, shown_images(turns), strict=True):
+        plain = message.as_dict(shown)
+        if not shown:
+            messages.append(plain)
+            continue
+        parts: list[dict[str, Any]] = [
+            {"type": "image_url", "image_url": {"url": image_data_url(image)}}
+            for image in message.images[len(message.images) - shown :]
+        ]
+        if plain["content"]:
+            parts.append({"type": "text", "text": plain["content"]})
+        messages.append({"role": message.role, "content": parts})
+    return messages
 
 
 def _http_error(engine: str, error: HfHubHTTPError, shown: bool) -> Exception:

@@ -11,7 +11,6 @@ Remote code is never trusted: `trust_remote_code` is left at its default (off).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -27,7 +26,11 @@ from transformers import (
 )
 
 from bot.engine.chat import ChatPrompt, chat_result, fit_conversation
+from bot.engine.image_generation import PictureRunner
 from bot.engine.inputs import decode_input
+from bot.engine.load_options import LoadOptions
+from bot.engine.speech import SpeechRunner
+from bot.engine.vision_chat import VisionChatRunner, sees_images
 from bot.errors import ContextTooLong
 from bot.tasks import MASK_TOKENS
 
@@ -58,15 +61,6 @@ def resolve_dtype(setting: str, device: str) -> torch.dtype:
     return torch.float16 if device in ("cuda", "mps") else torch.float32
 
 
-@dataclass(frozen=True)
-class LoadOptions:
-    """Where and how every runner loads its model."""
-
-    device: str
-    dtype: torch.dtype
-    token: str | None = None
-
-
 RunnerLoader = Callable[[str, str, LoadOptions], "Runner"]
 """Blocking `(pipeline task, model id, options) -> Runner`."""
 
@@ -78,6 +72,7 @@ def load_runner(
     device: str,
     dtype: torch.dtype | str,
     token: str | None = None,
+    vision_image_edge: int | None = None,
 ) -> Runner:
     """Load one model for one task (blocking: call it in an executor).
 
@@ -85,7 +80,7 @@ def load_runner(
     """
     if isinstance(dtype, str):
         dtype = resolve_dtype(dtype, device)
-    return RUNNERS[task](task, model_id, LoadOptions(device, dtype, token))
+    return RUNNERS[task](task, model_id, LoadOptions(device, dtype, token, vision_image_edge))
 
 
 def _pipeline(task: str, model_id: str, options: LoadOptions) -> Any:
@@ -198,6 +193,14 @@ class ChatRunner:
             tokens[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
         )
         return [[chat_result(reply, chat)] for reply, chat in zip(replies, fitted, strict=True)]
+
+
+def load_chat_runner(task: str, model_id: str, options: LoadOptions) -> Runner:
+    """Conversations on a model that sees pictures go to the vision runner; on any other,
+    to the text-only one."""
+    if sees_images(model_id, options):
+        return VisionChatRunner.load(task, model_id, options)
+    return ChatRunner.load(task, model_id, options)
 
 
 class MediaDecodingRunner:
@@ -487,7 +490,7 @@ class ExtractiveQARunner:
 RUNNERS: dict[str, RunnerLoader] = {
     "text-classification": _pipeline,
     "text-generation": GenerationRunner.load,
-    "chat": ChatRunner.load,
+    "chat": load_chat_runner,
     "summarization": Seq2SeqRunner.load,
     "translation": Seq2SeqRunner.load,
     "token-classification": _pipeline,
@@ -498,5 +501,7 @@ RUNNERS: dict[str, RunnerLoader] = {
     "image-to-text": CaptionRunner.load,
     "zero-shot-image-classification": MediaDecodingRunner.load,
     "automatic-speech-recognition": MediaDecodingRunner.load,
+    "text-to-image": PictureRunner.load,
+    "text-to-speech": SpeechRunner.load,
 }
 """How each pipeline task of the registry is loaded; tests/tasks checks it covers every row."""

@@ -79,13 +79,32 @@ class HubAccess:
             return None
         root = self.model_dir.expanduser().resolve()
         candidate = (root / model_id).resolve()
-        if candidate.is_relative_to(root) and (candidate / "config.json").is_file():
+        if candidate.is_relative_to(root) and holds_model(candidate):
             return candidate
         wanted = hub_form(model_id)
-        for config in (*root.glob("*/config.json"), *root.glob("*/*/config.json")):
-            if hub_form(config.parent.relative_to(root).as_posix()) == wanted:
-                return config.parent
+        for folder in model_folders(root):
+            if hub_form(folder.relative_to(root).as_posix()) == wanted:
+                return folder
         return None
+
+
+# What makes a folder a model: a transformers config, or a diffusers pipeline's index.
+MODEL_MARKERS = ("config.json", "model_index.json")
+
+
+def holds_model(folder: Path) -> bool:
+    return any((folder / marker).is_file() for marker in MODEL_MARKERS)
+
+
+def model_folders(root: Path) -> list[Path]:
+    """Folders `<name>` and `<owner>/<name>` under `root` that hold a model, sorted
+    (blocking: disk). A pipeline's own components (`unet/config.json`) are not models."""
+    found = {
+        marker.parent
+        for name in MODEL_MARKERS
+        for marker in (*root.glob(f"*/{name}"), *root.glob(f"*/*/{name}"))
+    }
+    return sorted(folder for folder in found if not holds_model(folder.parent))
 
 
 def is_path_like(model_id: str) -> bool:

@@ -33,7 +33,7 @@ from bot.hub.downloads import DownloadPlan, downloaded_folder, fetch_model
 from bot.hub.facts import describe_bytes
 from bot.hub.vetting import ModelRuleLike, ModelVetter, VettedModel
 from bot.i18n import DEFAULT_LANGUAGE, t
-from bot.tasks import TASKS, TRANSLATION_TARGETS
+from bot.tasks import SPEECH_VOICES, TASKS, TRANSLATION_TARGETS, VISION_CHAT_MODEL
 
 Kind = Literal["default", "override", "target"]
 
@@ -118,6 +118,11 @@ def offered_models(settings: Settings) -> list[Offered]:
     for lang, model_id in TRANSLATION_TARGETS.items():
         if hub_form(model_id) != default:
             found.append(Offered("target", "translate", f"translate {lang}:", model_id))
+    voice = hub_form(TASKS["say"].default_model)
+    for lang, model_id in SPEECH_VOICES.items():
+        if hub_form(model_id) != voice:
+            found.append(Offered("target", "say", f"say ({lang})", model_id))
+    found.append(Offered("target", "chat", "chat (photos)", VISION_CHAT_MODEL))
     return found
 
 

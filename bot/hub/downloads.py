@@ -85,19 +85,29 @@ def plan_download(facts: ModelFacts, max_weights_bytes: int | None) -> DownloadP
     """What to fetch for a model: its loaded weights and root-level support files, each capped.
 
     Index files of other weight formats (`pytorch_model.bin.index.json`) are
-    left out; nothing in a subfolder is loaded, so nothing there is fetched.
+    left out; nothing in a subfolder is loaded, so nothing there is fetched,
+    except a diffusers pipeline's component folders, each read like a model's root.
     """
     weights = facts.loaded_weights
     if not weights:
         raise UnsafeWeights(
             model=facts.model_id, found=", ".join(facts.other_weight_files) or "none"
         )
+    folders = {"", *(f"{component}/" for component in facts.components)}
+    indexes = {
+        WEIGHTS_INDEX,
+        *(
+            f"{component}/{stem}.safetensors.index.json"
+            for component in facts.components
+            for stem in ("diffusion_pytorch_model", "model")
+        ),
+    }
     support = tuple(
         name
         for name in facts.files
-        if "/" not in name
-        and any(fnmatch(name, pattern) for pattern in SUPPORT_FILES)
-        and not (name.endswith(".index.json") and name != WEIGHTS_INDEX)
+        if name[: name.rfind("/") + 1] in folders
+        and any(fnmatch(name.rsplit("/", 1)[-1], pattern) for pattern in SUPPORT_FILES)
+        and not (name.endswith(".index.json") and name not in indexes)
     )
     for name in (*weights, *support):
         size = facts.file_sizes.get(name)
@@ -238,7 +248,7 @@ def downloaded_folder(plan: DownloadPlan, access: HubAccess) -> Path | None:
         )
         if not isinstance(cached, str):
             return None
-        folder = Path(cached).parent
+        folder = Path(cached).parents[name.count("/")]
     return folder
 
 

@@ -5,6 +5,7 @@ Hugging Face cache and a directory an operator copied onto an air-gapped
 machine are judged by the same rules (`refusal_for`). Reading facts never
 loads weights: parameter counts come from the Hub's safetensors summary or
 from the safetensors headers, which are plain JSON in front of the tensors.
+A diffusers pipeline's facts add its component folders (`bot.hub.pipelines`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bot.errors import (
     UserFacingError,
     WrongTaskModel,
 )
+from bot.hub.pipelines import PIPELINE_INDEX, PipelineIndex, weight_files
 from bot.tasks import TaskSpec, alternative_for
 
 SAFE_WEIGHTS = "*.safetensors"
@@ -78,11 +80,28 @@ class ModelFacts:
     # Where the files are fetched from when they are not on disk yet.
     source: Literal["hub", "modelscope"] = "hub"
     shards: tuple[str, ...] = ()
+    # A diffusers pipeline's component folders (model_index.json's), loaded one by one.
+    components: tuple[str, ...] = ()
     local_path: Path | None = field(default=None, compare=False)
 
     @property
+    def is_pipeline(self) -> bool:
+        return PIPELINE_INDEX in self.files
+
+    @property
     def loaded_weights(self) -> tuple[str, ...]:
-        """The weight files loading reads: `model.safetensors`, else an index's shards."""
+        """The weight files loading reads: `model.safetensors`, else an index's shards; for
+        a pipeline, those of every component folder that holds weights, or none at all
+        when one of them has no safetensors."""
+        if self.is_pipeline:
+            found: list[str] = []
+            for component in self.components:
+                if f"{component}/config.json" in self.files:
+                    weights = weight_files(component, self.files)
+                    if not weights:
+                        return ()
+                    found.extend(weights)
+            return tuple(found)
         if SINGLE_WEIGHTS in self.files:
             return (SINGLE_WEIGHTS,)
         if WEIGHTS_INDEX in self.files:
@@ -108,6 +127,8 @@ class ModelFacts:
         files for an architecture transformers does not ship."""
         if self.has_auto_map or self.custom_class:
             return True
+        if self.is_pipeline:
+            return any(name.endswith(".py") for name in self.files)
         ships_code = any(
             Path(name).name.startswith(("modeling_", "configuration_")) and name.endswith(".py")
             for name in self.files
@@ -219,10 +240,28 @@ def facts_from_hub_info(info: ModelInfo) -> ModelFacts:
     )
 
 
+def with_pipeline(facts: ModelFacts, index: PipelineIndex) -> ModelFacts:
+    """A pipeline's facts: its class as the architecture, its components, any code of its own
+    (blocking: looks classes up in diffusers). The Hub's parameter count covers every
+    safetensors file of the repo, variants and unused folders too, so it is dropped."""
+    return dataclasses.replace(
+        facts,
+        architectures=(index.class_name,) if index.class_name else (),
+        components=tuple(sorted(index.components)),
+        custom_class=index.custom_code(facts.files),
+        num_parameters=None,
+    )
+
+
 def facts_from_directory(path: Path, model_id: str) -> ModelFacts:
     """Facts from a model's files on disk (blocking: call it in a thread)."""
+    index: PipelineIndex | None = None
     try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        if (path / PIPELINE_INDEX).is_file() and not (path / "config.json").is_file():
+            index = PipelineIndex.parse((path / PIPELINE_INDEX).read_text(encoding="utf-8"))
+            config: dict[str, Any] = {}
+        else:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise UnknownModel(model=model_id) from None
     files = sorted(
@@ -240,6 +279,8 @@ def facts_from_directory(path: Path, model_id: str) -> ModelFacts:
         local_path=path,
         **_config_facts(config, _json_file(path / "tokenizer_config.json"), tuple(files)),
     )
+    if index is not None:
+        facts = with_pipeline(facts, index)
     weights = [path / name for name in facts.loaded_weights]
     counted = sum(safetensors_parameter_count(item) for item in weights)
     return dataclasses.replace(facts, num_parameters=counted or None)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import httpx2
-from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub import try_to_load_from_cache as _cached_file
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -63,7 +63,16 @@ from bot.errors import (
     UserFacingError,
 )
 from bot.hub import modelscope
-from bot.hub.access import HubAccess, hub_form, is_path_like, model_keys, rule_keys
+from bot.hub.access import (
+    MODEL_MARKERS,
+    HubAccess,
+    holds_model,
+    hub_form,
+    is_path_like,
+    model_folders,
+    model_keys,
+    rule_keys,
+)
 from bot.hub.downloads import DownloadPlan, plan_download
 from bot.hub.facts import (
     PICKLE_WEIGHTS,
@@ -72,8 +81,18 @@ from bot.hub.facts import (
     facts_from_directory,
     facts_from_hub_info,
     refusal_for,
+    with_pipeline,
 )
-from bot.tasks import TASKS, TRANSLATION_TARGETS, TaskSpec, get_task
+from bot.hub.pipelines import PIPELINE_INDEX, PipelineIndex
+from bot.tasks import (
+    SPEECH_VOICES,
+    TASKS,
+    TRANSLATION_TARGETS,
+    VISION_CHAT_MODEL,
+    TaskSpec,
+    get_task,
+    voice_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -352,10 +371,13 @@ class ModelVetter:
         return [model for model in (override, spec.default_model) if model]
 
     def offered_models(self) -> frozenset[str]:
-        """Hub forms of every model the bot itself proposes: each task's default and the
-        `/translate xx:` targets. These always pass the policy, so what the bot offers works."""
+        """Hub forms of every model the bot itself proposes: each task's default, the
+        `/translate xx:` targets, each language's voice and the model suggested to see
+        pictures. These always pass the policy, so what the bot offers works."""
         offered = [model for spec in TASKS.values() for model in self.default_models(spec)]
         offered += TRANSLATION_TARGETS.values()
+        offered += [voice_model(lang, self._settings.default_models) for lang in SPEECH_VOICES]
+        offered += [*SPEECH_VOICES.values(), VISION_CHAT_MODEL]
         return frozenset(hub_form(model) for model in offered)
 
     async def _rule_map(self) -> RuleBook:
@@ -388,7 +410,7 @@ class ModelVetter:
             return _Location("model-dir", path)
         if is_path_like(model_id):
             path = Path(model_id).expanduser().resolve()
-            if not (path / "config.json").is_file():
+            if not holds_model(path):
                 raise UnknownModel(model=model_id)
             return _Location("path", path)
         try:
@@ -447,7 +469,10 @@ class ModelVetter:
         if info.gated:
             await self._check_gated_access(model_id)
         facts = facts_from_hub_info(info)
-        if not facts.loaded_weights and facts.other_weight_files:
+        if facts.is_pipeline:
+            index = await self._pipeline_index(model_id, info.sha)
+            facts = await asyncio.to_thread(with_pipeline, facts, index)
+        elif not facts.loaded_weights and facts.other_weight_files:
             converted = await self._conversion_facts(facts)
             if converted is not None:
                 return converted
@@ -495,6 +520,19 @@ class ModelVetter:
             )
         return None
 
+    async def _pipeline_index(self, model_id: str, revision: str | None) -> PipelineIndex:
+        """A diffusers pipeline's model_index.json at the revision vetted: its components are
+        in no answer of the Hub's API, so this one small file is read."""
+        try:
+            return await asyncio.to_thread(self._read_pipeline_index, model_id, revision)
+        except GatedRepoError:
+            raise GatedModel(model=model_id, has_token=self._access.token is not None) from None
+        except (*_UNREACHABLE, HfHubHTTPError, OSError) as error:
+            logger.warning("model_index.json of %s unreadable (%s)", model_id, type(error).__name__)
+            raise HubUnavailable(model=model_id) from None
+        except ValueError:
+            raise UnknownModel(model=model_id) from None
+
     async def _check_gated_access(self, model_id: str) -> None:
         """The Hub describes gated repos to anyone; only a file request shows access."""
         if self._access.token is None:
@@ -518,20 +556,35 @@ class ModelVetter:
             raise HubUnavailable(model=model_id)
         return await asyncio.to_thread(facts_from_directory, snapshot, model_id)
 
+    def _read_pipeline_index(self, model_id: str, revision: str | None) -> PipelineIndex:
+        """Blocking (network, disk): fetch model_index.json into the cache and parse it."""
+        path = hf_hub_download(
+            model_id,
+            PIPELINE_INDEX,
+            revision=revision,
+            endpoint=self._access.endpoint,
+            token=self._access.token_arg(),
+            cache_dir=self._access.cache_dir,
+            etag_timeout=self._hub_timeout_s,
+        )
+        return PipelineIndex.parse(Path(path).read_text(encoding="utf-8"))
+
     def _cached_snapshot(self, model_id: str) -> Path | None:
         """The cached snapshot `main` points at, else the newest one.
 
         The bot downloads pinned commits, which leave no `main` ref behind;
         offline, the latest of them is what was vetted last.
         """
-        cached = _cached_file(model_id, "config.json", cache_dir=self._access.cache_dir)
-        if isinstance(cached, str):
-            return Path(cached).parent
+        for marker in MODEL_MARKERS:
+            cached = _cached_file(model_id, marker, cache_dir=self._access.cache_dir)
+            if isinstance(cached, str):
+                return Path(cached).parent
         repo = Path(self._access.cache_dir or constants.HF_HUB_CACHE) / repo_folder_name(
             repo_id=model_id, repo_type="model"
         )
         configs = sorted(
-            repo.glob("snapshots/*/config.json"), key=lambda path: path.stat().st_mtime
+            (found for marker in MODEL_MARKERS for found in repo.glob(f"snapshots/*/{marker}")),
+            key=lambda path: path.stat().st_mtime,
         )
         return configs[-1].parent if configs else None
 
@@ -584,11 +637,10 @@ class ModelVetter:
         root = self._access.model_dir
         if root is None or not root.is_dir():
             return []
-        configs = sorted([*root.glob("*/config.json"), *root.glob("*/*/config.json")])
         entries = []
-        for config in configs:
-            model_id = config.parent.relative_to(root).as_posix()
-            facts = facts_from_directory(config.parent, model_id)
+        for folder in model_folders(root):
+            model_id = folder.relative_to(root).as_posix()
+            facts = facts_from_directory(folder, model_id)
             if refusal_for(facts, spec, self._caps) is None:
                 entries.append(ModelSummary(model_id, facts.pipeline_tag, "model-dir"))
         return entries

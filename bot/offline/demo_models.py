@@ -3,7 +3,8 @@
 `TINY` (the default; hidden size 32, two layers, tokenizers trained on the few
 sentences below) is for `hfbot console --demo` and for tests that need a real
 pipeline: a model builds in a fraction of a second. `BASE` is the real size of
-the bot's default models (a 6-layer BERT, distilgpt2, ViT-base, …) with
+the bot's default models (a 6-layer BERT, distilgpt2, ViT-base, SDXS-512's UNet,
+MMS-TTS's VITS, SmolVLM-256M, …) with
 whole-word tokenizers filled to the real vocabulary size, for benchmarks: a
 forward pass costs the same whether or not the weights are trained, so only the
 sizes must be real. The `tiny_` names are those of the default scale.
@@ -29,6 +30,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers.trainers import BpeTrainer, WordPieceTrainer
 from transformers import (
+    AddedToken,
     BartConfig,
     BartForConditionalGeneration,
     BertConfig,
@@ -40,9 +42,14 @@ from transformers import (
     CLIPImageProcessorPil,
     CLIPModel,
     CLIPTextConfig,
+    CLIPTextModel,
     CLIPVisionConfig,
     GPT2Config,
     GPT2LMHeadModel,
+    Idefics3Config,
+    Idefics3ForConditionalGeneration,
+    Idefics3ImageProcessorPil,
+    Idefics3Processor,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
@@ -52,6 +59,9 @@ from transformers import (
     ViTConfig,
     ViTForImageClassification,
     ViTImageProcessorPil,
+    VitsConfig,
+    VitsModel,
+    VitsTokenizer,
     Wav2Vec2Config,
     Wav2Vec2CTCTokenizer,
     Wav2Vec2FeatureExtractor,
@@ -162,6 +172,43 @@ class Wav2Vec2Size(TypedDict):
     do_stable_layer_norm: bool
 
 
+class UNetSize(TypedDict):
+    sample_size: int
+    block_out_channels: tuple[int, ...]
+    down_block_types: tuple[str, ...]
+    up_block_types: tuple[str, ...]
+    layers_per_block: int
+    attention_head_dim: int
+    norm_num_groups: int
+
+
+class TinyAutoencoderSize(TypedDict):
+    encoder_block_out_channels: tuple[int, ...]
+    decoder_block_out_channels: tuple[int, ...]
+    num_encoder_blocks: tuple[int, ...]
+    num_decoder_blocks: tuple[int, ...]
+
+
+class VitsSize(TypedDict):
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    ffn_dim: int
+    flow_size: int
+    spectrogram_bins: int
+    upsample_initial_channel: int
+    upsample_rates: list[int]
+    upsample_kernel_sizes: list[int]
+    resblock_kernel_sizes: list[int]
+    resblock_dilation_sizes: list[list[int]]
+    prior_encoder_num_flows: int
+    prior_encoder_num_wavenet_layers: int
+    posterior_encoder_num_wavenet_layers: int
+    duration_predictor_num_flows: int
+    duration_predictor_filter_channels: int
+    depth_separable_num_layers: int
+
+
 class Vocabularies(TypedDict):
     bert: int
     gpt2: int
@@ -192,6 +239,17 @@ class Scale:
     wav2vec2: Wav2Vec2Size
     llama: LlamaSize
     image_labels: tuple[str, ...]
+    # /imagine: a latent diffusion UNet, its CLIP text encoder and a tiny autoencoder (TAESD).
+    unet: UNetSize
+    picture_text: ClipTextSize
+    picture_autoencoder: TinyAutoencoderSize
+    # /say: a VITS voice.
+    vits: VitsSize
+    # Conversations about pictures: an Idefics3 model (SigLIP tower, Llama text model).
+    vision_tower: VitSize
+    vision_text: LlamaSize
+    vision_scale_factor: int
+    vision_longest_edge: int
     vocabularies: Vocabularies | None = None
 
 
@@ -256,11 +314,73 @@ TINY = Scale(
         max_position_embeddings=512,
     ),
     image_labels=IMAGE_LABELS,
+    unet=UNetSize(
+        sample_size=8,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    ),
+    picture_text=ClipTextSize(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+    ),
+    picture_autoencoder=TinyAutoencoderSize(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+    ),
+    vits=VitsSize(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        ffn_dim=32,
+        flow_size=16,
+        spectrogram_bins=17,
+        upsample_initial_channel=32,
+        upsample_rates=[8, 8, 2, 2],
+        upsample_kernel_sizes=[16, 16, 4, 4],
+        resblock_kernel_sizes=[3],
+        resblock_dilation_sizes=[[1, 3]],
+        prior_encoder_num_flows=2,
+        prior_encoder_num_wavenet_layers=2,
+        posterior_encoder_num_wavenet_layers=2,
+        duration_predictor_num_flows=2,
+        duration_predictor_filter_channels=16,
+        depth_separable_num_layers=2,
+    ),
+    vision_tower=VitSize(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    ),
+    vision_text=LlamaSize(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+    ),
+    vision_scale_factor=2,
+    vision_longest_edge=64,
 )
 # The sizes of the registry's defaults where the architecture is the same: distilbert
 # (as a 6-layer BERT), distilgpt2, bart-large-cnn, vit-base-patch16-224, the
-# GPT-2 of vit-gpt2-image-captioning, clip-vit-base-patch32, wav2vec2-base, and
-# SmolLM2-360M-Instruct (the chat default, a Llama).
+# GPT-2 of vit-gpt2-image-captioning, clip-vit-base-patch32, wav2vec2-base,
+# SmolLM2-360M-Instruct (the chat default, a Llama), the UNet, CLIP ViT-L/14 text encoder
+# and TAESD of IDKiro/sdxs-512-dreamshaper (the /imagine default), facebook/mms-tts-eng's
+# VITS (the /say default: VitsConfig's own defaults), and SmolVLM-256M-Instruct (SigLIP
+# base at 512 px, SmolLM2-135M, 64 tokens per 512-px tile, photos up to 2048 px).
 BASE = Scale(
     suffix="-base",
     bert=BertSize(
@@ -328,6 +448,65 @@ BASE = Scale(
         max_position_embeddings=8192,
     ),
     image_labels=tuple(f"label_{i}" for i in range(1000)),
+    unet=UNetSize(
+        sample_size=64,
+        block_out_channels=(320, 640, 1280),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        layers_per_block=1,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    ),
+    picture_text=ClipTextSize(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        max_position_embeddings=77,
+    ),
+    picture_autoencoder=TinyAutoencoderSize(
+        encoder_block_out_channels=(64, 64, 64, 64),
+        decoder_block_out_channels=(64, 64, 64, 64),
+        num_encoder_blocks=(1, 3, 3, 3),
+        num_decoder_blocks=(3, 3, 3, 1),
+    ),
+    vits=VitsSize(
+        hidden_size=192,
+        num_hidden_layers=6,
+        num_attention_heads=2,
+        ffn_dim=768,
+        flow_size=192,
+        spectrogram_bins=513,
+        upsample_initial_channel=512,
+        upsample_rates=[8, 8, 2, 2],
+        upsample_kernel_sizes=[16, 16, 4, 4],
+        resblock_kernel_sizes=[3, 7, 11],
+        resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+        prior_encoder_num_flows=4,
+        prior_encoder_num_wavenet_layers=4,
+        posterior_encoder_num_wavenet_layers=16,
+        duration_predictor_num_flows=4,
+        duration_predictor_filter_channels=256,
+        depth_separable_num_layers=3,
+    ),
+    vision_tower=VitSize(
+        image_size=512,
+        patch_size=16,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+    ),
+    vision_text=LlamaSize(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=8192,
+    ),
+    vision_scale_factor=4,
+    vision_longest_edge=2048,
     vocabularies=Vocabularies(bert=30522, gpt2=50257, bart=50265, clip=49408, llama=49152),
 )
 
@@ -778,6 +957,170 @@ def tiny_speech_recognizer(directory: str | Path, scale: Scale = TINY) -> Path:
     return _save(directory, "speech_recognizer", scale, build)
 
 
+# Pictures and voices out, pictures in conversation ------------------------------------
+
+
+def picture_models(scale: Scale = TINY) -> dict[str, Any]:
+    """The parts of a Stable Diffusion pipeline shaped like SDXS-512 that hold weights (a
+    UNet without a mid block, a CLIP text encoder, the tiny autoencoder TAESD) and its
+    tokenizer, by the names diffusers gives them."""
+    from diffusers import AutoencoderTiny, UNet2DConditionModel
+
+    tokenizer = _clip_tokenizer(scale)
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **scale.picture_text,
+        )
+    )
+    unet = UNet2DConditionModel(
+        in_channels=4,
+        out_channels=4,
+        mid_block_type=None,
+        cross_attention_dim=scale.picture_text["hidden_size"],
+        **scale.unet,
+    )
+    vae = AutoencoderTiny(**scale.picture_autoencoder)
+    return {
+        "unet": unet.eval(),
+        "text_encoder": text.eval(),
+        "vae": vae.eval(),
+        "tokenizer": tokenizer,
+    }
+
+
+def picture_pipeline(scale: Scale = TINY) -> Any:
+    """`picture_models` with a one-step ("trailing") Euler scheduler, as SDXS ships it."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        **picture_models(scale),
+        scheduler=EulerDiscreteScheduler(
+            beta_schedule="scaled_linear",
+            beta_start=0.00085,
+            beta_end=0.012,
+            timestep_spacing="trailing",
+            steps_offset=1,
+        ),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def tiny_picture_maker(directory: str | Path, scale: Scale = TINY) -> Path:
+    """`picture_pipeline` saved as diffusers saves one (model_index.json and a folder per
+    component), for /imagine."""
+    path = Path(directory) / f"picture_maker{scale.suffix}"
+    with _build_lock:
+        if not (path / "model_index.json").exists():
+            torch.manual_seed(0)
+            picture_pipeline(scale).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+# MMS-TTS's English voice reads lower-case letters, apostrophes, hyphens and spaces.
+VOICE_LETTERS = "abcdefghijklmnopqrstuvwxyz'- "
+# A Mandarin voice reads pinyin with its tone marks.
+PINYIN_LETTERS = "abcdefghijklmnopqrstuvwxyzüāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ,.!? "
+
+
+def tiny_voice(directory: str | Path, scale: Scale = TINY, *, pinyin: bool = False) -> Path:
+    """A VITS voice over letters, 16 kHz, for /say: English letters like MMS-TTS's voice, or
+    pinyin with tone marks like the Mandarin one (`pinyin=True`, two speakers)."""
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        letters = PINYIN_LETTERS if pinyin else VOICE_LETTERS
+        vocab = {symbol: index for index, symbol in enumerate(["_", *letters])}
+        with tempfile.TemporaryDirectory() as scratch:
+            vocab_file = Path(scratch) / "vocab.json"
+            vocab_file.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+            tokenizer = VitsTokenizer(
+                str(vocab_file), pad_token="_", unk_token="<unk>", phonemize=False
+            )
+        config = VitsConfig(
+            vocab_size=len(vocab),
+            num_speakers=2 if pinyin else 1,
+            speaker_embedding_size=16 if pinyin else 0,
+            sampling_rate=16_000,
+            **scale.vits,
+        )
+        return VitsModel(config), [tokenizer]
+
+    return _save(directory, "voice_pinyin" if pinyin else "voice", scale, build)
+
+
+# SmolVLM's template: "User:<image>…<end_of_utterance>\nAssistant:", content as typed parts.
+VISION_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+    "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}"
+    "{% elif part['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}"
+    "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+_VISION_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>"]
+
+
+def tiny_vision_chat(directory: str | Path, scale: Scale = TINY) -> Path:
+    """An Idefics3 model (SmolVLM's architecture) with its processor and chat template, for
+    conversations about photos: pictures split into tiles, each a few image tokens."""
+
+    def build() -> tuple[PreTrainedModel, Sequence[Any]]:
+        vocabularies = scale.vocabularies
+        tok = (
+            _byte_bpe(_VISION_SPECIALS)
+            if vocabularies is None
+            else _word_level(_VISION_SPECIALS, vocabularies["llama"], unk=_VISION_SPECIALS[0])
+        )
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=tok,
+            bos_token="<|im_start|>",
+            eos_token="<end_of_utterance>",
+            pad_token="<|endoftext|>",
+            unk_token="<|endoftext|>",
+            model_max_length=scale.vision_text["max_position_embeddings"],
+        )
+        tower = scale.vision_tower
+        tile = tower["image_size"]
+        image_processor = Idefics3ImageProcessorPil(
+            size={"longest_edge": scale.vision_longest_edge},
+            max_image_size={"longest_edge": tile},
+            do_image_splitting=True,
+        )
+        per_tile = (tile // tower["patch_size"]) ** 2 // scale.vision_scale_factor**2
+        processor = Idefics3Processor(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            image_seq_len=per_tile,
+            chat_template=VISION_CHAT_TEMPLATE,
+        )
+        image_token = tokenizer.convert_tokens_to_ids(AddedToken("<image>").content)
+        config = Idefics3Config(
+            vision_config=dict(tower),
+            text_config={
+                "model_type": "llama",
+                "vocab_size": len(tokenizer),
+                "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+                "pad_token_id": tokenizer.pad_token_id,
+                "tie_word_embeddings": True,
+                **scale.vision_text,
+            },
+            scale_factor=scale.vision_scale_factor,
+            image_token_id=image_token,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        model = Idefics3ForConditionalGeneration(config)
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        return model, [processor]
+
+    return _save(directory, "vision_chat", scale, build)
+
+
 DEMO_BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "sentiment": tiny_classifier,
     "generate": tiny_gpt2,
@@ -792,9 +1135,17 @@ DEMO_BUILDERS: dict[str, Callable[[str | Path], Path]] = {
     "caption": tiny_captioner,
     "labels": tiny_clip,
     "transcribe": tiny_speech_recognizer,
+    "imagine": tiny_picture_maker,
+    "say": tiny_voice,
+}
+# Defaults that are not a task's own: the Chinese voice of /say (see bot/tasks/voices.py).
+DEMO_EXTRAS: dict[str, Callable[[str | Path], Path]] = {
+    "say.zh": lambda directory: tiny_voice(directory, pinyin=True),
 }
 
 
 def build_demo_models(directory: str | Path) -> dict[str, str]:
-    """A tiny model for every task (built once into `directory`), keyed by task name."""
-    return {task: str(build(directory)) for task, build in DEMO_BUILDERS.items()}
+    """A tiny model for every task (built once into `directory`), keyed as `default_models`
+    takes them: by task name, and `say.zh` for the Chinese voice."""
+    builders = {**DEMO_BUILDERS, **DEMO_EXTRAS}
+    return {key: str(build(directory)) for key, build in builders.items()}

@@ -134,3 +134,23 @@ def format_zero_shot(result: Any, text: str) -> str:
 def format_answer(result: Any, text: str) -> str:
     answer = result[0] if isinstance(result, list) else result
     return f"<b>{html.escape(answer['answer'].strip())}</b> · {score_bar(answer['score'])}"
+
+
+# A photo's caption may be 1,024 characters (after entities are parsed); the settings line
+# and the markup around the prompt need the rest.
+_CAPTION_PROMPT_CHARS = 900
+
+
+def format_picture(result: Any, text: str) -> str:
+    """A picture's caption: the prompt it was drawn from, then what draws it again."""
+    prompt = text.strip()
+    if len(prompt) > _CAPTION_PROMPT_CHARS:
+        prompt = prompt[: _CAPTION_PROMPT_CHARS - 1] + "…"
+    steps = "1 step" if result.steps == 1 else f"{result.steps} steps"
+    details = f"{result.width}×{result.height} · {steps} · seed {result.seed}"
+    return f"{html.escape(prompt)}\n<i>{details}</i>" if prompt else f"<i>{details}</i>"
+
+
+def format_voice(result: Any, text: str) -> str:
+    """A voice note needs no caption: Telegram shows its length and plays it."""
+    return ""

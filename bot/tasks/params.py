@@ -1,4 +1,6 @@
-"""Generation parameters under transformers' own names, each with its allowed range.
+"""Per-user parameters, each with its allowed range: generation under transformers' own names,
+pictures under short ones (`steps`, `guidance`, `size`, `seed`) that the picture runner maps
+onto diffusers' arguments.
 
 A value a user types (or a stored JSON value) becomes a valid value here or is
 refused with the range it must lie in; nothing else in the bot parses them.
@@ -80,6 +82,37 @@ class ParamSpec:
         return number
 
 
+# Width × height of a picture: multiples of 64 (what latent diffusion models' autoencoders
+# and UNets divide evenly), square or 2:3 either way up; a bare number means a square.
+PICTURE_SIZES = (
+    "256x256",
+    "384x384",
+    "512x512",
+    "512x768",
+    "768x512",
+    "640x640",
+    "768x768",
+    "768x1152",
+    "1152x768",
+    "1024x1024",
+)
+_SQUARE_ALIASES = {
+    **{
+        size.split("x")[0]: size
+        for size in PICTURE_SIZES
+        if size.split("x")[0] == size.split("x")[1]
+    },
+    **{size.replace("x", "×"): size for size in PICTURE_SIZES},
+    **{size.replace("x", "*"): size for size in PICTURE_SIZES},
+}
+
+
+def picture_size(value: str) -> tuple[int, int]:
+    """(width, height) of a `size` value as the registry stores it (`512x768`)."""
+    width, _, height = value.partition("x")
+    return int(width), int(height)
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "∞"
@@ -96,10 +129,26 @@ PARAMS: dict[str, ParamSpec] = {
         ParamSpec("repetition_penalty", float, 1.0, 1.0, 2.0),
         ParamSpec("num_return_sequences", int, 1, 1, 5),
         ParamSpec("do_sample", bool, True),
+        # /imagine. Few-step distilled models (the default draws in one step) want no
+        # classifier-free guidance; a 25-step model wants 7 or so.
+        ParamSpec("steps", int, 1, 1, 50),
+        ParamSpec("guidance", float, 0.0, 0.0, 20.0),
+        ParamSpec("size", str, "512x512", choices=PICTURE_SIZES, aliases=_SQUARE_ALIASES),
+        # -1 draws a new seed for each picture; the seed used is told with the picture.
+        ParamSpec("seed", int, -1, -1, 2**32 - 1),
     )
 }
 
-GENERATION_PARAMS = tuple(PARAMS)
+GENERATION_PARAMS = (
+    "max_new_tokens",
+    "temperature",
+    "top_k",
+    "top_p",
+    "repetition_penalty",
+    "num_return_sequences",
+    "do_sample",
+)
+PICTURE_PARAMS = ("steps", "guidance", "size", "seed")
 
 # User-wide switches, not tied to a task; validated like parameters.
 OPTIONS: dict[str, ParamSpec] = {
@@ -120,5 +169,5 @@ OPTIONS: dict[str, ParamSpec] = {
 }
 SEQ2SEQ_PARAMS = ("max_new_tokens", "num_return_sequences", "repetition_penalty")
 # A conversation has one answer per turn, so no num_return_sequences.
-CHAT_PARAMS = tuple(name for name in PARAMS if name != "num_return_sequences")
+CHAT_PARAMS = tuple(name for name in GENERATION_PARAMS if name != "num_return_sequences")
 SAMPLING_ONLY = ("temperature", "top_k", "top_p")

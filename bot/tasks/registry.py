@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from typing import Any, Literal
 
+from bot.config import Settings
 from bot.errors import UnknownParam, UnknownTask
 from bot.tasks import formatters
 from bot.tasks.params import (
@@ -28,10 +29,12 @@ from bot.tasks.params import (
     GENERATION_PARAMS,
     OPTIONS,
     PARAMS,
+    PICTURE_PARAMS,
     SAMPLING_ONLY,
     SEQ2SEQ_PARAMS,
     Value,
 )
+from bot.tasks.work import check_drawing_work, check_speech_length
 
 # What a command works on: a text, a photo, a sound, or the next turn of a conversation.
 InputKind = Literal["text", "image", "audio", "chat"]
@@ -40,7 +43,13 @@ InputStyle = Literal["text", "labels", "question", "mask", "translate"]
 # Which engine of the pool serves a task: micro-batched one-shot calls, or
 # transformers' continuous batching (decoder-only generation, streamed).
 EngineKind = Literal["microbatch", "continuous"]
+# How an answer travels: a text message, a photo (`bot.tasks.outputs.Picture`) or a voice
+# note (`bot.tasks.outputs.VoiceNote`), each with the formatter's text as its caption.
+OutputKind = Literal["text", "picture", "voice"]
 Formatter = Callable[[Any, str], str]
+# `check(call parameters, request text, settings)`: raises TooMuchWork (or InputTooLong)
+# before a request is queued; see `bot.tasks.work`.
+WorkCheck = Callable[[Mapping[str, Any], str, Settings], None]
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,31 @@ class ModelKind:
 
 
 _SEQ2SEQ = ("ForConditionalGeneration", "ForSeq2SeqLM", "MTModel")
+# Models that see pictures in a conversation (`image-text-to-text`), for folders whose
+# model card names no task: the families transformers runs with their processor's chat
+# template. Suffixes, so `…ForConditionalGeneration` of a seq2seq model does not pass.
+_VISION_CHAT = (
+    "Idefics3ForConditionalGeneration",
+    "SmolVLMForConditionalGeneration",
+    "LlavaForConditionalGeneration",
+    "LlavaOnevisionForConditionalGeneration",
+    "Qwen2VLForConditionalGeneration",
+    "Qwen2_5_VLForConditionalGeneration",
+    "Gemma3ForConditionalGeneration",
+    "PaliGemmaForConditionalGeneration",
+)
+# diffusers text-to-image pipelines (model_index.json's `_class_name`), for the same case.
+_TEXT_TO_IMAGE = (
+    "StableDiffusionPipeline",
+    "StableDiffusionXLPipeline",
+    "StableDiffusion3Pipeline",
+    "LatentConsistencyModelPipeline",
+    "PixArtAlphaPipeline",
+    "PixArtSigmaPipeline",
+    "SanaPipeline",
+    "FluxPipeline",
+    "AmusedPipeline",
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +126,11 @@ class TaskSpec:
     remote: bool = False
     # The i18n key shown when the formatter finds nothing to say (no entities, no words heard).
     empty_result: str = "result.empty"
+    output_kind: OutputKind = "text"
+    # Most requests one model call takes, below the pool's own bound: a picture is drawn
+    # alone, so each one reports its own steps and stops on its own.
+    max_batch_size: int | None = None
+    work_check: WorkCheck | None = None
 
     @property
     def streams(self) -> bool:
@@ -144,7 +183,9 @@ TASKS: dict[str, TaskSpec] = {
             "HuggingFaceTB/SmolLM2-360M-Instruct",
             formatters.format_chat,
             ModelKind(
-                ("text-generation",), ("ForCausalLM", "LMHeadModel"), needs_chat_template=True
+                ("text-generation", "image-text-to-text"),
+                ("ForCausalLM", "LMHeadModel", *_VISION_CHAT),
+                needs_chat_template=True,
             ),
             input_kind="chat",
             params=CHAT_PARAMS,
@@ -262,11 +303,37 @@ TASKS: dict[str, TaskSpec] = {
             input_kind="audio",
             empty_result="result.nothing_heard",
         ),
+        TaskSpec(
+            "imagine",
+            "text-to-image",
+            "IDKiro/sdxs-512-dreamshaper",
+            formatters.format_picture,
+            ModelKind(("text-to-image",), _TEXT_TO_IMAGE),
+            params=PICTURE_PARAMS,
+            aliases=("draw",),
+            output_kind="picture",
+            max_batch_size=1,
+            work_check=check_drawing_work,
+        ),
+        TaskSpec(
+            "say",
+            "text-to-speech",
+            "facebook/mms-tts-eng",
+            formatters.format_voice,
+            ModelKind(("text-to-speech", "text-to-audio"), ("VitsModel",)),
+            aliases=("speak", "tts"),
+            output_kind="voice",
+            work_check=check_speech_length,
+        ),
     )
 }
 
 # Where a /fill text leaves its gap: people write `<mask>` or `[MASK]` whatever the model's token.
 MASK_TOKENS = re.compile(r"<mask>|\[MASK\]", re.IGNORECASE)
+
+# The model a text-only conversation suggests when a picture arrives: a 256M SmolVLM
+# (SigLIP and SmolLM2-135M, safetensors) that answers about a photo on a CPU in seconds.
+VISION_CHAT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 # /translate <lang>: <text> picks the English→<lang> model of the Opus-MT family.
 TRANSLATION_TARGETS: dict[str, str] = {
@@ -344,6 +411,26 @@ MODEL_NOTES: dict[str, ModelNote] = {
     ),
     "openai/whisper-tiny": ModelNote(
         "multilingual speech recognition small enough for CPU (39M parameters)", 151, "main"
+    ),
+    "IDKiro/sdxs-512-dreamshaper": ModelNote(
+        "one-step pictures with no guidance (OpenRAIL++); 7x faster here than SD-Turbo",
+        1_770,
+        "main",
+    ),
+    "facebook/mms-tts-eng": ModelNote(
+        "Meta's MMS English voice (VITS, 36M parameters, no phonemizer needed; CC-BY-NC 4.0)",
+        145,
+        "main",
+    ),
+    "BricksDisplay/vits-cmn": ModelNote(
+        "a Mandarin VITS voice (Apache-2.0) that reads pinyin, which the bot writes for it",
+        145,
+        "main",
+    ),
+    VISION_CHAT_MODEL: ModelNote(
+        "the smallest SmolVLM: a chat model that sees photos on a CPU (256M parameters, bf16)",
+        513,
+        "main",
     ),
     **{f"Helsinki-NLP/opus-mt-en-{lang}": _OPUS_MT for lang in TRANSLATION_TARGETS},
 }

@@ -48,7 +48,7 @@ def test_a_conversation_for_a_remote_model_is_trimmed_by_a_generous_estimate() -
 
     assert dropped == 4, "one earlier turn (about 680 estimated tokens) still fits"
     assert len(messages) == 4
-    assert messages[0] == {"role": "system", "content": "Be brief."}
-    assert messages[1]["role"] == "user" and messages[-1]["content"] == "And now?"
+    assert messages[0] == ChatMessage("system", "Be brief.")
+    assert messages[1].role == "user" and messages[-1].content == "And now?"
     with pytest.raises(ContextTooLong):
         fit_estimated(ChatPrompt(None, (), "长" * 2000), max_new_tokens=100, limit=1000)

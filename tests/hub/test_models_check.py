@@ -15,7 +15,8 @@ from huggingface_hub import constants
 from bot.config import Settings
 from bot.hub.access import HubAccess
 from bot.hub.check import check_command, fetch_defaults_command, offered_models
-from bot.tasks import TASKS, TRANSLATION_TARGETS
+from bot.offline import demo_models
+from bot.tasks import TASKS, TRANSLATION_TARGETS, VISION_CHAT_MODEL
 from tests.support.hub_standin import (
     HubStandIn,
     config_bytes,
@@ -39,20 +40,39 @@ ARCHITECTURES = {
     "caption": "VisionEncoderDecoderModel",
     "labels": "CLIPModel",
     "transcribe": "WhisperForConditionalGeneration",
+    "say": "VitsModel",
 }
 
 
-def add_offered(hub: HubStandIn, settings: Settings) -> None:
+@pytest.fixture(scope="module")
+def pipeline_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """/imagine's default is a diffusers pipeline: a folder per component, as diffusers saves it."""
+    folder = demo_models.tiny_picture_maker(tmp_path_factory.mktemp("pipeline"))
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def add_offered(hub: HubStandIn, settings: Settings, pipeline: dict[str, bytes]) -> None:
     """Every model the bot offers, with safetensors on main."""
     for offered in offered_models(settings):
         spec = TASKS[offered.task]
+        if spec.name == "imagine":
+            hub.add(offered.model_id, pipeline, pipeline_tag="text-to-image")
+            continue
+        seeing = offered.model_id == VISION_CHAT_MODEL
         files = {
-            "config.json": config_bytes(ARCHITECTURES[spec.name]),
+            "config.json": config_bytes(
+                "Idefics3ForConditionalGeneration" if seeing else ARCHITECTURES[spec.name]
+            ),
             "model.safetensors": WEIGHTS,
             "tokenizer.json": b"{}",
             "chat_template.jinja": b"{{ messages }}",
         }
-        hub.add(offered.model_id, files, pipeline_tag=spec.model_kind.tags[0], num_parameters=16)
+        tag = "image-text-to-text" if seeing else spec.model_kind.tags[0]
+        hub.add(offered.model_id, files, pipeline_tag=tag, num_parameters=16)
 
 
 @pytest.fixture
@@ -75,17 +95,20 @@ def rows(out: str) -> list[list[str]]:
 
 
 def test_every_offered_model_gets_a_row_with_its_commit_and_size_and_the_totals(
-    hub: HubStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hub: HubStandIn,
+    pipeline_files: dict[str, bytes],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = Settings(_env_file=None, default_models={"sentiment": "acme/my-sentiment"})
-    add_offered(hub, settings)
+    add_offered(hub, settings, pipeline_files)
 
     code = check_command(settings, BUDGET, access_for(hub.url, tmp_path))
 
     out = capsys.readouterr().out
     table = rows(out)
     assert code == 0
-    assert len(table) == len(TASKS) + 1 + len(TRANSLATION_TARGETS) - 1
+    assert len(table) == len(offered_models(settings))
     assert {row[0] for row in table} == {"default", "override", "target"}
     assert all("accepted" in row for row in table)
     assert all(any(cell.startswith("main@0123456789ab") for cell in row) for row in table)
@@ -94,10 +117,13 @@ def test_every_offered_model_gets_a_row_with_its_commit_and_size_and_the_totals(
 
 
 def test_a_refused_default_fails_the_check_and_a_conversion_pr_is_shown_as_the_commit(
-    hub: HubStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hub: HubStandIn,
+    pipeline_files: dict[str, bytes],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = Settings(_env_file=None)
-    add_offered(hub, settings)
+    add_offered(hub, settings, pipeline_files)
     caption = hub.repos[TASKS["caption"].default_model]
     caption.files["pytorch_model.bin"] = caption.files.pop("model.safetensors")
     pr = caption.open_pull_request({"model.safetensors": WEIGHTS})
@@ -116,10 +142,13 @@ def test_a_refused_default_fails_the_check_and_a_conversion_pr_is_shown_as_the_c
 
 
 def test_a_refused_translation_target_is_reported_without_failing_the_check(
-    hub: HubStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hub: HubStandIn,
+    pipeline_files: dict[str, bytes],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = Settings(_env_file=None)
-    add_offered(hub, settings)
+    add_offered(hub, settings, pipeline_files)
     french = hub.repos[TRANSLATION_TARGETS["fr"]]
     french.files["pytorch_model.bin"] = french.files.pop("model.safetensors")
 
@@ -148,10 +177,13 @@ def test_without_a_network_check_and_fetch_say_so_in_one_line_and_exit_2(
 
 
 def test_fetch_defaults_downloads_every_model_once_under_one_bar_and_a_rerun_fetches_nothing(
-    hub: HubStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hub: HubStandIn,
+    pipeline_files: dict[str, bytes],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = Settings(_env_file=None)
-    add_offered(hub, settings)
+    add_offered(hub, settings, pipeline_files)
     access = access_for(hub.url, tmp_path)
 
     assert fetch_defaults_command(settings, access) == 0
@@ -160,8 +192,16 @@ def test_fetch_defaults_downloads_every_model_once_under_one_bar_and_a_rerun_fet
     downloads = hub.count("/model.safetensors", "GET")
 
     assert len(fetched) == len({o.model_id for o in offered_models(settings)})
-    assert all((Path(folder) / "model.safetensors").is_file() for _, folder in fetched)
-    assert downloads == len(fetched)
+    assert all(
+        (Path(folder) / "model.safetensors").is_file()
+        or (Path(folder) / "model_index.json").is_file()
+        for _, folder in fetched
+    )
+    assert downloads == sum(
+        name.endswith("model.safetensors") and not name.endswith("pytorch_model.safetensors")
+        for repo in hub.repos.values()
+        for name in repo.files
+    )
     assert err.count("models:") >= 1
 
     assert fetch_defaults_command(settings, access) == 0

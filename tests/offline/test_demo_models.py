@@ -10,9 +10,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from transformers import AutoTokenizer, GenerationConfig
 
-from bot.offline.demo_models import BASE, TINY, WORDS, tiny_classifier, tiny_gpt2
+from bot.offline.demo_models import (
+    BASE,
+    TINY,
+    WORDS,
+    picture_models,
+    tiny_classifier,
+    tiny_gpt2,
+)
 
 
 def test_a_base_classifier_is_a_real_size_bert_next_to_the_tiny_one(tmp_path: Path) -> None:
@@ -41,3 +49,20 @@ def test_a_gpt2_without_end_of_sequence_never_stops_and_pads_on_the_left(tmp_pat
     assert tokenizer.pad_token_id is not None
     assert tokenizer.pad_token_id == config["pad_token_id"]
     assert tokenizer.padding_side == "left"
+
+
+def test_the_base_picture_maker_has_sdxs_512s_sizes() -> None:
+    """SDXS-512's UNet has 319M parameters by its paper (316M by diffusers' count of the
+    published config), its text encoder is CLIP ViT-L/14's (123M), TAESD 2.4M: the bench's
+    seconds per picture are only the default model's if these hold."""
+    with torch.device("meta"):
+        parts = picture_models(BASE)
+    millions = {
+        name: sum(p.numel() for p in parts[name].parameters()) / 1e6
+        for name in ("unet", "text_encoder", "vae")
+    }
+    assert round(millions["unet"]) == 316
+    assert round(millions["text_encoder"]) == 123
+    assert round(millions["vae"], 1) == 2.4
+    latent_scale = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
+    assert latent_scale * parts["unet"].config.sample_size == 512

@@ -60,3 +60,23 @@ def tiny_qa(tiny_models_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_chat(tiny_models_dir: Path) -> Path:
     return tiny_models.tiny_chat(tiny_models_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_picture_maker(tiny_models_dir: Path) -> Path:
+    return tiny_models.tiny_picture_maker(tiny_models_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_voice(tiny_models_dir: Path) -> Path:
+    return tiny_models.tiny_voice(tiny_models_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_pinyin_voice(tiny_models_dir: Path) -> Path:
+    return tiny_models.tiny_voice(tiny_models_dir, pinyin=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_vision_chat(tiny_models_dir: Path) -> Path:
+    return tiny_models.tiny_vision_chat(tiny_models_dir)

@@ -1,0 +1,19 @@
+"""Where and how every runner loads its model: one small value every runner module shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Where and how every runner loads its model."""
+
+    device: str
+    dtype: torch.dtype
+    token: str | None = None
+    # The longest side a model that sees reads a photo at, where its processor resizes
+    # to one (`HFBOT_VISION_IMAGE_EDGE`); None keeps the model's own.
+    vision_image_edge: int | None = None
