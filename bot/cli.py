@@ -1,7 +1,10 @@
 """The `hfbot` command: run the bot, manage the database schema, read the usage figures.
 
-Errors a person can fix (no token, database unreachable) end in one line on
-stderr and a non-zero exit code, never a traceback.
+Errors a person can fix (no token, a bad token, a database that cannot be
+opened) end in one line on stderr and a non-zero exit code, never a traceback.
+Only the settings and the standard library are imported before a command runs,
+so a missing token is answered at once; the database layer, PTB, transformers
+and torch load inside the command that needs them.
 """
 
 from __future__ import annotations
@@ -15,19 +18,18 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram.error import InvalidToken
 
 from bot.config import MissingTokenError, Settings
 from bot.errors import StoreUnavailable
 from bot.log_setup import configure_logging
-from bot.tasks import param_rules_from_caps
-from models import migrate
-from models.store import SettingsStore, create_engine
-from models.usage import WINDOWS, Bucket, UsageSeries, step_for
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from models.usage import Bucket, UsageSeries
 
 log = logging.getLogger("hfbot")
 
@@ -87,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--since",
         default="24h",
-        help=f"{', '.join(WINDOWS)} or an ISO date or time, UTC unless it says (default: %(default)s)",
+        help="24h, 7d, 30d or an ISO date or time, UTC unless it says (default: %(default)s)",
     )
     stats.add_argument(
         "--csv",
@@ -110,29 +112,44 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _with_engine(settings: Settings, action: Callable) -> object:
-    engine = create_engine(settings.database_url)
+async def _with_engine(settings: Settings, action: Callable[[AsyncEngine], Any]) -> Any:
+    """Run `action` on an engine for the configured database; failing to open it is one line."""
+    from sqlalchemy.exc import DBAPIError
+
+    from models.opening import failure_reason, sqlite_problem
+    from models.store import create_engine
+
+    problem = sqlite_problem(settings.database_url, settings.database_timeout_s)
+    if problem is not None:
+        raise StoreUnavailable(reason=problem)
+    engine = create_engine(settings.database_url, timeout_s=settings.database_timeout_s)
     try:
         return await action(engine)
-    except OSError as exc:
-        raise StoreUnavailable(reason=str(exc)) from exc
+    except (DBAPIError, OSError) as exc:
+        raise StoreUnavailable(reason=failure_reason(exc)) from exc
     finally:
         await engine.dispose()
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from models import migrate
+
     asyncio.run(_with_engine(settings, lambda engine: migrate.upgrade(engine, args.revision)))
     print(f"database at revision {args.revision}")
     return 0
 
 
 def _db_downgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from models import migrate
+
     asyncio.run(_with_engine(settings, lambda engine: migrate.downgrade(engine, args.revision)))
     print(f"database downgraded to {args.revision}")
     return 0
 
 
 def _db_current(settings: Settings, args: argparse.Namespace) -> int:
+    from models import migrate
+
     revision = asyncio.run(_with_engine(settings, migrate.current_revision))
     head = migrate.head_revision()
     print(f"{revision or 'empty'} (head: {head})")
@@ -141,6 +158,8 @@ def _db_current(settings: Settings, args: argparse.Namespace) -> int:
 
 def since_moment(text: str, now: datetime) -> datetime:
     """`24h`, `7d`, `30d`, or an ISO date or time (UTC unless it names a zone), before `now`."""
+    from models.usage import WINDOWS
+
     if text in WINDOWS:
         return now - WINDOWS[text]
     moment = datetime.fromisoformat(text)
@@ -152,6 +171,10 @@ def since_moment(text: str, now: datetime) -> datetime:
 
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     """The /stats figures in the terminal (a table) or as CSV, read through the store."""
+    from bot.tasks import param_rules_from_caps
+    from models.store import SettingsStore
+    from models.usage import WINDOWS, UsageSeries, step_for
+
     until = datetime.now(UTC)
     try:
         since = since_moment(args.since, until)
@@ -256,12 +279,28 @@ def _models_fetch(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app.serve import serve
-
+    """Settings and the database are checked before the ML stack loads (which takes seconds)."""
     settings.require_token()
+    from models.opening import sqlite_problem
+
+    problem = sqlite_problem(settings.database_url, settings.database_timeout_s)
+    if problem is not None:
+        raise StoreUnavailable(reason=problem)
     if args.no_migrate:
         settings = settings.model_copy(update={"auto_migrate": False})
-    asyncio.run(serve(settings))
+    from telegram.error import InvalidToken
+
+    from bot.app.serve import serve
+
+    try:
+        asyncio.run(serve(settings))
+    except InvalidToken:
+        print(
+            "hfbot: Telegram rejected TELEGRAM_BOT_TOKEN: check it, or ask @BotFather for a "
+            "new one if it was revoked.",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
@@ -280,29 +319,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingTokenError as exc:
         print(f"hfbot: {exc}", file=sys.stderr)
         return 2
-    except InvalidToken:
-        print(
-            "hfbot: Telegram rejected TELEGRAM_BOT_TOKEN: check it, or ask @BotFather for a "
-            "new one if it was revoked.",
-            file=sys.stderr,
-        )
-        return 2
     except StoreUnavailable as exc:
+        from models.opening import location, sqlite_path
+
+        verb = "open" if sqlite_path(settings.database_url) is not None else "reach"
         print(
-            f"hfbot: cannot reach the database at {_safe_url(settings.database_url)} "
+            f"hfbot: cannot {verb} the database at {location(settings.database_url)} "
             f"({exc.values.get('reason')})",
             file=sys.stderr,
         )
         return 3
     except KeyboardInterrupt:
         return 130
-
-
-def _safe_url(url: str) -> str:
-    """The database URL with any password masked, for messages people may paste in chats."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":
