@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
         help="where --demo keeps its tiny models (default: %(default)s)",
     )
     console.add_argument(
+        "--database",
+        type=Path,
+        help=(
+            "the console's own SQLite file (default: console.db, or console-demo.db with "
+            "--demo, in $XDG_DATA_HOME/hfbot or ~/.local/share/hfbot); never DATABASE_URL"
+        ),
+    )
+    console.add_argument(
         "--verbose",
         action="store_true",
         help="show log lines and model-loading progress here instead of in the log file",
@@ -263,8 +271,15 @@ def _console(settings: Settings, args: argparse.Namespace) -> int:
         os.environ["TQDM_DISABLE"] = "1"
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         os.environ["TRANSFORMERS_VERBOSITY"] = "error"
-    from bot.offline.console import DEMO_NOTICE, demo_settings, run_console
+    from bot.offline.console import (
+        DEMO_NOTICE,
+        console_database,
+        console_settings,
+        demo_settings,
+        run_console,
+    )
 
+    settings = console_settings(settings, args.database or console_database(args.demo))
     if args.demo:
         print(DEMO_NOTICE, file=sys.stderr)
         settings = demo_settings(settings, args.demo_dir)
