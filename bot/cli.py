@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
+    healthcheck = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the bot running here answers /healthz (Docker's HEALTHCHECK, monitors)",
+    )
+    healthcheck.set_defaults(handler=_healthcheck)
+
     console = commands.add_parser(
         "console", help="chat with the bot in this terminal (no Telegram account needed)"
     )
@@ -316,6 +322,56 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    return 0
+
+
+def healthz_url(settings: Settings) -> str | None:
+    """Where the bot these settings run serves /healthz, as seen from this machine; None: nowhere.
+
+    The metrics port when set, else the webhook port in webhook mode; polling
+    without a metrics port serves no HTTP at all.
+    """
+    if settings.metrics_port is not None:
+        host, port = settings.metrics_listen, settings.metrics_port
+    elif settings.webhook_url is not None:
+        host, port = settings.webhook_listen, settings.webhook_port
+    else:
+        return None
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
+
+
+def _healthcheck(settings: Settings, args: argparse.Namespace) -> int:
+    """Read the settings as the bot does (so an empty variable means the same to both), then ask."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = healthz_url(settings)
+    if url is None:
+        print(
+            "hfbot: no /healthz to ask: polling serves it only with HFBOT_METRICS_PORT set",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        with urllib.request.urlopen(url, timeout=4) as answer:
+            answer.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        try:
+            parts = json.loads(body).items()
+            failing = [f"{name} {part}" for name, part in parts if name != "ok" and part != "ok"]
+        except (ValueError, AttributeError):
+            failing = []
+        detail = f": {', '.join(failing)}" if failing else ""
+        print(f"hfbot: unhealthy, {url} answered {exc.code}{detail}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"hfbot: no answer from {url} ({reason})", file=sys.stderr)
+        return 1
+    print(f"healthy ({url})")
     return 0
 
 

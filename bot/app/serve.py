@@ -4,7 +4,8 @@ Telegram that cannot be reached at start (no network, a DNS failure, a refused
 or silent connection, a 5xx) is one log line per attempt, tried again with
 backoff until it answers or a stop signal comes; a token Telegram rejects is
 not retried (it will not heal). Polling that loses Telegram later logs one
-line per failure while PTB's own loop backs off.
+line per failure while PTB's own loop backs off, and so does PTB's last
+getUpdates on the way out when Telegram is gone by then.
 
 On a stop signal the bot stops taking updates, lets requests in flight finish
 until `shutdown_grace_s`, then closes the pool, which answers every request
@@ -53,6 +54,7 @@ async def serve(
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     secret = webhook_secret(settings) if webhook else None
+    _one_line_updater_errors()
     if not await reach_telegram(application, settings, stop):
         _forget_signals(loop)
         return
@@ -92,6 +94,28 @@ async def serve(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     _forget_signals(loop)
+
+
+class NetworkErrorsInOneLine(logging.Filter):
+    """PTB's updater logs a traceback when its last getUpdates at shutdown cannot reach
+    Telegram; a network failure is one warning line with its reason instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, NetworkError):
+            record.msg = f"{record.getMessage().split('. ')[0]} ({exc})"
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_UPDATER_LOG = logging.getLogger("telegram.ext.Updater")
+
+
+def _one_line_updater_errors() -> None:
+    if not any(isinstance(f, NetworkErrorsInOneLine) for f in _UPDATER_LOG.filters):
+        _UPDATER_LOG.addFilter(NetworkErrorsInOneLine())
 
 
 def _forget_signals(loop: asyncio.AbstractEventLoop) -> None:

@@ -141,6 +141,31 @@ async def test_telegram_down_then_refusing_is_one_line_per_attempt_until_it_answ
     assert not emu.faults.pending, "the 502s were met before the bot got in"
 
 
+async def test_telegram_gone_while_polling_and_at_shutdown_is_one_line_each_and_a_clean_stop(
+    tmp_path: Path,
+) -> None:
+    emu = BotApiEmulator()
+    await emu.start()
+    try:
+        async with hfbot_run(
+            tmp_path, TELEGRAM_BOT_TOKEN=emu.token, TELEGRAM_API_BASE_URL=emu.url
+        ) as run:
+            await emu.wait_for("getUpdates", since=0, timeout=60)
+            await emu.stop()
+            [lost] = await run.until(
+                re.compile(r"WARNING bot\.app\.serve: polling Telegram failed")
+            )
+            code = await run.stop()
+    finally:
+        await emu.stop()
+
+    assert code == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert "trying again" in lost
+    [last_poll] = [line for line in run.lines if "one more time" in line]
+    assert last_poll.split(" ", 3)[2] == "WARNING" and "ConnectError" in last_poll
+
+
 async def test_telegram_that_accepts_and_never_answers_is_one_line_and_a_clean_stop(
     tmp_path: Path,
 ) -> None:
