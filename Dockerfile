@@ -13,7 +13,7 @@
 #   docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 -t hfbot:gpu .
 # (cu128 and cu130 carry it too, for the newest GPUs and drivers.)
 #
-# deploy/smoke-image.sh builds this image and checks it runs (see README).
+# deploy/smoke-image.sh builds this image and checks it runs (see docs/operating.md).
 ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE}
 

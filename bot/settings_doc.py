@@ -1,7 +1,7 @@
 """The configuration reference, generated from the Settings class so docs never drift.
 
 `python -m bot.settings_doc --write` rewrites `.env.example` and the table
-between the README's settings markers; tests compare both with this output.
+between the settings markers of docs/configuration.md; tests compare both with this output.
 
 In `.env.example` every setting but the token is commented out, showing its
 default: a copy of it changes nothing but what the operator uncomments. A line
@@ -80,12 +80,12 @@ def markdown_table() -> str:
 
 def write(root: Path) -> None:
     (root / ".env.example").write_text(env_example() + "\n")
-    readme = root / "README.md"
-    readme.write_text(
+    reference = root / "docs" / "configuration.md"
+    reference.write_text(
         re.sub(
             r"(<!-- settings:start -->\n).*?(<!-- settings:end -->)",
             lambda match: f"{match.group(1)}{markdown_table()}\n{match.group(2)}",
-            readme.read_text(),
+            reference.read_text(),
             flags=re.S,
         )
     )
