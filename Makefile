@@ -18,13 +18,15 @@ TORCH_PROBE_S ?= 5
 # torch goes in first, on its own, so the CPU (or CUDA) index is asked for torch
 # and its few dependencies only; everything else comes from the default index,
 # where torch is then already satisfied. The probe is one short HTTP request, as
-# pip itself would retry an unreachable index for minutes.
+# pip itself would retry an unreachable index for minutes; an index without a wheel
+# for this machine falls back to the default index too.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@if [ -n "$(TORCH_INDEX)" ] && $(BIN)/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1].rstrip("/") + "/torch/", timeout=float(sys.argv[2]))' '$(TORCH_INDEX)' '$(TORCH_PROBE_S)' 2>/dev/null; then \
 		echo "torch from $(TORCH_INDEX)"; \
-		$(BIN)/pip install --quiet --index-url '$(TORCH_INDEX)' $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) torch; \
+		$(BIN)/pip install --quiet --index-url '$(TORCH_INDEX)' $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) torch || \
+			echo "$(TORCH_INDEX) has no torch for this machine: torch from the default package index instead"; \
 	elif [ -n "$(TORCH_INDEX)" ]; then \
 		echo "$(TORCH_INDEX) cannot be reached: torch from the default package index instead"; \
 	fi
