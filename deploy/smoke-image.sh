@@ -41,7 +41,7 @@ fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
   [ -n "$CHAT_PID" ] && kill "$CHAT_PID" 2>/dev/null || true
-  $DOCKER rm -f "$NAME" "$NAME-pg" >/dev/null 2>&1 || true
+  $DOCKER rm -f -v "$NAME" "$NAME-pg" >/dev/null 2>&1 || true
   [ "${KEEP:-}" = 1 ] || $DOCKER volume rm "$VOLUME" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -154,7 +154,7 @@ step "SIGTERM stops it cleanly"
 stop_cleanly "$NAME"
 
 step "started again on the same volume: healthy, remembers what was set"
-$DOCKER rm "$NAME" >/dev/null
+$DOCKER rm -v "$NAME" >/dev/null
 chat again
 run "$NAME" -v "$VOLUME:/data"
 wait_healthy "$NAME"
