@@ -1,7 +1,10 @@
 """The `hfbot` command: run the bot, manage the database schema, read the usage figures.
 
-Errors a person can fix (no token, database unreachable) end in one line on
-stderr and a non-zero exit code, never a traceback.
+Errors a person can fix (no token, a bad token, a database that cannot be
+opened) end in one line on stderr and a non-zero exit code, never a traceback.
+Only the settings and the standard library are imported before a command runs,
+so a missing token is answered at once; the database layer, PTB, transformers
+and torch load inside the command that needs them.
 """
 
 from __future__ import annotations
@@ -15,19 +18,18 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncEngine
-from telegram.error import InvalidToken
 
 from bot.config import MissingTokenError, Settings
 from bot.errors import StoreUnavailable
 from bot.log_setup import configure_logging
-from bot.tasks import param_rules_from_caps
-from models import migrate
-from models.store import SettingsStore, create_engine
-from models.usage import WINDOWS, Bucket, UsageSeries, step_for
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from models.usage import Bucket, UsageSeries
 
 log = logging.getLogger("hfbot")
 
@@ -46,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=_run)
 
+    healthcheck = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the bot running here answers /healthz (Docker's HEALTHCHECK, monitors)",
+    )
+    healthcheck.set_defaults(handler=_healthcheck)
+
     console = commands.add_parser(
         "console", help="chat with the bot in this terminal (no Telegram account needed)"
     )
@@ -59,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path.home() / ".cache" / "hfbot" / "demo-models",
         help="where --demo keeps its tiny models (default: %(default)s)",
+    )
+    console.add_argument(
+        "--database",
+        type=Path,
+        help=(
+            "the console's own SQLite file (default: console.db, or console-demo.db with "
+            "--demo, in $XDG_DATA_HOME/hfbot or ~/.local/share/hfbot); never DATABASE_URL"
+        ),
     )
     console.add_argument(
         "--verbose",
@@ -98,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--since",
         default="24h",
-        help=f"{', '.join(WINDOWS)} or an ISO date or time, UTC unless it says (default: %(default)s)",
+        help="24h, 7d, 30d or an ISO date or time, UTC unless it says (default: %(default)s)",
     )
     stats.add_argument(
         "--csv",
@@ -121,29 +137,44 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _with_engine(settings: Settings, action: Callable) -> object:
-    engine = create_engine(settings.database_url)
+async def _with_engine(settings: Settings, action: Callable[[AsyncEngine], Any]) -> Any:
+    """Run `action` on an engine for the configured database; failing to open it is one line."""
+    from sqlalchemy.exc import DBAPIError
+
+    from models.opening import failure_reason, sqlite_problem
+    from models.store import create_engine
+
+    problem = sqlite_problem(settings.database_url, settings.database_timeout_s)
+    if problem is not None:
+        raise StoreUnavailable(reason=problem)
+    engine = create_engine(settings.database_url, timeout_s=settings.database_timeout_s)
     try:
         return await action(engine)
-    except OSError as exc:
-        raise StoreUnavailable(reason=str(exc)) from exc
+    except (DBAPIError, OSError) as exc:
+        raise StoreUnavailable(reason=failure_reason(exc)) from exc
     finally:
         await engine.dispose()
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from models import migrate
+
     asyncio.run(_with_engine(settings, lambda engine: migrate.upgrade(engine, args.revision)))
     print(f"database at revision {args.revision}")
     return 0
 
 
 def _db_downgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from models import migrate
+
     asyncio.run(_with_engine(settings, lambda engine: migrate.downgrade(engine, args.revision)))
     print(f"database downgraded to {args.revision}")
     return 0
 
 
 def _db_current(settings: Settings, args: argparse.Namespace) -> int:
+    from models import migrate
+
     revision = asyncio.run(_with_engine(settings, migrate.current_revision))
     head = migrate.head_revision()
     print(f"{revision or 'empty'} (head: {head})")
@@ -152,6 +183,8 @@ def _db_current(settings: Settings, args: argparse.Namespace) -> int:
 
 def since_moment(text: str, now: datetime) -> datetime:
     """`24h`, `7d`, `30d`, or an ISO date or time (UTC unless it names a zone), before `now`."""
+    from models.usage import WINDOWS
+
     if text in WINDOWS:
         return now - WINDOWS[text]
     moment = datetime.fromisoformat(text)
@@ -163,6 +196,10 @@ def since_moment(text: str, now: datetime) -> datetime:
 
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     """The /stats figures in the terminal (a table) or as CSV, read through the store."""
+    from bot.tasks import param_rules_from_caps
+    from models.store import SettingsStore
+    from models.usage import WINDOWS, UsageSeries, step_for
+
     until = datetime.now(UTC)
     try:
         since = since_moment(args.since, until)
@@ -251,8 +288,15 @@ def _console(settings: Settings, args: argparse.Namespace) -> int:
         os.environ["TQDM_DISABLE"] = "1"
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         os.environ["TRANSFORMERS_VERBOSITY"] = "error"
-    from bot.offline.console import DEMO_NOTICE, demo_settings, run_console
+    from bot.offline.console import (
+        DEMO_NOTICE,
+        console_database,
+        console_settings,
+        demo_settings,
+        run_console,
+    )
 
+    settings = console_settings(settings, args.database or console_database(args.demo))
     if args.demo:
         print(DEMO_NOTICE, file=sys.stderr)
         settings = demo_settings(settings, args.demo_dir)
@@ -282,12 +326,78 @@ def _models_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app.serve import serve
-
+    """Settings and the database are checked before the ML stack loads (which takes seconds)."""
     settings.require_token()
+    from models.opening import sqlite_problem
+
+    problem = sqlite_problem(settings.database_url, settings.database_timeout_s)
+    if problem is not None:
+        raise StoreUnavailable(reason=problem)
     if args.no_migrate:
         settings = settings.model_copy(update={"auto_migrate": False})
-    asyncio.run(serve(settings))
+    from telegram.error import InvalidToken
+
+    from bot.app.serve import serve
+
+    try:
+        asyncio.run(serve(settings))
+    except InvalidToken:
+        print(
+            "hfbot: Telegram rejected TELEGRAM_BOT_TOKEN: check it, or ask @BotFather for a "
+            "new one if it was revoked.",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def healthz_url(settings: Settings) -> str | None:
+    """Where the bot these settings run serves /healthz, as seen from this machine; None: nowhere.
+
+    The metrics port when set, else the webhook port in webhook mode; polling
+    without a metrics port serves no HTTP at all.
+    """
+    if settings.metrics_port is not None:
+        host, port = settings.metrics_listen, settings.metrics_port
+    elif settings.webhook_url is not None:
+        host, port = settings.webhook_listen, settings.webhook_port
+    else:
+        return None
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/healthz"
+
+
+def _healthcheck(settings: Settings, args: argparse.Namespace) -> int:
+    """Read the settings as the bot does (so an empty variable means the same to both), then ask."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = healthz_url(settings)
+    if url is None:
+        print(
+            "hfbot: no /healthz to ask: polling serves it only with HFBOT_METRICS_PORT set",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        with urllib.request.urlopen(url, timeout=4) as answer:
+            answer.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        try:
+            parts = json.loads(body).items()
+            failing = [f"{name} {part}" for name, part in parts if name != "ok" and part != "ok"]
+        except (ValueError, AttributeError):
+            failing = []
+        detail = f": {', '.join(failing)}" if failing else ""
+        print(f"hfbot: unhealthy, {url} answered {exc.code}{detail}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"hfbot: no answer from {url} ({reason})", file=sys.stderr)
+        return 1
+    print(f"healthy ({url})")
     return 0
 
 
@@ -306,29 +416,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MissingTokenError as exc:
         print(f"hfbot: {exc}", file=sys.stderr)
         return 2
-    except InvalidToken:
-        print(
-            "hfbot: Telegram rejected TELEGRAM_BOT_TOKEN: check it, or ask @BotFather for a "
-            "new one if it was revoked.",
-            file=sys.stderr,
-        )
-        return 2
     except StoreUnavailable as exc:
+        from models.opening import location, sqlite_path
+
+        verb = "open" if sqlite_path(settings.database_url) is not None else "reach"
         print(
-            f"hfbot: cannot reach the database at {_safe_url(settings.database_url)} "
+            f"hfbot: cannot {verb} the database at {location(settings.database_url)} "
             f"({exc.values.get('reason')})",
             file=sys.stderr,
         )
         return 3
     except KeyboardInterrupt:
         return 130
-
-
-def _safe_url(url: str) -> str:
-    """The database URL with any password masked, for messages people may paste in chats."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The bot's one Settings object, read from the environment and `.env`.
 
-Every knob an operator can turn lives here, so `.env.example` and the README's
-configuration table can be checked against this class and never drift.
+Every knob an operator can turn lives here, so `.env.example` and the table of
+docs/configuration.md can be checked against this class and never drift.
 Telegram and database settings keep their conventional unprefixed names;
 everything that belongs to hfbot itself is prefixed `HFBOT_`.
 """

@@ -16,7 +16,13 @@ from pathlib import Path
 from bot.config import Settings
 
 REDACTED = "[redacted]"
-QUIET_LIBRARIES = ("httpx", "httpcore", "apscheduler", "telegram.ext.ExtBot")
+QUIET_LIBRARIES = (
+    "httpx",
+    "httpcore",
+    "apscheduler",
+    "telegram.ext.ExtBot",
+    "alembic.runtime.plugins",
+)
 
 
 class RedactingFormatter(logging.Formatter):

@@ -6,7 +6,14 @@ import hashlib
 import html
 import re
 
-from telegram import CallbackQuery, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    CallbackQuery,
+    ChatMember,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
+from telegram.constants import ChatType
 
 from bot.delivery.replies import edit_html
 from bot.errors import (
@@ -239,32 +246,61 @@ async def model_command(turn: Turn) -> None:
     await turn.reply(turn.t("settings.model_set", task=spec.name, model=model_id or "default"))
 
 
-def _task_param_value(turn: Turn, command: str) -> tuple[TaskSpec | None, str, str]:
-    """`[task] <param> <value>`; with no task, the one the parameter belongs to (generate first)."""
+def _param_words(turn: Turn, command: str) -> tuple[str | None, str, str]:
+    """`[task] <param> <value>` as written: the task word (None when left out), param, value."""
     words = _words(turn)
-    known = ", ".join([*PARAMS, *OPTIONS])
     if len(words) == 3:
-        return get_task(words[0]), words[1], words[2]
+        return words[0], words[1], words[2]
     if len(words) != 2:
-        raise UsageHint("error.usage_set", command=command, known=known)
-    param, value = words
+        raise UsageHint("error.usage_set", command=command, known=", ".join([*PARAMS, *OPTIONS]))
+    return None, words[0], words[1]
+
+
+def _readers(param: str) -> list[str]:
+    """The tasks that read a parameter, in the registry's order (generate first)."""
+    return [spec.name for spec in TASKS.values() if param in spec.params]
+
+
+def _task_param_value(turn: Turn, command: str) -> tuple[TaskSpec | None, str, str]:
+    """`[task] <param> <value>`; with no task, the first one the parameter belongs to."""
+    task, param, value = _param_words(turn, command)
+    if task is not None:
+        return get_task(task), param, value
     if param in OPTIONS:
         return None, param, value
-    owners = [spec for spec in TASKS.values() if param in spec.params]
-    return (owners[0] if owners else TASKS["generate"]), param, value
+    readers = _readers(param)
+    return (TASKS[readers[0]] if readers else TASKS["generate"]), param, value
+
+
+async def _task_in_use(turn: Turn, param: str) -> TaskSpec:
+    """What `/set <param> <value>` without a task means: the task of this person's latest
+    request in this chat that reads the parameter; with none, the conversation in a private
+    chat (plain text talks to it), else the first task that reads it. A parameter no task
+    reads falls to generate, whose validation names it."""
+    readers = _readers(param)
+    if not readers:
+        return TASKS["generate"]
+    latest = await turn.services.store.latest_task(turn.owner_id, turn.chat.id, readers)
+    if latest is not None:
+        return TASKS[latest]
+    if turn.chat.type == ChatType.PRIVATE and TASKS["chat"].name in readers:
+        return TASKS["chat"]
+    return TASKS[readers[0]]
 
 
 @handle_errors
 async def set_command(turn: Turn) -> None:
-    """/set [task] <param> <value>: the range is checked and shown on error."""
-    spec, param, value = _task_param_value(turn, "set")
+    """/set [task] <param> <value>: the range is checked and shown on error; the reply names
+    the task changed, which matters most when the person left it out."""
+    task, param, value = _param_words(turn, "set")
     store = turn.services.store
-    if spec is None:
+    if task is None and param in OPTIONS:
         stored = await store.set_options(turn.owner_id, {param: value})
         await turn.reply(
             turn.t("settings.param_set", param=param, task="—", value=_show(stored[param]))
         )
         return
+    spec = get_task(task) if task is not None else await _task_in_use(turn, param)
     stored = await store.set_user_params(turn.owner_id, spec.name, {param: value})
     await turn.reply(
         turn.t("settings.param_set", param=param, task=spec.name, value=_show(stored[param]))

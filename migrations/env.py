@@ -1,8 +1,10 @@
 """Alembic environment: async engines, and connection sharing for in-process upgrades.
 
-`bot.db` runs migrations on a connection it already holds (passed in
+`models.migrate` runs migrations on a connection it already holds (passed in
 `config.attributes["connection"]`), so `hfbot run` can upgrade inside its own
-event loop. The `alembic` command line goes through `run_async_migrations`.
+event loop. The `alembic` command line goes through `run_async_migrations`, on
+the database the bot's settings name (DATABASE_URL, or .env) unless the
+configuration names one.
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from bot.config import Settings
 from models.base import Base
 from models.store import create_engine  # importing the store registers every table
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def _url() -> str:
+    return config.get_main_option("sqlalchemy.url") or Settings().database_url
 
 
 def _configure(connection: Connection) -> None:
@@ -31,7 +38,7 @@ def _configure(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = create_engine(_url())
     async with engine.connect() as connection:
         await connection.run_sync(_configure)
     await engine.dispose()
@@ -39,7 +46,7 @@ async def run_async_migrations() -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url=config.get_main_option("sqlalchemy.url"),
+        url=_url(),
         target_metadata=target_metadata,
         literal_binds=True,
     )

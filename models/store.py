@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -493,6 +493,11 @@ class SettingsStore:
         """Requests by one user since a moment: the basis of quotas."""
         async with self._session(read_only=True) as session:
             return await usage.count_requests(session, user_id, since)
+
+    async def latest_task(self, user_id: int, chat_id: int, tasks: Sequence[str]) -> str | None:
+        """Which of `tasks` this person asked for last in this chat (from the usage log)."""
+        async with self._session(read_only=True) as session:
+            return await usage.latest_task(session, user_id, chat_id, tasks)
 
     async def usage_series(
         self, since: datetime, until: datetime, step: timedelta, *, chat_id: int | None = None

@@ -125,6 +125,27 @@ async def count_requests(session: AsyncSession, user_id: int, since: datetime) -
     return int((await session.execute(stmt)).scalar_one())
 
 
+async def latest_task(
+    session: AsyncSession, user_id: int, chat_id: int, tasks: Sequence[str]
+) -> str | None:
+    """Which of `tasks` this person asked for last in this chat; None if none of them.
+
+    What `/set <param> <value>` without a task applies to. The (user_id, created_at)
+    index walks this person's rows newest first.
+    """
+    stmt = (
+        select(UsageRecord.task)
+        .where(
+            UsageRecord.user_id == user_id,
+            UsageRecord.chat_id == chat_id,
+            UsageRecord.task.in_(tasks),
+        )
+        .order_by(UsageRecord.created_at.desc(), UsageRecord.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def count_served(
     session: AsyncSession, user_id: int, since: datetime, *, chat_id: int | None = None
 ) -> int:

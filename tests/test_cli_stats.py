@@ -31,7 +31,8 @@ async def logged(database, monkeypatch: pytest.MonkeyPatch):
             user_id=user, chat_id=user, task=task, model_id="m", latency_ms=latency, ok=ok
         )
     await store.close()
-    monkeypatch.setattr(cli, "create_engine", lambda url, **options: database.engine())
+    monkeypatch.setenv("DATABASE_URL", database.url)
+    monkeypatch.setattr("models.store.create_engine", lambda url, **options: database.engine())
     return database
 
 

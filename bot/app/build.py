@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any, cast
 
+from sqlalchemy.exc import DBAPIError
 from telegram.ext import ApplicationBuilder
 
 from bot.app.request import CountingRequest
@@ -35,6 +36,7 @@ from handlers.common import register_commands
 from handlers.context import CONTEXT_TYPES, BotApplication, Services
 from handlers.conversation import prune_history
 from models import migrate
+from models.opening import failure_reason, location, sqlite_problem
 from models.store import SettingsStore, create_engine
 
 log = logging.getLogger(__name__)
@@ -87,10 +89,17 @@ def rules_for(settings: Settings) -> ParamRules:
 async def open_store(settings: Settings) -> SettingsStore:
     """The store on the configured database, upgraded to head first when auto_migrate is on.
 
-    A database still starting (or restarting) is waited for, with backoff, up to
-    `database_start_wait_s`: a bot and its database started together must not
-    depend on which is up first. Past that, StoreUnavailable ends the start.
+    A SQLite file that cannot be opened or written fails at once, saying why. A
+    database server still starting (or restarting) is waited for, with backoff, up
+    to `database_start_wait_s`: a bot and its database started together must not
+    depend on which is up first. Past that, StoreUnavailable ends the start, its
+    reason in the driver's words.
     """
+    problem = await asyncio.to_thread(
+        sqlite_problem, settings.database_url, settings.database_timeout_s
+    )
+    if problem is not None:
+        raise StoreUnavailable(reason=problem)
     engine = create_engine(settings.database_url, timeout_s=settings.database_timeout_s)
     store = SettingsStore(
         engine, rules=rules_for(settings), cache_ttl_s=settings.settings_cache_ttl_s
@@ -102,16 +111,24 @@ async def open_store(settings: Settings) -> SettingsStore:
             await store.ping()
             break
         except StoreUnavailable as exc:
+            reason = failure_reason(exc.__cause__ or exc)
             if time.monotonic() + delay > deadline:
                 await store.close()
-                raise
+                raise StoreUnavailable(reason=reason) from exc
             log.warning(
-                "database unreachable (%s); trying again in %.1f s", exc.values.get("reason"), delay
+                "database at %s unreachable (%s); trying again in %.1f s",
+                location(settings.database_url),
+                reason,
+                delay,
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     if settings.auto_migrate:
-        await migrate.upgrade(engine)
+        try:
+            await migrate.upgrade(engine)
+        except (DBAPIError, OSError) as exc:
+            await store.close()
+            raise StoreUnavailable(reason=failure_reason(exc)) from exc
     return store
 
 

@@ -1,5 +1,12 @@
 """Running the bot for real: polling or webhook, and a graceful stop on SIGTERM/SIGINT.
 
+Telegram that cannot be reached at start (no network, a DNS failure, a refused
+or silent connection, a 5xx) is one log line per attempt, tried again with
+backoff until it answers or a stop signal comes; a token Telegram rejects is
+not retried (it will not heal). Polling that loses Telegram later logs one
+line per failure while PTB's own loop backs off, and so does PTB's last
+getUpdates on the way out when Telegram is gone by then.
+
 On a stop signal the bot stops taking updates, lets requests in flight finish
 until `shutdown_grace_s`, then closes the pool, which answers every request
 still waiting with "I'm restarting" (so nobody is left without a reply), and
@@ -13,9 +20,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
+from telegram.error import NetworkError, RetryAfter, TelegramError
 
 from bot.app.build import build_application
 from bot.app.web import build_web_app, uvicorn_server, webhook_secret
@@ -27,6 +38,9 @@ from handlers.context import BotApplication, services_of
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# Seconds between attempts to reach Telegram at start; the last one repeats.
+CONNECT_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
 async def serve(
@@ -40,6 +54,10 @@ async def serve(
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     secret = webhook_secret(settings) if webhook else None
+    _one_line_updater_errors()
+    if not await reach_telegram(application, settings, stop):
+        _forget_signals(loop)
+        return
     async with application:
         assert application.post_init is not None and application.post_shutdown is not None
         await application.post_init(application)
@@ -57,7 +75,9 @@ async def serve(
             )
         else:
             assert application.updater is not None
-            await application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            await application.updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES, error_callback=_polling_failed
+            )
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([*serving, stopping], return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping: no new updates; finishing requests in flight")
@@ -73,8 +93,75 @@ async def serve(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    _forget_signals(loop)
+
+
+class NetworkErrorsInOneLine(logging.Filter):
+    """PTB's updater logs a traceback when its last getUpdates at shutdown cannot reach
+    Telegram; a network failure is one warning line with its reason instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, NetworkError):
+            record.msg = f"{record.getMessage().split('. ')[0]} ({exc})"
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_UPDATER_LOG = logging.getLogger("telegram.ext.Updater")
+
+
+def _one_line_updater_errors() -> None:
+    if not any(isinstance(f, NetworkErrorsInOneLine) for f in _UPDATER_LOG.filters):
+        _UPDATER_LOG.addFilter(NetworkErrorsInOneLine())
+
+
+def _forget_signals(loop: asyncio.AbstractEventLoop) -> None:
     for sig in STOP_SIGNALS:
         loop.remove_signal_handler(sig)
+
+
+def _backoff() -> Iterator[float]:
+    yield from CONNECT_BACKOFF_S
+    while True:
+        yield CONNECT_BACKOFF_S[-1]
+
+
+async def reach_telegram(
+    application: BotApplication, settings: Settings, stop: asyncio.Event
+) -> bool:
+    """Initialize the application (its getMe) once Telegram answers: True; False on a stop first.
+
+    InvalidToken is not caught: a rejected token ends the start.
+    """
+    host = urlsplit(settings.telegram_api_base_url or "https://api.telegram.org").netloc
+    delays = _backoff()
+    while True:
+        try:
+            await application.initialize()
+            return True
+        except (NetworkError, RetryAfter) as exc:
+            delay = next(delays)
+            if isinstance(exc, RetryAfter):
+                wait = exc.retry_after
+                delay = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            log.warning(
+                "cannot reach Telegram at %s (%s); trying again in %.0f s", host, exc, delay
+            )
+        try:
+            async with asyncio.timeout(delay):
+                await stop.wait()
+        except TimeoutError:
+            continue
+        await application.bot.shutdown()
+        return False
+
+
+def _polling_failed(exc: TelegramError) -> None:
+    """One line instead of PTB's traceback; its loop tries again, waiting up to 30 s."""
+    log.warning("polling Telegram failed (%s); trying again", exc)
 
 
 def web_servers(

@@ -3,13 +3,19 @@
 The real bot runs against the local Bot API emulator; what you type is sent
 as messages from "you" in a private chat, and the bot's messages (and edits)
 are printed as they arrive. `--demo` builds tiny random models so it works
-offline in seconds; their answers are random, but every path is real.
+offline in seconds; their answers are noise, but every path is real, and it
+says so once at the start.
+
+The console keeps its own database (a file in the per-user data folder, one
+for the demo and one for real models), never the bot's DATABASE_URL: what is
+typed here must not show up in the real bot's figures or settings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import mimetypes
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -21,13 +27,17 @@ from bot.config import Settings
 from bot.delivery.order import ChatOrderedUpdateProcessor
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser, JsonDict
-from bot.tasks import TASKS
+from bot.tasks import TASKS, TRANSLATION_TARGETS
 from handlers.context import BotApplication
 
-DEMO_NOTICE = (
-    "Demo mode: tiny models with random weights stand in for the real ones, "
-    "so answers are random. Without --demo the configured models are used."
-)
+DEMO_NOTICE = """\
+Demo mode: tiny models with random weights stand in for the real ones, so their
+answers are noise (stray words, odd characters): that is expected, nothing is
+broken. Every command, setting and error path is real. For real answers:
+  .venv/bin/hfbot models fetch --defaults   download the default models (about 10 GB)
+  .venv/bin/hfbot console                   then talk to them here
+  make run                                  or run the bot itself, in Telegram (your bot
+                                            token in .env first)"""
 REPLY_TIMEOUT_S = 300
 HELP = (
     "Write to talk, or type a command such as /sentiment I love this. "
@@ -35,11 +45,39 @@ HELP = (
 )
 
 
+def console_database(demo: bool) -> Path:
+    """The console's own SQLite file, in the per-user data folder (XDG_DATA_HOME)."""
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data / "hfbot" / ("console-demo.db" if demo else "console.db")
+
+
+def console_settings(settings: Settings, database: Path) -> Settings:
+    """The settings with the console's own database (its folder made when missing)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    return settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{database}"})
+
+
 def demo_settings(settings: Settings, directory: Path) -> Settings:
-    """Settings whose default model for every task is a tiny model built in `directory`."""
+    """Settings whose default model for every task is a tiny model built in `directory`.
+
+    `directory` is also the model folder, holding every `/translate xx:` target
+    as a link to the one tiny translation model, so those work offline too.
+    """
     from bot.offline.demo_models import build_demo_models
 
-    return settings.model_copy(update={"default_models": build_demo_models(directory)})
+    models = build_demo_models(directory)
+    link_translation_targets(directory, Path(models["translate"]))
+    return settings.model_copy(update={"default_models": models, "model_dir": directory})
+
+
+def link_translation_targets(directory: Path, model: Path) -> None:
+    """`<directory>/<target's Hub id>` for each translation target, a link to `model`."""
+    for model_id in TRANSLATION_TARGETS.values():
+        link = directory / model_id
+        if link.is_symlink() or link.exists():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(model, link.parent), target_is_directory=True)
 
 
 class Transcript:

@@ -81,7 +81,7 @@ async def test_a_killed_bot_answers_every_accepted_request_and_keeps_every_confi
             chat = emu.private_chat(person)
             if n % 2:
                 value = round(0.05 * (n + 1), 2)
-                sent.append(emu.send_message(person, chat, f"/set temperature {value}"))
+                sent.append(emu.send_message(person, chat, f"/set generate temperature {value}"))
                 writes[person.id] = (value, sent[-1])
             else:
                 sent.append(emu.send_message(person, chat, f"/sentiment request {n} is fine"))

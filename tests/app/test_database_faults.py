@@ -34,14 +34,14 @@ async def test_a_database_lost_mid_run_is_worked_around_and_used_again_once_back
         async with running_bot(settings) as bot:
             alice = bot.person("Alice")
             chat = bot.emu.private_chat(alice)
-            assert (await bot.ask(alice, chat, "/set temperature 0.5"))[0].endswith("is now 0.5.")
+            assert (await bot.ask(alice, chat, "/set generate temperature 0.5"))[0].endswith("is now 0.5.")
 
             db.down()
             [answer] = await bot.ask(alice, chat, "/sentiment fine weather")
-            [refused] = await bot.ask(alice, chat, "/set temperature 0.7")
+            [refused] = await bot.ask(alice, chat, "/set generate temperature 0.7")
 
             db.up()
-            [saved] = await bot.ask(alice, chat, "/set temperature 0.7")
+            [saved] = await bot.ask(alice, chat, "/set generate temperature 0.7")
             [settings_now] = await bot.ask(alice, chat, "/settings generate")
             [again] = await bot.ask(alice, chat, "/sentiment fine weather")
 

@@ -105,7 +105,7 @@ def cast(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Any) -> Iter
     try:
         bystander = bot.person("Bystander")
         group = bot.emu.create_chat("supergroup", "Readers", creator=bystander)
-        for text in ["/set temperature 0.3", "/model sentiment default"]:
+        for text in ["/set generate temperature 0.3", "/model sentiment default"]:
             loop.run(bot.ask(bystander, bot.emu.private_chat(bystander), text))
         loop.run(bot.ask(bystander, group, "/groupset max_new_tokens 17"))
         fuzzers = [bot.person(name) for name in ("Mallory", "Trudy", "Eve")]

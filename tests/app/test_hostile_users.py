@@ -132,8 +132,8 @@ async def test_a_request_that_fans_out_into_too_much_work_is_refused_before_it_r
     chat = bot.emu.private_chat(alice)
     text = "word " * 400
     [labels] = await bot.ask(alice, chat, f"/classify {text} | a, b, c, d, e")
-    await bot.ask(alice, chat, "/set num_return_sequences 3")
-    await bot.ask(alice, chat, "/set max_new_tokens 256")
+    await bot.ask(alice, chat, "/set generate num_return_sequences 3")
+    await bot.ask(alice, chat, "/set generate max_new_tokens 256")
     [tokens] = await bot.ask(alice, chat, "/generate Once upon a time")
 
     assert labels.startswith("5 labels × 1999 characters is more work than one request")

@@ -44,9 +44,9 @@ async def test_choosing_a_model_then_generating_uses_that_model(
     gpt2 = bot.settings.default_models["generate"]
     [reply] = await bot.ask(alice, chat, f"/model generate {gpt2}")
     assert gpt2 in reply
-    [reply] = await bot.ask(alice, chat, "/set max_new_tokens 3")
+    [reply] = await bot.ask(alice, chat, "/set generate max_new_tokens 3")
     assert "max_new_tokens" in reply and "3" in reply
-    [reply] = await bot.ask(alice, chat, "/set do_sample off")
+    [reply] = await bot.ask(alice, chat, "/set generate do_sample off")
     [first] = await bot.ask(alice, chat, "/generate Hello there")
     [second] = await bot.ask(alice, chat, "/generate Hello there")
     assert first == second, "greedy decoding with the user's own settings is deterministic"

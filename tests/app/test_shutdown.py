@@ -44,7 +44,7 @@ async def test_sigterm_answers_every_request_keeps_saved_settings_and_exits_clea
             await emu.wait_for("getUpdates", since=0, timeout=120)
             alice = emu.create_user("Alice")
             chat = emu.private_chat(alice)
-            emu.send_message(alice, chat, "/set temperature 0.4")
+            emu.send_message(alice, chat, "/set generate temperature 0.4")
             await emu.wait_for("sendMessage", timeout=60)
             messages = [emu.send_message(alice, chat, f"/generate Story {n}") for n in range(3)]
             await emu.wait_until(lambda: emu.pending_updates == 0, timeout=60)

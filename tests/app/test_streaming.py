@@ -65,10 +65,10 @@ async def test_users_with_different_settings_share_the_engine_and_get_their_own_
 ) -> None:
     alice, bob = bot.person("Alice"), bot.person("Bob")
     group = bot.emu.create_chat("supergroup", "Writers", creator=alice)
-    await bot.ask(alice, group, "/set max_new_tokens 3")
-    await bot.ask(bob, group, "/set max_new_tokens 30")
+    await bot.ask(alice, group, "/set generate max_new_tokens 3")
+    await bot.ask(bob, group, "/set generate max_new_tokens 30")
     for person in (alice, bob):
-        await bot.ask(person, group, "/set do_sample off")
+        await bot.ask(person, group, "/set generate do_sample off")
     short, long = await asyncio.gather(
         bot.ask(alice, group, "/generate Once upon a time"),
         bot.ask(bob, group, "/generate Once upon a time"),
@@ -85,7 +85,7 @@ async def test_a_stream_is_edited_at_most_once_a_second_and_ends_with_the_full_t
     alice = bot.person("Alice")
     chat = bot.emu.private_chat(alice)
     await bot.ask(alice, chat, "/set stream edit")
-    await bot.ask(alice, chat, "/set max_new_tokens 200")
+    await bot.ask(alice, chat, "/set generate max_new_tokens 200")
     await bot.ask(alice, chat, "/generate warm up")
     await slow_down_generation(bot)
     [final] = await bot.ask(alice, chat, "/generate The robot wanted to")
@@ -101,7 +101,7 @@ async def test_a_stream_is_edited_at_most_once_a_second_and_ends_with_the_full_t
 async def test_the_stop_button_keeps_the_partial_text_marked_as_stopped(bot: RunningBot) -> None:
     alice, mallory = bot.person("Alice"), bot.person("Mallory")
     group = bot.emu.create_chat("supergroup", "Writers", creator=alice)
-    await bot.ask(alice, group, "/set max_new_tokens 200")
+    await bot.ask(alice, group, "/set generate max_new_tokens 200")
     await bot.ask(alice, group, "/generate warm up")
     await slow_down_generation(bot)
     bot.emu.send_message(alice, group, "/generate Every morning the robot")
@@ -127,7 +127,7 @@ async def test_in_a_private_chat_the_answer_streams_as_a_message_draft(bot: Runn
     """Telegram's native drafts animate the answer; the finished text is then one message."""
     alice = bot.person("Alice")
     chat = bot.emu.private_chat(alice)
-    await bot.ask(alice, chat, "/set max_new_tokens 200")
+    await bot.ask(alice, chat, "/set generate max_new_tokens 200")
     await bot.ask(alice, chat, "/generate warm up")
     await slow_down_generation(bot)
     since = len(bot.emu.calls)
@@ -147,7 +147,7 @@ async def test_in_a_private_chat_the_answer_streams_as_a_message_draft(bot: Runn
 async def test_cancel_stops_a_draft_stream_and_keeps_what_was_written(bot: RunningBot) -> None:
     alice = bot.person("Alice")
     chat = bot.emu.private_chat(alice)
-    await bot.ask(alice, chat, "/set max_new_tokens 200")
+    await bot.ask(alice, chat, "/set generate max_new_tokens 200")
     await bot.ask(alice, chat, "/generate warm up")
     await slow_down_generation(bot)
     bot.emu.send_message(alice, chat, "/generate The quick brown fox")
@@ -183,7 +183,7 @@ async def test_two_users_streaming_in_one_group_share_its_edit_pace(bot: Running
     group = bot.emu.create_chat("supergroup", "Writers", creator=alice)
     bot.emu.flood.limits = FloodLimits()
     for person in (alice, bob):
-        await bot.ask(person, group, "/set max_new_tokens 200")
+        await bot.ask(person, group, "/set generate max_new_tokens 200")
     await bot.ask(alice, group, "/generate warm up")
     await slow_down_generation(bot)
     started = len(edit_times(bot, group.id))
@@ -211,7 +211,7 @@ async def test_a_parameter_the_engine_cannot_serve_falls_back_to_micro_batching(
 ) -> None:
     alice = bot.person("Alice")
     chat = bot.emu.private_chat(alice)
-    await bot.ask(alice, chat, "/set repetition_penalty 1.3")
+    await bot.ask(alice, chat, "/set generate repetition_penalty 1.3")
     [reply] = await bot.ask(alice, chat, "/generate Once upon")
     assert reply.startswith("Once upon")
     assert generation_path(bot).served_by_fallback == 1

@@ -111,8 +111,9 @@ def test_a_refusal_names_an_alternative_that_ships_safetensors_on_main() -> None
         assert MODEL_NOTES[alternative].safetensors == "main"
 
 
-def test_the_readme_lists_every_default_with_the_weight_size_of_its_note() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+def test_the_models_page_lists_every_default_with_the_weight_size_of_its_note() -> None:
+    page = Path(__file__).resolve().parents[2] / "docs" / "models.md"
+    readme = page.read_text(encoding="utf-8")
     table = readme[readme.index("**The defaults**") : readme.index("**Lighter models.**")]
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if "| `/" in line}
     for spec in TASKS.values():
