@@ -33,10 +33,27 @@ def _split_csv(value: object) -> object:
     return value
 
 
+# The HTTP APIs the bot speaks to engines; which commands each serves is REMOTE_TASKS in
+# bot/engine/remote.py (docs/engines.md has the table).
+EngineApi = Literal["openai", "vllm", "tei", "pipelines"]
+
+
 class EngineSettings(BaseModel):
     """One inference engine the operator already runs, reached over its HTTP API."""
 
     base_url: str = Field(description="Root URL, e.g. http://127.0.0.1:8000")
+    api: EngineApi = Field(
+        default="openai",
+        description=(
+            "The API it speaks, which decides the commands it serves: openai (transformers "
+            "serve, llama.cpp, SGLang, TGI), vllm, tei (text-embeddings-inference) or pipelines "
+            "(an Inference Endpoint's default container)."
+        ),
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="What it serves, for an engine that cannot list its models (pipelines).",
+    )
     token_env: str | None = Field(
         default=None, description="Name of the environment variable that holds its token."
     )

@@ -108,6 +108,12 @@ class RemoteTaskUnsupported(UserFacingError):
     key = "error.remote_task_unsupported"
 
 
+class EngineTaskUnsupported(UserFacingError):
+    """The engine's API has no route for this command (docs/engines.md, which serves what)."""
+
+    key = "error.engine_task_unsupported"
+
+
 class StoreUnavailable(UserFacingError):
     key = "error.store_unavailable"
 

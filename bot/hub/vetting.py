@@ -52,6 +52,7 @@ from huggingface_hub.utils import (
 
 from bot.config import Settings
 from bot.errors import (
+    EngineTaskUnsupported,
     GatedModel,
     HubUnavailable,
     ModelDenied,
@@ -120,6 +121,8 @@ class RemoteCatalogue(Protocol):
     """What the vetter needs of the remote engines: what each one serves."""
 
     async def served_models(self, name: str) -> frozenset[str]: ...
+
+    def serves(self, name: str, task: str) -> bool: ...
 
 
 class ModelRuleSource(Protocol):
@@ -302,6 +305,8 @@ class ModelVetter:
         """
         if not spec.remote or self._remote is None:
             raise RemoteTaskUnsupported(task=spec.name, model=model_id)
+        if not self._remote.serves(engine, spec.pipeline_task):
+            raise EngineTaskUnsupported(engine=engine, task=spec.name)
         if rules.verdict(model_keys(model_id) | model_keys(name)) == "deny":
             raise ModelDenied(model=model_id)
         served = await self._remote.served_models(engine)
