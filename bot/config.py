@@ -165,7 +165,18 @@ class Settings(BaseSettings):
     )
     metrics_token: SecretStr | None = Field(
         default=None,
-        description="When set, /metrics answers 401 unless sent `Authorization: Bearer <token>`.",
+        description=(
+            "When set, /metrics answers 401 unless sent `Authorization: Bearer <token>`, and "
+            "/healthz on the webhook port names its parts to a request carrying it."
+        ),
+    )
+    health_engine_check_s: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "How long /healthz trusts its last look at the inference engines: however often "
+            "it is asked, each engine is called at most once in this many seconds."
+        ),
     )
 
     # Storage

@@ -127,8 +127,13 @@ def engine_session() -> httpx2.AsyncClient:
 class RemoteEngines:
     """The operator's named engines: their clients, bounds, model lists, health and stats."""
 
-    def __init__(self, engines: Mapping[str, EngineSettings]) -> None:
+    def __init__(
+        self, engines: Mapping[str, EngineSettings], *, health_every_s: float = 30.0
+    ) -> None:
         set_async_client_factory(engine_session)
+        self._health_every_s = health_every_s
+        self._health: tuple[float, dict[str, str]] | None = None
+        self._health_lock = asyncio.Lock()
         self._settings = dict(engines)
         self._slots = {name: asyncio.Semaphore(e.max_concurrency) for name, e in engines.items()}
         self._waiting = dict.fromkeys(engines, 0)
@@ -221,17 +226,23 @@ class RemoteEngines:
         raise EngineUnavailable(engine=name)
 
     async def health(self) -> dict[str, str]:
-        """Each engine, reachable or not (a `/health` answer, else its model list)."""
-        found: dict[str, str] = {}
-        for name in self._settings:
-            try:
-                self._models.pop(name, None)
-                await self.served_models(name)
-                found[name] = "ok"
-            except EngineUnavailable:
-                found[name] = "unreachable"
-            self.reachable[name] = found[name] == "ok"
-        return found
+        """Each engine, reachable or not (its model list, or its `/health`), as found at most
+        `health_every_s` ago: a monitor polling /healthz, or a stranger, cannot turn each
+        probe into a call to every engine. Askers at once share the one look under way."""
+        async with self._health_lock:
+            if self._health is not None and self._health[0] > time.monotonic():
+                return dict(self._health[1])
+            found: dict[str, str] = {}
+            for name in self._settings:
+                try:
+                    self._models.pop(name, None)
+                    await self.served_models(name)
+                    found[name] = "ok"
+                except EngineUnavailable:
+                    found[name] = "unreachable"
+                self.reachable[name] = found[name] == "ok"
+            self._health = (time.monotonic() + self._health_every_s, found)
+            return dict(found)
 
 
 def engine_parameters(params: Mapping[str, Any], *, extras: bool = False) -> dict[str, Any]:
