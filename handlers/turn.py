@@ -18,6 +18,7 @@ from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.replies import LongReplies, reply_html
 from bot.delivery.shared_answers import SharedAnswers
+from bot.engine.metrics import public_model_id
 from bot.errors import StoreUnavailable, UserFacingError
 from bot.i18n import pick_language, t
 from handlers.context import BotContext, Services
@@ -25,6 +26,9 @@ from handlers.context import BotContext, Services
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
+
+# The message values that name a model.
+_MODEL_VALUES = frozenset({"model", "alternative"})
 
 
 @dataclass
@@ -92,6 +96,10 @@ class Turn:
         return chat is not None and chat.type in (Chat.GROUP, Chat.SUPERGROUP)
 
     def t(self, key: str, **values: Any) -> str:
+        """The message in this person's language; a model in a local folder named by its
+        folder alone (`local/<name>`), so the operator's paths never reach a chat."""
+        for name in _MODEL_VALUES & values.keys():
+            values[name] = public_model_id(str(values[name]))
         return t(self.language, key, values)
 
     async def reply(

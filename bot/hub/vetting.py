@@ -270,6 +270,7 @@ class ModelVetter:
             raise ModelDenied(model=model_id)
         if not self._is_allowed(keys, location, rules):
             raise ModelNotAllowed(model=model_id, task=spec.name)
+        await asyncio.to_thread(_holds_a_model, model_id, location)
         facts = await self._facts(model_id, location)
         refusal = refusal_for(facts, spec, self._caps)
         if refusal is not None:
@@ -298,21 +299,25 @@ class ModelVetter:
     async def _vet_remote(
         self, spec: TaskSpec, model_id: str, engine: str, name: str, rules: RuleBook
     ) -> VettedModel:
-        """A model on an operator's engine: the engine must say it serves it; deny rules hold.
+        """A model on an operator's engine: the policy must allow it, as any other model
+        (an allow or deny rule may name `engine:model` or the model alone; a default is
+        allowed), and the engine must say it serves it.
 
-        The operator chose the engine, so what it serves is allowed unless denied,
-        whether the rule names `engine:model` or the model alone.
+        What else the engine serves is never told: its model names are the operator's
+        (a model served from a folder is named by its path).
         """
         if not spec.remote or self._remote is None:
             raise RemoteTaskUnsupported(task=spec.name, model=model_id)
         if not self._remote.serves(engine, spec.pipeline_task):
             raise EngineTaskUnsupported(engine=engine, task=spec.name)
-        if rules.verdict(model_keys(model_id) | model_keys(name)) == "deny":
+        keys = model_keys(model_id) | model_keys(name)
+        verdict = rules.verdict(keys)
+        if verdict == "deny":
             raise ModelDenied(model=model_id)
-        served = await self._remote.served_models(engine)
-        if name not in served:
-            shown = ", ".join(sorted(served)[:5]) or "—"
-            raise RemoteModelUnknown(engine=engine, model=name, served=shown)
+        if verdict != "allow" and not model_keys(model_id) & self.offered_models():
+            raise ModelNotAllowed(model=model_id, task=spec.name)
+        if name not in await self._remote.served_models(engine):
+            raise RemoteModelUnknown(engine=engine, model=name)
         return VettedModel(
             model_id=model_id,
             task=spec.pipeline_task,
@@ -328,6 +333,7 @@ class ModelVetter:
         """What the Hub (or the disk) says of a model, for any task, policy aside."""
         model_id = model_id.strip()
         location = await asyncio.to_thread(self._locate, model_id)
+        await asyncio.to_thread(_holds_a_model, model_id, location)
         return await self._facts(model_id, location)
 
     async def search_models(
@@ -410,13 +416,18 @@ class ModelVetter:
         return location.origin == "hub" and self._settings.allow_any_hub_model
 
     def _locate(self, model_id: str) -> _Location:
-        """Blocking (disk): model_dir first, then explicit paths, then a Hub repo id."""
+        """Blocking (disk): model_dir first, then explicit paths, then a Hub repo id.
+
+        An explicit path is resolved, not looked into (`_holds_a_model`, once the
+        policy allows it): a refusal must not tell a user what is on the machine.
+        """
         if (path := self._access.model_dir_path(model_id)) is not None:
             return _Location("model-dir", path)
         if is_path_like(model_id):
-            path = Path(model_id).expanduser().resolve()
-            if not holds_model(path):
-                raise UnknownModel(model=model_id)
+            try:
+                path = Path(model_id).expanduser().resolve()
+            except (RuntimeError, OSError):
+                path = Path(model_id)
             return _Location("path", path)
         try:
             validate_repo_id(model_id)
@@ -649,6 +660,12 @@ class ModelVetter:
             if refusal_for(facts, spec, self._caps) is None:
                 entries.append(ModelSummary(model_id, facts.pipeline_tag, "model-dir"))
         return entries
+
+
+def _holds_a_model(model_id: str, location: _Location) -> None:
+    """Blocking (disk): an explicit path must hold a model."""
+    if location.origin == "path" and (location.path is None or not holds_model(location.path)):
+        raise UnknownModel(model=model_id)
 
 
 def _conversion_prs(api: HfApi, model_id: str) -> list[int]:

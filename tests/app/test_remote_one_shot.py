@@ -83,6 +83,12 @@ async def test_each_one_shot_command_reaches_its_engine_with_its_token_and_nothi
         async with running_bot(settings) as bot:
             alice = bot.person("Alice")
             chat = bot.emu.private_chat(alice)
+            admin = bot.person("Admin")
+            bot.services.settings.admin_ids.append(admin.id)
+            for engine in ("tei", "vllm", "ep-sent"):
+                await bot.ask(admin, bot.emu.private_chat(admin), f"/allow {engine}:acme/sent")
+            for engine, (_, model, _) in PIPELINES.items():
+                await bot.ask(admin, bot.emu.private_chat(admin), f"/allow {engine}:{model}")
             replies: dict[str, str] = {}
             for engine in ("tei", "vllm", "ep-sent"):
                 [picked] = await bot.ask(alice, chat, f"/model sentiment {engine}:acme/sent")
@@ -165,9 +171,11 @@ async def test_an_engine_that_redirects_elsewhere_is_not_followed_there(
     monkeypatch.setenv("TOKEN_EP", "ep-secret")
 
     async with serve(Redirecting(token="ep-secret")) as engine:
+        defaults = bot_settings(tmp_path, tiny_models_dir).default_models
         settings = bot_settings(
             tmp_path,
             tiny_models_dir,
+            default_models={**defaults, "sentiment": "ep:acme/sent"},
             engines={
                 "ep": {
                     "base_url": engine.url,
@@ -180,7 +188,6 @@ async def test_an_engine_that_redirects_elsewhere_is_not_followed_there(
         async with running_bot(settings) as bot:
             alice = bot.person("Alice")
             chat = bot.emu.private_chat(alice)
-            await bot.ask(alice, chat, "/model sentiment ep:acme/sent")
             [reply] = await bot.ask(alice, chat, "/sentiment Dear diary")
 
     assert reply == "The engine that serves this model (ep) stopped answering properly."
