@@ -23,6 +23,7 @@ from telegram import Update
 from bot.config import Settings
 from bot.delivery.telemetry import CONTENT_TYPE
 from bot.errors import StoreUnavailable
+from bot.log_setup import keep_secret
 from handlers.context import BotApplication, services_of
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,12 @@ def build_web_app(
 
 
 def webhook_secret(settings: Settings) -> str:
+    """The configured secret, or a random one for this start, blanked in logs like it."""
     if settings.webhook_secret is not None:
         return settings.webhook_secret.get_secret_value()
-    return secrets.token_urlsafe(32)
+    made = secrets.token_urlsafe(32)
+    keep_secret(made)
+    return made
 
 
 def uvicorn_server(app: Starlette, host: str, port: int, **options: Any) -> uvicorn.Server:
