@@ -70,6 +70,15 @@ class EngineSettings(BaseModel):
         default=False,
         description="Send top_k and repetition_penalty too (TGI and vLLM read them; OpenAI does not).",
     )
+    max_reply_chars: int = Field(
+        default=16000,
+        ge=1,
+        description=(
+            "Most characters of one streamed answer the bot reads: past it the stream is "
+            "closed and the answer, cut there, says so (an engine ignoring max_tokens "
+            "cannot flood a chat or a conversation's history)."
+        ),
+    )
 
     def token(self) -> str | None:
         """Read at use, never stored in settings, so it never reaches a log or a dump."""

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from telegram import Message
 
@@ -114,6 +115,8 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
             answer = spec.formatter(result, request.text)
             markup = answer or turn.t(spec.empty_result)
             notices = memory.notices(result) if memory is not None else []
+            if cut_short(result):
+                notices.append("result.engine_cut")
             if call.store_fallback:
                 notices.append("notice.store_fallback")
             markup += "".join(f"\n\n{turn.t(key)}" for key in notices)
@@ -142,6 +145,12 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
             if stream is not None:
                 await stream.failed(turn.t("error.generic"))
             raise
+
+
+def cut_short(result: Any) -> bool:
+    """Whether an engine's answer was cut at the most the bot reads of it."""
+    items = result if isinstance(result, list) else [result]
+    return any(isinstance(item, dict) and item.get("cut") for item in items)
 
 
 async def reply_in_place(

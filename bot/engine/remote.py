@@ -341,10 +341,10 @@ class RemoteEngine:
             tokens = estimate_tokens(prefix) + wanted
             if tokens > engine.context_tokens:
                 raise ContextTooLong(tokens=tokens, limit=engine.context_tokens)
-        text = await self._stream(messages, params, on_text, prefix)
+        text, cut = await self._stream(messages, params, on_text, prefix)
         if isinstance(inputs, ChatPrompt):
-            return [{"generated_text": text, "dropped_turns": dropped}]
-        return [{"generated_text": prefix + text}]
+            return [{"generated_text": text, "dropped_turns": dropped, "cut": cut}]
+        return [{"generated_text": prefix + text, "cut": cut}]
 
     async def _stream(
         self,
@@ -352,8 +352,12 @@ class RemoteEngine:
         params: Mapping[str, Any],
         on_text: TextCallback,
         prefix: str,
-    ) -> str:
-        """Retry a connection that fails before the first token; never once text was shown."""
+    ) -> tuple[str, bool]:
+        """The answer, and whether it was cut at the engine's `max_reply_chars` (the
+        stream is closed there, so nothing past it is read).
+
+        Retry a connection that fails before the first token; never once text was shown.
+        """
         engine = self._engines.settings(self._engine)
         for pause in (*RETRY_BACKOFF_S, None):
             shown = False
@@ -369,8 +373,12 @@ class RemoteEngine:
                         if delta:
                             text += delta
                             shown = True
+                            cut = len(text) > engine.max_reply_chars
+                            text = text[: engine.max_reply_chars]
                             on_text(prefix + text)
-                return text
+                            if cut:
+                                return text, True
+                return text, False
             except HfHubHTTPError as error:
                 raise _http_error(self._engine, _status(error), shown) from error
             except InferenceTimeoutError as error:

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tests.support.engine_standins import (
     Elsewhere,
+    EndlessChatStandIn,
     PipelineStandIn,
     Recorder,
     TeiStandIn,
@@ -193,3 +194,29 @@ async def test_an_engine_that_redirects_elsewhere_is_not_followed_there(
     assert reply == "The engine that serves this model (ep) stopped answering properly."
     assert engine.paths() == ["GET /health", "POST /"]
     assert elsewhere.seen == [], "the redirect was refused before it left"
+
+
+async def test_a_streamed_answer_is_read_up_to_a_bound_cut_there_and_stored_as_shown(
+    tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    """An engine that ignores max_tokens cannot flood the chat or the history."""
+    async with serve(EndlessChatStandIn()) as engine:
+        defaults = bot_settings(tmp_path, tiny_models_dir).default_models
+        settings = bot_settings(
+            tmp_path,
+            tiny_models_dir,
+            engines={"chatty": {"base_url": engine.url, "max_reply_chars": 3000}},
+            default_models={**defaults, "chat": "chatty:acme/chatty"},
+        )
+        async with running_bot(settings) as bot:
+            alice = bot.person("Alice")
+            chat = bot.emu.private_chat(alice)
+            [answer] = await bot.ask(alice, chat, "Tell me everything.")
+            await bot.settle()
+            turns = (await bot.services.store.ongoing_conversation(chat.id, alice.id)).turns
+
+    assert answer.endswith("it is cut here.")
+    assert answer.startswith("blah blah")
+    assert [turn.role for turn in turns] == ["user", "assistant"]
+    assert len(turns[1].content) <= 3000 and turns[1].content.startswith("blah blah")
+    assert engine.sent_chars < 200_000, "the bot stopped reading"

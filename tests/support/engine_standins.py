@@ -16,6 +16,9 @@ reached which engine with which token, and that nothing else was called:
 - an Inference Endpoint's default container (huggingface/huggingface-inference-toolkit,
   webservice_starlette.py): `GET /health`, `POST /` with `{"inputs", "parameters"}`
   answering what its one pipeline returns;
+- an OpenAI-compatible chat engine that ignores `max_tokens` (`/v1/models`,
+  `POST /v1/chat/completions` streamed as server-sent events of
+  `chat.completion.chunk`s) and notes whether its client hung up;
 - `RecordingProxy`: a real engine (`transformers serve`) behind a proxy that records;
 - `Elsewhere`: answers 404 to everything, standing in for the Hub and its router.
 
@@ -25,6 +28,7 @@ as `--api-key` (TEI, vLLM) and a protected Inference Endpoint do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -174,6 +178,46 @@ class PipelineStandIn(Recorder):
 
         app.router.add_get("/health", _ok)
         app.router.add_post("/", predict)
+
+
+@dataclass
+class EndlessChatStandIn(Recorder):
+    """Streams `word` until it has sent `most` characters, whatever max_tokens asked."""
+
+    model: str = "acme/chatty"
+    word: str = "blah "
+    most: int = 200_000
+    sent_chars: int = 0
+    hung_up: bool = False
+
+    def routes(self, app: web.Application) -> None:
+        async def models(_: web.Request) -> web.Response:
+            entry = {"id": self.model, "object": "model", "created": 0, "owned_by": "me"}
+            return web.json_response({"object": "list", "data": [entry]})
+
+        async def completions(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            delta = {"content": self.word}
+            chunk = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+            }
+            line = f"data: {json.dumps(chunk)}\n\n".encode()
+            try:
+                while self.sent_chars < self.most:
+                    await response.write(line)
+                    self.sent_chars += len(self.word)
+                await response.write(b"data: [DONE]\n\n")
+            except (ConnectionResetError, ConnectionError):
+                self.hung_up = True
+            return response
+
+        app.router.add_get("/v1/models", models)
+        app.router.add_post("/v1/chat/completions", completions)
 
 
 @dataclass
