@@ -14,8 +14,10 @@ hashes) and its files pass every check, its commit is what gets pinned,
 downloaded and loaded.
 
 Facts about a model are cached for `vet_cache_ttl_s`, refusals included, so
-the hot path of a chat command makes no Hub call. Every huggingface_hub call
-runs in a thread: the event loop never waits on the network.
+the hot path of a chat command makes no Hub call; the caches hold at most
+`max_cached_models` models each, the least recently used forgotten first, so
+users naming model after model cannot grow them without end. Every
+huggingface_hub call runs in a thread: the event loop never waits on the network.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Generic, Literal, Protocol, TypeVar
 
 import httpx2
 from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -204,6 +207,41 @@ class _CacheEntry:
     refusal: UserFacingError | None = None
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+# Models each vetting cache remembers at most.
+MAX_CACHED_MODELS = 4096
+
+
+class LruCache(Generic[K, V]):
+    """A mapping that forgets its least recently used entry past `max_entries`."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self.max_entries = max_entries
+
+    def get(self, key: K) -> V | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class ModelVetter:
     """Decides whether a model id may be loaded for a task, with the admins' rules applied."""
 
@@ -216,6 +254,7 @@ class ModelVetter:
         clock: Callable[[], float] = time.monotonic,
         hub_timeout_s: float = 10.0,
         remote: RemoteCatalogue | None = None,
+        max_cached_models: int = MAX_CACHED_MODELS,
     ) -> None:
         """`hub_timeout_s` bounds each Hub call: a chat command waits on it."""
         self._settings = settings
@@ -228,8 +267,10 @@ class ModelVetter:
             max_params=settings.max_model_params,
             max_bytes=settings.max_model_size_mb * 2**20 if settings.max_model_size_mb else None,
         )
-        self._facts_cache: dict[str, _CacheEntry] = {}
-        self._verdicts: dict[tuple[str, str], tuple[float, VettedModel]] = {}
+        self._facts_cache: LruCache[str, _CacheEntry] = LruCache(max_cached_models)
+        self._verdicts: LruCache[tuple[str, str], tuple[float, VettedModel]] = LruCache(
+            max_cached_models
+        )
         self._in_flight: dict[str, asyncio.Future[ModelFacts]] = {}
         self._rules: RuleBook | None = None
         self._last_rules = RuleBook()
@@ -249,7 +290,7 @@ class ModelVetter:
         if model_id is None:
             self._facts_cache.clear()
         else:
-            self._facts_cache.pop(model_id.strip(), None)
+            self._facts_cache.pop(model_id.strip())
 
     async def vet(self, task: str, model_id: str) -> VettedModel:
         """Refuse with the first reason this model cannot serve `task`, else describe it."""
