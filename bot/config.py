@@ -531,6 +531,15 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         default=25_000_000, ge=1, description="Most pixels an image may decode to."
     )
+    max_image_decode_mb: float = Field(
+        default=64.0,
+        gt=0,
+        description=(
+            "Most memory an image may decode to (MB): pixels × channels × bytes a channel, "
+            "read from its header first. A larger JPEG is decoded at 1/2, 1/4 or 1/8 of its "
+            "size; any other picture is refused."
+        ),
+    )
     max_audio_seconds: float = Field(
         default=60.0, gt=0, description="Longest voice note, audio or video note transcribed."
     )

@@ -292,6 +292,12 @@ class ImageTooLarge(UserFacingError):
     key = "error.image_too_large"
 
 
+class ImageTooMuchMemory(UserFacingError):
+    """A picture whose header says its pixels would take more memory than the bot allows."""
+
+    key = "error.image_memory"
+
+
 class AudioTooLong(UserFacingError):
     key = "error.audio_too_long"
 

@@ -43,7 +43,10 @@ class MediaFile:
 
 def media_limits(settings: Settings) -> MediaLimits:
     return MediaLimits.from_megabytes(
-        settings.max_file_mb, settings.max_image_pixels, settings.max_audio_seconds
+        settings.max_file_mb,
+        settings.max_image_pixels,
+        settings.max_audio_seconds,
+        settings.max_image_decode_mb,
     )
 
 
@@ -113,7 +116,7 @@ def media_request(
     async def load() -> ImageBytes | AudioBytes:
         data = await download(turn.context.bot, media, limits)
         if spec.input_kind == "image":
-            return ImageBytes(data, limits.max_image_pixels)
+            return ImageBytes(data, limits.max_image_pixels, limits.max_image_bytes)
         return AudioBytes(data, limits.max_audio_seconds)
 
     limits_of_text = InputLimits.from_settings(turn.services.settings)
