@@ -9,7 +9,8 @@ a refused update goes no further (`ApplicationHandlerStop`). The verdict is
 A refused person is told once a day that the bot is private, then ignored; a
 group or channel that is not allowed is told once and left. An inline query
 gets no results. `/start <code>` in a private chat passes the gate so a
-newcomer can redeem an invite.
+newcomer can redeem an invite, unless an admin revoked them: a revocation
+wins over every invite.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ async def access_gate(update: Update, context: BotContext) -> None:
         return
     found = context.services
     verdict = await found.access.verdict(subject)
-    if verdict is Verdict.ALLOWED or invite_code_in(update) is not None:
+    if verdict is Verdict.ALLOWED:
+        return
+    if invite_code_in(update) is not None and await found.access.may_redeem(subject):
         return
     found.metrics.access_refusals.labels("chat" if subject.shared_chat else "user").inc()
     language = pick_language(update.effective_user.language_code if update.effective_user else None)

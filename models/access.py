@@ -80,6 +80,21 @@ async def any_restriction(session: AsyncSession) -> bool:
     return bool((await session.execute(stmt)).scalar_one())
 
 
+def _decision(
+    subject_id: int, allowed: bool, changed_by: int | None, invite_code: str | None
+) -> dict[str, object]:
+    return {
+        "subject_id": subject_id,
+        "allowed": allowed,
+        "changed_by": changed_by,
+        "invite_code": invite_code,
+        "changed_at": utcnow(),
+    }
+
+
+_DECISION_COLUMNS = ["allowed", "changed_by", "invite_code", "changed_at"]
+
+
 async def write_decision(
     session: AsyncSession,
     subject_id: int,
@@ -87,19 +102,9 @@ async def write_decision(
     changed_by: int | None,
     invite_code: str | None = None,
 ) -> None:
-    await upsert(
-        session,
-        AccessGrant,
-        {
-            "subject_id": subject_id,
-            "allowed": allowed,
-            "changed_by": changed_by,
-            "invite_code": invite_code,
-            "changed_at": utcnow(),
-        },
-        ["subject_id"],
-        ["allowed", "changed_by", "invite_code", "changed_at"],
-    )
+    """An admin's grant or revocation: it replaces whatever was decided before."""
+    values = _decision(subject_id, allowed, changed_by, invite_code)
+    await upsert(session, AccessGrant, values, ["subject_id"], _DECISION_COLUMNS)
 
 
 async def create_invite(
@@ -125,23 +130,38 @@ async def create_invite(
 async def redeem_invite(session: AsyncSession, code: str, user_id: int) -> bool:
     """Use one of the code's uses and grant `user_id`, or change nothing and say False.
 
+    A revocation wins over every invite: the grant is one upsert that never
+    replaces a revocation (checked by the statement itself, so a `/revoke`
+    landing at the same moment is not undone), and then nothing is taken.
     One conditional UPDATE takes the use, so two people redeeming the last use
     at once cannot both win: PostgreSQL re-checks the condition on the row it
-    locked, and SQLite writers are serialized by `BEGIN IMMEDIATE`.
+    locked, and SQLite writers are serialized by `BEGIN IMMEDIATE`; the loser's
+    grant is rolled back with its savepoint.
     """
     now = utcnow()
-    taken = await session.execute(
-        update(InviteCode)
-        .where(
-            InviteCode.code == code,
-            InviteCode.uses < InviteCode.max_uses,
-            or_(InviteCode.expires_at.is_(None), InviteCode.expires_at > now),
+    async with session.begin_nested() as attempt:
+        granted = await upsert(
+            session,
+            AccessGrant,
+            _decision(user_id, True, None, code),
+            ["subject_id"],
+            _DECISION_COLUMNS,
+            where=AccessGrant.allowed.is_(True),
         )
-        .values(uses=InviteCode.uses + 1)
-    )
-    if not getattr(taken, "rowcount", 0):
-        return False
-    await write_decision(session, user_id, True, None, invite_code=code)
+        if not getattr(granted, "rowcount", 0):
+            return False
+        taken = await session.execute(
+            update(InviteCode)
+            .where(
+                InviteCode.code == code,
+                InviteCode.uses < InviteCode.max_uses,
+                or_(InviteCode.expires_at.is_(None), InviteCode.expires_at > now),
+            )
+            .values(uses=InviteCode.uses + 1)
+        )
+        if not getattr(taken, "rowcount", 0):
+            await attempt.rollback()
+            return False
     return True
 
 

@@ -127,6 +127,28 @@ async def test_a_revoked_user_is_refused_and_admins_cannot_be_revoked(bot: Runni
     assert usage.startswith("Usage: /grant <id>")
 
 
+async def test_a_revoked_person_cannot_let_themselves_back_in_with_an_invite(
+    bot: RunningBot,
+) -> None:
+    admin, bob = admin_of(bot), bot.person("Bob")
+    bob_chat = bot.emu.private_chat(bob)
+    code = await invite_code(bot, admin, "3")
+    [welcome] = await bot.ask(bob, bob_chat, f"/start {code}")
+    assert welcome.startswith("Your invite worked")
+    await bot.ask(admin, bot.emu.private_chat(admin), f"/revoke {bob.id}")
+
+    [refused] = await bot.ask(bob, bob_chat, f"/start {code}")
+    assert refused == PRIVATE, "refused like any outsider, not let in by the invite"
+    bot.emu.send_message(bob, bob_chat, f"/start {code}")
+    bot.emu.send_message(bob, bob_chat, "/sentiment Back again?")
+    await bot.settle()
+
+    assert messages_in(bot, bob_chat)[-1] == PRIVATE, "told once, then ignored"
+    assert await bot.services.store.access_decision(bob.id) is False
+    invite = await bot.services.store.get_invite(code)
+    assert invite is not None and invite.uses == 1, "the revoked person took no other use"
+
+
 async def test_a_revocation_beats_the_operators_list(bot: RunningBot) -> None:
     admin, bob = admin_of(bot), bot.person("Bob")
     bot.services.settings.allowed_users.append(bob.id)

@@ -61,6 +61,21 @@ async def test_an_invite_makes_the_bot_private_and_grants_whoever_redeems_it(
     assert invite is not None and invite.uses == 2
 
 
+async def test_redeeming_never_undoes_a_revocation_and_takes_no_use(
+    store: SettingsStore,
+) -> None:
+    await store.create_invite("shared", 5, None, by=1)
+    await store.set_access(10, False, by=1)
+    assert await store.redeem_invite("shared", 10) is False
+    assert await store.access_decision(10) is False
+    await store.create_invite("spent", 1, None, by=1)
+    assert await store.redeem_invite("spent", 11) is True
+    assert await store.redeem_invite("spent", 12) is False
+    assert await store.access_decision(12) is None, "a code used up grants nothing"
+    invites = [await store.get_invite(code) for code in ("shared", "spent")]
+    assert [invite.uses for invite in invites if invite is not None] == [0, 1]
+
+
 async def test_an_expired_invite_is_refused(store: SettingsStore) -> None:
     await store.create_invite("old", 5, utcnow() - timedelta(seconds=1), by=1)
     await store.create_invite("fresh", 5, utcnow() + timedelta(hours=1), by=1)
