@@ -190,12 +190,15 @@ async def invite_command(turn: Turn) -> None:
     require_bot_admin(turn)
     uses, lifetime = _invite_terms(command_text(turn.message).split())
     expires_at = utcnow() + lifetime if lifetime is not None else None
-    code = secrets.token_urlsafe(12)
-    await turn.services.store.create_invite(code, uses, expires_at, by=turn.owner_id)
+    # The same message handled twice (replayed after a crash) gets the code made the first time.
+    request = f"{turn.context.bot.id}:{turn.chat.id}:{turn.message.message_id}"
+    invite = await turn.services.store.create_invite(
+        secrets.token_urlsafe(12), uses, expires_at, by=turn.owner_id, requested_in=request
+    )
     expiry = (
-        turn.t("access.expires_at", at=f"{expires_at:%Y-%m-%d %H:%M} UTC")
-        if expires_at is not None
+        turn.t("access.expires_at", at=f"{invite.expires_at:%Y-%m-%d %H:%M} UTC")
+        if invite.expires_at is not None
         else turn.t("access.expires_never")
     )
-    link = f"https://t.me/{turn.context.bot.username}?start={code}"
-    await turn.reply(turn.t("access.invite", uses=uses, expiry=expiry, link=link))
+    link = f"https://t.me/{turn.context.bot.username}?start={invite.code}"
+    await turn.reply(turn.t("access.invite", uses=invite.max_uses, expiry=expiry, link=link))

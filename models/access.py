@@ -55,6 +55,9 @@ class InviteCode(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # `<bot>:<chat>:<message>` of the /invite that asked for it: the same message handled
+    # again (a replay after a crash) finds this code instead of minting another.
+    requested_in: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
 
 
 @dataclass(frozen=True)
@@ -113,43 +116,47 @@ async def create_invite(
     max_uses: int,
     expires_at: datetime | None,
     created_by: int | None,
+    requested_in: str | None = None,
 ) -> Invite:
-    session.add(
-        InviteCode(
-            code=code,
-            max_uses=max_uses,
-            uses=0,
-            expires_at=expires_at,
-            created_by=created_by,
-            created_at=utcnow(),
-        )
-    )
-    return Invite(code, max_uses, 0, expires_at)
+    """A new code, or the one already made for `requested_in` (then `code` is not used)."""
+    values = {
+        "code": code,
+        "max_uses": max_uses,
+        "uses": 0,
+        "expires_at": expires_at,
+        "created_by": created_by,
+        "created_at": utcnow(),
+        "requested_in": requested_in,
+    }
+    if requested_in is None:
+        session.add(InviteCode(**values))
+        return Invite(code, max_uses, 0, expires_at)
+    await upsert(session, InviteCode, values, ["requested_in"], [])
+    row = await session.scalar(select(InviteCode).where(InviteCode.requested_in == requested_in))
+    assert row is not None, "inserted, or there already"
+    return Invite(row.code, row.max_uses, row.uses, row.expires_at)
 
 
 async def redeem_invite(session: AsyncSession, code: str, user_id: int) -> bool:
-    """Use one of the code's uses and grant `user_id`, or change nothing and say False.
+    """Use one of the code's uses and grant `user_id`; False when they are not let in.
 
-    A revocation wins over every invite: the grant is one upsert that never
-    replaces a revocation (checked by the statement itself, so a `/revoke`
-    landing at the same moment is not undone), and then nothing is taken.
-    One conditional UPDATE takes the use, so two people redeeming the last use
-    at once cannot both win: PostgreSQL re-checks the condition on the row it
-    locked, and SQLite writers are serialized by `BEGIN IMMEDIATE`; the loser's
-    grant is rolled back with its savepoint.
+    The grant comes first, and is written only where no decision about the
+    person exists (INSERT … ON CONFLICT DO NOTHING): a revocation wins over
+    every invite, and one person redeeming a code several times at once takes
+    one use, since the others find the grant already there (PostgreSQL makes
+    them wait for the first to commit; SQLite serializes writers with
+    `BEGIN IMMEDIATE`) and take none. One conditional UPDATE then takes the
+    use, so two people redeeming the last use at once cannot both win:
+    PostgreSQL re-checks the condition on the row it locked. The loser's grant
+    is rolled back with its savepoint.
     """
     now = utcnow()
     async with session.begin_nested() as attempt:
         granted = await upsert(
-            session,
-            AccessGrant,
-            _decision(user_id, True, None, code),
-            ["subject_id"],
-            _DECISION_COLUMNS,
-            where=AccessGrant.allowed.is_(True),
+            session, AccessGrant, _decision(user_id, True, None, code), ["subject_id"], []
         )
         if not getattr(granted, "rowcount", 0):
-            return False
+            return await read_decision(session, user_id) is True
         taken = await session.execute(
             update(InviteCode)
             .where(

@@ -533,16 +533,27 @@ class SettingsStore:
         self.restricted_last_seen = True
 
     async def create_invite(
-        self, code: str, max_uses: int, expires_at: datetime | None, *, by: int | None
+        self,
+        code: str,
+        max_uses: int,
+        expires_at: datetime | None,
+        *,
+        by: int | None,
+        requested_in: str | None = None,
     ) -> Invite:
+        """A new invite code; with `requested_in` (the message that asked), at most one per
+        request: asking again returns the code made the first time."""
         async with self._session() as session:
-            invite = await access.create_invite(session, code, max_uses, expires_at, by)
+            invite = await access.create_invite(
+                session, code, max_uses, expires_at, by, requested_in
+            )
         self._forget("access_any", 0)
         self.restricted_last_seen = True
         return invite
 
     async def redeem_invite(self, code: str, user_id: int) -> bool:
-        """Take one use of the code and grant the person; False when it is used up or expired."""
+        """Take one use of the code and grant the person; False when it is used up or expired,
+        or the person was revoked. A person already granted takes no use and gets True."""
         async with self._session() as session:
             redeemed = await access.redeem_invite(session, code, user_id)
         self._forget("access", user_id)
