@@ -28,9 +28,10 @@ from telegram.ext import ApplicationHandlerStop
 from bot.delivery.access import Subject, Verdict
 from bot.errors import AdminAlwaysAllowed, InvalidInvite, UsageHint
 from bot.i18n import pick_language, t
+from bot.numbers import parse_int
 from handlers.admin import require_bot_admin
 from handlers.context import BotContext
-from handlers.parsing import command_text
+from handlers.parsing import command_text, parse_id
 from handlers.turn import Turn, handle_errors, owner_of
 from models.base import utcnow
 
@@ -38,9 +39,9 @@ log = logging.getLogger(__name__)
 
 # Telegram's deep-link payload: up to 64 of A-Z, a-z, 0-9, _ and -.
 _START_WITH_CODE = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
-_DURATION = re.compile(r"^(\d{1,4})([hd])$")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1)}
 MAX_INVITE_USES = 1000
+MAX_INVITE_LIFETIME = 9999  # hours or days
 # What a refusal says, by verdict, for a person and for a group or channel.
 _REFUSALS = {
     (Verdict.REFUSED, False): "access.private",
@@ -132,8 +133,9 @@ async def redeem_invite(turn: Turn) -> bool:
 def _target(turn: Turn, command: str) -> int:
     """An id given (negative for a group or channel), the sender replied to, or this group."""
     words = command_text(turn.message).split()
-    if len(words) == 1 and words[0].lstrip("-").isdigit() and words[0] not in ("0", "-0"):
-        return int(words[0])
+    given = parse_id(words[0]) if len(words) == 1 else None
+    if given is not None:
+        return given
     replied = turn.message.reply_to_message
     if not words and replied is not None:
         if replied.sender_chat is not None:
@@ -173,15 +175,16 @@ async def revoke_command(turn: Turn) -> None:
 def _invite_terms(words: list[str]) -> tuple[int, timedelta | None]:
     """`[uses] [expiry]`: how many people may redeem it (1 by default), and for how long."""
     usage = UsageHint("access.usage_invite", most=MAX_INVITE_USES)
-    uses = int(words[0]) if words and words[0].isdigit() else 1
-    if len(words) > 2 or (words and not words[0].isdigit()) or not 1 <= uses <= MAX_INVITE_USES:
+    uses = parse_int(words[0], 1, MAX_INVITE_USES) if words else 1
+    if len(words) > 2 or uses is None:
         raise usage
     if len(words) < 2:
         return uses, None
-    found = _DURATION.match(words[1].lower())
-    if found is None or int(found.group(1)) == 0:
+    amount, unit = words[1][:-1], words[1][-1:].lower()
+    count = parse_int(amount, 1, MAX_INVITE_LIFETIME)
+    if count is None or unit not in _UNITS:
         raise usage
-    return uses, int(found.group(1)) * _UNITS[found.group(2)]
+    return uses, count * _UNITS[unit]
 
 
 @handle_errors

@@ -11,6 +11,8 @@ import threading
 
 import pytest
 
+from bot.offline.emulator.world import JsonDict
+from tests.support.crash import replies_to
 from tests.support.harness import POSITIVE, RunningBot, stand_in_model
 
 BOT = "hfbot_test_bot"
@@ -179,4 +181,59 @@ async def test_a_two_thousand_character_chinese_text_gets_an_answer_not_a_traceb
         [filled] = await bot.ask(alice, chat, f"/fill {text[:1990]}[MASK]")
     assert sentiment.splitlines()[0] in ("POSITIVE", "NEGATIVE")
     assert filled
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+# What Python's own readers take but a number people type must not be: '²' passes isdigit()
+# and fails int(); the rest pass int() or float() without being ASCII digits, or are too big.
+NOT_NUMBERS = ["²", "٣", "１２", "𝟙", "Ⅻ", "½", "1_0", "0x10", "1e3", "+5", "-0", "0"]
+NOT_NUMBERS += ["9" * 40, "-" + "9" * 30, "٠.٥", "0.５"]
+
+
+async def test_numbers_are_ascii_digits_within_bounds_at_every_way_in(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each number is tried by an admin of their own, in their own chats, all at once (Telegram
+    paces a bot to one message a second per chat, twenty a minute per group)."""
+    commands = {
+        "/groupquota {}": "Usage: /groupquota",
+        "/invite {}": "Usage: /invite",
+        "/invite 1 {}d": "Usage: /invite",
+        "/grant {}": "Usage: /grant",
+        "/revoke {}": "Usage: /revoke",
+        "/set temperature {}": "temperature can't be",
+    }
+    admins = [bot.person(f"Admin {index}") for index in range(len(NOT_NUMBERS))]
+    for admin in admins:
+        bot.services.settings.admin_ids.append(admin.id)
+        bot.emu.send_message(admin, bot.emu.private_chat(admin), "/help")
+    await bot.settle()
+    asked: list[tuple[str, str, JsonDict]] = []
+    pressed: list[tuple[str, JsonDict]] = []
+    for index, (admin, number) in enumerate(zip(admins, NOT_NUMBERS, strict=True)):
+        chat = bot.emu.private_chat(admin)
+        group = bot.emu.create_chat("supergroup", f"Readers {index}", creator=admin)
+        menu = bot.emu.last_reply(chat.id)
+        assert menu is not None
+        for form, expected in commands.items():
+            where = group if form.startswith("/group") else chat
+            text = form.format(number)
+            asked.append((text, expected, bot.emu.send_message(admin, where, text)))
+        for data in (f"stop:{number}", f"cfg:{number}:view:generate"):
+            pressed.append((data, bot.emu.press_button(admin, menu, data, forged=True)))
+    with caplog.at_level(logging.WARNING):
+        await bot.settle()
+
+    for text, expected, message in asked:
+        [reply] = replies_to(bot.emu, message)
+        assert reply["text"].startswith(expected), (text, reply["text"])
+    answers = {
+        call.params["callback_query_id"]: call.params.get("text")
+        for call in bot.emu.calls
+        if call.method == "answerCallbackQuery"
+    }
+    for data, query in pressed:
+        assert answers.get(query["id"]) == "This button no longer works.", data
+    store = bot.services.store
+    assert await store.access_restricted() is False, "no grant, revocation or invite was made"
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
