@@ -237,3 +237,48 @@ async def test_numbers_are_ascii_digits_within_bounds_at_every_way_in(
     store = bot.services.store
     assert await store.access_restricted() is False, "no grant, revocation or invite was made"
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_in_a_channel_settings_buttons_act_for_whoever_pressed_them(bot: RunningBot) -> None:
+    """The bot's own messages in a channel name the channel as their sender: pressing a button
+    under one must not make the presser the channel."""
+    alice, mallory = bot.person("Alice"), bot.person("Mallory")
+    channel = bot.emu.create_chat("channel", "News", creator=alice)
+    bot.emu.channel_post(channel, "/settings")
+    [menu] = await bot.emu.wait_for("sendMessage", timeout=30)
+    preset = f"cfg:{channel.id}:set:generate:temperature:0.3"
+    bot.services.limiter.per_minute = 2
+    for _ in range(3):
+        bot.emu.press_button(mallory, menu.result, preset)
+    answers = await bot.emu.wait_for("answerCallbackQuery", count=3, timeout=30)
+    await bot.settle()
+
+    assert {answer.params["text"] for answer in answers} == {
+        "These buttons belong to someone else: send /settings for yours."
+    }
+    assert await bot.services.store.user_choice(channel.id, "generate") is None
+    since = len(bot.emu.calls)
+    bot.emu.channel_post(channel, "/sentiment Lovely news")
+    [reply] = await bot.emu.wait_for("sendMessage", since=since, timeout=30)
+    assert reply.result["text"].splitlines()[0] in ("POSITIVE", "NEGATIVE"), (
+        "the presses did not use up the channel's rate limit"
+    )
+
+
+async def test_in_a_channel_only_the_channel_stops_its_stream(bot: RunningBot) -> None:
+    release = threading.Event()
+    await bot.swap_pool(stand_in_model([{"generated_text": "Once upon a time"}], release=release))
+    alice, mallory = bot.person("Alice"), bot.person("Mallory")
+    channel = bot.emu.create_chat("channel", "News", creator=alice)
+    bot.emu.channel_post(channel, "/generate Once upon")
+    [placeholder] = await bot.emu.wait_for("sendMessage", timeout=30)
+    await bot.emu.wait_until(lambda: bot.services.running.count(channel.id) == 1)
+
+    bot.emu.press_button(mallory, placeholder.result, f"stop:{channel.id}")
+    [answer] = await bot.emu.wait_for("answerCallbackQuery", timeout=30)
+    assert answer.params["text"] == "Only the person who asked can stop this."
+    assert bot.services.running.count(channel.id) == 1, "still running"
+    release.set()
+    await bot.settle()
+    [shown] = bot.emu.sent_messages(channel.id)
+    assert "stopped" not in shown["text"].lower()
