@@ -408,14 +408,17 @@ class SettingsStore:
                         input_size=input_size,
                     )
                 )
-            if ok and user_id is not None:
-                self._count_served(user_id, chat_id, created_at)
+            counted = usage.counted_as(user_id, chat_id)
+            if ok and counted is not None:
+                self._count_served(counted, chat_id, created_at)
         finally:
             # Only now: until the row is in (and counted), the hold is what counts it.
             self._release(_HOLD.get())
 
-    def hold_served(self, user_id: int, chat_id: int | None, *, for_s: float) -> None:
+    def hold_served(self, counted: int, chat_id: int | None, *, for_s: float) -> None:
         """Count a request that passed a quota check until this task logs its usage.
+
+        `counted` is the quota it counts against (`models.usage.counted_as`).
 
         Without it, a person's next request could pass while the last one still
         runs (or is answered but not yet logged) and overshoot the quota. The
@@ -423,8 +426,8 @@ class SettingsStore:
         variable), so the `log_usage` of that same request releases exactly it;
         one never released (a crash skips the log) lapses after `for_s`.
         """
-        hold = _Hold(user_id, chat_id, self._clock() + for_s)
-        self._held.setdefault(user_id, []).append(hold)
+        hold = _Hold(counted, chat_id, self._clock() + for_s)
+        self._held.setdefault(counted, []).append(hold)
         _HOLD.set(hold)
 
     def _release(self, hold: _Hold | None) -> None:
@@ -447,20 +450,22 @@ class SettingsStore:
         return sum(1 for hold in live if chat_id is None or hold.chat_id == chat_id)
 
     async def served_since(
-        self, user_id: int, since: datetime, *, chat_id: int | None = None
+        self, counted: int, since: datetime, *, chat_id: int | None = None
     ) -> int:
-        """Requests of one person answered since a moment (in one chat, if given), and held ones.
+        """Requests answered against one quota since a moment (in one chat, if given), and held
+        ones. `counted` is a person, or everything sent as a chat in one chat (see
+        `models.usage.counted_as`).
 
         What daily quotas count: rows of the usage log with ok=True, plus the
         requests that passed a quota check and are not logged yet
         (`hold_served`). Asked before every model command, so the count of rows
-        is cached per (person, chat) for the cache TTL: each answered request
+        is cached per (quota, chat) for the cache TTL: each answered request
         this process logs adds one to the cached counts at once, and the TTL
         bounds how long rows written by another process go unseen. A read that
         a log write overtook is returned but not cached, since it may or may
         not include that row.
         """
-        return await self._served_rows(user_id, since, chat_id) + self._holds(user_id, chat_id)
+        return await self._served_rows(counted, since, chat_id) + self._holds(counted, chat_id)
 
     async def _served_rows(self, user_id: int, since: datetime, chat_id: int | None) -> int:
         key = (user_id, chat_id)
