@@ -32,7 +32,7 @@ from bot.numbers import parse_int
 from handlers.admin import require_bot_admin
 from handlers.context import BotContext
 from handlers.parsing import command_text, parse_id
-from handlers.turn import Turn, handle_errors, owner_of
+from handlers.turn import Turn, handle_errors, subject_of
 from models.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,6 @@ _REFUSALS = {
     (Verdict.UNKNOWN, False): "access.unavailable",
     (Verdict.UNKNOWN, True): "access.unavailable",
 }
-
-
-def subject_of(update: Update) -> Subject | None:
-    owner = owner_of(update)
-    if owner is None:
-        return None
-    chat = update.effective_chat
-    return Subject(owner, chat.id if chat else None, chat is not None and chat.type != Chat.PRIVATE)
 
 
 def invite_code_in(update: Update) -> str | None:

@@ -1,6 +1,7 @@
 """The one request lifecycle every model command goes through.
 
-Rate limit, read the input (text, photo or sound, by the task's input kind),
+The guards (`handlers.guards`: access, rate limit, quota, in-flight cap),
+read the input (text, photo or sound, by the task's input kind),
 resolve settings, vet and download the model, submit to the pool, reply or
 stream, then log usage and count the outcome. Text, media and inline commands
 all use these steps; nothing else in `handlers/` repeats them.
@@ -18,6 +19,7 @@ from telegram import Message
 from bot.delivery.markup import plain_text
 from bot.errors import Cancelled, StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, TaskSpec
+from handlers.guards import admitted
 from handlers.history import read_chat
 from handlers.media import read_media, replied_transcript
 from handlers.model_call import (
@@ -30,7 +32,6 @@ from handlers.model_call import (
 )
 from handlers.parsing import InputLimits, parse_request
 from handlers.queue_status import QueueStatus
-from handlers.quota import check_quota
 from handlers.streaming import StreamingReply, StreamMode
 from handlers.turn import Turn
 
@@ -96,9 +97,7 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
         status: QueueStatus | None = None
         memory: Memory | None = None
         try:
-            svc.limiter.check(turn.owner_id)
-            await check_quota(turn)
-            with svc.running.admitted(turn.owner_id, svc.settings.max_in_flight_per_user):
+            async with admitted(turn):
                 request = await READERS[spec.input_kind](turn, spec)
                 memory = request.memory
                 call = await prepare_call(turn, spec, request, usage)
