@@ -38,14 +38,14 @@ from handlers.turn import Turn
 log = logging.getLogger(__name__)
 
 
-async def read_text(turn: Turn, spec: TaskSpec) -> TaskRequest:
+async def read_text(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     """The command's words, or the replied message's text (a voice note's transcript)."""
-    transcript = await replied_transcript(turn, spec)
+    transcript = await replied_transcript(turn, spec, usage)
     limits = InputLimits.from_settings(turn.services.settings)
     return parse_request(spec, turn.message, limits, transcript)
 
 
-READERS: dict[InputKind, Callable[[Turn, TaskSpec], Awaitable[TaskRequest]]] = {
+READERS: dict[InputKind, Callable[[Turn, TaskSpec, Usage], Awaitable[TaskRequest]]] = {
     "text": read_text,
     "image": read_media,
     "audio": read_media,
@@ -98,7 +98,7 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
         memory: Memory | None = None
         try:
             async with admitted(turn):
-                request = await READERS[spec.input_kind](turn, spec)
+                request = await READERS[spec.input_kind](turn, spec, usage)
                 memory = request.memory
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, svc.settings)
@@ -127,6 +127,8 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
                 await memory.remember(plain_text(answer), shown, stopped=False)
         except UserFacingError as error:
             usage.error = error.key
+            # A stream stopped, cancelled or timed out after it showed text was work done.
+            usage.charged = usage.charged or (stream is not None and bool(stream.shown))
             if stream is None:
                 await reply_in_place(
                     turn, status, turn.t(error.key, **error.values), shareable=True
@@ -184,6 +186,7 @@ async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) ->
             model_id=usage.model_id,
             latency_ms=seconds * 1000,
             ok=usage.error is None,
+            charged=usage.error is None or usage.charged,
             error=usage.error,
             input_size=usage.size,
         )

@@ -64,11 +64,16 @@ class TaskRequest:
 
 @dataclass
 class Usage:
-    """What the usage log records of one request: never its content."""
+    """What the usage log records of one request: never its content.
+
+    `charged`: a model did work the person got before the request failed (a stream
+    that showed text, a voice note transcribed for it), so the quota counts it anyway.
+    """
 
     model_id: str = "?"
     size: int | None = None
     error: str | None = None
+    charged: bool = False
 
 
 @dataclass(frozen=True)

@@ -386,8 +386,10 @@ class SettingsStore:
         ok: bool,
         error: str | None = None,
         input_size: int | None = None,
+        charged: bool | None = None,
     ) -> None:
-        """Log one request; an answered one also counts at once in the cached quota counts.
+        """Log one request; one `charged` (by default: answered) also counts at once in the
+        cached quota counts.
 
         It also releases the hold (`hold_served`) this task took, if any,
         whether or not the row can be written: the request is over either way.
@@ -404,12 +406,13 @@ class SettingsStore:
                         model_id=model_id,
                         latency_ms=latency_ms,
                         ok=ok,
+                        charged=ok if charged is None else charged,
                         error=error,
                         input_size=input_size,
                     )
                 )
             counted = usage.counted_as(user_id, chat_id)
-            if ok and counted is not None:
+            if (ok if charged is None else charged) and counted is not None:
                 self._count_served(counted, chat_id, created_at)
         finally:
             # Only now: until the row is in (and counted), the hold is what counts it.
