@@ -417,8 +417,9 @@ class Settings(BaseSettings):
         ge=0,
         description=(
             "Requests one person may have answered per day across model commands, counted "
-            "since 00:00 UTC (failed requests do not count); the bot's admins are exempt and "
-            "group admins may set a group's own with /groupquota. 0: no limit."
+            "since 00:00 UTC (failed requests do not count unless a model already did work "
+            "for them: a stream that showed text, a voice note transcribed); the bot's admins "
+            "are exempt and group admins may set a group's own with /groupquota. 0: no limit."
         ),
     )
     max_in_flight_per_user: int = Field(

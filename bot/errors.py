@@ -230,6 +230,18 @@ class AdminAlwaysAllowed(UserFacingError):
     key = "error.admin_always_allowed"
 
 
+class NotAllowed(UserFacingError):
+    """Someone the access rule refuses (the gate stops them first; a model call checks again)."""
+
+    key = "access.private"
+
+
+class AccessUnknown(UserFacingError):
+    """The access rule needs the database, which cannot be reached."""
+
+    key = "access.unavailable"
+
+
 class InvalidInvite(UserFacingError):
     """An invite code that is used up, expired, or was never made."""
 

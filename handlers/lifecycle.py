@@ -1,6 +1,7 @@
 """The one request lifecycle every model command goes through.
 
-Rate limit, read the input (text, photo or sound, by the task's input kind),
+The guards (`handlers.guards`: access, rate limit, quota, in-flight cap),
+read the input (text, photo or sound, by the task's input kind),
 resolve settings, vet and download the model, submit to the pool, reply or
 stream, then log usage and count the outcome. Text, media and inline commands
 all use these steps; nothing else in `handlers/` repeats them.
@@ -19,6 +20,7 @@ from telegram import Message
 from bot.delivery.markup import plain_text
 from bot.errors import Cancelled, StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, TaskSpec
+from handlers.guards import admitted
 from handlers.history import read_chat
 from handlers.media import read_media, replied_transcript
 from handlers.model_call import (
@@ -31,21 +33,20 @@ from handlers.model_call import (
 )
 from handlers.parsing import InputLimits, parse_request
 from handlers.queue_status import QueueStatus
-from handlers.quota import check_quota
 from handlers.streaming import StreamingReply, StreamMode
 from handlers.turn import Turn
 
 log = logging.getLogger(__name__)
 
 
-async def read_text(turn: Turn, spec: TaskSpec) -> TaskRequest:
+async def read_text(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     """The command's words, or the replied message's text (a voice note's transcript)."""
-    transcript = await replied_transcript(turn, spec)
+    transcript = await replied_transcript(turn, spec, usage)
     limits = InputLimits.from_settings(turn.services.settings)
     return parse_request(spec, turn.message, limits, transcript)
 
 
-READERS: dict[InputKind, Callable[[Turn, TaskSpec], Awaitable[TaskRequest]]] = {
+READERS: dict[InputKind, Callable[[Turn, TaskSpec, Usage], Awaitable[TaskRequest]]] = {
     "text": read_text,
     "image": read_media,
     "audio": read_media,
@@ -97,10 +98,8 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
         status: QueueStatus | None = None
         memory: Memory | None = None
         try:
-            svc.limiter.check(turn.owner_id)
-            await check_quota(turn)
-            with svc.running.admitted(turn.owner_id, svc.settings.max_in_flight_per_user):
-                request = await READERS[spec.input_kind](turn, spec)
+            async with admitted(turn):
+                request = await READERS[spec.input_kind](turn, spec, usage)
                 memory = request.memory
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, svc.settings)
@@ -131,6 +130,8 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
                 await memory.remember(plain_text(answer), shown, stopped=False)
         except UserFacingError as error:
             usage.error = error.key
+            # A stream stopped, cancelled or timed out after it showed text was work done.
+            usage.charged = usage.charged or (stream is not None and bool(stream.shown))
             if stream is None:
                 await reply_in_place(
                     turn, status, turn.t(error.key, **error.values), shareable=True
@@ -194,6 +195,7 @@ async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) ->
             model_id=usage.model_id,
             latency_ms=seconds * 1000,
             ok=usage.error is None,
+            charged=usage.error is None or usage.charged,
             error=usage.error,
             input_size=usage.size,
         )

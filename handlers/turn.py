@@ -15,6 +15,7 @@ from typing import Any
 
 from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
 
+from bot.delivery.access import Subject
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.replies import LongReplies, reply_html
 from bot.delivery.shared_answers import SharedAnswers
@@ -143,13 +144,28 @@ class Turn:
 
 
 def owner_of(update: Update) -> int | None:
-    """Whose update this is (see `Turn.owner_id`); None for an update with neither sender nor chat."""
+    """Whose update this is (see `Turn.owner_id`); None for an update with neither sender nor chat.
+
+    A button press is the presser's: its message is the bot's own, which in a channel
+    names the channel as its sender, and pressing a button must not make anyone the channel.
+    """
+    if update.callback_query is not None:
+        return update.callback_query.from_user.id
     message = update.effective_message
     if message is not None and message.sender_chat is not None:
         return message.sender_chat.id
     if update.effective_user is not None:
         return update.effective_user.id
     return update.effective_chat.id if update.effective_chat is not None else None
+
+
+def subject_of(update: Update) -> Subject | None:
+    """Who the access rule judges for this update, and where (see `bot.delivery.access`)."""
+    owner = owner_of(update)
+    if owner is None:
+        return None
+    chat = update.effective_chat
+    return Subject(owner, chat.id if chat else None, chat is not None and chat.type != Chat.PRIVATE)
 
 
 def handle_errors(handler: Callable[[Turn], Awaitable[None]]) -> Handler:

@@ -386,8 +386,10 @@ class SettingsStore:
         ok: bool,
         error: str | None = None,
         input_size: int | None = None,
+        charged: bool | None = None,
     ) -> None:
-        """Log one request; an answered one also counts at once in the cached quota counts.
+        """Log one request; one `charged` (by default: answered) also counts at once in the
+        cached quota counts.
 
         It also releases the hold (`hold_served`) this task took, if any,
         whether or not the row can be written: the request is over either way.
@@ -404,18 +406,22 @@ class SettingsStore:
                         model_id=model_id,
                         latency_ms=latency_ms,
                         ok=ok,
+                        charged=ok if charged is None else charged,
                         error=error,
                         input_size=input_size,
                     )
                 )
-            if ok and user_id is not None:
-                self._count_served(user_id, chat_id, created_at)
+            counted = usage.counted_as(user_id, chat_id)
+            if (ok if charged is None else charged) and counted is not None:
+                self._count_served(counted, chat_id, created_at)
         finally:
             # Only now: until the row is in (and counted), the hold is what counts it.
             self._release(_HOLD.get())
 
-    def hold_served(self, user_id: int, chat_id: int | None, *, for_s: float) -> None:
+    def hold_served(self, counted: int, chat_id: int | None, *, for_s: float) -> None:
         """Count a request that passed a quota check until this task logs its usage.
+
+        `counted` is the quota it counts against (`models.usage.counted_as`).
 
         Without it, a person's next request could pass while the last one still
         runs (or is answered but not yet logged) and overshoot the quota. The
@@ -423,8 +429,8 @@ class SettingsStore:
         variable), so the `log_usage` of that same request releases exactly it;
         one never released (a crash skips the log) lapses after `for_s`.
         """
-        hold = _Hold(user_id, chat_id, self._clock() + for_s)
-        self._held.setdefault(user_id, []).append(hold)
+        hold = _Hold(counted, chat_id, self._clock() + for_s)
+        self._held.setdefault(counted, []).append(hold)
         _HOLD.set(hold)
 
     def _release(self, hold: _Hold | None) -> None:
@@ -447,20 +453,22 @@ class SettingsStore:
         return sum(1 for hold in live if chat_id is None or hold.chat_id == chat_id)
 
     async def served_since(
-        self, user_id: int, since: datetime, *, chat_id: int | None = None
+        self, counted: int, since: datetime, *, chat_id: int | None = None
     ) -> int:
-        """Requests of one person answered since a moment (in one chat, if given), and held ones.
+        """Requests answered against one quota since a moment (in one chat, if given), and held
+        ones. `counted` is a person, or everything sent as a chat in one chat (see
+        `models.usage.counted_as`).
 
         What daily quotas count: rows of the usage log with ok=True, plus the
         requests that passed a quota check and are not logged yet
         (`hold_served`). Asked before every model command, so the count of rows
-        is cached per (person, chat) for the cache TTL: each answered request
+        is cached per (quota, chat) for the cache TTL: each answered request
         this process logs adds one to the cached counts at once, and the TTL
         bounds how long rows written by another process go unseen. A read that
         a log write overtook is returned but not cached, since it may or may
         not include that row.
         """
-        return await self._served_rows(user_id, since, chat_id) + self._holds(user_id, chat_id)
+        return await self._served_rows(counted, since, chat_id) + self._holds(counted, chat_id)
 
     async def _served_rows(self, user_id: int, since: datetime, chat_id: int | None) -> int:
         key = (user_id, chat_id)
@@ -533,16 +541,27 @@ class SettingsStore:
         self.restricted_last_seen = True
 
     async def create_invite(
-        self, code: str, max_uses: int, expires_at: datetime | None, *, by: int | None
+        self,
+        code: str,
+        max_uses: int,
+        expires_at: datetime | None,
+        *,
+        by: int | None,
+        requested_in: str | None = None,
     ) -> Invite:
+        """A new invite code; with `requested_in` (the message that asked), at most one per
+        request: asking again returns the code made the first time."""
         async with self._session() as session:
-            invite = await access.create_invite(session, code, max_uses, expires_at, by)
+            invite = await access.create_invite(
+                session, code, max_uses, expires_at, by, requested_in
+            )
         self._forget("access_any", 0)
         self.restricted_last_seen = True
         return invite
 
     async def redeem_invite(self, code: str, user_id: int) -> bool:
-        """Take one use of the code and grant the person; False when it is used up or expired."""
+        """Take one use of the code and grant the person; False when it is used up or expired,
+        or the person was revoked. A person already granted takes no use and gets True."""
         async with self._session() as session:
             redeemed = await access.redeem_invite(session, code, user_id)
         self._forget("access", user_id)

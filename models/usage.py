@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, func, select
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,6 +31,9 @@ class UsageRecord(Base):
     model_id: Mapped[str] = mapped_column(String(255))
     latency_ms: Mapped[float] = mapped_column(Float)
     ok: Mapped[bool] = mapped_column(Boolean)
+    # Whether it counts against its daily quota: it was answered, or a model did work the
+    # person got before it failed (a stream that showed text, a voice note transcribed).
+    charged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     error: Mapped[str | None] = mapped_column(String(64))
     input_size: Mapped[int | None] = mapped_column(Integer)
 
@@ -146,22 +149,39 @@ async def latest_task(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def count_served(
-    session: AsyncSession, user_id: int, since: datetime, *, chat_id: int | None = None
-) -> int:
-    """Requests of one person answered without error since a moment (in one chat, if given).
+def counted_as(user_id: int | None, chat_id: int | None) -> int | None:
+    """Whose daily quota a request counts against: its person's, or for one sent as a chat
+    (a negative id: an anonymous admin, a channel's post, someone posting as a channel),
+    the quota of the chat it was posted in, shared by everyone who posts there as a chat.
 
-    What daily quotas count: a refusal or a failure costs the person nothing.
-    The (user_id, created_at) index keeps this to one person's rows since `since`.
+    Telegram hides who posts as a chat (`from` is one stand-in account for all of them),
+    so the quota cannot follow the person; following the chat spoken as would give one
+    person with ten channels ten quotas. Shared per chat posted in, it gives them one.
     """
+    if user_id is not None and user_id < 0 and chat_id is not None:
+        return chat_id
+    return user_id
+
+
+async def count_served(
+    session: AsyncSession, counted: int, since: datetime, *, chat_id: int | None = None
+) -> int:
+    """Requests charged since a moment against one quota (`counted_as`), in one chat if
+    given: a person's own, or (a negative id) everything sent as a chat there.
+
+    What daily quotas count: the work a person got (`UsageRecord.charged`); a refusal,
+    or a failure before any model work reached them, costs nothing.
+    The (user_id, created_at) index keeps a person's count to their rows since `since`.
+    """
+    whose = (
+        (UsageRecord.chat_id == counted) & (UsageRecord.user_id < 0)
+        if counted < 0
+        else UsageRecord.user_id == counted
+    )
     stmt = (
         select(func.count())
         .select_from(UsageRecord)
-        .where(
-            UsageRecord.user_id == user_id,
-            UsageRecord.created_at >= since,
-            UsageRecord.ok.is_(True),
-        )
+        .where(whose, UsageRecord.created_at >= since, UsageRecord.charged.is_(True))
     )
     if chat_id is not None:
         stmt = stmt.where(UsageRecord.chat_id == chat_id)

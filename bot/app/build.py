@@ -32,6 +32,7 @@ from bot.hub.downloads import ModelDownloads
 from bot.hub.vetting import ModelVetter
 from bot.tasks import ParamRules, param_rules_from_caps
 from handlers import register_handlers
+from handlers.access import passes_gate
 from handlers.common import register_commands
 from handlers.context import CONTEXT_TYPES, BotApplication, Services
 from handlers.conversation import prune_history
@@ -152,7 +153,11 @@ def build_application(
     async def post_init(application: BotApplication) -> None:
         services = await start_services(settings, metrics)
         application.bot_data.services = services
-        inbox.attach(services.store, application.bot.id)
+        inbox.attach(
+            services.store,
+            application.bot.id,
+            lambda update: passes_gate(update, services.access),
+        )
         await inbox.replay(application.update_queue, application.bot)
         await register_commands(application)
         if application.job_queue is not None:
