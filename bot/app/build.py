@@ -2,7 +2,7 @@
 
 Shared objects (settings, store, pool, vetter, …) are created in `post_init`
 and closed in `post_shutdown`; handlers reach them as `context.services`
-through the typed context of `handlers.context`, never by importing this module.
+through the typed context of `handlers.request.context`, never by importing this module.
 """
 
 from __future__ import annotations
@@ -15,26 +15,26 @@ from typing import Any, cast
 from sqlalchemy.exc import DBAPIError
 from telegram.ext import ApplicationBuilder
 
+from bot.admission.access_policy import AccessPolicy
+from bot.admission.in_flight import RunningRequests
+from bot.admission.rate_limit import UserRateLimiter
 from bot.app.request import CountingRequest
+from bot.app.update_inbox import InboxUpdateProcessor, RecordingUpdateQueue, UpdateInbox
 from bot.config import Settings
-from bot.delivery.access import AccessPolicy
 from bot.delivery.chat_action import ChatTyping
-from bot.delivery.in_flight import RunningRequests
-from bot.delivery.inbox import InboxUpdateProcessor, RecordingUpdateQueue, UpdateInbox
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.pacing import EditPacer
-from bot.delivery.rate_limit import UserRateLimiter
 from bot.delivery.shared_answers import SharedAnswers
-from bot.delivery.telemetry import BotMetrics
 from bot.engine.pool import PipelinePool
 from bot.errors import StoreUnavailable
 from bot.hub.downloads import ModelDownloads
 from bot.hub.vetting import ModelVetter
+from bot.monitoring.bot_metrics import BotMetrics
 from bot.tasks import ParamRules, param_rules_from_caps
 from handlers import register_handlers
-from handlers.common import register_commands
-from handlers.context import CONTEXT_TYPES, BotApplication, Services
-from handlers.conversation import prune_history
+from handlers.commands.basics import register_commands
+from handlers.commands.conversations import prune_history
+from handlers.request.context import CONTEXT_TYPES, BotApplication, Services
 from models import migrate
 from models.opening import failure_reason, location, sqlite_problem
 from models.store import SettingsStore, create_engine

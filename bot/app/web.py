@@ -21,9 +21,9 @@ from starlette.routing import Route
 from telegram import Update
 
 from bot.config import Settings
-from bot.delivery.telemetry import CONTENT_TYPE
 from bot.errors import StoreUnavailable
-from handlers.context import BotApplication, services_of
+from bot.monitoring.bot_metrics import CONTENT_TYPE
+from handlers.request.context import BotApplication, services_of
 
 log = logging.getLogger(__name__)
 

@@ -47,8 +47,8 @@ from bot.errors import (
     UnsafeWeights,
 )
 from bot.hub import modelscope
-from bot.hub.access import HubAccess, hub_form
 from bot.hub.facts import WEIGHTS_INDEX, ModelFacts, describe_bytes, facts_from_directory
+from bot.hub.hub_access import HubAccess, hub_form
 
 Progress = Callable[[int, int], None]
 

@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from bot.config import Settings
 from bot.errors import UserFacingError
-from bot.hub.access import HubAccess
 from bot.hub.check import UNREACHABLE_EXIT, unreachable, unreachable_line
 from bot.hub.downloads import Progress, fetch_model, plan_download
+from bot.hub.hub_access import HubAccess
 from bot.hub.vetting import ModelRuleLike, ModelVetter
 from bot.i18n import DEFAULT_LANGUAGE, t
 

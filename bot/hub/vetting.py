@@ -63,16 +63,6 @@ from bot.errors import (
     UserFacingError,
 )
 from bot.hub import modelscope
-from bot.hub.access import (
-    MODEL_MARKERS,
-    HubAccess,
-    holds_model,
-    hub_form,
-    is_path_like,
-    model_folders,
-    model_keys,
-    rule_keys,
-)
 from bot.hub.downloads import DownloadPlan, plan_download
 from bot.hub.facts import (
     PICKLE_WEIGHTS,
@@ -82,6 +72,16 @@ from bot.hub.facts import (
     facts_from_hub_info,
     refusal_for,
     with_pipeline,
+)
+from bot.hub.hub_access import (
+    MODEL_MARKERS,
+    HubAccess,
+    holds_model,
+    hub_form,
+    is_path_like,
+    model_folders,
+    model_keys,
+    rule_keys,
 )
 from bot.hub.pipelines import PIPELINE_INDEX, PipelineIndex
 from bot.tasks import (

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from handlers import quota
+from handlers.request import quota
 from tests.support.harness import POSITIVE, RunningBot
 
 QUOTA = 2
@@ -199,7 +199,7 @@ async def test_a_database_that_is_down_never_blocks_a_request(
     [reply] = await bot.ask(alice, chat, "/sentiment over")
     assert REFUSAL.match(reply)
     bot.break_database()
-    with caplog.at_level(logging.WARNING, logger="handlers.quota"):
+    with caplog.at_level(logging.WARNING, logger="handlers.request.quota"):
         [reply] = await bot.ask(alice, chat, "/sentiment the database is gone")
     assert answered(reply), "the quota fails open"
     assert "I can't reach my settings right now, so I used the defaults." in reply

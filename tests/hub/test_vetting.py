@@ -32,8 +32,8 @@ from bot.errors import (
     UserFacingError,
     WrongTaskModel,
 )
-from bot.hub.access import HubAccess
 from bot.hub.downloads import fetch_model
+from bot.hub.hub_access import HubAccess
 from bot.hub.vetting import ModelVetter
 from bot.i18n import CATALOGS
 from bot.offline import demo_models as tiny_models

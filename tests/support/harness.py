@@ -22,7 +22,7 @@ from bot.engine.pool import PipelinePool
 from bot.offline.demo_models import build_demo_models
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser
-from handlers.context import Services, services_of
+from handlers.request.context import Services, services_of
 from models.store import create_engine
 
 

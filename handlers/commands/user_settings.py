@@ -8,7 +8,6 @@ import re
 
 from telegram import (
     CallbackQuery,
-    ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Update,
@@ -18,7 +17,6 @@ from telegram.constants import ChatType
 from bot.delivery.replies import edit_html
 from bot.errors import (
     GroupOnly,
-    NotGroupAdmin,
     SettingsNotYours,
     StaleButton,
     UnknownLanguage,
@@ -28,11 +26,12 @@ from bot.errors import (
 )
 from bot.i18n import CATALOGS, pick_language
 from bot.tasks import OPTIONS, PARAMS, TASKS, TaskSpec, get_task
-from handlers.context import BotContext
-from handlers.model_call import resolve_settings
-from handlers.parsing import command_text
-from handlers.quota import RESET_NOTE, quota_line
-from handlers.turn import Turn, handle_errors
+from handlers.request.context import BotContext
+from handlers.request.model_call import resolve_settings
+from handlers.request.parsing import command_text
+from handlers.request.permissions import require_group_admin
+from handlers.request.quota import RESET_NOTE, quota_line
+from handlers.request.turn import Turn, handle_errors
 
 # Quick choices offered as buttons under /settings; anything else goes through /set.
 PRESETS: dict[str, tuple[int | float | bool, ...]] = {
@@ -41,7 +40,6 @@ PRESETS: dict[str, tuple[int | float | bool, ...]] = {
     "top_p": (0.5, 0.9, 1.0),
     "do_sample": (True, False),
 }
-_ADMIN_STATUSES = {ChatMember.OWNER, ChatMember.ADMINISTRATOR}
 
 
 def _words(turn: Turn) -> list[str]:
@@ -360,20 +358,6 @@ async def lang_command(turn: Turn) -> None:
 
 
 # -- groups ------------------------------------------------------------------
-
-
-async def require_group_admin(turn: Turn, *, refusal: type[NotGroupAdmin] = NotGroupAdmin) -> None:
-    """Group defaults (and a group's /stats) are for its admins (checked live with getChatMember)."""
-    if not turn.in_group:
-        raise GroupOnly()
-    sender_chat = turn.message.sender_chat
-    if sender_chat is not None:
-        if sender_chat.id == turn.chat.id:
-            return  # an anonymous admin speaks as the group
-        raise refusal()  # someone posting as a channel is no admin of this group
-    member = await turn.context.bot.get_chat_member(turn.chat.id, turn.owner_id)
-    if member.status not in _ADMIN_STATUSES:
-        raise refusal()
 
 
 @handle_errors

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from bot.admission.access_policy import DAY_S, AccessPolicy, OncePerDay, Subject, Verdict
 from bot.config import Settings
-from bot.delivery.access import DAY_S, AccessPolicy, OncePerDay, Subject, Verdict
 from bot.errors import StoreUnavailable
 
 ADMIN, ALICE, BOB = 1, 10, 11

@@ -5,23 +5,18 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.delivery.charts import render_usage_chart
 from bot.delivery.replies import reply_photo
-from bot.errors import BotAdminOnly, NotGroupAdminStats, UsageHint
-from bot.hub.access import rule_id
-from handlers.parsing import command_text
-from handlers.settings import require_group_admin
-from handlers.turn import Turn, handle_errors
+from bot.errors import NotGroupAdminStats, UsageHint
+from bot.hub.hub_access import rule_id
+from bot.monitoring.usage_charts import render_usage_chart
+from handlers.request.parsing import command_text
+from handlers.request.permissions import require_bot_admin, require_group_admin
+from handlers.request.turn import Turn, handle_errors
 from models.base import utcnow
 from models.rule import RuleKind
 from models.usage import WINDOWS, UsageSummary, step_for
 
 DEFAULT_WINDOW = "24h"
-
-
-def require_bot_admin(turn: Turn) -> None:
-    if turn.owner_id not in turn.services.settings.admin_ids:
-        raise BotAdminOnly()
 
 
 def _window(turn: Turn) -> tuple[str, timedelta]:
@@ -52,7 +47,7 @@ async def stats_command(turn: Turn) -> None:
     series = await turn.services.store.usage_series(
         until - span, until, step_for(span), chat_id=chat_id
     )
-    # The chart is labelled in English (see bot.delivery.charts); the caption is localized.
+    # The chart is labelled in English (see bot.monitoring.usage_charts); the caption is localized.
     where = "This group" if chat_id is not None else "All chats"
     png = await asyncio.to_thread(render_usage_chart, series, f"{where} · last {name}")
     await reply_photo(turn.message, png, _summary_line(turn, name, series.summary))

@@ -2,7 +2,7 @@
 was said in it, and keeping the answer the person saw.
 
 `read_chat` is the reader of the registry's `chat` input kind (see
-`handlers.lifecycle.READERS`): it turns a message (or a private voice note's
+`handlers.request.lifecycle.READERS`): it turns a message (or a private voice note's
 transcript) into a `ChatPrompt` of the conversation it continues, with a
 `ConversationMemory` that stores the turn once its answer is shown. Which
 conversation: the one whose answer the message replies to, else this
@@ -20,10 +20,10 @@ from telegram import Message
 from bot.engine.chat import ChatMessage, ChatPrompt
 from bot.errors import EmptyInput, InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import TaskSpec
-from handlers.media import audio_in, transcript
-from handlers.model_call import TaskRequest
-from handlers.parsing import command_text
-from handlers.turn import Turn
+from handlers.request.media_input import audio_in, transcript
+from handlers.request.model_call import TaskRequest
+from handlers.request.parsing import command_text
+from handlers.request.turn import Turn
 
 log = logging.getLogger(__name__)
 

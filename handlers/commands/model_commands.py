@@ -13,10 +13,10 @@ from telegram import Update
 
 from bot.errors import StoreUnavailable
 from bot.tasks import OPTIONS, TASKS, TaskSpec
-from handlers.context import BotContext
-from handlers.lifecycle import serve_command
-from handlers.media import caption_command_name
-from handlers.turn import Handler, Turn
+from handlers.request.context import BotContext
+from handlers.request.lifecycle import serve_command
+from handlers.request.media_input import caption_command_name
+from handlers.request.turn import Handler, Turn
 
 log = logging.getLogger(__name__)
 

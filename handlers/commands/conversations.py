@@ -3,7 +3,7 @@ and /new, /forget, /system, /groupsystem, /groupconversation.
 
 A turn of a conversation goes through the same request lifecycle as every
 command (`lifecycle.serve_command` with the registry's `chat` row);
-`handlers.history` reads the conversation it continues and keeps the answer.
+`handlers.request.chat_history` reads the conversation it continues and keeps the answer.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from telegram import Update
 
 from bot.errors import InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import TASKS
-from handlers.context import BotContext
-from handlers.history import conversation_key, system_prompt
-from handlers.lifecycle import serve_command
-from handlers.parsing import command_text
-from handlers.settings import require_group_admin
-from handlers.turn import Turn, handle_errors
+from handlers.request.chat_history import conversation_key, system_prompt
+from handlers.request.context import BotContext
+from handlers.request.lifecycle import serve_command
+from handlers.request.parsing import command_text
+from handlers.request.permissions import require_group_admin
+from handlers.request.turn import Turn, handle_errors
 from models.base import utcnow
 
 log = logging.getLogger(__name__)

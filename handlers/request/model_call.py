@@ -3,7 +3,7 @@
 Every command that runs a model (text, photo, voice, inline, and the
 transcription behind a text command replying to a voice note) goes through
 `prepare_call` then `run_call`; the request lifecycle around them (limits,
-replies, usage log) lives in `handlers.lifecycle`.
+replies, usage log) lives in `handlers.request.lifecycle`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from bot.errors import StoreUnavailable, TooMuchWork
 from bot.hub.downloads import ThrottledStatus
 from bot.hub.vetting import VettedModel
 from bot.tasks import TaskSpec
-from handlers.turn import Turn
+from handlers.request.turn import Turn
 from models.store import ResolvedSettings
 
 log = logging.getLogger(__name__)

@@ -13,18 +13,18 @@ from typing import Any
 
 from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
 
+from bot.admission.access_policy import AccessPolicy
+from bot.admission.in_flight import RunningRequests
+from bot.admission.rate_limit import UserRateLimiter
 from bot.config import Settings
-from bot.delivery.access import AccessPolicy
 from bot.delivery.chat_action import ChatTyping
-from bot.delivery.in_flight import RunningRequests
 from bot.delivery.outbound import Priority
 from bot.delivery.pacing import EditPacer
-from bot.delivery.rate_limit import UserRateLimiter
 from bot.delivery.shared_answers import SharedAnswers
-from bot.delivery.telemetry import BotMetrics
 from bot.engine.pool import PipelinePool
 from bot.hub.downloads import ModelDownloads
 from bot.hub.vetting import ModelVetter
+from bot.monitoring.bot_metrics import BotMetrics
 from models.store import SettingsStore
 
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import insert
 
-from bot.delivery.charts import render_usage_chart
+from bot.monitoring.usage_charts import render_usage_chart
 from bot.tasks import TASKS, param_rules_from_caps
 from models import migrate
 from models.base import utcnow

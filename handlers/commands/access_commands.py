@@ -3,7 +3,7 @@
 `access_gate` runs in handler group -2, before the update is counted or any
 command, message, photo, voice note, button or inline query handler sees it;
 a refused update goes no further (`ApplicationHandlerStop`). The verdict is
-`bot.delivery.access`'s, for the person or the chat a message was sent as
+`bot.admission.access_policy`'s, for the person or the chat a message was sent as
 (`owner_of`, as everywhere else), or for the group or channel it was sent in.
 
 A refused person is told once a day that the bot is private, then ignored; a
@@ -24,13 +24,13 @@ from telegram import Chat, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from bot.delivery.access import Subject, Verdict
+from bot.admission.access_policy import Subject, Verdict
 from bot.errors import AdminAlwaysAllowed, InvalidInvite, UsageHint
 from bot.i18n import pick_language, t
-from handlers.admin import require_bot_admin
-from handlers.context import BotContext
-from handlers.parsing import command_text
-from handlers.turn import Turn, handle_errors, owner_of
+from handlers.request.context import BotContext
+from handlers.request.parsing import command_text
+from handlers.request.permissions import require_bot_admin
+from handlers.request.turn import Turn, handle_errors, owner_of
 from models.base import utcnow
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from telegram.error import TelegramError
 from bot.delivery.outbound import Priority
 from bot.delivery.replies import edit_html, quote_html, replace_html
 from bot.engine.microbatch import Caller
-from handlers.turn import Turn
+from handlers.request.turn import Turn
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from telegram.error import BadRequest
 from bot.delivery.markup import TELEGRAM_LIMIT, cut_to
 from bot.delivery.outbound import Priority
 from bot.delivery.replies import edit_html, send_whole
-from handlers.turn import Turn
+from handlers.request.turn import Turn
 
 log = logging.getLogger(__name__)
 

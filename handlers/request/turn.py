@@ -20,7 +20,7 @@ from bot.delivery.replies import LongReplies, reply_html
 from bot.delivery.shared_answers import SharedAnswers
 from bot.errors import StoreUnavailable, UserFacingError
 from bot.i18n import pick_language, t
-from handlers.context import BotContext, Services
+from handlers.request.context import BotContext, Services
 
 log = logging.getLogger(__name__)
 

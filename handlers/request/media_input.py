@@ -22,9 +22,9 @@ from bot.config import Settings
 from bot.engine.inputs import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
 from bot.errors import NoAudio, NoImage
 from bot.tasks import TASKS, TaskSpec
-from handlers.model_call import TaskRequest, Usage, prepare_call, run_call
-from handlers.parsing import InputLimits, candidate_labels, command_text
-from handlers.turn import Turn
+from handlers.request.model_call import TaskRequest, Usage, prepare_call, run_call
+from handlers.request.parsing import InputLimits, candidate_labels, command_text
+from handlers.request.turn import Turn
 
 # A caption that starts with a command; which command, and for which bot, `caption_command_name` decides.
 CAPTION_COMMAND = filters.CaptionRegex(r"^/\w+(?:@\w+)?(?:\s|$)")

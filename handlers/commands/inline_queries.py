@@ -14,10 +14,10 @@ from telegram.constants import ParseMode
 from bot.errors import UserFacingError
 from bot.tasks import TASKS, TaskSpec
 from bot.tasks.formatters import score_bar
-from handlers.context import BotContext
-from handlers.lifecycle import tracked
-from handlers.model_call import TaskRequest, prepare_call, run_call
-from handlers.turn import Turn
+from handlers.request.context import BotContext
+from handlers.request.lifecycle import tracked
+from handlers.request.model_call import TaskRequest, prepare_call, run_call
+from handlers.request.turn import Turn
 
 log = logging.getLogger(__name__)
 

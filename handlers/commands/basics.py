@@ -19,9 +19,9 @@ from telegram.error import BadRequest
 from bot.errors import NothingToCancel, StoreUnavailable
 from bot.i18n import CATALOGS, DEFAULT_LANGUAGE, pick_language, t
 from bot.tasks import TASKS
-from handlers.access import redeem_invite
-from handlers.context import BotApplication, BotContext
-from handlers.turn import Turn, handle_errors
+from handlers.commands.access_commands import redeem_invite
+from handlers.request.context import BotApplication, BotContext
+from handlers.request.turn import Turn, handle_errors
 
 log = logging.getLogger(__name__)
 

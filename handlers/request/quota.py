@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from bot.errors import GroupQuotaExceeded, QuotaExceeded, StoreUnavailable
-from handlers.turn import Turn
+from handlers.request.turn import Turn
 from models.base import utcnow
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from telegram import Message
 from bot.delivery.markup import plain_text
 from bot.errors import Cancelled, StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, TaskSpec
-from handlers.history import read_chat
-from handlers.media import read_media, replied_transcript
-from handlers.model_call import (
+from handlers.request.chat_history import read_chat
+from handlers.request.media_input import read_media, replied_transcript
+from handlers.request.model_call import (
     Memory,
     TaskRequest,
     Usage,
@@ -28,11 +28,11 @@ from handlers.model_call import (
     prepare_call,
     run_call,
 )
-from handlers.parsing import InputLimits, parse_request
-from handlers.queue_status import QueueStatus
-from handlers.quota import check_quota
-from handlers.streaming import StreamingReply, StreamMode
-from handlers.turn import Turn
+from handlers.request.parsing import InputLimits, parse_request
+from handlers.request.queue_status import QueueStatus
+from handlers.request.quota import check_quota
+from handlers.request.streaming import StreamingReply, StreamMode
+from handlers.request.turn import Turn
 
 log = logging.getLogger(__name__)
 

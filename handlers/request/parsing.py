@@ -15,7 +15,7 @@ from telegram import Message, MessageEntity
 from bot.config import Settings
 from bot.errors import EmptyInput, InputTooLong, LabelTooLong, TooManyLabels, UsageHint
 from bot.tasks import MASK_TOKENS, TRANSLATION_TARGETS, InputStyle, TaskSpec
-from handlers.model_call import TaskRequest
+from handlers.request.model_call import TaskRequest
 
 _TARGET_PREFIX = re.compile(r"^\s*(?:to\s+)?([a-z]{2})\s*:\s*", re.IGNORECASE)
 
