@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from bot.delivery.replies import reply_photo
 from bot.errors import NotGroupAdminStats, UsageHint
-from bot.hub.hub_access import rule_id
+from bot.hub import rule_id
 from bot.monitoring.usage_charts import render_usage_chart
 from handlers.request.parsing import command_text
 from handlers.request.permissions import require_bot_admin, require_group_admin

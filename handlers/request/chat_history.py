@@ -17,7 +17,7 @@ from typing import Any
 
 from telegram import Message
 
-from bot.engine.chat import ChatMessage, ChatPrompt
+from bot.engine import ChatMessage, ChatPrompt
 from bot.errors import EmptyInput, InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import TaskSpec
 from handlers.request.media_input import audio_in, transcript

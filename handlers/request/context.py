@@ -21,9 +21,8 @@ from bot.delivery.chat_action import ChatTyping
 from bot.delivery.outbound import Priority
 from bot.delivery.pacing import EditPacer
 from bot.delivery.shared_answers import SharedAnswers
-from bot.engine.pool import PipelinePool
-from bot.hub.downloads import ModelDownloads
-from bot.hub.vetting import ModelVetter
+from bot.engine import PipelinePool
+from bot.hub import ModelDownloads, ModelVetter
 from bot.monitoring.bot_metrics import BotMetrics
 from models.store import SettingsStore
 

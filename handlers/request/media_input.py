@@ -19,7 +19,7 @@ from telegram import Bot, Message, MessageEntity
 from telegram.ext import filters
 
 from bot.config import Settings
-from bot.engine.inputs import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
+from bot.engine import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
 from bot.errors import NoAudio, NoImage
 from bot.tasks import TASKS, TaskSpec
 from handlers.request.model_call import TaskRequest, Usage, prepare_call, run_call

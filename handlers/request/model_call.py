@@ -19,10 +19,9 @@ from telegram import Message
 
 from bot.config import Settings
 from bot.delivery.replies import edit_html
-from bot.engine.microbatch import Caller
+from bot.engine import Caller
 from bot.errors import StoreUnavailable, TooMuchWork
-from bot.hub.downloads import ThrottledStatus
-from bot.hub.vetting import VettedModel
+from bot.hub import ThrottledStatus, VettedModel
 from bot.tasks import TaskSpec
 from handlers.request.turn import Turn
 from models.store import ResolvedSettings

@@ -24,7 +24,7 @@ from telegram.error import TelegramError
 
 from bot.delivery.outbound import Priority
 from bot.delivery.replies import edit_html, quote_html, replace_html
-from bot.engine.microbatch import Caller
+from bot.engine import Caller
 from handlers.request.turn import Turn
 
 log = logging.getLogger(__name__)
