@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.errors import StoreUnavailable
-from models.store import SettingsStore
+from models.store import Store
 
 DAY_S = 24 * 3600.0
 
@@ -85,7 +85,7 @@ class OncePerDay:
 class AccessPolicy:
     """The verdict for each update, from the settings (read live) and the store (cached)."""
 
-    def __init__(self, settings: Settings, store: SettingsStore) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
         self.told = OncePerDay()
@@ -106,14 +106,14 @@ class AccessPolicy:
     async def warm(self) -> None:
         """Learn at start whether the bot is private, so an outage right after start is judged."""
         with contextlib.suppress(StoreUnavailable):
-            await self._store.access_restricted()
+            await self._store.access.restricted()
 
     async def verdict(self, subject: Subject) -> Verdict:
         if self.is_admin(subject.owner_id):
             return Verdict.ALLOWED
         try:
-            restricted = await self._store.access_restricted()
-            decision = await self._store.access_decision(subject.judged) if restricted else None
+            restricted = await self._store.access.restricted()
+            decision = await self._store.access.decision(subject.judged) if restricted else None
         except StoreUnavailable:
             return self._without_store(subject)
         if decision is not None:
@@ -124,7 +124,7 @@ class AccessPolicy:
 
     def _without_store(self, subject: Subject) -> Verdict:
         """The lists still hold, and a bot last seen public (read or written) stays public."""
-        public = self._store.restricted_last_seen is False and not self._lists_set
+        public = self._store.access.restricted_last_seen is False and not self._lists_set
         if self._listed(subject) or public:
             return Verdict.ALLOWED
         return Verdict.UNKNOWN

@@ -36,8 +36,9 @@ from handlers.commands.basics import register_commands
 from handlers.commands.conversations import prune_history
 from handlers.request.context import CONTEXT_TYPES, BotApplication, Services
 from models import migrate
+from models.database import create_engine
 from models.opening import failure_reason, location, sqlite_problem
-from models.store import SettingsStore, create_engine
+from models.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
     store = await open_store(settings)
     pool = PipelinePool(settings)
     metrics.watch_pool(lambda: pool.metrics.snapshot())
-    vetter = ModelVetter(settings, store, remote=pool.remote)
+    vetter = ModelVetter(settings, store.rules, remote=pool.remote)
     access = AccessPolicy(settings, store)
     await access.warm()
     return Services(
@@ -86,7 +87,7 @@ def rules_for(settings: Settings) -> ParamRules:
     return param_rules_from_caps(settings.max_new_tokens_cap, settings.max_return_sequences_cap)
 
 
-async def open_store(settings: Settings) -> SettingsStore:
+async def open_store(settings: Settings) -> Store:
     """The store on the configured database, upgraded to head first when auto_migrate is on.
 
     A SQLite file that cannot be opened or written fails at once, saying why. A
@@ -101,14 +102,14 @@ async def open_store(settings: Settings) -> SettingsStore:
     if problem is not None:
         raise StoreUnavailable(reason=problem)
     engine = create_engine(settings.database_url, timeout_s=settings.database_timeout_s)
-    store = SettingsStore(
+    store = Store(
         engine, rules=rules_for(settings), cache_ttl_s=settings.settings_cache_ttl_s
     )
     deadline = time.monotonic() + settings.database_start_wait_s
     delay = 0.5
     while True:
         try:
-            await store.ping()
+            await store.database.ping()
             break
         except StoreUnavailable as exc:
             reason = failure_reason(exc.__cause__ or exc)

@@ -31,7 +31,7 @@ from telegram import Bot, Update
 from bot.delivery.order import ChatOrderedUpdateProcessor
 from bot.errors import StoreUnavailable
 from models.base import utcnow
-from models.store import SettingsStore
+from models.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ class UpdateInbox:
         self.replay_window = timedelta(seconds=replay_window_s)
         self.max_replays = max_replays
         self.replayed = 0
-        self._store: SettingsStore | None = None
+        self._store: Store | None = None
         self._bot_id = 0
         self._skip_until = 0.0
         self._done: set[int] = set()
         self._flushing: asyncio.Task[None] | None = None
 
-    def attach(self, store: SettingsStore, bot_id: int) -> None:
+    def attach(self, store: Store, bot_id: int) -> None:
         """Start recording into `store` (updates before this are served unrecorded)."""
         self._store, self._bot_id = store, bot_id
 
@@ -68,7 +68,7 @@ class UpdateInbox:
             return True
         chat = update.effective_chat
         try:
-            return await store.inbox_accept(
+            return await store.inbox.accept(
                 self._bot_id, update.update_id, chat.id if chat else None, update.to_dict()
             )
         except StoreUnavailable:
@@ -88,7 +88,7 @@ class UpdateInbox:
         while self._done and self._store is not None:
             batch, self._done = self._done, set()
             try:
-                await self._store.inbox_done(self._bot_id, batch)
+                await self._store.inbox.done(self._bot_id, batch)
             except StoreUnavailable:
                 log.warning(
                     "inbox: %d done marks lost; those updates may be answered twice "
@@ -116,7 +116,7 @@ class UpdateInbox:
         await self.prune()
         since = utcnow() - self.replay_window
         try:
-            found = await self._store.inbox_unanswered(
+            found = await self._store.inbox.unanswered(
                 self._bot_id, since, max_replays=self.max_replays
             )
         except StoreUnavailable:
@@ -136,7 +136,7 @@ class UpdateInbox:
         if self._store is None:
             return
         try:
-            done, given_up = await self._store.inbox_prune(
+            done, given_up = await self._store.inbox.prune(
                 self._bot_id, utcnow() - self.replay_window
             )
         except StoreUnavailable:

@@ -42,7 +42,7 @@ async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
         parts["services"] = "starting"
         return False, parts
     try:
-        await found.store.ping()
+        await found.store.database.ping()
         parts["database"] = "ok"
     except StoreUnavailable:
         parts["database"] = "unreachable"

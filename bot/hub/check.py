@@ -46,7 +46,7 @@ UNREACHABLE_EXIT = 2
 class _NoRules:
     """Checking and fetching are the operator's own acts: the admins' lists do not apply."""
 
-    async def list_model_rules(self) -> Sequence[ModelRuleLike]:
+    async def all(self) -> Sequence[ModelRuleLike]:
         return []
 
 

@@ -27,7 +27,7 @@ from bot.i18n import DEFAULT_LANGUAGE, t
 class _NoRules:
     """Fetching is the operator's own act: the admins' allow/deny lists do not apply."""
 
-    async def list_model_rules(self) -> Sequence[ModelRuleLike]:
+    async def all(self) -> Sequence[ModelRuleLike]:
         return []
 
 

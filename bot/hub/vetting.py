@@ -125,7 +125,7 @@ class RemoteCatalogue(Protocol):
 class ModelRuleSource(Protocol):
     """What the vetter needs from the store: the admins' allow/deny rules."""
 
-    async def list_model_rules(self) -> Sequence[ModelRuleLike]: ...
+    async def all(self) -> Sequence[ModelRuleLike]: ...
 
 
 @dataclass(frozen=True)
@@ -389,7 +389,7 @@ class ModelVetter:
         """
         if self._rules is None:
             try:
-                rules = await self._rules_source.list_model_rules()
+                rules = await self._rules_source.all()
             except StoreUnavailable:
                 logger.warning("model rules unavailable; using the last known rules")
                 return self._last_rules

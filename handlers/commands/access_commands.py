@@ -120,7 +120,7 @@ async def redeem_invite(turn: Turn) -> bool:
     if await turn.services.access.verdict(subject) is Verdict.ALLOWED:
         return False
     turn.services.limiter.check(turn.owner_id)
-    if not await turn.services.store.redeem_invite(code, turn.owner_id):
+    if not await turn.services.store.access.redeem_invite(code, turn.owner_id):
         raise InvalidInvite()
     log.info("user %s redeemed an invite code", turn.owner_id)
     return True
@@ -152,7 +152,7 @@ async def grant_command(turn: Turn) -> None:
     """/grant <id>, or as a reply, or in a group: let a person or a chat use the bot."""
     require_bot_admin(turn)
     subject = _target(turn, "grant")
-    await turn.services.store.set_access(subject, True, by=turn.owner_id)
+    await turn.services.store.access.decide(subject, True, by=turn.owner_id)
     await turn.reply(turn.t(f"access.granted_{_kind(subject)}", id=subject))
 
 
@@ -163,7 +163,7 @@ async def revoke_command(turn: Turn) -> None:
     subject = _target(turn, "revoke")
     if turn.services.access.is_admin(subject):
         raise AdminAlwaysAllowed(id=subject)
-    await turn.services.store.set_access(subject, False, by=turn.owner_id)
+    await turn.services.store.access.decide(subject, False, by=turn.owner_id)
     await turn.reply(turn.t(f"access.revoked_{_kind(subject)}", id=subject))
 
 
@@ -188,7 +188,7 @@ async def invite_command(turn: Turn) -> None:
     uses, lifetime = _invite_terms(command_text(turn.message).split())
     expires_at = utcnow() + lifetime if lifetime is not None else None
     code = secrets.token_urlsafe(12)
-    await turn.services.store.create_invite(code, uses, expires_at, by=turn.owner_id)
+    await turn.services.store.access.create_invite(code, uses, expires_at, by=turn.owner_id)
     expiry = (
         turn.t("access.expires_at", at=f"{expires_at:%Y-%m-%d %H:%M} UTC")
         if expires_at is not None

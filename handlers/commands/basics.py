@@ -87,12 +87,12 @@ async def track_update(update: Update, context: BotContext) -> None:
     found.metrics.updates.labels(_kind(update)).inc()
     try:
         if update.effective_user is not None:
-            await found.store.touch_user(
+            await found.store.preferences.touch_user(
                 update.effective_user.id, update.effective_user.language_code
             )
         chat = update.effective_chat
         if chat is not None:
-            await found.store.touch_chat(chat.id, chat.type, chat.title)
+            await found.store.preferences.touch_chat(chat.id, chat.type, chat.title)
     except StoreUnavailable:
         log.debug("could not record user or chat: store unavailable")
 

@@ -22,6 +22,7 @@ from handlers.request.parsing import command_text
 from handlers.request.permissions import require_group_admin
 from handlers.request.turn import Turn, handle_errors
 from models.base import utcnow
+from models.database import or_default
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,8 @@ async def conversation_message(update: Update, context: BotContext) -> None:
     if turn.in_group:
         if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
             return
-        try:
-            if not await turn.services.store.is_chat_answer(turn.chat.id, replied.message_id):
-                return
-        except StoreUnavailable:
+        answered = turn.services.store.conversations.is_answer(turn.chat.id, replied.message_id)
+        if not await or_default(answered, False, what="whether a reply continues a conversation"):
             return
     await serve_command(turn, CHAT)
 
@@ -50,14 +49,14 @@ async def conversation_message(update: Update, context: BotContext) -> None:
 async def new_command(turn: Turn) -> None:
     """/new: this conversation is over; the next message starts a fresh one."""
     chat_id, user_id = await conversation_key(turn)
-    await turn.services.store.new_conversation(chat_id, user_id)
+    await turn.services.store.conversations.start_new(chat_id, user_id)
     await turn.reply(turn.t("chat.new"))
 
 
 @handle_errors
 async def forget_command(turn: Turn) -> None:
     """/forget: delete everything this person said to the chat model, and its answers."""
-    count = await turn.services.store.forget_conversations(turn.owner_id)
+    count = await turn.services.store.conversations.forget(turn.owner_id)
     await turn.reply(turn.t("chat.forgotten", count=count))
 
 
@@ -79,7 +78,7 @@ async def system_command(turn: Turn) -> None:
         await turn.reply(turn.t("chat.system_is", prompt=current or "—"))
         return
     prompt = None if words.lower() == "off" else words
-    await store.set_system_prompt(turn.owner_id, prompt)
+    await store.preferences.set_system_prompt(turn.owner_id, prompt)
     await turn.reply(turn.t("chat.system_set" if prompt else "chat.system_off"))
 
 
@@ -89,11 +88,11 @@ async def group_system_command(turn: Turn) -> None:
     await require_group_admin(turn)
     words = _prompt_words(turn)
     if words is None:
-        setup = await turn.services.store.group_setup(turn.chat.id)
+        setup = await turn.services.store.preferences.group_setup(turn.chat.id)
         await turn.reply(turn.t("chat.system_is", prompt=setup.system_prompt or "—"))
         return
     prompt = None if words.lower() == "off" else words
-    await turn.services.store.set_chat_system_prompt(turn.chat.id, prompt)
+    await turn.services.store.preferences.set_chat_system_prompt(turn.chat.id, prompt)
     await turn.reply(turn.t("chat.group_system_set" if prompt else "chat.system_off"))
 
 
@@ -104,7 +103,7 @@ async def group_conversation_command(turn: Turn) -> None:
     choice = command_text(turn.message).lower()
     if choice not in (SHARED, SEPARATE):
         raise UsageHint("error.usage_groupconversation")
-    await turn.services.store.set_shared_conversation(turn.chat.id, choice == SHARED)
+    await turn.services.store.preferences.set_shared_conversation(turn.chat.id, choice == SHARED)
     await turn.reply(turn.t(f"chat.group_{choice}"))
 
 
@@ -115,7 +114,7 @@ async def prune_history(context: BotContext) -> None:
     if not days:
         return
     try:
-        removed = await services.store.prune_conversations(utcnow() - timedelta(days=days))
+        removed = await services.store.conversations.prune(utcnow() - timedelta(days=days))
     except StoreUnavailable:
         log.warning("conversation retention skipped: store unavailable")
         return

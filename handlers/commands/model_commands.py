@@ -49,7 +49,7 @@ async def voice_note(update: Update, context: BotContext) -> None:
     if turn.user is None:
         return
     try:
-        options = await turn.services.store.get_options(turn.user.id)
+        options = await turn.services.store.preferences.get_options(turn.user.id)
     except StoreUnavailable:
         log.warning("store unavailable; voice note left untranscribed")
         return

@@ -44,7 +44,7 @@ async def stats_command(turn: Turn) -> None:
         chat_id = None
     name, span = _window(turn)
     until = utcnow()
-    series = await turn.services.store.usage_series(
+    series = await turn.services.store.usage.series(
         until - span, until, step_for(span), chat_id=chat_id
     )
     # The chart is labelled in English (see bot.monitoring.usage_charts); the caption is localized.
@@ -75,7 +75,7 @@ async def _set_rule(turn: Turn, rule: RuleKind) -> None:
     if len(words) != 1:
         raise UsageHint("admin.usage_rule", command=rule)
     model_id = await asyncio.to_thread(rule_id, words[0])
-    await turn.services.store.set_model_rule(model_id, rule, turn.owner_id)
+    await turn.services.store.rules.set(model_id, rule, turn.owner_id)
     turn.services.vetter.rules_changed()
     await turn.reply(turn.t("admin.allowed" if rule == "allow" else "admin.denied", model=model_id))
 

@@ -166,12 +166,12 @@ async def _apply_button(
     notice = None
     if action == "set":
         param, value = rest[1], rest[2]
-        stored = await store.set_user_params(turn.owner_id, spec.name, {param: value})
+        stored = await store.preferences.set_user_params(turn.owner_id, spec.name, {param: value})
         notice = turn.t(
             "settings.param_set", param=param, task=spec.name, value=_show(stored[param])
         )
     elif action == "reset":
-        await store.reset_user(turn.owner_id, spec.name)
+        await store.preferences.reset_user(turn.owner_id, spec.name)
         notice = turn.t("settings.reset", what=spec.name)
     elif action == "models":
         await _show_model_picker(turn, query, spec)
@@ -179,7 +179,7 @@ async def _apply_button(
     elif action == "model":
         model_id = await _model_for_token(turn, spec, rest[1])
         await turn.services.vetter.vet(spec.name, model_id)
-        await store.set_user_model(turn.owner_id, spec.name, model_id)
+        await store.preferences.set_user_model(turn.owner_id, spec.name, model_id)
         notice = turn.t("settings.model_set", task=spec.name, model=model_id)
     text, keyboard = await settings_view(turn, spec, turn.owner_id)
     assert query.message is not None
@@ -240,7 +240,7 @@ async def model_command(turn: Turn) -> None:
     spec, model_id = _task_and_model(turn, "model")
     if model_id is not None:
         await turn.services.vetter.vet(spec.name, model_id)
-    await turn.services.store.set_user_model(turn.owner_id, spec.name, model_id)
+    await turn.services.store.preferences.set_user_model(turn.owner_id, spec.name, model_id)
     await turn.reply(turn.t("settings.model_set", task=spec.name, model=model_id or "default"))
 
 
@@ -278,7 +278,7 @@ async def _task_in_use(turn: Turn, param: str) -> TaskSpec:
     readers = _readers(param)
     if not readers:
         return TASKS["generate"]
-    latest = await turn.services.store.latest_task(turn.owner_id, turn.chat.id, readers)
+    latest = await turn.services.store.usage.latest_task(turn.owner_id, turn.chat.id, readers)
     if latest is not None:
         return TASKS[latest]
     if turn.chat.type == ChatType.PRIVATE and TASKS["chat"].name in readers:
@@ -293,13 +293,13 @@ async def set_command(turn: Turn) -> None:
     task, param, value = _param_words(turn, "set")
     store = turn.services.store
     if task is None and param in OPTIONS:
-        stored = await store.set_options(turn.owner_id, {param: value})
+        stored = await store.preferences.set_options(turn.owner_id, {param: value})
         await turn.reply(
             turn.t("settings.param_set", param=param, task="—", value=_show(stored[param]))
         )
         return
     spec = get_task(task) if task is not None else await _task_in_use(turn, param)
-    stored = await store.set_user_params(turn.owner_id, spec.name, {param: value})
+    stored = await store.preferences.set_user_params(turn.owner_id, spec.name, {param: value})
     await turn.reply(
         turn.t("settings.param_set", param=param, task=spec.name, value=_show(stored[param]))
     )
@@ -311,10 +311,10 @@ async def reset_command(turn: Turn) -> None:
     words = _words(turn)
     spec = get_task(words[0]) if words else None
     store = turn.services.store
-    await store.reset_user(turn.owner_id, spec.name if spec else None)
+    await store.preferences.reset_user(turn.owner_id, spec.name if spec else None)
     if spec is None:
-        await store.set_options(
-            turn.owner_id, dict.fromkeys(await store.get_options(turn.owner_id))
+        await store.preferences.set_options(
+            turn.owner_id, dict.fromkeys(await store.preferences.get_options(turn.owner_id))
         )
     await turn.reply(
         turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all"))
@@ -347,10 +347,10 @@ async def lang_command(turn: Turn) -> None:
         raise UsageHint("error.usage_lang")
     choice = words[0].lower()
     if choice == "auto":
-        await turn.services.store.set_language(turn.owner_id, None)
+        await turn.services.store.preferences.set_language(turn.owner_id, None)
         turn.language = pick_language(turn.user.language_code if turn.user else None)
     elif choice in CATALOGS:
-        await turn.services.store.set_language(turn.owner_id, choice)
+        await turn.services.store.preferences.set_language(turn.owner_id, choice)
         turn.language = choice
     else:
         raise UnknownLanguage(known=", ".join([*CATALOGS, "auto"]))
@@ -368,7 +368,7 @@ async def group_model_command(turn: Turn) -> None:
     spec, model_id = _task_and_model(turn, "groupmodel")
     if model_id is not None:
         await turn.services.vetter.vet(spec.name, model_id)
-    await turn.services.store.set_chat_model(turn.chat.id, spec.name, model_id, by=turn.owner_id)
+    await turn.services.store.preferences.set_chat_model(turn.chat.id, spec.name, model_id, by=turn.owner_id)
     await turn.reply(
         turn.t("settings.group_model_set", task=spec.name, model=model_id or "default")
     )
@@ -381,7 +381,7 @@ async def group_set_command(turn: Turn) -> None:
     spec, param, value = _task_param_value(turn, "groupset")
     if spec is None:
         raise UnknownTask(task=param, known=", ".join(TASKS))
-    stored = await turn.services.store.set_chat_params(
+    stored = await turn.services.store.preferences.set_chat_params(
         turn.chat.id, spec.name, {param: value}, by=turn.owner_id
     )
     await turn.reply(
@@ -395,7 +395,7 @@ async def group_reset_command(turn: Turn) -> None:
     await require_group_admin(turn)
     words = _words(turn)
     spec = get_task(words[0]) if words else None
-    await turn.services.store.reset_chat(turn.chat.id, spec.name if spec else None)
+    await turn.services.store.preferences.reset_chat(turn.chat.id, spec.name if spec else None)
     await turn.reply(
         turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all"))
     )
@@ -426,7 +426,7 @@ async def group_quota_command(turn: Turn) -> None:
         raise GroupOnly()
     store = turn.services.store
     if not _words(turn):
-        quota = await store.group_quota(turn.chat.id)
+        quota = await store.preferences.group_quota(turn.chat.id)
         shown = (
             turn.t("quota.group_is", limit=quota, reset=RESET_NOTE)
             if quota
@@ -436,5 +436,5 @@ async def group_quota_command(turn: Turn) -> None:
         return
     await require_group_admin(turn)
     quota = _group_quota_choice(turn)
-    await store.set_group_quota(turn.chat.id, quota)
+    await store.preferences.set_group_quota(turn.chat.id, quota)
     await turn.reply(turn.t("quota.group_set", limit=quota) if quota else turn.t("quota.group_off"))

@@ -24,6 +24,7 @@ from handlers.request.media_input import audio_in, transcript
 from handlers.request.model_call import TaskRequest
 from handlers.request.parsing import command_text
 from handlers.request.turn import Turn
+from models.conversation import NewTurn
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,17 @@ class ConversationMemory:
     async def remember(self, answer: str, shown: Message | None, *, stopped: bool) -> None:
         """A lost database costs the conversation this turn, never the answer already shown."""
         try:
-            await self.turn.services.store.add_conversation_turn(
+            await self.turn.services.store.conversations.add_turn(
                 self.conversation_id,
-                question=self.question,
-                question_message_id=self.question_message_id,
-                answer=answer,
-                answer_message_id=shown.message_id if shown is not None else None,
-                author_id=self.turn.owner_id,
-                stopped=stopped,
-                trim_noticed=self.told_about_trim,
+                NewTurn(
+                    question=self.question,
+                    question_message_id=self.question_message_id,
+                    answer=answer,
+                    answer_message_id=shown.message_id if shown is not None else None,
+                    author_id=self.turn.owner_id,
+                    stopped=stopped,
+                    trim_noticed=self.told_about_trim,
+                ),
             )
         except StoreUnavailable:
             log.warning("a conversation turn was not stored: store unavailable")
@@ -67,15 +70,15 @@ async def conversation_key(turn: Turn) -> tuple[int, int | None]:
     """(chat, person) of this chat's conversation; the person is None where a group shares one."""
     if not turn.in_group:
         return turn.chat.id, turn.owner_id
-    shared = (await turn.services.store.group_setup(turn.chat.id)).shared
+    shared = (await turn.services.store.preferences.group_setup(turn.chat.id)).shared
     return turn.chat.id, None if shared else turn.owner_id
 
 
 async def system_prompt(turn: Turn) -> str | None:
     """This person's system prompt, else the group's, else the bot's."""
     store = turn.services.store
-    own = await store.system_prompt(turn.owner_id)
-    group = (await store.group_setup(turn.chat.id)).system_prompt if turn.in_group else None
+    own = await store.preferences.system_prompt(turn.owner_id)
+    group = (await store.preferences.group_setup(turn.chat.id)).system_prompt if turn.in_group else None
     return own or group or turn.services.settings.chat_system_prompt or None
 
 
@@ -97,7 +100,7 @@ async def read_chat(turn: Turn, spec: TaskSpec) -> TaskRequest:
         raise InputTooLong(length=len(text), limit=limit)
     chat_id, user_id = await conversation_key(turn)
     replied = message.reply_to_message
-    ongoing = await turn.services.store.ongoing_conversation(
+    ongoing = await turn.services.store.conversations.ongoing(
         chat_id,
         user_id,
         replied_message_id=replied.message_id if replied is not None else None,

@@ -24,7 +24,7 @@ from bot.delivery.shared_answers import SharedAnswers
 from bot.engine import PipelinePool
 from bot.hub import ModelDownloads, ModelVetter
 from bot.monitoring.bot_metrics import BotMetrics
-from models.store import SettingsStore
+from models.store import Store
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Services:
     """Everything a handler needs besides the update itself."""
 
     settings: Settings
-    store: SettingsStore
+    store: Store
     pool: PipelinePool
     vetter: ModelVetter
     limiter: UserRateLimiter

@@ -59,7 +59,7 @@ async def stream_mode(turn: Turn, spec: TaskSpec) -> StreamMode | None:
     if not (spec.streams and turn.services.settings.stream_generation):
         return None
     try:
-        options = await turn.services.store.get_options(turn.owner_id)
+        options = await turn.services.store.preferences.get_options(turn.owner_id)
     except StoreUnavailable:
         options = {}
     chosen = OPTIONS["stream"].coerce(options.get("stream", OPTIONS["stream"].default))
@@ -178,7 +178,7 @@ async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) ->
     if message is not None and log.isEnabledFor(logging.DEBUG):
         log.debug("text of that request: %r", message.text or message.caption)
     try:
-        await turn.services.store.log_usage(
+        await turn.services.store.usage.log(
             user_id=turn.owner_id,
             chat_id=turn.chat_id,
             task=spec.name,

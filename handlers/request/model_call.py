@@ -20,11 +20,12 @@ from telegram import Message
 from bot.config import Settings
 from bot.delivery.replies import edit_html
 from bot.engine import Caller
-from bot.errors import StoreUnavailable, TooMuchWork
+from bot.errors import TooMuchWork
 from bot.hub import ThrottledStatus, VettedModel
 from bot.tasks import TaskSpec
 from handlers.request.turn import Turn
-from models.store import ResolvedSettings
+from models.database import or_default
+from models.preference import ResolvedSettings
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,18 @@ async def resolve_settings(turn: Turn, spec: TaskSpec) -> tuple[ResolvedSettings
     svc = turn.services
     default_model = svc.settings.default_models.get(spec.name, spec.default_model)
     chat_id = turn.chat_id if turn.in_group else None
-    try:
-        resolved = await svc.store.resolve(
+    resolved = await or_default(
+        svc.store.preferences.resolve(
             turn.owner_id,
             chat_id,
             spec.name,
             default_model=default_model,
             default_params=spec.default_params(),
-        )
-    except StoreUnavailable:
-        log.warning("store unavailable; %s runs on the bot's defaults", spec.name)
+        ),
+        None,
+        what=f"the settings of {spec.name}",
+    )
+    if resolved is None:
         params = spec.default_params()
         return ResolvedSettings(default_model, "bot", params, dict.fromkeys(params, "bot")), True
     return resolved, False

@@ -78,11 +78,11 @@ async def allowances(turn: Turn) -> list[Allowance]:
         (turn.services.settings.daily_quota, None, QuotaExceeded)
     ]
     if turn.in_group:
-        group_quota = await store.group_quota(turn.chat.id)
+        group_quota = await store.preferences.group_quota(turn.chat.id)
         quotas.append((group_quota or 0, turn.chat.id, GroupQuotaExceeded))
     since = day_start(utcnow())
     return [
-        Allowance(limit, await store.served_since(turn.owner_id, since, chat_id=chat), refusal)
+        Allowance(limit, await store.usage.served_since(turn.owner_id, since, chat_id=chat), refusal)
         for limit, chat, refusal in quotas
         if limit > 0
     ]
@@ -104,7 +104,7 @@ async def check_quota(turn: Turn) -> None:
     if found:
         # Counted from now until its usage row is logged (the lifecycle logs every request).
         hold_s = turn.services.settings.pool_request_timeout_s + HOLD_SLACK_S
-        turn.services.store.hold_served(turn.owner_id, turn.chat_id, for_s=hold_s)
+        turn.services.store.usage.hold_served(turn.owner_id, turn.chat_id, for_s=hold_s)
 
 
 async def quota_line(turn: Turn) -> str | None:

@@ -18,9 +18,10 @@ from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.replies import LongReplies, reply_html
 from bot.delivery.shared_answers import SharedAnswers
-from bot.errors import StoreUnavailable, UserFacingError
+from bot.errors import UserFacingError
 from bot.i18n import pick_language, t
 from handlers.request.context import BotContext, Services
+from models.database import or_default
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,9 @@ class Turn:
         user = update.effective_user
         chosen = None
         if user is not None:
-            try:
-                chosen = await found.store.get_language(user.id)
-            except StoreUnavailable:
-                log.warning("store unavailable; replying in the user's Telegram language")
+            chosen = await or_default(
+                found.store.preferences.get_language(user.id), None, what="the reply language"
+            )
         language = pick_language(chosen, user.language_code if user else None)
         return cls(update, context, found, language)
 

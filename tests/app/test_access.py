@@ -98,7 +98,7 @@ async def test_an_invite_for_several_people_with_an_expiry_says_so(bot: RunningB
     [reply] = await bot.ask(admin, chat, "/invite 3 7d")
     assert reply.startswith("Invite link for 3 people, valid until 20")
     code = reply.rsplit("start=", 1)[1]
-    invite = await bot.services.store.get_invite(code)
+    invite = await bot.services.store.access.get_invite(code)
     assert invite is not None and (invite.max_uses, invite.uses) == (3, 0)
     [usage] = await bot.ask(admin, chat, "/invite 0")
     assert usage.startswith("Usage: /invite [uses] [expiry]")

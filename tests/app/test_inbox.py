@@ -12,7 +12,8 @@ from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.html import command_entities
 from bot.tasks import param_rules_from_caps
 from models import migrate
-from models.store import SettingsStore, create_engine
+from models.database import create_engine
+from models.store import Store
 from tests.support.crash import replies_to
 from tests.support.harness import RunningBot, bot_settings, running_bot
 
@@ -28,9 +29,9 @@ async def test_an_update_accepted_but_not_answered_is_answered_after_the_start_a
         message = emu.world.add_message(chat, alice, content)
         engine = create_engine(settings.database_url)
         await migrate.upgrade(engine)
-        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        store = Store(engine, rules=param_rules_from_caps(256, 3))
         update = {"update_id": 900_001, "message": message}
-        await store.inbox_accept(emu.bot_user.id, 900_001, chat.id, update)
+        await store.inbox.accept(emu.bot_user.id, 900_001, chat.id, update)
         await store.close()
 
         async with running_bot(settings, emu=emu):

@@ -26,7 +26,7 @@ WEIGHTS = safetensors_bytes({"classifier.weight": (2, 8)})
 
 
 class NoRules:
-    async def list_model_rules(self) -> list[Any]:
+    async def all(self) -> list[Any]:
         return []
 
 

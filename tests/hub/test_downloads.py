@@ -54,7 +54,7 @@ def access(hub: HubStandIn, tmp_path: Path) -> HubAccess:
 
 
 class NoRules:
-    async def list_model_rules(self) -> list:
+    async def all(self) -> list:
         return []
 
 

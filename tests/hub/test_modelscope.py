@@ -34,7 +34,7 @@ WHISPER = get_task("transcribe").default_model
 
 
 class NoRules:
-    async def list_model_rules(self) -> list[Any]:
+    async def all(self) -> list[Any]:
         return []
 
 

@@ -17,7 +17,8 @@ from bot.monitoring.usage_charts import render_usage_chart
 from bot.tasks import TASKS, param_rules_from_caps
 from models import migrate
 from models.base import utcnow
-from models.store import SettingsStore, create_engine
+from models.database import create_engine
+from models.store import Store
 from models.usage import WINDOWS, UsageRecord, UsageSeries, step_for
 
 # Telegram's sendPhoto limits: 10 MB, width + height at most 10000, ratio at most 20.
@@ -25,17 +26,17 @@ MAX_PHOTO_BYTES = 10 * 1000 * 1000
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SettingsStore]:
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'usage.db'}")
     await migrate.upgrade(engine)
-    store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+    store = Store(engine, rules=param_rules_from_caps(256, 3))
     try:
         yield store
     finally:
         await store.close()
 
 
-async def log_requests(store: SettingsStore, count: int, span: timedelta) -> None:
+async def log_requests(store: Store, count: int, span: timedelta) -> None:
     """`count` requests spread over the last `span`, by 40 people over every task, 5% failing."""
     rng = random.Random(19)
     now = utcnow()
@@ -51,13 +52,13 @@ async def log_requests(store: SettingsStore, count: int, span: timedelta) -> Non
         }
         for _ in range(count)
     ]
-    async with store._session() as session:
+    async with store.database.session() as session:
         await session.execute(insert(UsageRecord), rows)
 
 
-async def series_of(store: SettingsStore, window: str) -> UsageSeries:
+async def series_of(store: Store, window: str) -> UsageSeries:
     until = utcnow()
-    return await store.usage_series(until - WINDOWS[window], until, step_for(WINDOWS[window]))
+    return await store.usage.series(until - WINDOWS[window], until, step_for(WINDOWS[window]))
 
 
 def fits_telegram(png: bytes) -> tuple[int, int]:
@@ -69,14 +70,14 @@ def fits_telegram(png: bytes) -> tuple[int, int]:
     return width, height
 
 
-async def test_an_empty_period_is_drawn_with_its_time_axis(store: SettingsStore) -> None:
+async def test_an_empty_period_is_drawn_with_its_time_axis(store: Store) -> None:
     series = await series_of(store, "7d")
     assert series.summary.requests == 0
     assert len(series.total) >= 28, "a week in 6-hour steps"
     assert fits_telegram(render_usage_chart(series, "All chats · last 7d")) == (1080, 1350)
 
 
-async def test_one_request_is_drawn(store: SettingsStore) -> None:
+async def test_one_request_is_drawn(store: Store) -> None:
     await log_requests(store, 1, timedelta(hours=1))
     series = await series_of(store, "24h")
     assert series.summary.requests == 1
@@ -85,7 +86,7 @@ async def test_one_request_is_drawn(store: SettingsStore) -> None:
 
 
 async def test_thousands_of_requests_over_a_month_render_in_under_a_second(
-    store: SettingsStore,
+    store: Store,
 ) -> None:
     await log_requests(store, 5000, WINDOWS["30d"])
     series = await series_of(store, "30d")
