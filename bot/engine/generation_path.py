@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
-from bot.engine.continuous import ContinuousGenerationEngine, unsupported_reason
+from bot.engine.continuous_engine import ContinuousGenerationEngine, unsupported_reason
 from bot.engine.microbatch import ANONYMOUS, Caller, MicroBatcher
 from bot.engine.model_cache import ModelCache
 
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 TextCallback = Callable[[str], None]
 
 
-class ContinuousGenerationPath:
+class GenerationPath:
     """The engine for one (text-generation, model) pair, with its micro-batching fallback."""
 
     def __init__(
