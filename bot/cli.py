@@ -412,7 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings)
     try:
-        return args.handler(settings, args)
+        status: int = args.handler(settings, args)
+        return status
     except MissingTokenError as exc:
         print(f"hfbot: {exc}", file=sys.stderr)
         return 2

@@ -74,4 +74,5 @@ async def upsert(
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    return await session.execute(stmt)
+    result: Result[Any] = await session.execute(stmt)
+    return result

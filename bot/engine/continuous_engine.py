@@ -431,7 +431,8 @@ class ContinuousGenerationEngine:
             manager.cancel_request(request_id)
 
     def _decode(self, token_ids: list[int]) -> str:
-        return self._tokenizer.decode(token_ids, skip_special_tokens=True)
+        text: str = self._tokenizer.decode(token_ids, skip_special_tokens=True)
+        return text
 
     def _text_of(self, sequence: _Sequence, generated: list[int]) -> str:
         """Prompt + continuation, decoded with the prompt as the pipeline does (spacing at the seam);

@@ -149,7 +149,8 @@ def _byte_progress_class(report: Progress) -> type[tqdm]:
                     self._done += int(n)
                     self._shown = max(self._shown, self._done)
                     report(self._shown, max(int(self.total or 0), self._shown))
-            return super().update(n)
+            shown: bool | None = super().update(n)
+            return shown
 
     return ByteProgress
 

@@ -159,7 +159,7 @@ class BotApiEmulator:
     def base_file_url(self) -> str:
         return f"{self.url}/file/bot"
 
-    def wire(self, builder: ApplicationBuilder) -> ApplicationBuilder:
+    def wire(self, builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any]) -> ApplicationBuilder[Any, Any, Any, Any, Any, Any]:
         """Point an ApplicationBuilder at this emulator (token, base_url, base_file_url)."""
         return builder.token(self.token).base_url(self.base_url).base_file_url(self.base_file_url)
 
