@@ -64,6 +64,10 @@ _STRING_PARAMS = frozenset(
 )
 
 
+# Whatever bot, context and data types the application it builds is for.
+AnyBuilder = ApplicationBuilder[Any, Any, Any, Any, Any, Any]
+
+
 class BotApiEmulator:
     """Telegram, as far as one bot can tell: its API on 127.0.0.1 plus fake people.
 
@@ -159,7 +163,7 @@ class BotApiEmulator:
     def base_file_url(self) -> str:
         return f"{self.url}/file/bot"
 
-    def wire(self, builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any]) -> ApplicationBuilder[Any, Any, Any, Any, Any, Any]:
+    def wire(self, builder: AnyBuilder) -> AnyBuilder:
         """Point an ApplicationBuilder at this emulator (token, base_url, base_file_url)."""
         return builder.token(self.token).base_url(self.base_url).base_file_url(self.base_file_url)
 
