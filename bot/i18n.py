@@ -185,6 +185,7 @@ EN: dict[str, str] = {
     "admin.usage_rule": "Usage: <code>/{command} &lt;model id&gt;</code>",
     # conversations
     "chat.trimmed": "<i>(Our conversation is longer than this model can read at once, so I no longer see its oldest messages.)</i>",
+    "chat.not_your_conversation": "<i>(The answer you replied to belongs to someone else's conversation, which I keep to them: this goes on with yours.)</i>",
     "chat.new": "Fresh start: I've put our earlier conversation aside.",
     "chat.forgotten": "Deleted {count} messages of yours. I remember nothing of our conversations now.",
     "chat.system_is": "The system prompt for your conversations: <i>{prompt}</i>",
@@ -388,6 +389,7 @@ ZH: dict[str, str] = {
     "admin.denied": "已禁止 <code>{model}</code>。",
     "admin.usage_rule": "用法：<code>/{command} &lt;模型 id&gt;</code>",
     "chat.trimmed": "<i>（我们的对话太长，这个模型一次读不完，最早的消息我已经看不到了。）</i>",
+    "chat.not_your_conversation": "<i>（你回复的那条回答属于别人的对话，那段对话只属于对方：这里接着的是你自己的对话。）</i>",
     "chat.new": "重新开始：之前的对话已经放到一边。",
     "chat.forgotten": "已删除你的 {count} 条消息。我们之前的对话我都不记得了。",
     "chat.system_is": "你的对话使用的系统提示：<i>{prompt}</i>",

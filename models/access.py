@@ -57,6 +57,9 @@ class InviteCode(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # `<bot>:<chat>:<message>` of the /invite that asked for it: the same message handled
+    # again (a replay after a crash) finds this code instead of minting another.
+    requested_in: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,21 @@ async def any_restriction(session: AsyncSession) -> bool:
     return bool((await session.execute(stmt)).scalar_one())
 
 
+def _decision(
+    subject_id: int, allowed: bool, changed_by: int | None, invite_code: str | None
+) -> dict[str, object]:
+    return {
+        "subject_id": subject_id,
+        "allowed": allowed,
+        "changed_by": changed_by,
+        "invite_code": invite_code,
+        "changed_at": utcnow(),
+    }
+
+
+_DECISION_COLUMNS = ["allowed", "changed_by", "invite_code", "changed_at"]
+
+
 async def write_decision(
     session: AsyncSession,
     subject_id: int,
@@ -89,19 +107,9 @@ async def write_decision(
     changed_by: int | None,
     invite_code: str | None = None,
 ) -> None:
-    await upsert(
-        session,
-        AccessGrant,
-        {
-            "subject_id": subject_id,
-            "allowed": allowed,
-            "changed_by": changed_by,
-            "invite_code": invite_code,
-            "changed_at": utcnow(),
-        },
-        ["subject_id"],
-        ["allowed", "changed_by", "invite_code", "changed_at"],
-    )
+    """An admin's grant or revocation: it replaces whatever was decided before."""
+    values = _decision(subject_id, allowed, changed_by, invite_code)
+    await upsert(session, AccessGrant, values, ["subject_id"], _DECISION_COLUMNS)
 
 
 async def create_invite(
@@ -110,40 +118,59 @@ async def create_invite(
     max_uses: int,
     expires_at: datetime | None,
     created_by: int | None,
+    requested_in: str | None = None,
 ) -> Invite:
-    session.add(
-        InviteCode(
-            code=code,
-            max_uses=max_uses,
-            uses=0,
-            expires_at=expires_at,
-            created_by=created_by,
-            created_at=utcnow(),
-        )
-    )
-    return Invite(code, max_uses, 0, expires_at)
+    """A new code, or the one already made for `requested_in` (then `code` is not used)."""
+    values = {
+        "code": code,
+        "max_uses": max_uses,
+        "uses": 0,
+        "expires_at": expires_at,
+        "created_by": created_by,
+        "created_at": utcnow(),
+        "requested_in": requested_in,
+    }
+    if requested_in is None:
+        session.add(InviteCode(**values))
+        return Invite(code, max_uses, 0, expires_at)
+    await upsert(session, InviteCode, values, ["requested_in"], [])
+    row = await session.scalar(select(InviteCode).where(InviteCode.requested_in == requested_in))
+    assert row is not None, "inserted, or there already"
+    return Invite(row.code, row.max_uses, row.uses, row.expires_at)
 
 
 async def redeem_invite(session: AsyncSession, code: str, user_id: int) -> bool:
-    """Use one of the code's uses and grant `user_id`, or change nothing and say False.
+    """Use one of the code's uses and grant `user_id`; False when they are not let in.
 
-    One conditional UPDATE takes the use, so two people redeeming the last use
-    at once cannot both win: PostgreSQL re-checks the condition on the row it
-    locked, and SQLite writers are serialized by `BEGIN IMMEDIATE`.
+    The grant comes first, and is written only where no decision about the
+    person exists (INSERT … ON CONFLICT DO NOTHING): a revocation wins over
+    every invite, and one person redeeming a code several times at once takes
+    one use, since the others find the grant already there (PostgreSQL makes
+    them wait for the first to commit; SQLite serializes writers with
+    `BEGIN IMMEDIATE`) and take none. One conditional UPDATE then takes the
+    use, so two people redeeming the last use at once cannot both win:
+    PostgreSQL re-checks the condition on the row it locked. The loser's grant
+    is rolled back with its savepoint.
     """
     now = utcnow()
-    taken = await session.execute(
-        update(InviteCode)
-        .where(
-            InviteCode.code == code,
-            InviteCode.uses < InviteCode.max_uses,
-            or_(InviteCode.expires_at.is_(None), InviteCode.expires_at > now),
+    async with session.begin_nested() as attempt:
+        granted = await upsert(
+            session, AccessGrant, _decision(user_id, True, None, code), ["subject_id"], []
         )
-        .values(uses=InviteCode.uses + 1)
-    )
-    if not getattr(taken, "rowcount", 0):
-        return False
-    await write_decision(session, user_id, True, None, invite_code=code)
+        if not getattr(granted, "rowcount", 0):
+            return await read_decision(session, user_id) is True
+        taken = await session.execute(
+            update(InviteCode)
+            .where(
+                InviteCode.code == code,
+                InviteCode.uses < InviteCode.max_uses,
+                or_(InviteCode.expires_at.is_(None), InviteCode.expires_at > now),
+            )
+            .values(uses=InviteCode.uses + 1)
+        )
+        if not getattr(taken, "rowcount", 0):
+            await attempt.rollback()
+            return False
     return True
 
 
@@ -184,16 +211,25 @@ class AccessBook:
         self.restricted_last_seen = True
 
     async def create_invite(
-        self, code: str, max_uses: int, expires_at: datetime | None, *, by: int | None
+        self,
+        code: str,
+        max_uses: int,
+        expires_at: datetime | None,
+        *,
+        by: int | None,
+        requested_in: str | None = None,
     ) -> Invite:
+        """A new invite code; with `requested_in` (the message that asked), at most one per
+        request: asking again returns the code made the first time."""
         async with self._db.session() as session:
-            invite = await create_invite(session, code, max_uses, expires_at, by)
+            invite = await create_invite(session, code, max_uses, expires_at, by, requested_in)
         self._db.forget("access_any", 0)
         self.restricted_last_seen = True
         return invite
 
     async def redeem_invite(self, code: str, user_id: int) -> bool:
-        """Take one use of the code and grant the person; False when it is used up or expired."""
+        """Take one use of the code and grant the person; False when it is used up or expired,
+        or the person was revoked. A person already granted takes no use and gets True."""
         async with self._db.session() as session:
             redeemed = await redeem_invite(session, code, user_id)
         self._db.forget("access", user_id)

@@ -75,6 +75,8 @@ class OngoingConversation:
     id: int
     trim_noticed: bool
     turns: tuple[Turn, ...]
+    # The message replied to answered a conversation that is not this one (another member's).
+    replied_elsewhere: bool = False
 
 
 async def ongoing(
@@ -88,11 +90,18 @@ async def ongoing(
     """The conversation a message continues: the one whose answer it replies to, else this
     person's (or the group's shared) newest one, started if there is none yet.
 
-    Only the latest `max_turns` messages are read: no model context holds more.
+    A reply continues the conversation it replies to only when that conversation is
+    this person's (or the shared one): replying to another member's answer in a group
+    with separate conversations must neither read nor write their history, so it goes
+    on with the replier's own (`replied_elsewhere` says so). Only the latest
+    `max_turns` messages are read: no model context holds more.
     """
     found = None
+    replied_elsewhere = False
     if replied_message_id is not None:
         found = await answered_in(session, chat_id, replied_message_id)
+        if found is not None and found.user_id != user_id:
+            found, replied_elsewhere = None, True
     if found is None:
         found = await session.scalar(
             select(Conversation)
@@ -111,7 +120,7 @@ async def ongoing(
         )
     ).all()
     turns = tuple(Turn(row.role, row.content) for row in reversed(rows))
-    return OngoingConversation(found.id, found.trim_noticed, turns)
+    return OngoingConversation(found.id, found.trim_noticed, turns, replied_elsewhere)
 
 
 def _of(user_id: int | None) -> ColumnElement[bool]:

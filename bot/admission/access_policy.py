@@ -122,6 +122,20 @@ class AccessPolicy:
             return Verdict.ALLOWED
         return Verdict.REFUSED
 
+    async def may_redeem(self, subject: Subject) -> bool:
+        """Whether `subject` may try an invite code: a person no admin revoked.
+
+        A revocation wins over every invite, so a revoked person's `/start <code>`
+        is refused at the gate like any outsider's. With the database unreachable
+        nobody can redeem anything, so the answer is no.
+        """
+        if subject.shared_chat:
+            return False
+        try:
+            return await self._store.access.decision(subject.owner_id) is not False
+        except StoreUnavailable:
+            return False
+
     def _without_store(self, subject: Subject) -> Verdict:
         """The lists still hold, and a bot last seen public (read or written) stays public."""
         public = self._store.access.restricted_last_seen is False and not self._lists_set

@@ -8,10 +8,12 @@ refused with the range it must lie in; nothing else in the bot parses them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot.errors import InvalidParamValue
+from bot.numbers import parse_decimal
 
 ParamType = type[int] | type[float] | type[bool] | type[str]
 Value = int | float | bool | str
@@ -71,11 +73,12 @@ class ParamSpec:
             return True if text in _TRUE else False if text in _FALSE else None
         if isinstance(raw, bool):
             return None
-        try:
-            number = float(str(raw).strip()) if not isinstance(raw, int | float) else float(raw)
-        except ValueError:
-            return None
-        if number != number or number in (float("inf"), float("-inf")):
+        number = (
+            float(raw)
+            if isinstance(raw, int | float)
+            else parse_decimal(str(raw).strip(), -math.inf, math.inf)
+        )
+        if number is None or not math.isfinite(number):
             return None
         if self.type is int:
             return int(number) if number.is_integer() else None

@@ -9,7 +9,8 @@ a refused update goes no further (`ApplicationHandlerStop`). The verdict is
 A refused person is told once a day that the bot is private, then ignored; a
 group or channel that is not allowed is told once and left. An inline query
 gets no results. `/start <code>` in a private chat passes the gate so a
-newcomer can redeem an invite.
+newcomer can redeem an invite, unless an admin revoked them: a revocation
+wins over every invite.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from telegram.ext import ApplicationHandlerStop
 from bot.admission.access_policy import Subject, Verdict
 from bot.errors import AdminAlwaysAllowed, InvalidInvite, UsageHint
 from bot.i18n import pick_language, t
+from bot.numbers import parse_int
 from handlers.request.context import BotContext
-from handlers.request.parsing import command_text
+from handlers.request.parsing import command_text, parse_id
 from handlers.request.permissions import require_bot_admin
 from handlers.request.turn import Turn, handle_errors, owner_of
 from models.base import utcnow
@@ -37,9 +39,9 @@ log = logging.getLogger(__name__)
 
 # Telegram's deep-link payload: up to 64 of A-Z, a-z, 0-9, _ and -.
 _START_WITH_CODE = re.compile(r"^/start(?:@\w+)?\s+([A-Za-z0-9_-]{1,64})\s*$")
-_DURATION = re.compile(r"^(\d{1,4})([hd])$")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1)}
 MAX_INVITE_USES = 1000
+MAX_INVITE_LIFETIME = 9999  # hours or days
 # What a refusal says, by verdict, for a person and for a group or channel.
 _REFUSALS = {
     (Verdict.REFUSED, False): "access.private",
@@ -73,7 +75,9 @@ async def access_gate(update: Update, context: BotContext) -> None:
         return
     found = context.services
     verdict = await found.access.verdict(subject)
-    if verdict is Verdict.ALLOWED or invite_code_in(update) is not None:
+    if verdict is Verdict.ALLOWED:
+        return
+    if invite_code_in(update) is not None and await found.access.may_redeem(subject):
         return
     found.metrics.access_refusals.labels("chat" if subject.shared_chat else "user").inc()
     language = pick_language(update.effective_user.language_code if update.effective_user else None)
@@ -129,8 +133,9 @@ async def redeem_invite(turn: Turn) -> bool:
 def _target(turn: Turn, command: str) -> int:
     """An id given (negative for a group or channel), the sender replied to, or this group."""
     words = command_text(turn.message).split()
-    if len(words) == 1 and words[0].lstrip("-").isdigit() and words[0] not in ("0", "-0"):
-        return int(words[0])
+    given = parse_id(words[0]) if len(words) == 1 else None
+    if given is not None:
+        return given
     replied = turn.message.reply_to_message
     if not words and replied is not None:
         if replied.sender_chat is not None:
@@ -170,15 +175,16 @@ async def revoke_command(turn: Turn) -> None:
 def _invite_terms(words: list[str]) -> tuple[int, timedelta | None]:
     """`[uses] [expiry]`: how many people may redeem it (1 by default), and for how long."""
     usage = UsageHint("access.usage_invite", most=MAX_INVITE_USES)
-    uses = int(words[0]) if words and words[0].isdigit() else 1
-    if len(words) > 2 or (words and not words[0].isdigit()) or not 1 <= uses <= MAX_INVITE_USES:
+    uses = parse_int(words[0], 1, MAX_INVITE_USES) if words else 1
+    if len(words) > 2 or uses is None:
         raise usage
     if len(words) < 2:
         return uses, None
-    found = _DURATION.match(words[1].lower())
-    if found is None or int(found.group(1)) == 0:
+    amount, unit = words[1][:-1], words[1][-1:].lower()
+    count = parse_int(amount, 1, MAX_INVITE_LIFETIME)
+    if count is None or unit not in _UNITS:
         raise usage
-    return uses, int(found.group(1)) * _UNITS[found.group(2)]
+    return uses, count * _UNITS[unit]
 
 
 @handle_errors
@@ -187,12 +193,15 @@ async def invite_command(turn: Turn) -> None:
     require_bot_admin(turn)
     uses, lifetime = _invite_terms(command_text(turn.message).split())
     expires_at = utcnow() + lifetime if lifetime is not None else None
-    code = secrets.token_urlsafe(12)
-    await turn.services.store.access.create_invite(code, uses, expires_at, by=turn.owner_id)
+    # The same message handled twice (replayed after a crash) gets the code made the first time.
+    request = f"{turn.context.bot.id}:{turn.chat.id}:{turn.message.message_id}"
+    invite = await turn.services.store.access.create_invite(
+        secrets.token_urlsafe(12), uses, expires_at, by=turn.owner_id, requested_in=request
+    )
     expiry = (
-        turn.t("access.expires_at", at=f"{expires_at:%Y-%m-%d %H:%M} UTC")
-        if expires_at is not None
+        turn.t("access.expires_at", at=f"{invite.expires_at:%Y-%m-%d %H:%M} UTC")
+        if invite.expires_at is not None
         else turn.t("access.expires_never")
     )
-    link = f"https://t.me/{turn.context.bot.username}?start={code}"
-    await turn.reply(turn.t("access.invite", uses=uses, expiry=expiry, link=link))
+    link = f"https://t.me/{turn.context.bot.username}?start={invite.code}"
+    await turn.reply(turn.t("access.invite", uses=invite.max_uses, expiry=expiry, link=link))

@@ -21,6 +21,7 @@ from bot.i18n import CATALOGS, DEFAULT_LANGUAGE, pick_language, t
 from bot.tasks import TASKS
 from handlers.commands.access_commands import redeem_invite
 from handlers.request.context import BotApplication, BotContext
+from handlers.request.parsing import parse_id
 from handlers.request.turn import Turn, handle_errors
 
 log = logging.getLogger(__name__)
@@ -110,10 +111,10 @@ async def stop_button(update: Update, context: BotContext) -> None:
     assert query is not None and query.data is not None
     turn = await Turn.open(update, context)
     _, _, owner_text = query.data.partition(":")
-    if not owner_text.lstrip("-").isdigit():
+    owner = parse_id(owner_text)
+    if owner is None:
         await stale_button(update, context)
         return
-    owner = int(owner_text)
     if turn.owner_id != owner and turn.owner_id not in turn.services.settings.admin_ids:
         await query.answer(turn.t("error.stop_not_yours"), show_alert=True)
         return

@@ -25,10 +25,11 @@ from bot.errors import (
     UserFacingError,
 )
 from bot.i18n import CATALOGS, pick_language
+from bot.numbers import parse_int
 from bot.tasks import OPTIONS, PARAMS, TASKS, TaskSpec, get_task
 from handlers.request.context import BotContext
 from handlers.request.model_call import resolve_settings
-from handlers.request.parsing import command_text
+from handlers.request.parsing import command_text, parse_id
 from handlers.request.permissions import require_group_admin
 from handlers.request.quota import RESET_NOTE, quota_line
 from handlers.request.turn import Turn, handle_errors
@@ -133,9 +134,10 @@ _BUTTON_WORDS = {"view": 1, "set": 3, "reset": 1, "models": 1, "model": 2}
 def parse_settings_button(data: str) -> tuple[int, str, list[str]]:
     """`cfg:<owner>:<action>:<words…>`; anything else was not made by this bot."""
     parts = data.split(":")
-    if len(parts) < 3 or not parts[1].lstrip("-").isdigit():
+    owner = parse_id(parts[1]) if len(parts) >= 3 else None
+    if owner is None:
         raise StaleButton()
-    owner, action, rest = int(parts[1]), parts[2], parts[3:]
+    action, rest = parts[2], parts[3:]
     if len(rest) != _BUTTON_WORDS.get(action, -1):
         raise StaleButton()
     return owner, action, rest
@@ -410,8 +412,9 @@ def _group_quota_choice(turn: Turn) -> int | None:
     words = _words(turn)
     if len(words) == 1 and words[0].lower() == "off":
         return None
-    if len(words) == 1 and words[0].isdigit() and 1 <= int(words[0]) <= MAX_GROUP_QUOTA:
-        return int(words[0])
+    quota = parse_int(words[0], 1, MAX_GROUP_QUOTA) if len(words) == 1 else None
+    if quota is not None:
+        return quota
     raise UsageHint("error.usage_groupquota", most=MAX_GROUP_QUOTA)
 
 

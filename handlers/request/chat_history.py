@@ -5,8 +5,9 @@ was said in it, and keeping the answer the person saw.
 `handlers.request.lifecycle.READERS`): it turns a message (or a private voice note's
 transcript) into a `ChatPrompt` of the conversation it continues, with a
 `ConversationMemory` that stores the turn once its answer is shown. Which
-conversation: the one whose answer the message replies to, else this
-person's own, or in a group that shares one, the group's.
+conversation: the one whose answer the message replies to if it is this
+person's (never another member's), else this person's own, or in a group
+that shares one, the group's.
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ class ConversationMemory:
     question: str
     question_message_id: int | None
     trim_noticed: bool
+    replied_elsewhere: bool = False
     told_about_trim: bool = False
 
     def notices(self, result: Any) -> list[str]:
-        """Say once per conversation that its oldest turns no longer fit the model's context."""
+        """Say once per conversation that its oldest turns no longer fit the model's context,
+        and that a reply to another member's answer went on with the person's own."""
         items = result if isinstance(result, list) else [result]
         dropped = int(items[0].get("dropped_turns", 0)) if items else 0
         self.told_about_trim = dropped > 0 and not self.trim_noticed
-        return ["chat.trimmed"] if self.told_about_trim else []
+        keys = ["chat.not_your_conversation"] if self.replied_elsewhere else []
+        return [*keys, "chat.trimmed"] if self.told_about_trim else keys
 
     async def remember(self, answer: str, shown: Message | None, *, stopped: bool) -> None:
         """A lost database costs the conversation this turn, never the answer already shown."""
@@ -111,7 +115,12 @@ async def read_chat(turn: Turn, spec: TaskSpec) -> TaskRequest:
         for t in ongoing.turns
     )
     memory = ConversationMemory(
-        turn, ongoing.id, text, message.message_id, trim_noticed=ongoing.trim_noticed
+        turn,
+        ongoing.id,
+        text,
+        message.message_id,
+        trim_noticed=ongoing.trim_noticed,
+        replied_elsewhere=ongoing.replied_elsewhere,
     )
     prompt = ChatPrompt(await system_prompt(turn), history, text)
     return TaskRequest(text=text, inputs=prompt, memory=memory)

@@ -14,10 +14,19 @@ from telegram import Message, MessageEntity
 
 from bot.config import Settings
 from bot.errors import EmptyInput, InputTooLong, LabelTooLong, TooManyLabels, UsageHint
+from bot.numbers import parse_int
 from bot.tasks import MASK_TOKENS, TRANSLATION_TARGETS, InputStyle, TaskSpec
 from handlers.request.model_call import TaskRequest
 
 _TARGET_PREFIX = re.compile(r"^\s*(?:to\s+)?([a-z]{2})\s*:\s*", re.IGNORECASE)
+# Telegram's ids have at most 52 significant bits; groups and channels are below 0.
+_ID_LIMIT = 2**52
+
+
+def parse_id(text: str) -> int | None:
+    """A Telegram id as typed or as button data carries it (a person's, or a group's or
+    channel's, negative); None for anything else, 0 included."""
+    return parse_int(text, -_ID_LIMIT, _ID_LIMIT) or None
 
 
 def command_text(message: Message) -> str:

@@ -135,7 +135,13 @@ class Turn:
 
 
 def owner_of(update: Update) -> int | None:
-    """Whose update this is (see `Turn.owner_id`); None for an update with neither sender nor chat."""
+    """Whose update this is (see `Turn.owner_id`); None for an update with neither sender nor chat.
+
+    A button press is the presser's: its message is the bot's own, which in a channel
+    names the channel as its sender, and pressing a button must not make anyone the channel.
+    """
+    if update.callback_query is not None:
+        return update.callback_query.from_user.id
     message = update.effective_message
     if message is not None and message.sender_chat is not None:
         return message.sender_chat.id

@@ -5,8 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from sqlalchemy import select, update
+
+from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser
 from bot.offline.media_samples import image_bytes, sound_bytes
+from models.access import InviteCode
+from models.inbox import InboxUpdate
+from models.store import create_engine
 from tests.support.harness import RunningBot, bot_settings, running_bot
 
 PRIVATE = "This bot is private. If someone gave you an invite link, open it to start."
@@ -92,6 +98,43 @@ async def test_an_invite_code_lets_one_newcomer_in_once_and_not_twice(bot: Runni
     assert again.startswith("Hi Bob!"), "someone already in keeps the code's uses"
 
 
+async def test_one_person_redeeming_a_shared_invite_many_times_at_once_uses_it_once(
+    bot: RunningBot,
+) -> None:
+    admin, bob, carol = admin_of(bot), bot.person("Bob"), bot.person("Carol")
+    code = await invite_code(bot, admin, "2")
+    for _ in range(4):
+        bot.emu.send_message(bob, bot.emu.private_chat(bob), f"/start {code}")
+    await bot.settle()
+    invite = await bot.services.store.access.get_invite(code)
+    assert invite is not None and invite.uses == 1
+    [welcome] = await bot.ask(carol, bot.emu.private_chat(carol), f"/start {code}")
+    assert welcome.startswith("Your invite worked"), "the second use is still there for Carol"
+
+
+async def test_an_invite_request_handled_again_after_a_crash_mints_no_second_code(
+    tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    settings = bot_settings(tmp_path, tiny_models_dir, admin_ids=[7])
+    async with BotApiEmulator() as emu:
+        admin = emu.create_user("Admin", user_id=7)
+        chat = emu.private_chat(admin)
+        async with running_bot(settings, emu=emu) as first:
+            [reply] = await first.ask(admin, chat, "/invite 2")
+        # The crash RELIABILITY.md names: the answer went out, its done mark never committed.
+        engine = create_engine(settings.database_url)
+        async with engine.begin() as connection:
+            await connection.execute(update(InboxUpdate).values(done_at=None))
+        since = len(emu.calls)
+        async with running_bot(settings, emu=emu) as second:
+            [again] = await emu.wait_for("sendMessage", since=since, timeout=30)
+            async with second.services.store.database.session(read_only=True) as session:
+                codes = (await session.execute(select(InviteCode.code))).scalars().all()
+        await engine.dispose()
+    assert again.result["text"] == reply, "the same link again"
+    assert len(codes) == 1
+
+
 async def test_an_invite_for_several_people_with_an_expiry_says_so(bot: RunningBot) -> None:
     admin = admin_of(bot)
     chat = bot.emu.private_chat(admin)
@@ -125,6 +168,28 @@ async def test_a_revoked_user_is_refused_and_admins_cannot_be_revoked(bot: Runni
     )
     [usage] = await bot.ask(admin, admin_chat, "/grant someone")
     assert usage.startswith("Usage: /grant <id>")
+
+
+async def test_a_revoked_person_cannot_let_themselves_back_in_with_an_invite(
+    bot: RunningBot,
+) -> None:
+    admin, bob = admin_of(bot), bot.person("Bob")
+    bob_chat = bot.emu.private_chat(bob)
+    code = await invite_code(bot, admin, "3")
+    [welcome] = await bot.ask(bob, bob_chat, f"/start {code}")
+    assert welcome.startswith("Your invite worked")
+    await bot.ask(admin, bot.emu.private_chat(admin), f"/revoke {bob.id}")
+
+    [refused] = await bot.ask(bob, bob_chat, f"/start {code}")
+    assert refused == PRIVATE, "refused like any outsider, not let in by the invite"
+    bot.emu.send_message(bob, bob_chat, f"/start {code}")
+    bot.emu.send_message(bob, bob_chat, "/sentiment Back again?")
+    await bot.settle()
+
+    assert messages_in(bot, bob_chat)[-1] == PRIVATE, "told once, then ignored"
+    assert await bot.services.store.access.decision(bob.id) is False
+    invite = await bot.services.store.access.get_invite(code)
+    assert invite is not None and invite.uses == 1, "the revoked person took no other use"
 
 
 async def test_a_revocation_beats_the_operators_list(bot: RunningBot) -> None:

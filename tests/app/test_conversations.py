@@ -266,3 +266,30 @@ async def test_the_help_tells_how_to_talk(bot: RunningBot, language: str) -> Non
     person = bot.person(f"P{language}", language=language)
     [help_text] = await bot.ask(person, bot.emu.private_chat(person), "/help")
     assert "/chat" in help_text and "/forget" in help_text
+
+
+async def test_replying_to_another_members_answer_goes_on_with_the_repliers_own_conversation(
+    bot: RunningBot,
+) -> None:
+    prompts = record_prompts(bot)
+    amy, bob = bot.person("Amy"), bot.person("Bob")
+    group = bot.emu.create_chat("supergroup", "Readers", creator=amy)
+    await bot.ask(bob, group, "/chat I like dogs.")
+    await bot.ask(amy, group, "/chat My secret is 42.")
+    amys_answer = bot.emu.last_reply(group.id)
+    assert amys_answer is not None
+
+    [reply] = await bot.ask(bob, group, "What is her secret?", reply_to=amys_answer["message_id"])
+    await bot.settle()
+
+    assert [m.content for m in prompts[-1].history if m.role == "user"] == ["I like dogs."]
+    assert (
+        "\n\n(The answer you replied to belongs to someone else's conversation, which I keep to "
+        "them: this goes on with yours.)"
+    ) in reply
+    rows = await stored(bot)
+    amys = {row.conversation_id for row in rows if row.author_id == amy.id}
+    bobs = {row.conversation_id for row in rows if row.author_id == bob.id}
+    assert len(amys) == len(bobs) == 1 and amys != bobs, "Bob wrote into his own conversation"
+    in_amys = [row.content for row in rows if row.conversation_id in amys]
+    assert in_amys[:1] == ["My secret is 42."] and len(in_amys) == 2, "Amy's holds her turn only"

@@ -11,6 +11,8 @@ import threading
 
 import pytest
 
+from bot.offline.emulator.world import JsonDict
+from tests.support.crash import replies_to
 from tests.support.harness import POSITIVE, RunningBot, stand_in_model
 
 BOT = "hfbot_test_bot"
@@ -180,3 +182,103 @@ async def test_a_two_thousand_character_chinese_text_gets_an_answer_not_a_traceb
     assert sentiment.splitlines()[0] in ("POSITIVE", "NEGATIVE")
     assert filled
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+# What Python's own readers take but a number people type must not be: '²' passes isdigit()
+# and fails int(); the rest pass int() or float() without being ASCII digits, or are too big.
+NOT_NUMBERS = ["²", "٣", "１２", "𝟙", "Ⅻ", "½", "1_0", "0x10", "1e3", "+5", "-0", "0"]
+NOT_NUMBERS += ["9" * 40, "-" + "9" * 30, "٠.٥", "0.５"]
+
+
+async def test_numbers_are_ascii_digits_within_bounds_at_every_way_in(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each number is tried by an admin of their own, in their own chats, all at once (Telegram
+    paces a bot to one message a second per chat, twenty a minute per group)."""
+    commands = {
+        "/groupquota {}": "Usage: /groupquota",
+        "/invite {}": "Usage: /invite",
+        "/invite 1 {}d": "Usage: /invite",
+        "/grant {}": "Usage: /grant",
+        "/revoke {}": "Usage: /revoke",
+        "/set temperature {}": "temperature can't be",
+    }
+    admins = [bot.person(f"Admin {index}") for index in range(len(NOT_NUMBERS))]
+    for admin in admins:
+        bot.services.settings.admin_ids.append(admin.id)
+        bot.emu.send_message(admin, bot.emu.private_chat(admin), "/help")
+    await bot.settle()
+    asked: list[tuple[str, str, JsonDict]] = []
+    pressed: list[tuple[str, JsonDict]] = []
+    for index, (admin, number) in enumerate(zip(admins, NOT_NUMBERS, strict=True)):
+        chat = bot.emu.private_chat(admin)
+        group = bot.emu.create_chat("supergroup", f"Readers {index}", creator=admin)
+        menu = bot.emu.last_reply(chat.id)
+        assert menu is not None
+        for form, expected in commands.items():
+            where = group if form.startswith("/group") else chat
+            text = form.format(number)
+            asked.append((text, expected, bot.emu.send_message(admin, where, text)))
+        for data in (f"stop:{number}", f"cfg:{number}:view:generate"):
+            pressed.append((data, bot.emu.press_button(admin, menu, data, forged=True)))
+    with caplog.at_level(logging.WARNING):
+        await bot.settle()
+
+    for text, expected, message in asked:
+        [reply] = replies_to(bot.emu, message)
+        assert reply["text"].startswith(expected), (text, reply["text"])
+    answers = {
+        call.params["callback_query_id"]: call.params.get("text")
+        for call in bot.emu.calls
+        if call.method == "answerCallbackQuery"
+    }
+    for data, query in pressed:
+        assert answers.get(query["id"]) == "This button no longer works.", data
+    store = bot.services.store
+    assert await store.access.restricted() is False, "no grant, revocation or invite was made"
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def test_in_a_channel_settings_buttons_act_for_whoever_pressed_them(bot: RunningBot) -> None:
+    """The bot's own messages in a channel name the channel as their sender: pressing a button
+    under one must not make the presser the channel."""
+    alice, mallory = bot.person("Alice"), bot.person("Mallory")
+    channel = bot.emu.create_chat("channel", "News", creator=alice)
+    bot.emu.channel_post(channel, "/settings")
+    [menu] = await bot.emu.wait_for("sendMessage", timeout=30)
+    preset = f"cfg:{channel.id}:set:generate:temperature:0.3"
+    bot.services.limiter.per_minute = 2
+    for _ in range(3):
+        bot.emu.press_button(mallory, menu.result, preset)
+    answers = await bot.emu.wait_for("answerCallbackQuery", count=3, timeout=30)
+    await bot.settle()
+
+    assert {answer.params["text"] for answer in answers} == {
+        "These buttons belong to someone else: send /settings for yours."
+    }
+    assert await bot.services.store.preferences.user_choice(channel.id, "generate") is None
+    since = len(bot.emu.calls)
+    bot.emu.channel_post(channel, "/sentiment Lovely news")
+    [reply] = await bot.emu.wait_for("sendMessage", since=since, timeout=30)
+    assert reply.result["text"].splitlines()[0] in ("POSITIVE", "NEGATIVE"), (
+        "the presses did not use up the channel's rate limit"
+    )
+
+
+async def test_in_a_channel_only_the_channel_stops_its_stream(bot: RunningBot) -> None:
+    release = threading.Event()
+    await bot.swap_pool(stand_in_model([{"generated_text": "Once upon a time"}], release=release))
+    alice, mallory = bot.person("Alice"), bot.person("Mallory")
+    channel = bot.emu.create_chat("channel", "News", creator=alice)
+    bot.emu.channel_post(channel, "/generate Once upon")
+    [placeholder] = await bot.emu.wait_for("sendMessage", timeout=30)
+    await bot.emu.wait_until(lambda: bot.services.running.count(channel.id) == 1)
+
+    bot.emu.press_button(mallory, placeholder.result, f"stop:{channel.id}")
+    [answer] = await bot.emu.wait_for("answerCallbackQuery", timeout=30)
+    assert answer.params["text"] == "Only the person who asked can stop this."
+    assert bot.services.running.count(channel.id) == 1, "still running"
+    release.set()
+    await bot.settle()
+    [shown] = bot.emu.sent_messages(channel.id)
+    assert "stopped" not in shown["text"].lower()

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from bot.tasks import param_rules_from_caps
-from models.access import AccessGrant
+from models.access import AccessGrant, InviteCode
 from models.base import utcnow
 from models.store import Store
 
@@ -61,6 +61,21 @@ async def test_an_invite_makes_the_bot_private_and_grants_whoever_redeems_it(
     assert invite is not None and invite.uses == 2
 
 
+async def test_redeeming_never_undoes_a_revocation_and_takes_no_use(
+    store: Store,
+) -> None:
+    await store.access.create_invite("shared", 5, None, by=1)
+    await store.access.decide(10, False, by=1)
+    assert await store.access.redeem_invite("shared", 10) is False
+    assert await store.access.decision(10) is False
+    await store.access.create_invite("spent", 1, None, by=1)
+    assert await store.access.redeem_invite("spent", 11) is True
+    assert await store.access.redeem_invite("spent", 12) is False
+    assert await store.access.decision(12) is None, "a code used up grants nothing"
+    invites = [await store.access.get_invite(code) for code in ("shared", "spent")]
+    assert [invite.uses for invite in invites if invite is not None] == [0, 1]
+
+
 async def test_an_expired_invite_is_refused(store: Store) -> None:
     await store.access.create_invite("old", 5, utcnow() - timedelta(seconds=1), by=1)
     await store.access.create_invite("fresh", 5, utcnow() + timedelta(hours=1), by=1)
@@ -87,3 +102,29 @@ async def test_a_single_use_code_redeemed_by_many_at_once_lets_exactly_one_in(
     assert granted == 1
     invite = await store.access.get_invite("once")
     assert invite is not None and invite.uses == 1
+
+
+async def test_one_person_redeeming_a_shared_code_many_times_at_once_takes_one_use(
+    store: Store, database
+) -> None:
+    await store.access.create_invite("shared", 5, None, by=1)
+    racers = [fresh_store(database) for _ in range(6)]
+    try:
+        results = await asyncio.gather(*(racer.redeem_invite("shared", 100) for racer in racers))
+    finally:
+        await asyncio.gather(*(racer.close() for racer in racers))
+    assert results == [True] * 6, "each of them finds the person let in"
+    invite = await store.access.get_invite("shared")
+    assert invite is not None and invite.uses == 1
+    assert await store.access.redeem_invite("shared", 101) is True, "the other uses are left for others"
+
+
+async def test_an_invite_asked_for_by_one_message_is_made_once(store: Store) -> None:
+    first = await store.access.create_invite("code-a", 3, None, by=1, requested_in="9:1:77")
+    again = await store.access.create_invite("code-b", 5, None, by=1, requested_in="9:1:77")
+    other = await store.access.create_invite("code-c", 1, None, by=1, requested_in="9:1:78")
+    assert (again.code, again.max_uses) == (first.code, first.max_uses) == ("code-a", 3)
+    assert other.code == "code-c"
+    async with store.database.session(read_only=True) as session:
+        codes = (await session.execute(select(InviteCode.code))).scalars().all()
+    assert sorted(codes) == ["code-a", "code-c"]

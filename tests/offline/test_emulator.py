@@ -520,6 +520,8 @@ async def test_channel_posts_arrive_as_channel_post_updates(bot: Bot, emu: BotAp
     assert update.channel_post.sender_chat.id == channel.id
     sent = await bot.send_message("@hf_news", "posted by the bot")
     assert sent.chat.id == channel.id
+    assert sent.sender_chat is not None and sent.sender_chat.id == channel.id
+    assert sent.from_user is None, "messages in a channel name no sender but the channel"
 
 
 async def test_setting_a_webhook_can_drop_pending_updates(bot: Bot, emu: BotApiEmulator) -> None:

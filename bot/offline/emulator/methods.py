@@ -359,9 +359,9 @@ class BotApiMethods:
         message = log.messages.get(message_id)
         if message is None or message_id in log.deleted:
             raise bad_request("message to edit not found")
-        sender = message.get("from", {}).get("id")
         via_bot = message.get("via_bot", {}).get("id")
-        if self.world.bot_user.id not in (sender, via_bot) and message["chat"]["type"] != "channel":
+        ours = message["message_id"] in log.by_bot or via_bot == self.world.bot_user.id
+        if not ours and message["chat"]["type"] != "channel":
             raise bad_request("message can't be edited")
         return log, message
 

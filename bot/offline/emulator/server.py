@@ -351,8 +351,7 @@ class BotApiEmulator:
         return [
             copy.deepcopy(message)
             for message_id, message in log.messages.items()
-            if message.get("from", {}).get("id") == self.bot_user.id
-            and message_id not in log.deleted
+            if message_id in log.by_bot and message_id not in log.deleted
         ]
 
     def last_reply(self, chat_id: int) -> JsonDict | None:

@@ -131,6 +131,8 @@ class ChatLog:
     chat: FakeChat
     messages: dict[int, JsonDict] = field(default_factory=dict)
     history: dict[int, list[str]] = field(default_factory=dict)
+    # The bot's own messages: in a channel they name no sender, only the channel.
+    by_bot: set[int] = field(default_factory=set)
     deleted: set[int] = field(default_factory=set)
     next_id: int = 1
     bot_member: bool = True  # False once the bot left (leaveChat): it neither sees nor speaks
@@ -222,7 +224,12 @@ class World:
         log = self.log(chat.id)
         message: JsonDict = {"message_id": log.next_id, "date": int(time.time())}
         log.next_id += 1
-        if sender is not None:
+        if sender is self.bot_user:
+            log.by_bot.add(message["message_id"])
+        if sender is self.bot_user and chat.type == "channel":
+            # As Telegram: `from` is empty for messages sent to channels, which the channel signs.
+            message["sender_chat"] = chat.to_dict()
+        elif sender is not None:
             message["from"] = sender.to_dict()
         message["chat"] = chat.to_dict()
         if reply_to is not None:
