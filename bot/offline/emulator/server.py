@@ -64,8 +64,9 @@ _STRING_PARAMS = frozenset(
 )
 
 
-# Whatever bot, context and data types the application it builds is for.
-AnyBuilder = ApplicationBuilder[Any, Any, Any, Any, Any, Any]
+if TYPE_CHECKING:
+    # Whatever bot, context and data types the application it builds is for.
+    AnyBuilder = ApplicationBuilder[Any, Any, Any, Any, Any, Any]
 
 
 class BotApiEmulator:
