@@ -11,8 +11,8 @@ from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser
 from bot.offline.media_samples import image_bytes, sound_bytes
 from models.access import InviteCode
+from models.database import create_engine
 from models.inbox import InboxUpdate
-from models.store import create_engine
 from tests.support.harness import RunningBot, bot_settings, running_bot
 
 PRIVATE = "This bot is private. If someone gave you an invite link, open it to start."
