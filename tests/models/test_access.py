@@ -110,7 +110,7 @@ async def test_one_person_redeeming_a_shared_code_many_times_at_once_takes_one_u
     await store.access.create_invite("shared", 5, None, by=1)
     racers = [fresh_store(database) for _ in range(6)]
     try:
-        results = await asyncio.gather(*(racer.redeem_invite("shared", 100) for racer in racers))
+        results = await asyncio.gather(*(racer.access.redeem_invite("shared", 100) for racer in racers))
     finally:
         await asyncio.gather(*(racer.close() for racer in racers))
     assert results == [True] * 6, "each of them finds the person let in"
