@@ -1,4 +1,4 @@
-"""/settings and its buttons, /model, /set, /reset, /models, /lang, and the group versions."""
+"""A person's own settings: /settings and its buttons, /model, /set, /reset, /models, /lang."""
 
 from __future__ import annotations
 
@@ -16,22 +16,25 @@ from telegram.constants import ChatType
 
 from bot.delivery.replies import edit_html
 from bot.errors import (
-    GroupOnly,
     SettingsNotYours,
     StaleButton,
     UnknownLanguage,
-    UnknownTask,
     UsageHint,
     UserFacingError,
 )
 from bot.i18n import CATALOGS, pick_language
-from bot.numbers import parse_int
-from bot.tasks import OPTIONS, PARAMS, TASKS, TaskSpec, get_task
+from bot.tasks import OPTIONS, TASKS, TaskSpec, get_task
 from handlers.request.context import BotContext
 from handlers.request.model_call import resolve_settings
-from handlers.request.parsing import command_text, parse_id
-from handlers.request.permissions import require_group_admin
-from handlers.request.quota import RESET_NOTE, quota_line
+from handlers.request.parsing import parse_id
+from handlers.request.quota import quota_line
+from handlers.request.setting_words import (
+    command_words,
+    param_words,
+    shown_value,
+    task_and_model,
+    tasks_reading,
+)
 from handlers.request.turn import Turn, handle_errors
 
 # Quick choices offered as buttons under /settings; anything else goes through /set.
@@ -41,16 +44,6 @@ PRESETS: dict[str, tuple[int | float | bool, ...]] = {
     "top_p": (0.5, 0.9, 1.0),
     "do_sample": (True, False),
 }
-
-
-def _words(turn: Turn) -> list[str]:
-    return command_text(turn.message).split()
-
-
-def _show(value: object) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
 
 
 def model_token(model_id: str) -> str:
@@ -74,7 +67,7 @@ async def settings_view(turn: Turn, spec: TaskSpec, owner: int) -> tuple[str, In
     for name in spec.params:
         source = turn.t(f"settings.source.{resolved.param_sources.get(name, 'bot')}")
         lines.append(
-            turn.t("settings.param", param=name, value=_show(resolved.params[name]), source=source)
+            turn.t("settings.param", param=name, value=shown_value(resolved.params[name]), source=source)
         )
     quota = await quota_line(turn)
     if quota is not None:
@@ -103,8 +96,8 @@ def _settings_keyboard(
         rows.append(
             [
                 InlineKeyboardButton(
-                    f"{'✓ ' if params.get(param) == value else ''}{param} {_show(value)}",
-                    callback_data=f"cfg:{owner}:set:{spec.name}:{param}:{_show(value)}",
+                    f"{'✓ ' if params.get(param) == value else ''}{param} {shown_value(value)}",
+                    callback_data=f"cfg:{owner}:set:{spec.name}:{param}:{shown_value(value)}",
                 )
                 for value in PRESETS[param]
             ]
@@ -121,7 +114,7 @@ def _settings_keyboard(
 @handle_errors
 async def settings_command(turn: Turn) -> None:
     """/settings [task]: this user's effective configuration, with buttons to change it."""
-    words = _words(turn)
+    words = command_words(turn)
     spec = get_task(words[0]) if words else TASKS["generate"]
     text, keyboard = await settings_view(turn, spec, turn.owner_id)
     await turn.reply(text, keyboard)
@@ -170,7 +163,7 @@ async def _apply_button(
         param, value = rest[1], rest[2]
         stored = await store.preferences.set_user_params(turn.owner_id, spec.name, {param: value})
         notice = turn.t(
-            "settings.param_set", param=param, task=spec.name, value=_show(stored[param])
+            "settings.param_set", param=param, task=spec.name, value=shown_value(stored[param])
         )
     elif action == "reset":
         await store.preferences.reset_user(turn.owner_id, spec.name)
@@ -224,14 +217,6 @@ def _plain(markup: str) -> str:
 # -- /model, /set, /reset, /models, /lang ---------------------------------------
 
 
-def _task_and_model(turn: Turn, command: str) -> tuple[TaskSpec, str | None]:
-    words = _words(turn)
-    if len(words) != 2:
-        raise UsageHint("error.usage_model", command=command)
-    spec = get_task(words[0])
-    return spec, None if words[1].lower() in ("default", "reset") else words[1]
-
-
 @handle_errors
 async def model_command(turn: Turn) -> None:
     """/model <task> <model id>: vetted before it is saved; `default` forgets the choice.
@@ -239,37 +224,11 @@ async def model_command(turn: Turn) -> None:
     Rate limited like a model command: vetting asks the Hub.
     """
     turn.services.limiter.check(turn.owner_id)
-    spec, model_id = _task_and_model(turn, "model")
+    spec, model_id = task_and_model(turn, "model")
     if model_id is not None:
         await turn.services.vetter.vet(spec.name, model_id)
     await turn.services.store.preferences.set_user_model(turn.owner_id, spec.name, model_id)
     await turn.reply(turn.t("settings.model_set", task=spec.name, model=model_id or "default"))
-
-
-def _param_words(turn: Turn, command: str) -> tuple[str | None, str, str]:
-    """`[task] <param> <value>` as written: the task word (None when left out), param, value."""
-    words = _words(turn)
-    if len(words) == 3:
-        return words[0], words[1], words[2]
-    if len(words) != 2:
-        raise UsageHint("error.usage_set", command=command, known=", ".join([*PARAMS, *OPTIONS]))
-    return None, words[0], words[1]
-
-
-def _readers(param: str) -> list[str]:
-    """The tasks that read a parameter, in the registry's order (generate first)."""
-    return [spec.name for spec in TASKS.values() if param in spec.params]
-
-
-def _task_param_value(turn: Turn, command: str) -> tuple[TaskSpec | None, str, str]:
-    """`[task] <param> <value>`; with no task, the first one the parameter belongs to."""
-    task, param, value = _param_words(turn, command)
-    if task is not None:
-        return get_task(task), param, value
-    if param in OPTIONS:
-        return None, param, value
-    readers = _readers(param)
-    return (TASKS[readers[0]] if readers else TASKS["generate"]), param, value
 
 
 async def _task_in_use(turn: Turn, param: str) -> TaskSpec:
@@ -277,7 +236,7 @@ async def _task_in_use(turn: Turn, param: str) -> TaskSpec:
     request in this chat that reads the parameter; with none, the conversation in a private
     chat (plain text talks to it), else the first task that reads it. A parameter no task
     reads falls to generate, whose validation names it."""
-    readers = _readers(param)
+    readers = tasks_reading(param)
     if not readers:
         return TASKS["generate"]
     latest = await turn.services.store.usage.latest_task(turn.owner_id, turn.chat.id, readers)
@@ -292,25 +251,25 @@ async def _task_in_use(turn: Turn, param: str) -> TaskSpec:
 async def set_command(turn: Turn) -> None:
     """/set [task] <param> <value>: the range is checked and shown on error; the reply names
     the task changed, which matters most when the person left it out."""
-    task, param, value = _param_words(turn, "set")
+    task, param, value = param_words(turn, "set")
     store = turn.services.store
     if task is None and param in OPTIONS:
         stored = await store.preferences.set_options(turn.owner_id, {param: value})
         await turn.reply(
-            turn.t("settings.param_set", param=param, task="—", value=_show(stored[param]))
+            turn.t("settings.param_set", param=param, task="—", value=shown_value(stored[param]))
         )
         return
     spec = get_task(task) if task is not None else await _task_in_use(turn, param)
     stored = await store.preferences.set_user_params(turn.owner_id, spec.name, {param: value})
     await turn.reply(
-        turn.t("settings.param_set", param=param, task=spec.name, value=_show(stored[param]))
+        turn.t("settings.param_set", param=param, task=spec.name, value=shown_value(stored[param]))
     )
 
 
 @handle_errors
 async def reset_command(turn: Turn) -> None:
     """/reset [task]: back to the group's or the bot's defaults."""
-    words = _words(turn)
+    words = command_words(turn)
     spec = get_task(words[0]) if words else None
     store = turn.services.store
     await store.preferences.reset_user(turn.owner_id, spec.name if spec else None)
@@ -327,7 +286,7 @@ async def reset_command(turn: Turn) -> None:
 async def models_command(turn: Turn) -> None:
     """/models [task] [query]: models this user may pick, from the Hub or the allowed list."""
     turn.services.limiter.check(turn.owner_id)
-    words = _words(turn)
+    words = command_words(turn)
     spec = get_task(words[0]) if words else TASKS["sentiment"]
     query = " ".join(words[1:]) or None
     found = await turn.services.vetter.search_models(spec.name, query, limit=10)
@@ -344,7 +303,7 @@ async def models_command(turn: Turn) -> None:
 @handle_errors
 async def lang_command(turn: Turn) -> None:
     """/lang en|zh: the language of replies; `/lang auto` follows Telegram again."""
-    words = _words(turn)
+    words = command_words(turn)
     if len(words) != 1:
         raise UsageHint("error.usage_lang")
     choice = words[0].lower()
@@ -357,87 +316,3 @@ async def lang_command(turn: Turn) -> None:
     else:
         raise UnknownLanguage(known=", ".join([*CATALOGS, "auto"]))
     await turn.reply(turn.t("settings.lang_set"))
-
-
-# -- groups ------------------------------------------------------------------
-
-
-@handle_errors
-async def group_model_command(turn: Turn) -> None:
-    """/groupmodel <task> <model id>: this group's default model (admins only)."""
-    turn.services.limiter.check(turn.owner_id)
-    await require_group_admin(turn)
-    spec, model_id = _task_and_model(turn, "groupmodel")
-    if model_id is not None:
-        await turn.services.vetter.vet(spec.name, model_id)
-    await turn.services.store.preferences.set_chat_model(turn.chat.id, spec.name, model_id, by=turn.owner_id)
-    await turn.reply(
-        turn.t("settings.group_model_set", task=spec.name, model=model_id or "default")
-    )
-
-
-@handle_errors
-async def group_set_command(turn: Turn) -> None:
-    """/groupset [task] <param> <value>: a default every member inherits unless they set their own."""
-    await require_group_admin(turn)
-    spec, param, value = _task_param_value(turn, "groupset")
-    if spec is None:
-        raise UnknownTask(task=param, known=", ".join(TASKS))
-    stored = await turn.services.store.preferences.set_chat_params(
-        turn.chat.id, spec.name, {param: value}, by=turn.owner_id
-    )
-    await turn.reply(
-        turn.t("settings.group_param_set", param=param, task=spec.name, value=_show(stored[param]))
-    )
-
-
-@handle_errors
-async def group_reset_command(turn: Turn) -> None:
-    """/groupreset [task]: drop this group's defaults (admins only)."""
-    await require_group_admin(turn)
-    words = _words(turn)
-    spec = get_task(words[0]) if words else None
-    await turn.services.store.preferences.reset_chat(turn.chat.id, spec.name if spec else None)
-    await turn.reply(
-        turn.t("settings.reset", what=spec.name if spec else turn.t("settings.reset_all"))
-    )
-
-
-# The largest daily quota a group may set: far above any real use, small enough to store.
-MAX_GROUP_QUOTA = 1_000_000
-
-
-def _group_quota_choice(turn: Turn) -> int | None:
-    """`/groupquota <n>` (1 to MAX_GROUP_QUOTA) or `/groupquota off` (None)."""
-    words = _words(turn)
-    if len(words) == 1 and words[0].lower() == "off":
-        return None
-    quota = parse_int(words[0], 1, MAX_GROUP_QUOTA) if len(words) == 1 else None
-    if quota is not None:
-        return quota
-    raise UsageHint("error.usage_groupquota", most=MAX_GROUP_QUOTA)
-
-
-@handle_errors
-async def group_quota_command(turn: Turn) -> None:
-    """/groupquota [n | off]: requests each member may have answered here per day.
-
-    Alone it shows the group's quota to anyone in the group; changing it is for the
-    group's admins. Members are held to the smaller of this and the bot-wide quota.
-    """
-    if not turn.in_group:
-        raise GroupOnly()
-    store = turn.services.store
-    if not _words(turn):
-        quota = await store.preferences.group_quota(turn.chat.id)
-        shown = (
-            turn.t("quota.group_is", limit=quota, reset=RESET_NOTE)
-            if quota
-            else turn.t("quota.group_none")
-        )
-        await turn.reply(shown)
-        return
-    await require_group_admin(turn)
-    quota = _group_quota_choice(turn)
-    await store.preferences.set_group_quota(turn.chat.id, quota)
-    await turn.reply(turn.t("quota.group_set", limit=quota) if quota else turn.t("quota.group_off"))
