@@ -3,8 +3,9 @@ was said in it, and keeping the answer the person saw.
 
 `read_chat` is the reader of the registry's `chat` input kind (see
 `handlers.request.lifecycle.READERS`): it turns a message (or a private voice note's
-transcript) into a `ChatPrompt` of the conversation it continues, with a
-`ConversationMemory` that stores the turn once its answer is shown. Which
+transcript) into a `ChatPrompt` of the conversation it continues, and which
+`ConversationTurn` to store once its answer is shown (`remember_turn`, the
+lifecycle's after-answer step for conversations). Which
 conversation: the one whose answer the message replies to if it is this
 person's (never another member's), else this person's own, or in a group
 that shares one, the group's.
@@ -13,7 +14,6 @@ that shares one, the group's.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from telegram import Message
@@ -22,7 +22,7 @@ from bot.engine import ChatMessage, ChatPrompt
 from bot.errors import EmptyInput, InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import TaskSpec
 from handlers.request.media_input import audio_in, transcript
-from handlers.request.model_call import TaskRequest
+from handlers.request.model_call import ConversationTurn, TaskRequest
 from handlers.request.parsing import command_text
 from handlers.request.turn import Turn
 from models.conversation import NewTurn
@@ -30,44 +30,46 @@ from models.conversation import NewTurn
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class ConversationMemory:
-    """Keeps one turn of a conversation: the person's message and the answer they saw."""
+def trimmed(conversation: ConversationTurn, result: Any) -> bool:
+    """Whether this answer is the first to drop old turns the person has not been told of."""
+    items = result if isinstance(result, list) else [result]
+    dropped = int(items[0].get("dropped_turns", 0)) if items else 0
+    return dropped > 0 and not conversation.trim_noticed
 
-    turn: Turn
-    conversation_id: int
-    question: str
-    question_message_id: int | None
-    trim_noticed: bool
-    replied_elsewhere: bool = False
-    told_about_trim: bool = False
 
-    def notices(self, result: Any) -> list[str]:
-        """Say once per conversation that its oldest turns no longer fit the model's context,
-        and that a reply to another member's answer went on with the person's own."""
-        items = result if isinstance(result, list) else [result]
-        dropped = int(items[0].get("dropped_turns", 0)) if items else 0
-        self.told_about_trim = dropped > 0 and not self.trim_noticed
-        keys = ["chat.not_your_conversation"] if self.replied_elsewhere else []
-        return [*keys, "chat.trimmed"] if self.told_about_trim else keys
+def conversation_notices(conversation: ConversationTurn, result: Any) -> list[str]:
+    """Said under the answer: once per conversation that its oldest turns no longer fit the
+    model's context, and that a reply to another member's answer went on with the person's own."""
+    keys = ["chat.not_your_conversation"] if conversation.replied_elsewhere else []
+    return [*keys, "chat.trimmed"] if trimmed(conversation, result) else keys
 
-    async def remember(self, answer: str, shown: Message | None, *, stopped: bool) -> None:
-        """A lost database costs the conversation this turn, never the answer already shown."""
-        try:
-            await self.turn.services.store.conversations.add_turn(
-                self.conversation_id,
-                NewTurn(
-                    question=self.question,
-                    question_message_id=self.question_message_id,
-                    answer=answer,
-                    answer_message_id=shown.message_id if shown is not None else None,
-                    author_id=self.turn.owner_id,
-                    stopped=stopped,
-                    trim_noticed=self.told_about_trim,
-                ),
-            )
-        except StoreUnavailable:
-            log.warning("a conversation turn was not stored: store unavailable")
+
+async def remember_turn(
+    turn: Turn,
+    conversation: ConversationTurn,
+    answer: str,
+    shown: Message | None,
+    result: Any,
+) -> None:
+    """Store the message and the answer as the person saw it (`result` None: it stopped there).
+
+    A lost database costs the conversation this turn, never the answer already shown.
+    """
+    try:
+        await turn.services.store.conversations.add_turn(
+            conversation.conversation_id,
+            NewTurn(
+                question=conversation.question,
+                question_message_id=conversation.question_message_id,
+                answer=answer,
+                answer_message_id=shown.message_id if shown is not None else None,
+                author_id=turn.owner_id,
+                stopped=result is None,
+                trim_noticed=result is not None and trimmed(conversation, result),
+            ),
+        )
+    except StoreUnavailable:
+        log.warning("a conversation turn was not stored: store unavailable")
 
 
 async def conversation_key(turn: Turn) -> tuple[int, int | None]:
@@ -114,8 +116,7 @@ async def read_chat(turn: Turn, spec: TaskSpec) -> TaskRequest:
         ChatMessage("assistant" if t.role == "assistant" else "user", t.content)
         for t in ongoing.turns
     )
-    memory = ConversationMemory(
-        turn,
+    conversation = ConversationTurn(
         ongoing.id,
         text,
         message.message_id,
@@ -123,4 +124,4 @@ async def read_chat(turn: Turn, spec: TaskSpec) -> TaskRequest:
         replied_elsewhere=ongoing.replied_elsewhere,
     )
     prompt = ChatPrompt(await system_prompt(turn), history, text)
-    return TaskRequest(text=text, inputs=prompt, memory=memory)
+    return TaskRequest(text=text, inputs=prompt, conversation=conversation)

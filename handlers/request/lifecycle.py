@@ -1,9 +1,11 @@
-"""The one request lifecycle every model command goes through.
+"""The one request lifecycle every model command goes through, as one straight line.
 
-Rate limit, read the input (text, photo or sound, by the task's input kind),
-resolve settings, vet and download the model, submit to the pool, reply or
-stream, then log usage and count the outcome. Text, media and inline commands
-all use these steps; nothing else in `handlers/` repeats them.
+The guards (`handlers.request.guards`), read the input (text, photo, sound or a
+conversation's next turn, by the task's input kind), resolve settings, vet and
+download the model, check the work, then hand the rest to one `PendingAnswer`
+(`handlers.request.answers`): submit to the pool, show the answer (queued,
+streamed, inline), then the input kind's after-answer step; the usage log and
+the metrics count the outcome. Nothing else in `handlers/` repeats these steps.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from telegram import Message
 
 from bot.delivery.markup import plain_text
-from bot.errors import Cancelled, StoreUnavailable, UserFacingError
+from bot.errors import StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, TaskSpec
-from handlers.request.chat_history import read_chat
+from handlers.request.answers import PendingAnswer, QueuedAnswer, RepliedAnswer, StreamedAnswer
+from handlers.request.chat_history import conversation_notices, read_chat, remember_turn
+from handlers.request.guards import admitted
 from handlers.request.media_input import read_media, replied_transcript
 from handlers.request.model_call import (
-    Memory,
+    PreparedCall,
     TaskRequest,
     Usage,
     check_work,
@@ -29,9 +34,7 @@ from handlers.request.model_call import (
     run_call,
 )
 from handlers.request.parsing import InputLimits, parse_request
-from handlers.request.queue_status import QueueStatus
-from handlers.request.quota import check_quota
-from handlers.request.streaming import StreamingReply, StreamMode
+from handlers.request.streaming import StreamMode
 from handlers.request.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -89,69 +92,102 @@ async def tracked(turn: Turn, spec: TaskSpec) -> AsyncIterator[Usage]:
 
 
 async def serve_command(turn: Turn, spec: TaskSpec) -> None:
-    """Run one registry command for one person, from their message to the reply."""
-    svc = turn.services
+    """Run one registry command for one person, from their message to the reply.
+
+    Top to bottom: the guards, the input, the settings and the vetted model, a
+    work check; then the answer (`answer_request`). A refusal on the way is a
+    plain reply.
+    """
     async with tracked(turn, spec) as usage:
-        stream: StreamingReply | None = None
-        status: QueueStatus | None = None
-        memory: Memory | None = None
         try:
-            svc.limiter.check(turn.owner_id)
-            await check_quota(turn)
-            with svc.running.admitted(turn.owner_id, svc.settings.max_in_flight_per_user):
+            async with admitted(turn):
                 request = await READERS[spec.input_kind](turn, spec)
-                memory = request.memory
                 call = await prepare_call(turn, spec, request, usage)
-                check_work(spec, call, request, svc.settings)
-                mode = await stream_mode(turn, spec)
-                if mode is not None:
-                    stream = await StreamingReply.open(turn, request.text, mode)
-                    result = await run_call(turn, spec, call, request, usage, on_text=stream.update)
-                else:
-                    status = QueueStatus(turn)
-                    async with status.watching() as caller:
-                        result = await run_call(turn, spec, call, request, usage, caller=caller)
-            answer = spec.formatter(result, request.text)
-            markup = answer or turn.t(spec.empty_result)
-            notices = memory.notices(result) if memory is not None else []
-            if call.store_fallback:
-                notices.append("notice.store_fallback")
-            markup += "".join(f"\n\n{turn.t(key)}" for key in notices)
-            if stream is not None:
-                await stream.finish(markup)
-            shown = (
-                stream.message
-                if stream is not None
-                else await reply_in_place(turn, status, markup, shareable=memory is None)
-            )
-            if memory is not None:
-                await memory.remember(plain_text(answer), shown, stopped=False)
+                check_work(spec, call, request, turn.services.settings)
+                await answer_request(turn, spec, request, call, usage)
         except UserFacingError as error:
             usage.error = error.key
-            if stream is None:
-                await reply_in_place(
-                    turn, status, turn.t(error.key, **error.values), shareable=True
-                )
-            elif isinstance(error, Cancelled):
-                await stream.stopped()
-            else:
-                await stream.failed(turn.t(error.key, **error.values))
-            if stream is not None and memory is not None and stream.shown:
-                await memory.remember(stream.shown, stream.message, stopped=True)
-        except Exception:
-            if stream is not None:
-                await stream.failed(turn.t("error.generic"))
-            raise
+            await RepliedAnswer(turn).fail(turn.t(error.key, **error.values), error)
 
 
-async def reply_in_place(
-    turn: Turn, status: QueueStatus | None, markup: str, *, shareable: bool
-) -> Message:
-    """Reply, in place of the request's queue status line if it got one; an answer that is
-    not part of a conversation may share a message with others in a busy group."""
-    if status is not None:
-        return await status.replace(markup, shareable=shareable)
-    return await turn.reply(markup, shareable=shareable)
+async def answer_request(
+    turn: Turn, spec: TaskSpec, request: TaskRequest, call: PreparedCall, usage: Usage
+) -> None:
+    """From the pool to the person: one `PendingAnswer` sees the request through to exactly
+    one ending, then the after-answer step of its input kind (a conversation stores the turn
+    as the person saw it, a stopped one as far as it got)."""
+    answer = await open_answer(turn, spec, request)
+    after = AFTER_ANSWER.get(spec.input_kind, nothing_after)
+    try:
+        async with answer.watching() as caller:
+            result = await run_call(
+                turn, spec, call, request, usage, on_text=answer.on_text, caller=caller
+            )
+        text = spec.formatter(result, request.text)
+        markup = (text or turn.t(spec.empty_result)) + "".join(
+            f"\n\n{turn.t(key)}" for key in notices(spec, request, call, result)
+        )
+        shown = await answer.finish(markup, result)
+        await after(turn, request, plain_text(text), shown, result)
+    except UserFacingError as error:
+        usage.error = error.key
+        shown = await answer.fail(turn.t(error.key, **error.values), error)
+        await after(turn, request, answer.shown, shown, None)
+    except Exception:
+        await answer.crash(turn.t("error.generic"))
+        raise
+
+
+async def open_answer(turn: Turn, spec: TaskSpec, request: TaskRequest) -> PendingAnswer:
+    """Streamed where the task streams and the person did not turn it off, else queued; an
+    answer that continues a conversation is never shared with others in a busy group."""
+    mode = await stream_mode(turn, spec)
+    if mode is None:
+        return QueuedAnswer(turn, shareable=request.conversation is None)
+    return await StreamedAnswer.open(turn, request.text, mode)
+
+
+def notices(spec: TaskSpec, request: TaskRequest, call: PreparedCall, result: Any) -> list[str]:
+    """Message keys said under the answer: the conversation's, and that the bot's defaults
+    stood in for settings it could not read."""
+    keys = NOTICES.get(spec.input_kind, no_notices)(request, result)
+    return [*keys, "notice.store_fallback"] if call.store_fallback else keys
+
+
+AfterAnswer = Callable[[Turn, TaskRequest, str, Message | None, Any], Awaitable[None]]
+
+
+async def nothing_after(
+    turn: Turn, request: TaskRequest, answer: str, shown: Message | None, result: Any
+) -> None:
+    """Most answers need nothing once shown."""
+
+
+async def remember_conversation_turn(
+    turn: Turn, request: TaskRequest, answer: str, shown: Message | None, result: Any
+) -> None:
+    """A conversation keeps what the person saw: the whole answer, or what a stop left."""
+    conversation = request.conversation
+    assert conversation is not None, "the chat reader always says which conversation"
+    if answer or result is not None:
+        await remember_turn(turn, conversation, answer, shown, result)
+
+
+def no_notices(request: TaskRequest, result: Any) -> list[str]:
+    return []
+
+
+def conversation_turn_notices(request: TaskRequest, result: Any) -> list[str]:
+    conversation = request.conversation
+    assert conversation is not None, "the chat reader always says which conversation"
+    return conversation_notices(conversation, result)
+
+
+# What an input kind does besides the answer itself; every other kind does nothing more.
+AFTER_ANSWER: dict[InputKind, AfterAnswer] = {"chat": remember_conversation_turn}
+NOTICES: dict[InputKind, Callable[[TaskRequest, Any], list[str]]] = {
+    "chat": conversation_turn_notices
+}
 
 
 async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) -> None:

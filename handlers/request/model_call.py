@@ -13,9 +13,7 @@ import html
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from telegram import Message
+from typing import Any
 
 from bot.config import Settings
 from bot.delivery.replies import edit_html
@@ -32,16 +30,17 @@ log = logging.getLogger(__name__)
 TextCallback = Callable[[str], None]
 
 
-class Memory(Protocol):
-    """What a request that is part of a conversation must keep of its answer."""
+@dataclass(frozen=True)
+class ConversationTurn:
+    """Which conversation a chat message continues, and what to store once it is answered."""
 
-    def notices(self, result: Any) -> list[str]:
-        """Message keys to add to the answer (old turns dropped, told once)."""
-        ...
-
-    async def remember(self, answer: str, shown: Message | None, *, stopped: bool) -> None:
-        """Store the answer the person saw, and where, so a reply to it continues."""
-        ...
+    conversation_id: int
+    question: str
+    question_message_id: int | None
+    # Whether the person was already told that the oldest turns no longer fit.
+    trim_noticed: bool
+    # The message replied to another member's answer: it goes on with the person's own.
+    replied_elsewhere: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,8 @@ class TaskRequest:
 
     `load`, when set, produces the inputs once the model has passed vetting
     (a photo or voice note is only downloaded for a model that may run);
-    `memory`, when set, keeps the answer as the next turn of a conversation.
+    `conversation`, set by the chat reader, says which conversation the answer
+    continues: the lifecycle stores the turn once it is shown.
     """
 
     text: str
@@ -58,7 +58,7 @@ class TaskRequest:
     call_params: dict[str, Any] = field(default_factory=dict)
     model_override: str | None = None
     load: Callable[[], Awaitable[Any]] | None = None
-    memory: Memory | None = None
+    conversation: ConversationTurn | None = None
 
 
 @dataclass
