@@ -149,22 +149,38 @@ async def latest_task(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+def counted_as(user_id: int | None, chat_id: int | None) -> int | None:
+    """Whose daily quota a request counts against: its person's, or for one sent as a chat
+    (a negative id: an anonymous admin, a channel's post, someone posting as a channel),
+    the quota of the chat it was posted in, shared by everyone who posts there as a chat.
+
+    Telegram hides who posts as a chat (`from` is one stand-in account for all of them),
+    so the quota cannot follow the person; following the chat spoken as would give one
+    person with ten channels ten quotas. Shared per chat posted in, it gives them one.
+    """
+    if user_id is not None and user_id < 0 and chat_id is not None:
+        return chat_id
+    return user_id
+
+
 async def count_served(
-    session: AsyncSession, user_id: int, since: datetime, *, chat_id: int | None = None
+    session: AsyncSession, counted: int, since: datetime, *, chat_id: int | None = None
 ) -> int:
-    """Requests of one person answered without error since a moment (in one chat, if given).
+    """Requests answered without error since a moment against one quota (`counted_as`), in
+    one chat if given: a person's own, or (a negative id) everything sent as a chat there.
 
     What daily quotas count: a refusal or a failure costs the person nothing.
-    The (user_id, created_at) index keeps this to one person's rows since `since`.
+    The (user_id, created_at) index keeps a person's count to their rows since `since`.
     """
+    whose = (
+        (UsageRecord.chat_id == counted) & (UsageRecord.user_id < 0)
+        if counted < 0
+        else UsageRecord.user_id == counted
+    )
     stmt = (
         select(func.count())
         .select_from(UsageRecord)
-        .where(
-            UsageRecord.user_id == user_id,
-            UsageRecord.created_at >= since,
-            UsageRecord.ok.is_(True),
-        )
+        .where(whose, UsageRecord.created_at >= since, UsageRecord.ok.is_(True))
     )
     if chat_id is not None:
         stmt = stmt.where(UsageRecord.chat_id == chat_id)
@@ -318,14 +334,17 @@ class UsageLog:
                         input_size=input_size,
                     )
                 )
-            if ok and user_id is not None:
-                self._count_served(user_id, chat_id, created_at)
+            counted = counted_as(user_id, chat_id)
+            if ok and counted is not None:
+                self._count_served(counted, chat_id, created_at)
         finally:
             # Only now: until the row is in (and counted), the hold is what counts it.
             self._release(_HOLD.get())
 
-    def hold_served(self, user_id: int, chat_id: int | None, *, for_s: float) -> None:
+    def hold_served(self, counted: int, chat_id: int | None, *, for_s: float) -> None:
         """Count a request that passed a quota check until this task logs its usage.
+
+        `counted` is the quota it counts against (`counted_as`).
 
         Without it, a person's next request could pass while the last one still
         runs (or is answered but not yet logged) and overshoot the quota. The
@@ -333,8 +352,8 @@ class UsageLog:
         variable), so the `log` of that same request releases exactly it;
         one never released (a crash skips the log) lapses after `for_s`.
         """
-        hold = _Hold(user_id, chat_id, self._db.clock() + for_s)
-        self._held.setdefault(user_id, []).append(hold)
+        hold = _Hold(counted, chat_id, self._db.clock() + for_s)
+        self._held.setdefault(counted, []).append(hold)
         _HOLD.set(hold)
 
     def _release(self, hold: _Hold | None) -> None:
@@ -357,9 +376,10 @@ class UsageLog:
         return sum(1 for hold in live if chat_id is None or hold.chat_id == chat_id)
 
     async def served_since(
-        self, user_id: int, since: datetime, *, chat_id: int | None = None
+        self, counted: int, since: datetime, *, chat_id: int | None = None
     ) -> int:
-        """Requests of one person answered since a moment (in one chat, if given), and held ones.
+        """Requests answered against one quota since a moment (in one chat, if given), and held
+        ones. `counted` is a person, or everything sent as a chat in one chat (`counted_as`).
 
         What daily quotas count: rows of the usage log with ok=True, plus the
         requests that passed a quota check and are not logged yet
@@ -368,7 +388,7 @@ class UsageLog:
         another process go unseen. A read that a log write overtook is returned
         but not cached, since it may or may not include that row.
         """
-        return await self._served_rows(user_id, since, chat_id) + self._holds(user_id, chat_id)
+        return await self._served_rows(counted, since, chat_id) + self._holds(counted, chat_id)
 
     async def _served_rows(self, user_id: int, since: datetime, chat_id: int | None) -> int:
         key = (user_id, chat_id)

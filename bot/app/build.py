@@ -32,6 +32,7 @@ from bot.hub.vetting import ModelVetter
 from bot.monitoring.bot_metrics import BotMetrics
 from bot.tasks import ParamRules, param_rules_from_caps
 from handlers import register_handlers
+from handlers.commands.access_commands import passes_gate
 from handlers.commands.basics import register_commands
 from handlers.commands.conversations import prune_history
 from handlers.request.context import CONTEXT_TYPES, BotApplication, Services
@@ -153,7 +154,11 @@ def build_application(
     async def post_init(application: BotApplication) -> None:
         services = await start_services(settings, metrics)
         application.bot_data.services = services
-        inbox.attach(services.store, application.bot.id)
+        inbox.attach(
+            services.store,
+            application.bot.id,
+            lambda update: passes_gate(update, services.access),
+        )
         await inbox.replay(application.update_queue, application.bot)
         await register_commands(application)
         if application.job_queue is not None:

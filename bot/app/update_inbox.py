@@ -14,6 +14,11 @@ loses the request; it is answered after the restart. What it cannot buy is
 exactly once: a crash after the answer was sent and before its done mark
 committed answers it twice. While the database cannot be reached, updates are
 served without being written down, as before: availability first.
+
+Only updates the access gate will let through are written down (`admits`,
+the gate's own rule): a refused stranger's message is never stored, not even
+until the next prune, and costs no write; it is refused again if Telegram
+sends it again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -48,23 +53,30 @@ class UpdateInbox:
         self.max_replays = max_replays
         self.replayed = 0
         self._store: Store | None = None
+        self._admits: Callable[[Update], Awaitable[bool]] | None = None
         self._bot_id = 0
         self._skip_until = 0.0
         self._done: set[int] = set()
         self._flushing: asyncio.Task[None] | None = None
 
-    def attach(self, store: Store, bot_id: int) -> None:
-        """Start recording into `store` (updates before this are served unrecorded)."""
-        self._store, self._bot_id = store, bot_id
+    def attach(
+        self, store: Store, bot_id: int, admits: Callable[[Update], Awaitable[bool]]
+    ) -> None:
+        """Start recording into `store` the updates `admits` (updates before this are served
+        unrecorded)."""
+        self._store, self._bot_id, self._admits = store, bot_id, admits
 
     async def record(self, update: Update) -> bool:
-        """Write the update down; False when it was written before (Telegram resent it).
+        """Write the update down if the gate will let it through; False when it was written
+        before (Telegram resent it).
 
         A resent update is either being handled now or was handled (or will be,
         by the replay), so it is not handled again.
         """
-        store = self._store
-        if store is None or time.monotonic() < self._skip_until:
+        store, admits = self._store, self._admits
+        if store is None or admits is None or time.monotonic() < self._skip_until:
+            return True
+        if not await admits(update):
             return True
         chat = update.effective_chat
         try:

@@ -25,7 +25,7 @@ from telegram import Chat, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
-from bot.admission.access_policy import Subject, Verdict
+from bot.admission.access_policy import AccessPolicy, Subject, Verdict
 from bot.errors import AdminAlwaysAllowed, InvalidInvite, UsageHint
 from bot.i18n import pick_language, t
 from bot.numbers import parse_int
@@ -68,16 +68,29 @@ def invite_code_in(update: Update) -> str | None:
     return found.group(1) if found else None
 
 
+async def _passes(update: Update, subject: Subject, access: AccessPolicy) -> Verdict:
+    """The verdict on `update`, ALLOWED also for a newcomer's `/start <code>`."""
+    verdict = await access.verdict(subject)
+    if verdict is not Verdict.ALLOWED and invite_code_in(update) is not None:
+        return Verdict.ALLOWED if await access.may_redeem(subject) else verdict
+    return verdict
+
+
+async def passes_gate(update: Update, access: AccessPolicy) -> bool:
+    """Whether `access_gate` will let `update` through: the inbox writes down only those,
+    so nothing of a refused update is stored."""
+    subject = subject_of(update)
+    return subject is None or await _passes(update, subject, access) is Verdict.ALLOWED
+
+
 async def access_gate(update: Update, context: BotContext) -> None:
     """Stop every update the bot must not serve, saying why at most once a day."""
     subject = subject_of(update)
     if subject is None:
         return
     found = context.services
-    verdict = await found.access.verdict(subject)
+    verdict = await _passes(update, subject, found.access)
     if verdict is Verdict.ALLOWED:
-        return
-    if invite_code_in(update) is not None and await found.access.may_redeem(subject):
         return
     found.metrics.access_refusals.labels("chat" if subject.shared_chat else "user").inc()
     language = pick_language(update.effective_user.language_code if update.effective_user else None)

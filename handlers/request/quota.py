@@ -7,6 +7,11 @@ when any of them is used up, so in a group the smaller one binds. Counts come
 from the usage log: only answered requests since the last reset (00:00 UTC)
 count, so a failure or a refusal costs nothing. The bot's admins are exempt.
 
+A quota is a person's: Telegram hides who sends a message as a chat (an
+anonymous admin, someone posting as a channel), so everything sent as a chat
+in one chat shares that chat's quota, and one person's ten channels get one
+quota there, not ten (`models.usage.counted_as`).
+
 A quota must never cost a person an answer because the database is down: when
 the counts cannot be read, the request goes ahead and a warning is logged.
 """
@@ -21,6 +26,7 @@ from datetime import UTC, datetime, time, timedelta
 from bot.errors import GroupQuotaExceeded, QuotaExceeded, StoreUnavailable
 from handlers.request.turn import Turn
 from models.base import utcnow
+from models.usage import counted_as
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +87,20 @@ async def allowances(turn: Turn) -> list[Allowance]:
         group_quota = await store.preferences.group_quota(turn.chat.id)
         quotas.append((group_quota or 0, turn.chat.id, GroupQuotaExceeded))
     since = day_start(utcnow())
+    counted = quota_of(turn)
     return [
-        Allowance(limit, await store.usage.served_since(turn.owner_id, since, chat_id=chat), refusal)
+        Allowance(limit, await store.usage.served_since(counted, since, chat_id=chat), refusal)
         for limit, chat, refusal in quotas
         if limit > 0
     ]
+
+
+def quota_of(turn: Turn) -> int:
+    """The quota this request counts against: the person's, or for a message sent as a chat,
+    the one everyone posting as a chat in this chat shares (`models.usage.counted_as`)."""
+    counted = counted_as(turn.owner_id, turn.chat_id)
+    assert counted is not None, "a turn always has an owner"
+    return counted
 
 
 async def check_quota(turn: Turn) -> None:
@@ -104,7 +119,7 @@ async def check_quota(turn: Turn) -> None:
     if found:
         # Counted from now until its usage row is logged (the lifecycle logs every request).
         hold_s = turn.services.settings.pool_request_timeout_s + HOLD_SLACK_S
-        turn.services.store.usage.hold_served(turn.owner_id, turn.chat_id, for_s=hold_s)
+        turn.services.store.usage.hold_served(quota_of(turn), turn.chat_id, for_s=hold_s)
 
 
 async def quota_line(turn: Turn) -> str | None:

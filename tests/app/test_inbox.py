@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import select
+
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.html import command_entities
 from bot.tasks import param_rules_from_caps
 from models import migrate
 from models.database import create_engine
+from models.inbox import InboxUpdate
 from models.store import Store
 from tests.support.crash import replies_to
 from tests.support.harness import RunningBot, bot_settings, running_bot
@@ -56,3 +59,23 @@ async def test_an_update_telegram_sends_again_is_not_handled_twice(bot: RunningB
 
     assert len(replies_to(bot.emu, update["message"])) == 1
     assert len(bot.emu.sent_messages(chat.id)) == 2
+
+
+async def test_a_refused_strangers_messages_are_never_written_down_an_allowed_persons_are(
+    bot: RunningBot,
+) -> None:
+    alice, mallory = bot.person("Alice"), bot.person("Mallory")
+    bot.services.settings.allowed_users.append(alice.id)
+    chat = bot.emu.private_chat(mallory)
+    [refused] = await bot.ask(mallory, chat, "/sentiment Let me in")
+    bot.emu.send_message(mallory, chat, "my secret plans")
+    bot.emu.inline_query(mallory, "more secrets")
+    await bot.settle()
+    strangers = {update["update_id"] for update in bot.emu.accepted_updates}
+    await bot.ask(alice, bot.emu.private_chat(alice), "/help")
+
+    async with bot.services.store.database.session(read_only=True) as session:
+        written = set((await session.execute(select(InboxUpdate.update_id))).scalars())
+    assert refused.startswith("This bot is private.")
+    assert len(strangers) == 3 and not strangers & written, "nothing of the stranger's is stored"
+    assert len(written) == 1, "the allowed person's update is written down, as before"

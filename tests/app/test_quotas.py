@@ -206,3 +206,24 @@ async def test_a_database_that_is_down_never_blocks_a_request(
     assert any("daily quota" in record.getMessage() for record in caplog.records)
     [view] = await bot.ask(alice, chat, "/settings sentiment")
     assert "Requests left today" not in view
+
+
+async def test_posting_as_ones_own_channels_shares_one_quota_per_group(bot: RunningBot) -> None:
+    """Telegram hides who posts as a channel, so the quota cannot follow the person; it must
+    not follow each channel either, or ten channels would be ten quotas."""
+    alice, bob = bot.person("Alice"), bot.person("Bob")
+    group = bot.emu.create_chat("supergroup", "Readers", creator=bob)
+    channels = [bot.emu.create_chat("channel", f"Alice {n}", creator=alice) for n in range(3)]
+    replies = [
+        (await bot.ask(alice, group, f"/sentiment fine {n}", as_chat=channel))[0]
+        for n, channel in enumerate(channels)
+    ]
+    assert [answered(reply) for reply in replies] == [True, True, False]
+    assert REFUSAL.match(replies[-1])
+    [own] = await bot.ask(alice, group, "/sentiment as myself")
+    assert answered(own), "Alice's own quota is hers"
+    [anonymous] = await bot.ask(bob, group, "/sentiment as the group", as_chat=group)
+    assert REFUSAL.match(anonymous), "shared by everyone who posts here as a chat"
+    other = bot.emu.create_chat("supergroup", "Elsewhere", creator=bob)
+    [elsewhere] = await bot.ask(alice, other, "/sentiment fine", as_chat=channels[0])
+    assert answered(elsewhere), "another chat's is another quota"

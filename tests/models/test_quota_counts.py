@@ -83,3 +83,23 @@ async def test_a_hold_never_released_lapses(store: Store) -> None:
     assert await timed.usage.served_since(1, since) == 1
     now[0] = 31.0
     assert await timed.usage.served_since(1, since) == 0
+
+
+async def test_what_is_sent_as_a_chat_counts_against_the_chat_it_was_posted_in(
+    store: Store, database
+) -> None:
+    since = utcnow() - timedelta(minutes=1)
+    assert await store.usage.served_since(-100, since) == 0, "read (and cached) before the rows"
+    for channel in (-201, -202, -100):  # two channels and an anonymous admin, in group -100
+        await log(store, channel, -100)
+    await log(store, -201, -300)  # the first channel, in another group
+    await log(store, 7, -100)  # a person, as themselves
+    assert await store.usage.served_since(-100, since) == 3
+    assert await store.usage.served_since(-100, since, chat_id=-100) == 3
+    assert await store.usage.served_since(-300, since) == 1
+    assert await store.usage.served_since(7, since) == 1
+    fresh = Store(database.engine(), rules=store.preferences._rules)
+    try:
+        assert await fresh.usage.served_since(-100, since) == 3, "the cache agrees with the database"
+    finally:
+        await fresh.close()
