@@ -28,7 +28,7 @@ from handlers.commands import (
     operators,
     user_settings,
 )
-from handlers.request import media_input
+from handlers.request import access_gate, media_input
 from handlers.request.context import BotApplication
 
 # What the handlers below need from Telegram; polling and the webhook ask for exactly these.
@@ -38,7 +38,7 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY, U
 def register_handlers(application: BotApplication) -> None:
     """Every command the bot answers, in one place, so its surface reads at a glance."""
     # Before anything else sees an update: who may use the bot (refused updates stop here).
-    application.add_handler(TypeHandler(Update, access_commands.access_gate), group=-2)
+    application.add_handler(TypeHandler(Update, access_gate.access_gate), group=-2)
     application.add_handler(TypeHandler(Update, basics.track_update, block=False), group=-1)
     commands = {
         "start": basics.start_command,

@@ -32,9 +32,9 @@ from bot.hub.vetting import ModelVetter
 from bot.monitoring.bot_metrics import BotMetrics
 from bot.tasks import ParamRules, param_rules_from_caps
 from handlers import register_handlers
-from handlers.commands.access_commands import passes_gate
 from handlers.commands.basics import register_commands
 from handlers.commands.conversations import prune_history
+from handlers.request.access_gate import passes_gate
 from handlers.request.context import CONTEXT_TYPES, BotApplication, Services
 from models import migrate
 from models.database import create_engine

@@ -19,7 +19,7 @@ from telegram.error import BadRequest
 from bot.errors import NothingToCancel, StoreUnavailable
 from bot.i18n import CATALOGS, DEFAULT_LANGUAGE, pick_language, t
 from bot.tasks import TASKS
-from handlers.commands.access_commands import redeem_invite
+from handlers.request.access_gate import redeem_invite
 from handlers.request.context import BotApplication, BotContext
 from handlers.request.parsing import parse_id
 from handlers.request.turn import Turn, handle_errors
