@@ -380,8 +380,13 @@ def _healthcheck(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    # On the webhook port /healthz names the failing part only to the metrics token's bearer.
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    asked = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
     try:
-        with urllib.request.urlopen(url, timeout=4) as answer:
+        with urllib.request.urlopen(asked, timeout=4) as answer:
             answer.read()
     except urllib.error.HTTPError as exc:
         body = exc.read().decode(errors="replace")

@@ -33,10 +33,27 @@ def _split_csv(value: object) -> object:
     return value
 
 
+# The HTTP APIs the bot speaks to engines; which commands each serves is REMOTE_TASKS in
+# bot/engine/remote.py (docs/engines.md has the table).
+EngineApi = Literal["openai", "vllm", "tei", "pipelines"]
+
+
 class EngineSettings(BaseModel):
     """One inference engine the operator already runs, reached over its HTTP API."""
 
     base_url: str = Field(description="Root URL, e.g. http://127.0.0.1:8000")
+    api: EngineApi = Field(
+        default="openai",
+        description=(
+            "The API it speaks, which decides the commands it serves: openai (transformers "
+            "serve, llama.cpp, SGLang, TGI), vllm, tei (text-embeddings-inference) or pipelines "
+            "(an Inference Endpoint's default container)."
+        ),
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="What it serves, for an engine that cannot list its models (pipelines).",
+    )
     token_env: str | None = Field(
         default=None, description="Name of the environment variable that holds its token."
     )
@@ -52,6 +69,15 @@ class EngineSettings(BaseModel):
     sampling_extras: bool = Field(
         default=False,
         description="Send top_k and repetition_penalty too (TGI and vLLM read them; OpenAI does not).",
+    )
+    max_reply_chars: int = Field(
+        default=16000,
+        ge=1,
+        description=(
+            "Most characters of one streamed answer the bot reads: past it the stream is "
+            "closed and the answer, cut there, says so (an engine ignoring max_tokens "
+            "cannot flood a chat or a conversation's history)."
+        ),
     )
 
     def token(self) -> str | None:
@@ -148,7 +174,18 @@ class Settings(BaseSettings):
     )
     metrics_token: SecretStr | None = Field(
         default=None,
-        description="When set, /metrics answers 401 unless sent `Authorization: Bearer <token>`.",
+        description=(
+            "When set, /metrics answers 401 unless sent `Authorization: Bearer <token>`, and "
+            "/healthz on the webhook port names its parts to a request carrying it."
+        ),
+    )
+    health_engine_check_s: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "How long /healthz trusts its last look at the inference engines: however often "
+            "it is asked, each engine is called at most once in this many seconds."
+        ),
     )
 
     # Storage
@@ -380,8 +417,9 @@ class Settings(BaseSettings):
         ge=0,
         description=(
             "Requests one person may have answered per day across model commands, counted "
-            "since 00:00 UTC (failed requests do not count); the bot's admins are exempt and "
-            "group admins may set a group's own with /groupquota. 0: no limit."
+            "since 00:00 UTC (failed requests do not count unless a model already did work "
+            "for them: a stream that showed text, a voice note transcribed); the bot's admins "
+            "are exempt and group admins may set a group's own with /groupquota. 0: no limit."
         ),
     )
     max_in_flight_per_user: int = Field(
@@ -493,6 +531,15 @@ class Settings(BaseSettings):
     )
     max_image_pixels: int = Field(
         default=25_000_000, ge=1, description="Most pixels an image may decode to."
+    )
+    max_image_decode_mb: float = Field(
+        default=64.0,
+        gt=0,
+        description=(
+            "Most memory an image may decode to (MB): pixels × channels × bytes a channel, "
+            "read from its header first. A larger JPEG is decoded at 1/2, 1/4 or 1/8 of its "
+            "size; any other picture is refused."
+        ),
     )
     max_audio_seconds: float = Field(
         default=60.0, gt=0, description="Longest voice note, audio or video note transcribed."

@@ -108,6 +108,12 @@ class RemoteTaskUnsupported(UserFacingError):
     key = "error.remote_task_unsupported"
 
 
+class EngineTaskUnsupported(UserFacingError):
+    """The engine's API has no route for this command (docs/engines.md, which serves what)."""
+
+    key = "error.engine_task_unsupported"
+
+
 class StoreUnavailable(UserFacingError):
     key = "error.store_unavailable"
 
@@ -224,6 +230,18 @@ class AdminAlwaysAllowed(UserFacingError):
     key = "error.admin_always_allowed"
 
 
+class NotAllowed(UserFacingError):
+    """Someone the access rule refuses (the gate stops them first; a model call checks again)."""
+
+    key = "access.private"
+
+
+class AccessUnknown(UserFacingError):
+    """The access rule needs the database, which cannot be reached."""
+
+    key = "access.unavailable"
+
+
 class InvalidInvite(UserFacingError):
     """An invite code that is used up, expired, or was never made."""
 
@@ -284,6 +302,12 @@ class FileTooLarge(UserFacingError):
 
 class ImageTooLarge(UserFacingError):
     key = "error.image_too_large"
+
+
+class ImageTooMuchMemory(UserFacingError):
+    """A picture whose header says its pixels would take more memory than the bot allows."""
+
+    key = "error.image_memory"
 
 
 class AudioTooLong(UserFacingError):

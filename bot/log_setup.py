@@ -2,8 +2,10 @@
 
 Request lines carry task, model, latency, outcome and user id; the text people
 send is not logged unless the level is DEBUG. Any record that would contain
-the bot token or the Hugging Face token has it replaced, whichever library
-wrote it (httpx, for one, logs request URLs, and Bot API URLs hold the token).
+a secret (the bot token, the Hugging Face token, the webhook secret, whether
+configured or made at start, the metrics token, each engine's token) has it
+replaced, whichever library wrote it (httpx, for one, logs request URLs, and
+Bot API URLs hold the token).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ class RedactingFormatter(logging.Formatter):
         super().__init__()
         self._inner = inner
         self._secrets = [secret for secret in secrets if secret]
+
+    def add(self, secret: str) -> None:
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(self._inner.format(record), self._secrets)
@@ -89,11 +95,22 @@ def configure_logging(settings: Settings, to_file: Path | None = None) -> None:
 
 
 def settings_secrets(settings: Settings) -> list[str]:
-    """Every secret the settings hold: none of them may ever be written out."""
+    """Every secret the settings hold or name: none of them may ever be written out."""
     secrets = (
         settings.telegram_bot_token,
         settings.hf_token,
         settings.webhook_secret,
         settings.metrics_token,
     )
-    return [secret.get_secret_value() for secret in secrets if secret is not None]
+    engine_tokens = (engine.token() for engine in settings.engines.values())
+    return [secret.get_secret_value() for secret in secrets if secret is not None] + [
+        token for token in engine_tokens if token
+    ]
+
+
+def keep_secret(secret: str) -> None:
+    """Blank `secret` in every line from now on: one the bot made itself after logging
+    was set up (a random webhook secret)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, RedactingFormatter):
+            handler.formatter.add(secret)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, func, select
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,6 +34,9 @@ class UsageRecord(Base):
     model_id: Mapped[str] = mapped_column(String(255))
     latency_ms: Mapped[float] = mapped_column(Float)
     ok: Mapped[bool] = mapped_column(Boolean)
+    # Whether it counts against its daily quota: it was answered, or a model did work the
+    # person got before it failed (a stream that showed text, a voice note transcribed).
+    charged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     error: Mapped[str | None] = mapped_column(String(64))
     input_size: Mapped[int | None] = mapped_column(Integer)
 
@@ -166,10 +169,11 @@ def counted_as(user_id: int | None, chat_id: int | None) -> int | None:
 async def count_served(
     session: AsyncSession, counted: int, since: datetime, *, chat_id: int | None = None
 ) -> int:
-    """Requests answered without error since a moment against one quota (`counted_as`), in
-    one chat if given: a person's own, or (a negative id) everything sent as a chat there.
+    """Requests charged since a moment against one quota (`counted_as`), in one chat if
+    given: a person's own, or (a negative id) everything sent as a chat there.
 
-    What daily quotas count: a refusal or a failure costs the person nothing.
+    What daily quotas count: the work a person got (`UsageRecord.charged`); a refusal,
+    or a failure before any model work reached them, costs nothing.
     The (user_id, created_at) index keeps a person's count to their rows since `since`.
     """
     whose = (
@@ -180,7 +184,7 @@ async def count_served(
     stmt = (
         select(func.count())
         .select_from(UsageRecord)
-        .where(whose, UsageRecord.created_at >= since, UsageRecord.ok.is_(True))
+        .where(whose, UsageRecord.created_at >= since, UsageRecord.charged.is_(True))
     )
     if chat_id is not None:
         stmt = stmt.where(UsageRecord.chat_id == chat_id)
@@ -312,8 +316,10 @@ class UsageLog:
         ok: bool,
         error: str | None = None,
         input_size: int | None = None,
+        charged: bool | None = None,
     ) -> None:
-        """Log one request; an answered one also counts at once in the cached quota counts.
+        """Log one request; one `charged` (by default: answered) also counts at once in the
+        cached quota counts.
 
         It also releases the hold (`hold_served`) this task took, if any,
         whether or not the row can be written: the request is over either way.
@@ -330,12 +336,13 @@ class UsageLog:
                         model_id=model_id,
                         latency_ms=latency_ms,
                         ok=ok,
+                        charged=ok if charged is None else charged,
                         error=error,
                         input_size=input_size,
                     )
                 )
             counted = counted_as(user_id, chat_id)
-            if ok and counted is not None:
+            if (ok if charged is None else charged) and counted is not None:
                 self._count_served(counted, chat_id, created_at)
         finally:
             # Only now: until the row is in (and counted), the hold is what counts it.

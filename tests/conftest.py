@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh database per test on SQLite and on PostgreSQL, the running
-bot (`bot`) and the Hub stand-in (`hub`), defined once for every test folder.
+bot (`bot`), the Hub stand-in (`hub`) and the recorder of what no engine request may
+reach (`elsewhere`), defined once for every test folder.
 
 PostgreSQL tests run in a schema of their own (search_path), created and
 dropped around each test, so parallel runs against one server never collide.
@@ -26,6 +27,8 @@ from bot.tasks import param_rules_from_caps
 from models import migrate
 from models.database import create_engine
 from models.store import Store
+from tests.support.engine_standins import OPERATOR_TOKEN, Elsewhere
+from tests.support.engine_standins import serve as serve_engine
 from tests.support.harness import RunningBot, bot_settings, running_bot
 from tests.support.hub_standin import HubStandIn, serve
 
@@ -159,6 +162,18 @@ async def bot(
     """The real bot, polling the Bot API emulator, with a tiny model for every task."""
     async with running_bot(bot_settings(tmp_path, tiny_models_dir, **bot_overrides)) as running:
         yield running
+
+
+@pytest.fixture
+async def elsewhere(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Elsewhere]:
+    """The Hub and its inference router, online, on one recorder on 127.0.0.1, with the
+    operator's own Hub token set: what no request to an engine may reach or carry."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    async with serve_engine(Elsewhere()) as recorder:
+        monkeypatch.setattr(constants, "ENDPOINT", recorder.url)
+        monkeypatch.setattr(constants, "INFERENCE_PROXY_TEMPLATE", recorder.url + "/{provider}")
+        monkeypatch.setenv("HF_TOKEN", OPERATOR_TOKEN)
+        yield recorder
 
 
 @pytest.fixture

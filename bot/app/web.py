@@ -22,6 +22,7 @@ from telegram import Update
 
 from bot.config import Settings
 from bot.errors import StoreUnavailable
+from bot.log_setup import keep_secret
 from bot.monitoring.bot_metrics import CONTENT_TYPE
 from handlers.request.context import BotApplication, services_of
 
@@ -61,8 +62,15 @@ def build_web_app(
     """Routes: the webhook (when `secret` is given), /healthz, and /metrics unless left out.
 
     With HFBOT_METRICS_TOKEN set, /metrics answers 401 to a scrape without it.
+    On the public webhook port /healthz says only ok or not ok (its status
+    code): which engines the bot uses and what state its database is in are
+    for the operator, on the metrics port or to a request carrying the token.
     """
     token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+
+    def bearer_of_token(request: Request) -> bool:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return token is not None and hmac.compare_digest(given.encode(), token.encode())
 
     async def telegram(request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -71,13 +79,13 @@ def build_web_app(
         await application.update_queue.put(Update.de_json(await request.json(), application.bot))
         return Response()
 
-    async def healthz(_: Request) -> Response:
+    async def healthz(request: Request) -> Response:
         ok, parts = await health(application)
-        return JSONResponse({"ok": ok, **parts}, status_code=200 if ok else 503)
+        shown = parts if secret is None or bearer_of_token(request) else {}
+        return JSONResponse({"ok": ok, **shown}, status_code=200 if ok else 503)
 
     async def metrics_route(request: Request) -> Response:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if token is not None and not hmac.compare_digest(given.encode(), token.encode()):
+        if token is not None and not bearer_of_token(request):
             return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
         found = services_of(application)
         body = found.metrics.render() if found else b""
@@ -92,9 +100,12 @@ def build_web_app(
 
 
 def webhook_secret(settings: Settings) -> str:
+    """The configured secret, or a random one for this start, blanked in logs like it."""
     if settings.webhook_secret is not None:
         return settings.webhook_secret.get_secret_value()
-    return secrets.token_urlsafe(32)
+    made = secrets.token_urlsafe(32)
+    keep_secret(made)
+    return made
 
 
 def uvicorn_server(app: Starlette, host: str, port: int, **options: Any) -> uvicorn.Server:

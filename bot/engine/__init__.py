@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bot.engine.chat import ChatMessage, ChatPrompt
     from bot.engine.inputs import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
+    from bot.engine.metrics import public_model_id
     from bot.engine.microbatch import Caller
     from bot.engine.pool import PipelinePool
 
@@ -29,6 +30,7 @@ _EXPORTS = {
     "MediaLimits": "bot.engine.inputs",
     "PipelinePool": "bot.engine.pool",
     "pick_photo_size": "bot.engine.inputs",
+    "public_model_id": "bot.engine.metrics",
 }
 __all__ = [
     "AudioBytes",
@@ -39,6 +41,7 @@ __all__ = [
     "MediaLimits",
     "PipelinePool",
     "pick_photo_size",
+    "public_model_id",
 ]
 
 

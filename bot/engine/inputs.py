@@ -22,7 +22,13 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bot.errors import AudioTooLong, FileTooLarge, ImageTooLarge, UnreadableMedia
+from bot.errors import (
+    AudioTooLong,
+    FileTooLarge,
+    ImageTooLarge,
+    ImageTooMuchMemory,
+    UnreadableMedia,
+)
 
 # What a photo can be. Pillow reads dozens of formats, each a parser that a
 # hostile file can aim at; only these are ever opened.
@@ -30,6 +36,10 @@ PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 
 # Telegram's Bot API serves bots files of at most 20 MB (getFile).
 TELEGRAM_DOWNLOAD_LIMIT_BYTES = 20 * 1000 * 1000
+# Most memory one image may decode to (HFBOT_MAX_IMAGE_DECODE_MB's default).
+IMAGE_DECODE_BYTES = 64 * 1000 * 1000
+# The reductions a JPEG decoder offers for free (Pillow's `draft`).
+_JPEG_SCALES = (2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -39,14 +49,19 @@ class MediaLimits:
     max_file_bytes: int
     max_image_pixels: int
     max_audio_seconds: float
+    max_image_bytes: int = IMAGE_DECODE_BYTES
 
     @classmethod
     def from_megabytes(
-        cls, max_file_mb: float, max_image_pixels: int, max_audio_seconds: float
+        cls,
+        max_file_mb: float,
+        max_image_pixels: int,
+        max_audio_seconds: float,
+        max_image_decode_mb: float = IMAGE_DECODE_BYTES / 1e6,
     ) -> MediaLimits:
         """Never above Telegram's own download limit, whatever the setting says."""
         cap = min(int(max_file_mb * 1000 * 1000), TELEGRAM_DOWNLOAD_LIMIT_BYTES)
-        return cls(cap, max_image_pixels, max_audio_seconds)
+        return cls(cap, max_image_pixels, max_audio_seconds, int(max_image_decode_mb * 1e6))
 
     def check_file_size(self, size: int | None) -> None:
         if size is not None and size > self.max_file_bytes:
@@ -59,10 +74,11 @@ class MediaLimits:
 
 @dataclass(frozen=True, repr=False)
 class ImageBytes:
-    """An image file as sent, and the most pixels it may decode to."""
+    """An image file as sent, and the most pixels and bytes it may decode to."""
 
     data: bytes
     max_pixels: int
+    max_bytes: int = IMAGE_DECODE_BYTES
 
     def __repr__(self) -> str:
         return f"ImageBytes({len(self.data)} bytes)"
@@ -103,7 +119,12 @@ def pick_photo_size(sizes: Sequence[P], limits: MediaLimits) -> P:
     small_enough = [s for s in by_area if (s.file_size or 0) <= limits.max_file_bytes]
     if not small_enough:
         limits.check_file_size(by_area[-1].file_size)
-    few_pixels = [s for s in small_enough if s.width * s.height <= limits.max_image_pixels]
+    few_pixels = [
+        s
+        for s in small_enough
+        if s.width * s.height <= limits.max_image_pixels
+        and s.width * s.height * 3 <= limits.max_image_bytes  # photos are RGB JPEGs
+    ]
     if not few_pixels:
         smallest = small_enough[-1]
         raise ImageTooLarge(
@@ -113,11 +134,16 @@ def pick_photo_size(sizes: Sequence[P], limits: MediaLimits) -> P:
     return few_pixels[0]
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+def decode_image(data: bytes, max_pixels: int, max_bytes: int = IMAGE_DECODE_BYTES) -> Image.Image:
     """An RGB image, upright as the camera held it (EXIF orientation applied).
 
-    The size is checked from the header before any pixel is decoded, so a
-    small file that expands to a huge bitmap costs nothing.
+    Its size is checked from the header before any pixel is decoded, so a
+    small file that expands to a huge bitmap costs nothing: at most
+    `max_pixels`, and at most `max_bytes` decoded (pixels × channels × bytes a
+    channel, `decoded_bytes`: a 16-bit RGBA PNG takes 8 bytes a pixel, any at least
+    the 3 of its RGB copy).
+    A JPEG over `max_bytes` is decoded smaller instead (1/2, 1/4 or 1/8, as its
+    decoder offers), which a model reading a few hundred pixels never misses.
     """
     try:
         with warnings.catch_warnings():
@@ -128,11 +154,32 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
                 raise ImageTooLarge(
                     pixels=_megapixels(width * height), limit=_megapixels(max_pixels)
                 )
+            if decoded_bytes(image) > max_bytes and image.format == "JPEG":
+                scale = next(
+                    (s for s in _JPEG_SCALES if decoded_bytes(image, s) <= max_bytes),
+                    _JPEG_SCALES[-1],
+                )
+                image.draft(None, (math.ceil(width / scale), math.ceil(height / scale)))
+            if decoded_bytes(image) > max_bytes:
+                raise ImageTooMuchMemory(
+                    size=_megabytes(decoded_bytes(image)), limit=_megabytes(max_bytes)
+                )
             image.load()
             upright = ImageOps.exif_transpose(image) or image
             return upright.convert("RGB")
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
         raise UnreadableMedia() from error
+
+
+def decoded_bytes(image: Image.Image, scale: int = 1) -> int:
+    """What the image's pixels take once decoded (at 1/`scale` of its size), from its
+    header alone: as the file stores them, or as the RGB a model gets, whichever is more
+    (a 1-bit PNG of 25 MP is a few KB on the wire, and 75 MB as RGB)."""
+    width, height = image.size
+    mode = image.mode
+    depth = 2 if mode.startswith("I;16") else 4 if mode in ("I", "F") else 1
+    pixels = math.ceil(width / scale) * math.ceil(height / scale)
+    return pixels * max(Image.getmodebands(mode) * depth, 3)
 
 
 _MIME_TYPES = {
@@ -208,7 +255,7 @@ def _resampled(resampler: av.AudioResampler, frames: Iterable[Any]) -> list[np.n
 def decode_input(item: Any, sampling_rate: int | None = None) -> Any:
     """What a pipeline takes for one queued input; anything that is not media passes through."""
     if isinstance(item, ImageBytes):
-        return decode_image(item.data, item.max_pixels)
+        return decode_image(item.data, item.max_pixels, item.max_bytes)
     if isinstance(item, AudioBytes):
         if sampling_rate is None:
             raise ValueError("decoding audio needs the model's sampling rate")

@@ -125,10 +125,18 @@ class PoolMetricsSnapshot:
         )
 
 
+def _in_a_folder(model_id: str) -> bool:
+    return model_id.startswith(("/", "./", "../", "~")) or "\\" in model_id
+
+
 def public_model_id(model_id: str) -> str:
-    """A model id fit for metrics: a model in a local folder is named by the folder alone,
-    so no filesystem path of the machine ever reaches /metrics."""
-    if model_id.startswith(("/", "./", "../", "~")) or "\\" in model_id:
+    """A model id fit for metrics and for users: a model in a local folder is named by the
+    folder alone (`local/<name>`; on an engine, `<engine>:local/<name>`), so no filesystem
+    path of the machine ever reaches /metrics or a chat."""
+    engine, sep, name = model_id.partition(":")
+    if sep and _in_a_folder(name) and not _in_a_folder(engine):
+        return f"{engine}:{public_model_id(name)}"
+    if _in_a_folder(model_id):
         return "local/" + model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     return model_id
 

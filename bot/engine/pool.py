@@ -145,7 +145,7 @@ class PipelinePool:
         self.onnx = onnx_accelerator(settings) if loader is None else None
         self._loader = loader or default_loader(settings)
         self._accelerated = default_loader(settings, self.onnx) if self.onnx else None
-        self.remote = RemoteEngines(settings.engines)
+        self.remote = RemoteEngines(settings.engines, health_every_s=settings.health_engine_check_s)
         self.metrics = PoolMetrics(
             queue_depths=self._queue_depths,
             engines=self.remote.stats,

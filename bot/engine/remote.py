@@ -1,16 +1,24 @@
-"""Models on an inference engine the operator already runs: transformers serve, TGI, vLLM,
-Inference Endpoints, anything with an OpenAI-compatible or Inference API.
+"""Models on an inference engine the operator already runs: transformers serve, vLLM,
+SGLang, llama.cpp's server, TGI, text-embeddings-inference, Inference Endpoints.
 
 A model named `<engine>:<model>` is served by a `RemoteEngine` behind the same
-`PipelinePool.submit` as local ones: conversations and /generate through
-`AsyncInferenceClient.chat_completion` (streamed; a conversation's pictures go as
-OpenAI `image_url` parts holding data URLs), one-shot tasks through the
-client's task methods where the engine offers them. Each engine has a bound on
-requests in flight (and on requests waiting for one, refused as busy beyond
-it); per-user parameters travel under the engine's names. Errors map to the
-bot's own: an engine that cannot be reached is retried with backoff before
-its first token, never after text was shown; overload (429/503) is "busy".
-Nothing here knows about Telegram.
+`PipelinePool.submit` as local ones. What an engine serves depends on the API it
+speaks (`EngineSettings.api`, the table REMOTE_TASKS): conversations and /generate
+through `AsyncInferenceClient.chat_completion` against OpenAI's chat route
+(streamed; a conversation's pictures go as OpenAI `image_url` parts holding data
+URLs), one-shot tasks through the engine's own route (vLLM's `/classify`,
+text-embeddings-inference's `/predict`, an Inference Endpoint's pipeline at `/`).
+
+Every request goes to the declared engine and nowhere else, with that engine's
+token and no other: the HTTP client of each request is bound to its engine and
+refuses any URL outside the engine's base, and sets the Authorization header
+itself, so neither huggingface_hub's model resolution (a model name given as
+`model=` is looked up on the Hub and sent to its router) nor its implicit
+`HF_TOKEN` can reach anyone. Each engine has a bound on requests in flight (and
+on requests waiting for one, refused as busy beyond it); per-user parameters
+travel under the engine's names. Errors map to the bot's own: an engine that
+cannot be reached is retried with backoff before its first token, never after
+text was shown; overload (429/503) is "busy". Nothing here knows about Telegram.
 """
 
 from __future__ import annotations
@@ -20,13 +28,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpx2
 from huggingface_hub import AsyncInferenceClient, set_async_client_factory
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
-from bot.config import EngineSettings
+from bot.config import EngineApi, EngineSettings
 from bot.engine.chat import ChatMessage, ChatPrompt, estimate_tokens, fit_estimated, shown_images
 from bot.engine.inputs import image_data_url
 from bot.engine.metrics import EngineStats
@@ -50,29 +59,81 @@ MODELS_CACHE_S = 60.0
 _UNREACHABLE = (httpx2.TransportError, OSError)
 
 
+class OffEngine(Exception):
+    """A request bound for somewhere other than its engine: refused before it leaves."""
+
+
+# The engine whose request is being made in this task: huggingface_hub's client factory
+# takes no arguments, so the session it asks for learns its engine from here.
+_SERVING: ContextVar[EngineSettings | None] = ContextVar("hfbot_serving_engine", default=None)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 async def _keep_error_body(response: httpx2.Response) -> None:
     """Read an error's body while the stream is open, so the error can say what went wrong."""
     if response.status_code >= 400:
         await response.aread()
 
 
+def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def _bound_to(engine: EngineSettings | None) -> Callable[[httpx2.Request], Awaitable[None]]:
+    """The request hook that keeps a session on its engine, redirects included.
+
+    The Authorization header is set here and nowhere else: whatever a library
+    put there (huggingface_hub adds the operator's HF_TOKEN when it has no
+    other) is replaced by the engine's own token, or removed when it has none.
+    """
+    base = httpx2.URL(engine.base_url.rstrip("/") + "/") if engine is not None else None
+    token = engine.token() if engine is not None else None
+
+    async def only_the_engine(request: httpx2.Request) -> None:
+        url = request.url
+        if (
+            base is None
+            or _origin(url) != _origin(base)
+            or not (url.path.rstrip("/") + "/").startswith(base.path)
+        ):
+            raise OffEngine(f"{url.scheme}://{url.host}{url.path}")
+        request.headers.pop("Authorization", None)
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+
+    return only_the_engine
+
+
+def engine_http(engine: EngineSettings | None, **options: Any) -> httpx2.AsyncClient:
+    """An HTTP client that reaches `engine` only (None: nothing at all)."""
+    return httpx2.AsyncClient(
+        event_hooks={"request": [_bound_to(engine)], "response": [_keep_error_body]},
+        follow_redirects=True,
+        **options,
+    )
+
+
 def engine_session() -> httpx2.AsyncClient:
-    """The HTTP client of inference requests: the operator's own engines, not the Hub.
+    """The HTTP client of AsyncInferenceClient's requests: the engine in use, not the Hub.
 
     huggingface_hub's default one refuses every request while HF_HUB_OFFLINE
     is set, and an air-gapped bot is exactly where a local engine is reached;
-    the bot only ever uses AsyncInferenceClient for its engines.
+    the bot only ever uses AsyncInferenceClient for its engines, so a session
+    asked for outside `RemoteEngines.client` reaches nothing.
     """
-    return httpx2.AsyncClient(
-        event_hooks={"response": [_keep_error_body]}, follow_redirects=True, timeout=None
-    )
+    return engine_http(_SERVING.get(), timeout=None)
 
 
 class RemoteEngines:
     """The operator's named engines: their clients, bounds, model lists, health and stats."""
 
-    def __init__(self, engines: Mapping[str, EngineSettings]) -> None:
+    def __init__(
+        self, engines: Mapping[str, EngineSettings], *, health_every_s: float = 30.0
+    ) -> None:
         set_async_client_factory(engine_session)
+        self._health_every_s = health_every_s
+        self._health: tuple[float, dict[str, str]] | None = None
+        self._health_lock = asyncio.Lock()
         self._settings = dict(engines)
         self._slots = {name: asyncio.Semaphore(e.max_concurrency) for name, e in engines.items()}
         self._waiting = dict.fromkeys(engines, 0)
@@ -87,12 +148,28 @@ class RemoteEngines:
     def settings(self, name: str) -> EngineSettings:
         return self._settings[name]
 
-    def client(self, name: str) -> AsyncInferenceClient:
-        """A client of its own per request: closing it closes that request's stream at once."""
+    @asynccontextmanager
+    async def client(self, name: str) -> AsyncIterator[AsyncInferenceClient]:
+        """A client of its own per request, bound to the engine (see `engine_session`):
+        closing it closes that request's stream at once."""
         engine = self._settings[name]
-        return AsyncInferenceClient(
-            base_url=engine.base_url.rstrip("/"), token=engine.token(), timeout=engine.timeout_s
-        )
+        serving = _SERVING.set(engine)
+        try:
+            async with AsyncInferenceClient(
+                base_url=engine.base_url.rstrip("/"), timeout=engine.timeout_s
+            ) as client:
+                yield client
+        finally:
+            _SERVING.reset(serving)
+
+    def http(self, name: str) -> httpx2.AsyncClient:
+        """A plain HTTP client for the engine's own routes, relative to its base URL."""
+        engine = self._settings[name]
+        return engine_http(engine, base_url=engine.base_url.rstrip("/"), timeout=engine.timeout_s)
+
+    def serves(self, name: str, task: str) -> bool:
+        """Whether the API the engine speaks has a route for this pipeline task."""
+        return task in REMOTE_TASKS[self._settings[name].api]
 
     def waiting(self, name: str) -> int:
         return self._waiting[name]
@@ -124,33 +201,48 @@ class RemoteEngines:
         return models
 
     async def _ask_models(self, name: str) -> frozenset[str]:
+        """The engine's list (`/v1/models`, or `/info` of TGI and text-embeddings-inference);
+        an engine with no such route (pipelines) is asked whether it is up, and serves
+        what the operator declared."""
         engine = self._settings[name]
-        base = engine.base_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {engine.token()}"} if engine.token() else {}
         try:
-            async with httpx2.AsyncClient(timeout=10.0, headers=headers) as http:
-                listed = await http.get(f"{base}/v1/models")
+            async with engine_http(
+                engine, base_url=engine.base_url.rstrip("/"), timeout=10.0
+            ) as http:
+                if engine.models:
+                    (await http.get("/health")).raise_for_status()
+                    return frozenset(engine.models)
+                listed = await http.get("/v1/models")
                 if listed.status_code == 200:
                     return frozenset(str(item["id"]) for item in listed.json()["data"])
-                info = await http.get(f"{base}/info")
+                info = await http.get("/info")
                 if info.status_code == 200:
                     return frozenset({str(info.json()["model_id"])})
-        except (*_UNREACHABLE, ValueError, KeyError, TypeError) as error:
+        except (*_UNREACHABLE, httpx2.HTTPStatusError, ValueError, KeyError, TypeError) as error:
+            raise EngineUnavailable(engine=name) from error
+        except OffEngine as error:
+            log.error("engine %s: a request was bound for %s; refused", name, error)
             raise EngineUnavailable(engine=name) from error
         raise EngineUnavailable(engine=name)
 
     async def health(self) -> dict[str, str]:
-        """Each engine, reachable or not (a `/health` answer, else its model list)."""
-        found: dict[str, str] = {}
-        for name in self._settings:
-            try:
-                self._models.pop(name, None)
-                await self.served_models(name)
-                found[name] = "ok"
-            except EngineUnavailable:
-                found[name] = "unreachable"
-            self.reachable[name] = found[name] == "ok"
-        return found
+        """Each engine, reachable or not (its model list, or its `/health`), as found at most
+        `health_every_s` ago: a monitor polling /healthz, or a stranger, cannot turn each
+        probe into a call to every engine. Askers at once share the one look under way."""
+        async with self._health_lock:
+            if self._health is not None and self._health[0] > time.monotonic():
+                return dict(self._health[1])
+            found: dict[str, str] = {}
+            for name in self._settings:
+                try:
+                    self._models.pop(name, None)
+                    await self.served_models(name)
+                    found[name] = "ok"
+                except EngineUnavailable:
+                    found[name] = "unreachable"
+                self.reachable[name] = found[name] == "ok"
+            self._health = (time.monotonic() + self._health_every_s, found)
+            return dict(found)
 
 
 def engine_parameters(params: Mapping[str, Any], *, extras: bool = False) -> dict[str, Any]:
@@ -230,7 +322,7 @@ class RemoteEngine:
             )
 
     async def _serve(self, inputs: Any, params: Mapping[str, Any], on_text: TextCallback) -> Any:
-        serve = REMOTE_TASKS.get(self.task)
+        serve = REMOTE_TASKS[self._engines.settings(self._engine).api].get(self.task)
         if serve is None:
             raise EngineFailed(engine=self._engine)
         return await serve(self, inputs, params, on_text)
@@ -249,10 +341,10 @@ class RemoteEngine:
             tokens = estimate_tokens(prefix) + wanted
             if tokens > engine.context_tokens:
                 raise ContextTooLong(tokens=tokens, limit=engine.context_tokens)
-        text = await self._stream(messages, params, on_text, prefix)
+        text, cut = await self._stream(messages, params, on_text, prefix)
         if isinstance(inputs, ChatPrompt):
-            return [{"generated_text": text, "dropped_turns": dropped}]
-        return [{"generated_text": prefix + text}]
+            return [{"generated_text": text, "dropped_turns": dropped, "cut": cut}]
+        return [{"generated_text": prefix + text, "cut": cut}]
 
     async def _stream(
         self,
@@ -260,8 +352,12 @@ class RemoteEngine:
         params: Mapping[str, Any],
         on_text: TextCallback,
         prefix: str,
-    ) -> str:
-        """Retry a connection that fails before the first token; never once text was shown."""
+    ) -> tuple[str, bool]:
+        """The answer, and whether it was cut at the engine's `max_reply_chars` (the
+        stream is closed there, so nothing past it is read).
+
+        Retry a connection that fails before the first token; never once text was shown.
+        """
         engine = self._engines.settings(self._engine)
         for pause in (*RETRY_BACKOFF_S, None):
             shown = False
@@ -277,12 +373,18 @@ class RemoteEngine:
                         if delta:
                             text += delta
                             shown = True
+                            cut = len(text) > engine.max_reply_chars
+                            text = text[: engine.max_reply_chars]
                             on_text(prefix + text)
-                return text
+                            if cut:
+                                return text, True
+                return text, False
             except HfHubHTTPError as error:
-                raise _http_error(self._engine, error, shown) from error
+                raise _http_error(self._engine, _status(error), shown) from error
             except InferenceTimeoutError as error:
                 raise RequestTimeout(seconds=engine.timeout_s) from error
+            except OffEngine as error:
+                raise _refused(self._engine, error) from error
             except _UNREACHABLE as error:
                 if shown or pause is None:
                     raise (EngineFailed if shown else EngineUnavailable)(
@@ -294,20 +396,22 @@ class RemoteEngine:
                 raise EngineFailed(engine=self._engine) from error
         raise EngineUnavailable(engine=self._engine)
 
-    async def one_shot(self, call: RemoteCall, inputs: Any, params: Mapping[str, Any]) -> Any:
-        """A one-shot task through the client's task method; its answer as a pipeline gives it."""
+    async def one_shot(self, call: OneShotCall, inputs: Any, params: Mapping[str, Any]) -> Any:
+        """A one-shot task on the engine's own route; its answer as a pipeline gives it."""
+        engine = self._engines.settings(self._engine)
         try:
-            async with self._engines.client(self._engine) as client:
-                answer = await call(client, self._model, inputs, params)
-        except HfHubHTTPError as error:
-            raise _http_error(self._engine, error, False) from error
-        except InferenceTimeoutError as error:
-            raise RequestTimeout(seconds=self._engines.settings(self._engine).timeout_s) from error
+            async with self._engines.http(self._engine) as http:
+                return await call(http, self._model, str(inputs), params)
+        except httpx2.HTTPStatusError as error:
+            raise _http_error(self._engine, error.response.status_code, False) from error
+        except httpx2.TimeoutException as error:
+            raise RequestTimeout(seconds=engine.timeout_s) from error
+        except OffEngine as error:
+            raise _refused(self._engine, error) from error
         except _UNREACHABLE as error:
             raise EngineUnavailable(engine=self._engine) from error
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
             raise EngineFailed(engine=self._engine) from error
-        return answer
 
     async def close(self) -> None:
         """Nothing is held between requests: each has a client of its own."""
@@ -335,9 +439,12 @@ def openai_messages(turns: list[ChatMessage]) -> list[dict[str, Any]]:
     return messages
 
 
-def _http_error(engine: str, error: HfHubHTTPError, shown: bool) -> Exception:
+def _status(error: HfHubHTTPError) -> int:
+    return error.response.status_code if error.response is not None else 0
+
+
+def _http_error(engine: str, status: int, shown: bool) -> Exception:
     """Overload is "busy" (try again soon); a server error "unavailable"; the rest "failed"."""
-    status = error.response.status_code if error.response is not None else 0
     if shown:
         return EngineFailed(engine=engine)
     if status in (429, 503):
@@ -345,60 +452,95 @@ def _http_error(engine: str, error: HfHubHTTPError, shown: bool) -> Exception:
     return EngineUnavailable(engine=engine) if status >= 500 else EngineFailed(engine=engine)
 
 
-RemoteCall = Callable[[AsyncInferenceClient, str, Any, Mapping[str, Any]], Awaitable[Any]]
+def _refused(engine: str, error: OffEngine) -> Exception:
+    log.error("engine %s: a request was bound for %s; refused", engine, error)
+    return EngineFailed(engine=engine)
 
 
-async def _classify(
-    client: AsyncInferenceClient, model: str, text: Any, _: Mapping[str, Any]
+# A one-shot call: (the engine's client, the model's name there, the text, the parameters).
+OneShotCall = Callable[[httpx2.AsyncClient, str, str, Mapping[str, Any]], Awaitable[Any]]
+
+
+async def _post(http: httpx2.AsyncClient, route: str, body: Mapping[str, Any]) -> Any:
+    response = await http.post(route, json=body)
+    response.raise_for_status()
+    return response.json()
+
+
+def _scores(found: Any) -> list[dict[str, Any]]:
+    """Labels and scores, best first, as the text-classification pipeline gives them."""
+    rows = [{"label": str(item["label"]), "score": float(item["score"])} for item in found]
+    return sorted(rows, key=lambda row: row["score"], reverse=True)
+
+
+async def _tei_classify(http: httpx2.AsyncClient, _: str, text: str, __: Mapping[str, Any]) -> Any:
+    """text-embeddings-inference: `POST /predict`, every label with its score."""
+    return _scores(await _post(http, "/predict", {"inputs": text, "truncate": True}))
+
+
+async def _vllm_classify(
+    http: httpx2.AsyncClient, model: str, text: str, _: Mapping[str, Any]
 ) -> Any:
-    found = await client.text_classification(str(text), model=model)
-    return [{"label": item.label, "score": float(item.score)} for item in found]
+    """vLLM's `POST /classify`: the top label, and each class's probability unnamed."""
+    [row] = (await _post(http, "/classify", {"model": model, "input": text}))["data"]
+    return [{"label": str(row["label"]), "score": max(float(p) for p in row["probs"])}]
 
 
-async def _token_classify(
-    client: AsyncInferenceClient, model: str, text: Any, _: Mapping[str, Any]
+async def _pipeline(http: httpx2.AsyncClient, text: str, params: Mapping[str, Any]) -> Any:
+    """An Inference Endpoint's default container: the pipeline's own call at `POST /`."""
+    return await _post(http, "/", {"inputs": text, "parameters": dict(params)})
+
+
+async def _pipeline_classify(
+    http: httpx2.AsyncClient, _: str, text: str, params: Mapping[str, Any]
 ) -> Any:
-    found = await client.token_classification(str(text), model=model, aggregation_strategy="simple")
+    found = await _pipeline(http, text, params)
+    return _scores(found[0] if found and isinstance(found[0], list) else found)
+
+
+async def _pipeline_entities(
+    http: httpx2.AsyncClient, _: str, text: str, params: Mapping[str, Any]
+) -> Any:
     return [
         {
-            "entity_group": item.entity_group,
-            "score": float(item.score),
-            "word": item.word,
-            "start": item.start,
-            "end": item.end,
+            "entity_group": str(item.get("entity_group") or item["entity"]),
+            "score": float(item["score"]),
+            "word": str(item["word"]),
+            "start": item.get("start"),
+            "end": item.get("end"),
         }
-        for item in found
+        for item in await _pipeline(http, text, params)
     ]
 
 
-async def _summarize(
-    client: AsyncInferenceClient, model: str, text: Any, _: Mapping[str, Any]
+async def _pipeline_summary(
+    http: httpx2.AsyncClient, _: str, text: str, params: Mapping[str, Any]
 ) -> Any:
-    found = await client.summarization(str(text), model=model)
-    return {"summary_text": found.summary_text}
+    return {"summary_text": str((await _pipeline(http, text, params))[0]["summary_text"])}
 
 
-async def _translate(
-    client: AsyncInferenceClient, model: str, text: Any, _: Mapping[str, Any]
+async def _pipeline_translation(
+    http: httpx2.AsyncClient, _: str, text: str, params: Mapping[str, Any]
 ) -> Any:
-    found = await client.translation(str(text), model=model)
-    return {"translation_text": found.translation_text}
+    found = await _pipeline(http, text, params)
+    return {"translation_text": str(found[0]["translation_text"])}
 
 
-async def _zero_shot(
-    client: AsyncInferenceClient, model: str, text: Any, params: Mapping[str, Any]
+async def _pipeline_zero_shot(
+    http: httpx2.AsyncClient, _: str, text: str, params: Mapping[str, Any]
 ) -> Any:
-    labels = list(params.get("candidate_labels", ()))
-    found = await client.zero_shot_classification(str(text), labels, model=model)
-    ranked = sorted(found, key=lambda item: item.score, reverse=True)
+    found = await _pipeline(http, text, params)
+    ranked = sorted(
+        zip(found["labels"], found["scores"], strict=True), key=lambda pair: pair[1], reverse=True
+    )
     return {
-        "sequence": str(text),
-        "labels": [item.label for item in ranked],
-        "scores": [float(item.score) for item in ranked],
+        "sequence": text,
+        "labels": [str(label) for label, _ in ranked],
+        "scores": [float(score) for _, score in ranked],
     }
 
 
-def _one_shot(call: RemoteCall) -> Callable[..., Awaitable[Any]]:
+def _one_shot(call: OneShotCall) -> Callable[..., Awaitable[Any]]:
     async def serve(engine: RemoteEngine, inputs: Any, params: Mapping[str, Any], _: Any) -> Any:
         return await engine.one_shot(call, inputs, params)
 
@@ -411,13 +553,20 @@ async def _complete(
     return await engine.complete(inputs, params, on_text)
 
 
-# What each pipeline task becomes on a remote engine; a task missing here runs locally only.
-REMOTE_TASKS: dict[str, Callable[..., Awaitable[Any]]] = {
-    "chat": _complete,
-    "text-generation": _complete,
-    "text-classification": _one_shot(_classify),
-    "token-classification": _one_shot(_token_classify),
-    "summarization": _one_shot(_summarize),
-    "translation": _one_shot(_translate),
-    "zero-shot-classification": _one_shot(_zero_shot),
+RemoteServe = Callable[..., Awaitable[Any]]
+_CHAT: dict[str, RemoteServe] = {"chat": _complete, "text-generation": _complete}
+
+# What each pipeline task becomes on an engine, by the API it speaks (docs/engines.md has
+# this table for operators); a task missing from every row runs locally only.
+REMOTE_TASKS: dict[EngineApi, dict[str, RemoteServe]] = {
+    "openai": _CHAT,
+    "vllm": {**_CHAT, "text-classification": _one_shot(_vllm_classify)},
+    "tei": {"text-classification": _one_shot(_tei_classify)},
+    "pipelines": {
+        "text-classification": _one_shot(_pipeline_classify),
+        "token-classification": _one_shot(_pipeline_entities),
+        "summarization": _one_shot(_pipeline_summary),
+        "translation": _one_shot(_pipeline_translation),
+        "zero-shot-classification": _one_shot(_pipeline_zero_shot),
+    },
 }

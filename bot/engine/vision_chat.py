@@ -143,7 +143,7 @@ class VisionChatRunner:
         """The decoded picture and the tokens it adds to a prompt, worked out once."""
         found = seen.get(id(image))
         if found is None:
-            decoded = decode_image(image.data, image.max_pixels)
+            decoded = decode_image(image.data, image.max_pixels, image.max_bytes)
             alone = self.processor(text=[self._image_token], images=[[decoded]])
             placeholder = len(self.tokenizer(self._image_token)["input_ids"])
             found = seen[id(image)] = (decoded, len(alone["input_ids"][0]) - placeholder)

@@ -14,8 +14,10 @@ hashes) and its files pass every check, its commit is what gets pinned,
 downloaded and loaded.
 
 Facts about a model are cached for `vet_cache_ttl_s`, refusals included, so
-the hot path of a chat command makes no Hub call. Every huggingface_hub call
-runs in a thread: the event loop never waits on the network.
+the hot path of a chat command makes no Hub call; the caches hold at most
+`max_cached_models` models each, the least recently used forgotten first, so
+users naming model after model cannot grow them without end. Every
+huggingface_hub call runs in a thread: the event loop never waits on the network.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Generic, Literal, Protocol, TypeVar
 
 import httpx2
 from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -52,6 +55,7 @@ from huggingface_hub.utils import (
 
 from bot.config import Settings
 from bot.errors import (
+    EngineTaskUnsupported,
     GatedModel,
     HubUnavailable,
     ModelDenied,
@@ -120,6 +124,8 @@ class RemoteCatalogue(Protocol):
     """What the vetter needs of the remote engines: what each one serves."""
 
     async def served_models(self, name: str) -> frozenset[str]: ...
+
+    def serves(self, name: str, task: str) -> bool: ...
 
 
 class ModelRuleSource(Protocol):
@@ -201,6 +207,41 @@ class _CacheEntry:
     refusal: UserFacingError | None = None
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+# Models each vetting cache remembers at most.
+MAX_CACHED_MODELS = 4096
+
+
+class LruCache(Generic[K, V]):
+    """A mapping that forgets its least recently used entry past `max_entries`."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self.max_entries = max_entries
+
+    def get(self, key: K) -> V | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class ModelVetter:
     """Decides whether a model id may be loaded for a task, with the admins' rules applied."""
 
@@ -213,6 +254,7 @@ class ModelVetter:
         clock: Callable[[], float] = time.monotonic,
         hub_timeout_s: float = 10.0,
         remote: RemoteCatalogue | None = None,
+        max_cached_models: int = MAX_CACHED_MODELS,
     ) -> None:
         """`hub_timeout_s` bounds each Hub call: a chat command waits on it."""
         self._settings = settings
@@ -225,8 +267,10 @@ class ModelVetter:
             max_params=settings.max_model_params,
             max_bytes=settings.max_model_size_mb * 2**20 if settings.max_model_size_mb else None,
         )
-        self._facts_cache: dict[str, _CacheEntry] = {}
-        self._verdicts: dict[tuple[str, str], tuple[float, VettedModel]] = {}
+        self._facts_cache: LruCache[str, _CacheEntry] = LruCache(max_cached_models)
+        self._verdicts: LruCache[tuple[str, str], tuple[float, VettedModel]] = LruCache(
+            max_cached_models
+        )
         self._in_flight: dict[str, asyncio.Future[ModelFacts]] = {}
         self._rules: RuleBook | None = None
         self._last_rules = RuleBook()
@@ -246,7 +290,7 @@ class ModelVetter:
         if model_id is None:
             self._facts_cache.clear()
         else:
-            self._facts_cache.pop(model_id.strip(), None)
+            self._facts_cache.pop(model_id.strip())
 
     async def vet(self, task: str, model_id: str) -> VettedModel:
         """Refuse with the first reason this model cannot serve `task`, else describe it."""
@@ -267,6 +311,7 @@ class ModelVetter:
             raise ModelDenied(model=model_id)
         if not self._is_allowed(keys, location, rules):
             raise ModelNotAllowed(model=model_id, task=spec.name)
+        await asyncio.to_thread(_holds_a_model, model_id, location)
         facts = await self._facts(model_id, location)
         refusal = refusal_for(facts, spec, self._caps)
         if refusal is not None:
@@ -295,19 +340,25 @@ class ModelVetter:
     async def _vet_remote(
         self, spec: TaskSpec, model_id: str, engine: str, name: str, rules: RuleBook
     ) -> VettedModel:
-        """A model on an operator's engine: the engine must say it serves it; deny rules hold.
+        """A model on an operator's engine: the policy must allow it, as any other model
+        (an allow or deny rule may name `engine:model` or the model alone; a default is
+        allowed), and the engine must say it serves it.
 
-        The operator chose the engine, so what it serves is allowed unless denied,
-        whether the rule names `engine:model` or the model alone.
+        What else the engine serves is never told: its model names are the operator's
+        (a model served from a folder is named by its path).
         """
         if not spec.remote or self._remote is None:
             raise RemoteTaskUnsupported(task=spec.name, model=model_id)
-        if rules.verdict(model_keys(model_id) | model_keys(name)) == "deny":
+        if not self._remote.serves(engine, spec.pipeline_task):
+            raise EngineTaskUnsupported(engine=engine, task=spec.name)
+        keys = model_keys(model_id) | model_keys(name)
+        verdict = rules.verdict(keys)
+        if verdict == "deny":
             raise ModelDenied(model=model_id)
-        served = await self._remote.served_models(engine)
-        if name not in served:
-            shown = ", ".join(sorted(served)[:5]) or "—"
-            raise RemoteModelUnknown(engine=engine, model=name, served=shown)
+        if verdict != "allow" and not model_keys(model_id) & self.offered_models():
+            raise ModelNotAllowed(model=model_id, task=spec.name)
+        if name not in await self._remote.served_models(engine):
+            raise RemoteModelUnknown(engine=engine, model=name)
         return VettedModel(
             model_id=model_id,
             task=spec.pipeline_task,
@@ -323,6 +374,7 @@ class ModelVetter:
         """What the Hub (or the disk) says of a model, for any task, policy aside."""
         model_id = model_id.strip()
         location = await asyncio.to_thread(self._locate, model_id)
+        await asyncio.to_thread(_holds_a_model, model_id, location)
         return await self._facts(model_id, location)
 
     async def search_models(
@@ -405,13 +457,18 @@ class ModelVetter:
         return location.origin == "hub" and self._settings.allow_any_hub_model
 
     def _locate(self, model_id: str) -> _Location:
-        """Blocking (disk): model_dir first, then explicit paths, then a Hub repo id."""
+        """Blocking (disk): model_dir first, then explicit paths, then a Hub repo id.
+
+        An explicit path is resolved, not looked into (`_holds_a_model`, once the
+        policy allows it): a refusal must not tell a user what is on the machine.
+        """
         if (path := self._access.model_dir_path(model_id)) is not None:
             return _Location("model-dir", path)
         if is_path_like(model_id):
-            path = Path(model_id).expanduser().resolve()
-            if not holds_model(path):
-                raise UnknownModel(model=model_id)
+            try:
+                path = Path(model_id).expanduser().resolve()
+            except (RuntimeError, OSError):
+                path = Path(model_id)
             return _Location("path", path)
         try:
             validate_repo_id(model_id)
@@ -644,6 +701,12 @@ class ModelVetter:
             if refusal_for(facts, spec, self._caps) is None:
                 entries.append(ModelSummary(model_id, facts.pipeline_tag, "model-dir"))
         return entries
+
+
+def _holds_a_model(model_id: str, location: _Location) -> None:
+    """Blocking (disk): an explicit path must hold a model."""
+    if location.origin == "path" and (location.path is None or not holds_model(location.path)):
+        raise UnknownModel(model=model_id)
 
 
 def _conversion_prs(api: HfApi, model_id: str) -> list[int]:

@@ -1,4 +1,8 @@
-"""Inline mode: `@bot some text` offers the text's sentiment and a short continuation."""
+"""Inline mode: `@bot some text` offers the text's sentiment and a short continuation.
+
+An inline query is one request: it passes the guards every model call passes
+(`handlers.request.guards`), once for both of its tasks.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from bot.errors import UserFacingError
 from bot.tasks import TASKS, TaskSpec
 from bot.tasks.formatters import score_bar
 from handlers.request.context import BotContext
+from handlers.request.guards import admitted
 from handlers.request.lifecycle import tracked
 from handlers.request.model_call import TaskRequest, prepare_call, run_call
 from handlers.request.turn import Turn
@@ -58,23 +63,23 @@ async def inline_query(update: Update, context: BotContext) -> None:
     if not text:
         await query.answer([], cache_time=INLINE_CACHE_S, is_personal=True)
         return
-    try:
-        turn.services.limiter.check(turn.owner_id)
-    except UserFacingError:
-        await query.answer([], cache_time=0, is_personal=True)
-        return
     sentiment: Any | BaseException
     generated: Any | BaseException
-    sentiment, generated = await asyncio.gather(
-        _run(turn, TASKS["sentiment"], text, {}),
-        _run(
-            turn,
-            TASKS["generate"],
-            text,
-            {"max_new_tokens": INLINE_MAX_NEW_TOKENS, "num_return_sequences": 1},
-        ),
-        return_exceptions=True,
-    )
+    try:
+        async with admitted(turn):
+            sentiment, generated = await asyncio.gather(
+                _run(turn, TASKS["sentiment"], text, {}),
+                _run(
+                    turn,
+                    TASKS["generate"],
+                    text,
+                    {"max_new_tokens": INLINE_MAX_NEW_TOKENS, "num_return_sequences": 1},
+                ),
+                return_exceptions=True,
+            )
+    except UserFacingError:  # refused by a guard: no results, and nothing cached
+        await query.answer([], cache_time=0, is_personal=True)
+        return
     results = []
     if sentiment is not None and not isinstance(sentiment, BaseException):
         best = max(

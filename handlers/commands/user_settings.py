@@ -15,6 +15,7 @@ from telegram import (
 from telegram.constants import ChatType
 
 from bot.delivery.replies import edit_html
+from bot.engine.metrics import public_model_id
 from bot.errors import (
     SettingsNotYours,
     StaleButton,
@@ -187,7 +188,7 @@ async def _show_model_picker(turn: Turn, query: CallbackQuery, spec: TaskSpec) -
     rows = [
         [
             InlineKeyboardButton(
-                item.model_id[-60:],
+                public_model_id(item.model_id)[-60:],
                 callback_data=f"cfg:{turn.owner_id}:model:{spec.name}:{model_token(item.model_id)}",
             )
         ]
@@ -292,7 +293,7 @@ async def models_command(turn: Turn) -> None:
     found = await turn.services.vetter.search_models(spec.name, query, limit=10)
     lines = [turn.t("settings.models_title", task=spec.name)]
     lines += [
-        f"• <code>{html.escape(item.model_id)}</code>"
+        f"• <code>{html.escape(public_model_id(item.model_id))}</code>"
         + (f" · {item.downloads:,} ↓" if item.downloads else "")
         + (f" · {item.origin}" if item.origin != "hub" else "")
         for item in found

@@ -27,7 +27,7 @@ from bot.admission.access_policy import AccessPolicy, Subject, Verdict
 from bot.errors import InvalidInvite
 from bot.i18n import pick_language, t
 from handlers.request.context import BotContext
-from handlers.request.turn import Turn, owner_of
+from handlers.request.turn import Turn, subject_of
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,6 @@ _REFUSALS = {
     (Verdict.UNKNOWN, False): "access.unavailable",
     (Verdict.UNKNOWN, True): "access.unavailable",
 }
-
-
-def subject_of(update: Update) -> Subject | None:
-    owner = owner_of(update)
-    if owner is None:
-        return None
-    chat = update.effective_chat
-    return Subject(owner, chat.id if chat else None, chat is not None and chat.type != Chat.PRIVATE)
 
 
 def invite_code_in(update: Update) -> str | None:

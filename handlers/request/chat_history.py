@@ -22,7 +22,7 @@ from bot.engine import ChatMessage, ChatPrompt
 from bot.errors import EmptyInput, InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import TaskSpec
 from handlers.request.media_input import audio_in, transcript
-from handlers.request.model_call import ConversationTurn, TaskRequest
+from handlers.request.model_call import ConversationTurn, TaskRequest, Usage
 from handlers.request.parsing import command_text
 from handlers.request.turn import Turn
 from models.conversation import NewTurn
@@ -88,7 +88,7 @@ async def system_prompt(turn: Turn) -> str | None:
     return own or group or turn.services.settings.chat_system_prompt or None
 
 
-async def read_chat(turn: Turn, spec: TaskSpec) -> TaskRequest:
+async def read_chat(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     """The next turn of the conversation this message continues, with what was said before.
 
     A voice note (auto-transcribed in private chats) speaks its transcript.
@@ -96,7 +96,7 @@ async def read_chat(turn: Turn, spec: TaskSpec) -> TaskRequest:
     message = turn.message
     text = command_text(message)
     if not text and audio_in(message) is not None:
-        text = await transcript(turn, message) or ""
+        text = await transcript(turn, message, usage) or ""
         if not text:
             raise UsageHint("result.nothing_heard")
     limit = turn.services.settings.max_input_chars

@@ -40,14 +40,14 @@ from handlers.request.turn import Turn
 log = logging.getLogger(__name__)
 
 
-async def read_text(turn: Turn, spec: TaskSpec) -> TaskRequest:
+async def read_text(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     """The command's words, or the replied message's text (a voice note's transcript)."""
-    transcript = await replied_transcript(turn, spec)
+    transcript = await replied_transcript(turn, spec, usage)
     limits = InputLimits.from_settings(turn.services.settings)
     return parse_request(spec, turn.message, limits, transcript)
 
 
-READERS: dict[InputKind, Callable[[Turn, TaskSpec], Awaitable[TaskRequest]]] = {
+READERS: dict[InputKind, Callable[[Turn, TaskSpec, Usage], Awaitable[TaskRequest]]] = {
     "text": read_text,
     "image": read_media,
     "audio": read_media,
@@ -101,7 +101,7 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
     async with tracked(turn, spec) as usage:
         try:
             async with admitted(turn):
-                request = await READERS[spec.input_kind](turn, spec)
+                request = await READERS[spec.input_kind](turn, spec, usage)
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, turn.services.settings)
                 await answer_request(turn, spec, request, call, usage)
@@ -131,6 +131,8 @@ async def answer_request(
         await after(turn, request, plain_text(text), shown, result)
     except UserFacingError as error:
         usage.error = error.key
+        # A stream stopped, cancelled or timed out after it showed text was work done.
+        usage.charged = usage.charged or bool(answer.shown)
         shown = await answer.fail(turn.t(error.key, **error.values), error)
         await after(turn, request, answer.shown, shown, None)
     except Exception:
@@ -151,7 +153,15 @@ def notices(spec: TaskSpec, request: TaskRequest, call: PreparedCall, result: An
     """Message keys said under the answer: the conversation's, and that the bot's defaults
     stood in for settings it could not read."""
     keys = NOTICES.get(spec.input_kind, no_notices)(request, result)
+    if cut_short(result):
+        keys.append("result.engine_cut")
     return [*keys, "notice.store_fallback"] if call.store_fallback else keys
+
+
+def cut_short(result: Any) -> bool:
+    """Whether an engine's answer was cut at the most the bot reads of it."""
+    items = result if isinstance(result, list) else [result]
+    return any(isinstance(item, dict) and item.get("cut") for item in items)
 
 
 AfterAnswer = Callable[[Turn, TaskRequest, str, Message | None, Any], Awaitable[None]]
@@ -221,6 +231,7 @@ async def log_usage(turn: Turn, spec: TaskSpec, usage: Usage, seconds: float) ->
             model_id=usage.model_id,
             latency_ms=seconds * 1000,
             ok=usage.error is None,
+            charged=usage.error is None or usage.charged,
             error=usage.error,
             input_size=usage.size,
         )

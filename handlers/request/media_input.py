@@ -43,7 +43,10 @@ class MediaFile:
 
 def media_limits(settings: Settings) -> MediaLimits:
     return MediaLimits.from_megabytes(
-        settings.max_file_mb, settings.max_image_pixels, settings.max_audio_seconds
+        settings.max_file_mb,
+        settings.max_image_pixels,
+        settings.max_audio_seconds,
+        settings.max_image_decode_mb,
     )
 
 
@@ -113,7 +116,7 @@ def media_request(
     async def load() -> ImageBytes | AudioBytes:
         data = await download(turn.context.bot, media, limits)
         if spec.input_kind == "image":
-            return ImageBytes(data, limits.max_image_pixels)
+            return ImageBytes(data, limits.max_image_pixels, limits.max_image_bytes)
         return AudioBytes(data, limits.max_audio_seconds)
 
     limits_of_text = InputLimits.from_settings(turn.services.settings)
@@ -125,14 +128,14 @@ def media_request(
     return TaskRequest(text="", call_params=call_params, load=load)
 
 
-async def read_media(turn: Turn, spec: TaskSpec) -> TaskRequest:
+async def read_media(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     """The photo or sound a media command is about, and its labels (`/labels cat, dog`)."""
     limits = media_limits(turn.services.settings)
     media = find_media(turn.message, spec, limits)
     return media_request(turn, spec, media, limits, command_text(turn.message))
 
 
-async def replied_transcript(turn: Turn, spec: TaskSpec) -> str | None:
+async def replied_transcript(turn: Turn, spec: TaskSpec, usage: Usage) -> str | None:
     """What was said in the voice note a text command replies to; None if it replies to none.
 
     A command with words of its own (`/sentiment I love it`) uses those, so it
@@ -144,11 +147,15 @@ async def replied_transcript(turn: Turn, spec: TaskSpec) -> str | None:
         return None
     if spec.input_style == "text" and command_text(message):
         return None
-    return await transcript(turn, replied)
+    return await transcript(turn, replied, usage)
 
 
-async def transcript(turn: Turn, message: Message) -> str | None:
-    """The words of a voice note (or audio, or video note), heard by this person's model."""
+async def transcript(turn: Turn, message: Message, usage: Usage) -> str | None:
+    """The words of a voice note (or audio, or video note), heard by this person's model.
+
+    Once heard, the request whose `usage` this is counts against the quota whatever
+    happens next: the transcription was work done for it.
+    """
     media = audio_in(message)
     if media is None:
         return None
@@ -157,9 +164,10 @@ async def transcript(turn: Turn, message: Message) -> str | None:
     limits.check_file_size(media.file_size)
     limits.check_duration(media.duration)
     request = media_request(turn, transcribe, media, limits)
-    usage = Usage()
-    call = await prepare_call(turn, transcribe, request, usage)
-    result = await run_call(turn, transcribe, call, request, usage)
+    heard = Usage()
+    call = await prepare_call(turn, transcribe, request, heard)
+    result = await run_call(turn, transcribe, call, request, heard)
+    usage.charged = True
     return str(result.get("text", "") if isinstance(result, dict) else result).strip() or None
 
 

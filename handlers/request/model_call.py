@@ -21,6 +21,7 @@ from bot.engine import Caller
 from bot.errors import TooMuchWork
 from bot.hub import ThrottledStatus, VettedModel
 from bot.tasks import TaskSpec
+from handlers.request.guards import require_admitted
 from handlers.request.turn import Turn
 from models.database import or_default
 from models.preference import ResolvedSettings
@@ -63,11 +64,16 @@ class TaskRequest:
 
 @dataclass
 class Usage:
-    """What the usage log records of one request: never its content."""
+    """What the usage log records of one request: never its content.
+
+    `charged`: a model did work the person got before the request failed (a stream
+    that showed text, a voice note transcribed for it), so the quota counts it anyway.
+    """
 
     model_id: str = "?"
     size: int | None = None
     error: str | None = None
+    charged: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,11 @@ async def run_call(
 ) -> Any:
     """Load the inputs and run the model in the pool, as a request /cancel can stop.
 
-    The chat shows "typing…" while this runs (inline queries have no chat).
+    Only inside `handlers.request.guards.admitted` (it raises otherwise). The chat shows
+    "typing…" while this runs (inline queries have no chat).
     `caller` defaults to this person, so their requests take turns with others'.
     """
+    require_admitted()
     svc = turn.services
     chat_id = turn.chat_id
     typing = (

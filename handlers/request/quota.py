@@ -4,8 +4,11 @@ Each limit that applies to a request is one `Allowance` (the bot-wide
 `daily_quota`, and in a group the quota its admins set with `/groupquota`,
 which counts that member's requests in that group only); a request is refused
 when any of them is used up, so in a group the smaller one binds. Counts come
-from the usage log: only answered requests since the last reset (00:00 UTC)
-count, so a failure or a refusal costs nothing. The bot's admins are exempt.
+from the usage log since the last reset (00:00 UTC): a request counts when it
+did work the person got, answered, or stopped, cancelled or timed out after
+its stream showed text, or refused after the voice note it read was
+transcribed (`Usage.charged`); a refusal, or a failure before any model work
+reached them, costs nothing. The bot's admins are exempt.
 
 A quota is a person's: Telegram hides who sends a message as a chat (an
 anonymous admin, someone posting as a channel), so everything sent as a chat

@@ -15,9 +15,11 @@ from typing import Any
 
 from telegram import Chat, InlineKeyboardMarkup, Message, Update, User
 
+from bot.admission.access_policy import Subject
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.replies import LongReplies, reply_html
 from bot.delivery.shared_answers import SharedAnswers
+from bot.engine import public_model_id
 from bot.errors import UserFacingError
 from bot.i18n import pick_language, t
 from handlers.request.context import BotContext, Services
@@ -26,6 +28,9 @@ from models.database import or_default
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Update, BotContext], Coroutine[Any, Any, None]]
+
+# The message values that name a model.
+_MODEL_VALUES = frozenset({"model", "alternative"})
 
 
 @dataclass
@@ -92,6 +97,10 @@ class Turn:
         return chat is not None and chat.type in (Chat.GROUP, Chat.SUPERGROUP)
 
     def t(self, key: str, **values: Any) -> str:
+        """The message in this person's language; a model in a local folder named by its
+        folder alone (`local/<name>`), so the operator's paths never reach a chat."""
+        for name in _MODEL_VALUES & values.keys():
+            values[name] = public_model_id(str(values[name]))
         return t(self.language, key, values)
 
     async def reply(
@@ -148,6 +157,15 @@ def owner_of(update: Update) -> int | None:
     if update.effective_user is not None:
         return update.effective_user.id
     return update.effective_chat.id if update.effective_chat is not None else None
+
+
+def subject_of(update: Update) -> Subject | None:
+    """Who the access rule judges for this update, and where (see `bot.admission.access_policy`)."""
+    owner = owner_of(update)
+    if owner is None:
+        return None
+    chat = update.effective_chat
+    return Subject(owner, chat.id if chat else None, chat is not None and chat.type != Chat.PRIVATE)
 
 
 def handle_errors(handler: Callable[[Turn], Awaitable[None]]) -> Handler:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,6 +66,25 @@ async def test_an_image_sent_as_a_file_works_like_a_photo(bot: RunningBot) -> No
         alice, chat, png, file_name="cat.png", mime_type="image/png", caption="/whatis"
     )
     assert labels_in(await reply_in(bot, chat)) == set(LABELS)
+
+
+async def test_a_tiny_png_that_would_decode_to_a_huge_bitmap_is_refused_before_decoding(
+    bot: RunningBot,
+) -> None:
+    """A decompression bomb: 25 MP (just within the pixel cap) of one colour, a few KB as a
+    1-bit PNG, 75 MB as the RGB a model reads."""
+    bomb = io.BytesIO()
+    Image.new("1", (5000, 5000)).save(bomb, format="PNG", optimize=True)
+    assert len(bomb.getvalue()) < 100_000
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    bot.emu.send_document(
+        alice, chat, bomb.getvalue(), file_name="a.png", mime_type="image/png", caption="/whatis"
+    )
+    assert await reply_in(bot, chat) == (
+        "That image would take 75.0 MB of memory to open; the limit is 64.0 MB. "
+        "Send it as a photo, or a smaller one."
+    )
 
 
 async def test_labels_scores_the_photo_against_the_users_own_labels(bot: RunningBot) -> None:

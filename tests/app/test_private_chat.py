@@ -43,7 +43,7 @@ async def test_choosing_a_model_then_generating_uses_that_model(
     chat = bot.emu.private_chat(alice)
     gpt2 = bot.settings.default_models["generate"]
     [reply] = await bot.ask(alice, chat, f"/model generate {gpt2}")
-    assert gpt2 in reply
+    assert reply == "Your model for generate is now local/gpt2."
     [reply] = await bot.ask(alice, chat, "/set generate max_new_tokens 3")
     assert "max_new_tokens" in reply and "3" in reply
     [reply] = await bot.ask(alice, chat, "/set generate do_sample off")
@@ -60,7 +60,8 @@ async def test_choosing_a_model_then_generating_uses_that_model(
         ("/sentiment " + "x" * 2001, "the limit is 2000"),
         ("/model generate", "Usage: /model"),
         ("/model horoscope org/model", "There is no task called “horoscope”"),
-        ("/model generate ./no/such/model", "can't find the model"),
+        # Allowed or not comes first: a refusal says nothing of what is on the machine.
+        ("/model generate ./no/such/model", "“local/model” is not on this bot's list"),
         ("/set temperature hot", "temperature can't be “hot”. Allowed: 0.05 … 2"),
         ("/set max_new_tokens 100000", "Allowed: 1 … 256"),
         ("/set beams 4", "“beams” is not a setting of generate"),

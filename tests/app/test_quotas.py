@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from bot.offline.media_samples import sound_bytes
 from handlers.request import quota
 from tests.support.harness import POSITIVE, RunningBot
 
@@ -227,3 +229,42 @@ async def test_posting_as_ones_own_channels_shares_one_quota_per_group(bot: Runn
     other = bot.emu.create_chat("supergroup", "Elsewhere", creator=bob)
     [elsewhere] = await bot.ask(alice, other, "/sentiment fine", as_chat=channels[0])
     assert answered(elsewhere), "another chat's is another quota"
+
+
+async def test_a_stream_stopped_after_it_showed_text_counts(bot: RunningBot) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set stream edit")
+    await bot.ask(alice, chat, "/set generate max_new_tokens 200")
+    model_id = bot.settings.default_models["generate"]
+    async with bot.services.pool.lease("text-generation", model_id) as runner:
+        eos = runner.tokenizer.eos_token_id
+
+        def slow_and_endless(module: object, args: object, output: Any) -> None:
+            time.sleep(0.02)
+            output.logits[..., eos] = float("-inf")
+
+        runner.model.register_forward_hook(slow_and_endless)
+    bot.emu.send_message(alice, chat, "/generate Once upon a time")
+    [shown] = await bot.emu.wait_for("editMessageText", timeout=60)
+    bot.emu.press_button(alice, shown.result, f"stop:{alice.id}")
+    await bot.emu.wait_for(
+        "editMessageText", lambda c: "(stopped)" in c.params.get("text", ""), timeout=60
+    )
+    await bot.settle()
+    [view] = await bot.ask(alice, chat, "/settings generate")
+    assert "Requests left today: 1 of 2" in view, "the text it showed was work done"
+
+
+async def test_a_command_refused_after_its_voice_note_was_transcribed_counts(
+    bot: RunningBot,
+) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    voice = bot.emu.send_voice(alice, chat, sound_bytes(), duration=1)
+    heard = bot.services.pool.metrics.requests
+    [refused] = await bot.ask(alice, chat, "/fill", reply_to=voice["message_id"])
+    assert bot.services.pool.metrics.requests == heard + 1, "the voice note was transcribed"
+    assert not answered(refused)
+    [view] = await bot.ask(alice, chat, "/settings fill")
+    assert "Requests left today: 1 of 2" in view, "the transcription was work done"

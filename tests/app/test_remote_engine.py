@@ -17,6 +17,7 @@ import pytest
 from bot.engine.chat import ChatPrompt
 from bot.engine.remote import engine_parameters
 from bot.offline.local_engine import Serving, free_port, transformers_serve
+from tests.support.engine_standins import OPERATOR_TOKEN, Elsewhere, RecordingProxy, serve
 from tests.support.harness import RunningBot, bot_settings, running_bot
 
 STOPPED = "(stopped)"
@@ -96,6 +97,51 @@ async def test_generate_runs_on_the_engine_too(remote_bot: RunningBot) -> None:
     assert reply.startswith("Once upon")
 
 
+async def test_chat_and_generate_reach_the_engine_with_its_token_alone(
+    tmp_path: Path,
+    tiny_models_dir: Path,
+    serving: Serving,
+    elsewhere: Elsewhere,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real engine behind a recording proxy, twice: once with a token, once without;
+    the operator's HF_TOKEN is set, and reaches neither."""
+    monkeypatch.setenv("SERVE_TOKEN", "serve-secret")
+    async with (
+        serve(RecordingProxy(target=serving.url)) as guarded,
+        serve(RecordingProxy(target=serving.url)) as open_engine,
+    ):
+        defaults = bot_settings(tmp_path, tiny_models_dir).default_models
+        settings = bot_settings(
+            tmp_path,
+            tiny_models_dir,
+            engines={
+                "guarded": {"base_url": guarded.url, "token_env": "SERVE_TOKEN"},
+                "open": {"base_url": open_engine.url},
+            },
+            default_models={
+                **defaults,
+                "chat": f"guarded:{serving.model}",
+                "generate": f"open:{serving.model}",
+            },
+        )
+        async with running_bot(settings) as bot:
+            alice = bot.person("Alice")
+            chat = bot.emu.private_chat(alice)
+            await bot.ask(alice, chat, "/set chat max_new_tokens 8")
+            await bot.ask(alice, chat, "/set generate max_new_tokens 8")
+            [answer] = await bot.ask(alice, chat, "Hello there")
+            [continued] = await bot.ask(alice, chat, "/generate Once upon")
+
+    assert answer and continued.startswith("Once upon")
+    assert "POST /v1/chat/completions" in guarded.paths()
+    assert "POST /v1/chat/completions" in open_engine.paths()
+    assert {seen.authorization for seen in guarded.seen} == {"Bearer serve-secret"}
+    assert {seen.authorization for seen in open_engine.seen} == {None}
+    assert elsewhere.seen == []
+    assert OPERATOR_TOKEN not in repr(guarded.seen + open_engine.seen)
+
+
 def on_first_text(bot: RunningBot, act: Callable[[], None]) -> None:
     """Do `act` the moment the engine's first words arrive: a person's Stop, or a crash,
     at a point no timing can make the answer finish before."""
@@ -136,12 +182,14 @@ async def test_a_model_the_engine_does_not_serve_is_refused_by_name(
     remote_bot: RunningBot, serving: Serving
 ) -> None:
     alice = remote_bot.person("Alice")
+    admin = remote_bot.person("Admin")
+    remote_bot.services.settings.admin_ids.append(admin.id)
+    await remote_bot.ask(admin, remote_bot.emu.private_chat(admin), "/allow serve:acme/not-there")
     [reply] = await remote_bot.ask(
         alice, remote_bot.emu.private_chat(alice), "/model chat serve:acme/not-there"
     )
-    assert reply == (
-        f"The engine “serve” does not serve “acme/not-there”. It serves: {serving.model}."
-    )
+    assert reply == "The engine “serve” does not serve “acme/not-there”."
+    assert serving.model not in reply, "what else it serves is the operator's"
     [photo] = await remote_bot.ask(
         alice, remote_bot.emu.private_chat(alice), f"/model whatis serve:{serving.model}"
     )

@@ -14,6 +14,7 @@ import pytest
 from bot.config import Settings
 from bot.log_setup import configure_logging
 from bot.offline.emulator import BotApiEmulator
+from tests.app.test_webhook import free_port, serving_webhook, webhook_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 REJECTED = "4242:this-token-was-revoked-SECRET"
@@ -75,3 +76,34 @@ def test_secrets_are_blanked_in_exception_text_too(
     assert "RuntimeError" in written
     assert REJECTED not in written and "hf_secret" not in written
     assert written.count("[redacted]") >= 3
+
+
+async def test_engine_tokens_and_a_webhook_secret_made_at_start_are_blanked_too(
+    tmp_path: Path, tiny_models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In webhook mode without HFBOT_WEBHOOK_SECRET the bot makes one; it and each
+    engine's token are as secret as the bot token, whoever writes them to the log."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", root.handlers[:])
+    monkeypatch.setenv("GPU_TOKEN", "engine-token-SECRET")
+    settings = webhook_settings(
+        tmp_path,
+        tiny_models_dir,
+        free_port(),
+        engines={"gpu": {"base_url": "http://127.0.0.1:9", "token_env": "GPU_TOKEN"}},
+    ).model_copy(update={"webhook_secret": None})
+    configure_logging(settings)
+    stream = io.StringIO()
+    root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
+
+    async with serving_webhook(settings) as bot:
+        [registered] = await bot.emu.wait_for("setWebhook", since=0)
+        made = registered.params["secret_token"]
+        talkative = logging.getLogger("somelib")
+        talkative.warning("header X-Telegram-Bot-Api-Secret-Token: %s", made)
+        talkative.warning("header Authorization: Bearer %s", "engine-token-SECRET")
+
+    written = stream.getvalue()
+    assert made and made not in written
+    assert "engine-token-SECRET" not in written
+    assert written.count("[redacted]") >= 2

@@ -18,6 +18,8 @@ from bot.app.serve import serve
 from bot.config import Settings
 from bot.offline.emulator import BotApiEmulator
 from handlers.request.context import services_of
+from tests.support.engine_standins import VllmStandIn
+from tests.support.engine_standins import serve as serve_engine
 from tests.support.harness import bot_settings, break_database
 
 
@@ -112,20 +114,58 @@ async def test_a_post_without_the_secret_header_is_refused(webhook_bot: WebhookB
             assert response.status == 403
 
 
-async def test_healthz_names_the_failing_part(webhook_bot: WebhookBot) -> None:
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{webhook_bot.base}/healthz") as response:
+async def test_healthz_on_the_public_port_says_ok_or_not_and_names_parts_to_the_token(
+    tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    settings = webhook_settings(tmp_path, tiny_models_dir, free_port(), metrics_token="ops-only")
+    operator = {"Authorization": "Bearer ops-only"}
+    async with serving_webhook(settings) as bot, aiohttp.ClientSession() as http:
+        async with http.get(f"{bot.base}/healthz") as response:
             assert response.status == 200
+            assert await response.json() == {"ok": True}
+        async with http.get(f"{bot.base}/healthz", headers=operator) as response:
             assert (await response.json())["database"] == "ok"
-        services = services_of(webhook_bot.app)
+        services = services_of(bot.app)
         assert services is not None
         break_database(services)
-        async with http.get(f"{webhook_bot.base}/healthz") as response:
+        async with http.get(f"{bot.base}/healthz") as response:
+            assert response.status == 503
+            assert await response.json() == {"ok": False}, "a stranger learns nothing more"
+        guess = {"Authorization": "Bearer guess"}
+        async with http.get(f"{bot.base}/healthz", headers=guess) as response:
+            assert await response.json() == {"ok": False}
+        async with http.get(f"{bot.base}/healthz", headers=operator) as response:
             assert response.status == 503
             body = await response.json()
             assert body["ok"] is False
             assert body["database"] == "unreachable"
             assert body["pool"] == "ok"
+
+
+async def test_healthz_asks_each_engine_at_most_once_an_interval_however_often_it_is_hit(
+    tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    async with serve_engine(VllmStandIn()) as engine:
+        settings = webhook_settings(
+            tmp_path,
+            tiny_models_dir,
+            free_port(),
+            engines={"gpu": {"base_url": engine.url, "api": "vllm"}},
+            health_engine_check_s=3600,
+        )
+        async with serving_webhook(settings) as bot, aiohttp.ClientSession() as http:
+
+            async def probe() -> int:
+                async with http.get(f"{bot.base}/healthz") as response:
+                    assert await response.json() == {"ok": True}, "no engine named publicly"
+                    return response.status
+
+            before = len(engine.seen)
+            statuses = await asyncio.gather(*(probe() for _ in range(30)))
+            statuses += [await probe() for _ in range(30)]
+
+    assert statuses == [200] * 60
+    assert len(engine.seen) - before <= 1, engine.paths()
 
 
 async def test_metrics_count_commands_updates_and_pool_batches(webhook_bot: WebhookBot) -> None:
@@ -166,6 +206,7 @@ async def test_in_polling_mode_health_and_metrics_run_on_their_own_port(
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
                     assert response.status == 200
+                    assert (await response.json())["database"] == "ok", "the operator's port"
                 async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
                     assert "hfbot_pool_loaded_models" in await response.text()
                 async with http.post(f"http://127.0.0.1:{port}/telegram", json={}) as response:

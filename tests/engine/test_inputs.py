@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from bot.engine.inputs import (
     TELEGRAM_DOWNLOAD_LIMIT_BYTES,
@@ -19,7 +21,13 @@ from bot.engine.inputs import (
     pick_photo_size,
 )
 from bot.engine.runners import MediaDecodingRunner
-from bot.errors import AudioTooLong, FileTooLarge, ImageTooLarge, UnreadableMedia
+from bot.errors import (
+    AudioTooLong,
+    FileTooLarge,
+    ImageTooLarge,
+    ImageTooMuchMemory,
+    UnreadableMedia,
+)
 from bot.offline.media_samples import image_bytes, sound_bytes
 
 LIMITS = MediaLimits(max_file_bytes=1_000_000, max_image_pixels=2_000_000, max_audio_seconds=5)
@@ -175,3 +183,15 @@ def test_recordings_are_decoded_at_the_models_rate_and_batched_by_similar_length
     assert all(max(call) <= 1.25 * min(call) for call in fake.calls)
     lengths = [int(result["text"]) for result in results]
     assert [round(length / 8_000, 1) for length in lengths] == [4.0, 1.0, 4.2, 1.1]
+
+
+def test_decoded_memory_is_bounded_from_the_header_a_big_jpeg_decodes_smaller() -> None:
+    big = image_bytes(2000, 1000)  # a JPEG: 6 MB as RGB
+    image = decode_image(big, max_pixels=10**8, max_bytes=2_000_000)
+    assert image.size == (1000, 500), "its decoder's own 1/2 scale fits 1.5 MB"
+
+    png = io.BytesIO()
+    Image.new("RGBA", (2000, 1000)).save(png, format="PNG")
+    with pytest.raises(ImageTooMuchMemory) as refused:
+        decode_image(png.getvalue(), max_pixels=10**8, max_bytes=2_000_000)
+    assert refused.value.values == {"size": "8.0 MB", "limit": "2.0 MB"}

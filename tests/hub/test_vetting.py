@@ -34,7 +34,7 @@ from bot.errors import (
 )
 from bot.hub.downloads import fetch_model
 from bot.hub.hub_access import HubAccess
-from bot.hub.vetting import ModelVetter
+from bot.hub.vetting import MAX_CACHED_MODELS, ModelVetter
 from bot.i18n import CATALOGS
 from bot.offline import demo_models as tiny_models
 from bot.tasks import get_task
@@ -105,7 +105,10 @@ def rules() -> FakeRules:
 @pytest.fixture
 def make_vetter(hub: HubStandIn, rules: FakeRules, clock: FakeClock, tmp_path: Path):
     def make(
-        token: str | None = None, model_dir: Path | None = None, **settings: Any
+        token: str | None = None,
+        model_dir: Path | None = None,
+        max_cached_models: int = MAX_CACHED_MODELS,
+        **settings: Any,
     ) -> ModelVetter:
         values: dict[str, Any] = {"allow_any_hub_model": True, "vet_cache_ttl_s": 60.0}
         values.update(settings)
@@ -116,7 +119,9 @@ def make_vetter(hub: HubStandIn, rules: FakeRules, clock: FakeClock, tmp_path: P
             cache_dir=tmp_path / "hf-cache",
             model_dir=model_dir,
         )
-        return ModelVetter(config, rules, access=access, clock=clock)
+        return ModelVetter(
+            config, rules, access=access, clock=clock, max_cached_models=max_cached_models
+        )
 
     return make
 
@@ -523,6 +528,30 @@ async def test_refusals_are_cached_too(hub, make_vetter):
         with pytest.raises(UnknownModel):
             await vetter.vet("sentiment", "acme/missing")
     assert len(hub.requests) == 1
+
+
+async def test_the_caches_keep_a_bounded_number_of_models_the_least_recently_used_leave(
+    hub, make_vetter
+):
+    """Naming model after model (refused or not) cannot grow the bot's memory without end."""
+    hub.add("acme/kept", model_files(), pipeline_tag="text-classification")
+    vetter = make_vetter(max_cached_models=16)
+    await vetter.vet("sentiment", "acme/kept")
+    for n in range(200):
+        with pytest.raises(UnknownModel):
+            await vetter.vet("sentiment", f"acme/missing-{n}")
+        if n % 10 == 0:
+            await vetter.vet("sentiment", "acme/kept")  # used often: stays
+    asked = len(hub.requests)
+
+    for n in range(185, 200):
+        with pytest.raises(UnknownModel):
+            await vetter.vet("sentiment", f"acme/missing-{n}")
+    await vetter.vet("sentiment", "acme/kept")
+    assert len(hub.requests) == asked, "the most recent ones are remembered"
+    with pytest.raises(UnknownModel):
+        await vetter.vet("sentiment", "acme/missing-0")
+    assert len(hub.requests) == asked + 1, "the oldest was forgotten"
 
 
 async def test_cached_result_expires_after_the_ttl_and_the_hub_is_asked_again(

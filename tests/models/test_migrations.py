@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from bot.tasks import param_rules_from_caps
 from models import migrate
-from models.base import Base
+from models.base import Base, utcnow
 from models.conversation import NewTurn
 from models.store import Store
 
@@ -145,5 +147,26 @@ async def test_the_inbox_comes_with_0005_and_goes_with_its_downgrade(database) -
         fresh_store = Store(engine, rules=param_rules_from_caps(256, 3))
         assert (await fresh_store.preferences.user_choice(7, "generate")).params == {"temperature": 0.3}
         assert await fresh_store.inbox.accept(1, 10, 7, {"update_id": 10}), "the old row went"
+    finally:
+        await engine.dispose()
+
+
+async def test_0008_charges_the_answered_requests_logged_before_it(database) -> None:
+    engine = database.engine()
+    try:
+        await migrate.upgrade(engine, "0007")
+        async with engine.begin() as connection:
+            for ok in (True, False):
+                await connection.execute(
+                    text(
+                        "INSERT INTO usage_log (created_at, user_id, chat_id, task, model_id, "
+                        "latency_ms, ok) VALUES (CURRENT_TIMESTAMP, 42, 42, 'sentiment', 'm', "
+                        "1.0, :ok)"
+                    ),
+                    {"ok": ok},
+                )
+        await migrate.upgrade(engine)
+        store = Store(engine, rules=param_rules_from_caps(256, 3))
+        assert await store.usage.served_since(42, utcnow() - timedelta(hours=1)) == 1
     finally:
         await engine.dispose()
