@@ -11,8 +11,6 @@ reaches a person is one implementation:
 - `QueuedAnswer`: a status line while the request waits, edited into the answer.
 - `StreamedAnswer`: a draft or an edited placeholder that shows the text as it is
   written; a stop or an error keeps what was written.
-- `InlineAnswer`: an inline query's article; nothing is sent until the query is
-  answered with every article at once.
 
 An answer that is a file (a picture, a voice note) is one more implementation:
 `finish` gets the typed result as well as its caption.
@@ -153,28 +151,3 @@ class StreamedAnswer:
 
     async def crash(self, markup: str) -> None:
         await self._stream.failed(markup)
-
-
-class InlineAnswer:
-    """One inline query article: its text is kept until the query is answered with all of them."""
-
-    on_text: TextCallback | None = None
-    shown = ""
-
-    def __init__(self, turn: Turn) -> None:
-        self._turn = turn
-        self.markup: str | None = None
-        self.result: object = None
-
-    @contextlib.asynccontextmanager
-    async def watching(self) -> AsyncIterator[Caller]:
-        yield Caller(owner=self._turn.owner_id)
-
-    async def finish(self, markup: str, result: object) -> None:
-        self.markup, self.result = markup, result
-
-    async def fail(self, markup: str, error: UserFacingError) -> None:
-        self.markup = None
-
-    async def crash(self, markup: str) -> None:
-        self.markup = None
