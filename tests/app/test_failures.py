@@ -137,6 +137,6 @@ async def test_admins_deny_a_model_and_users_can_no_longer_pick_it(bot: RunningB
     bot.services.settings.admin_ids.append(admin.id)
     gpt2 = bot.settings.default_models["generate"]
     [reply] = await bot.ask(admin, bot.emu.private_chat(admin), f"/deny {gpt2}")
-    assert reply == f"Denied {gpt2}."
+    assert reply == "Denied local/gpt2.", "a folder is named by its name, to admins too"
     [reply] = await bot.ask(alice, bot.emu.private_chat(alice), f"/model generate {gpt2}")
     assert "has been blocked by this bot's admins" in reply
