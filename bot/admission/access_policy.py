@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.errors import StoreUnavailable
-from models.store import Store
+from models.access import AccessBook
 
 DAY_S = 24 * 3600.0
 
@@ -83,11 +83,11 @@ class OncePerDay:
 
 
 class AccessPolicy:
-    """The verdict for each update, from the settings (read live) and the store (cached)."""
+    """The verdict for each update, from the settings (read live) and the access book (cached)."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, book: AccessBook) -> None:
         self._settings = settings
-        self._store = store
+        self._book = book
         self.told = OncePerDay()
 
     def is_admin(self, owner_id: int) -> bool:
@@ -106,14 +106,14 @@ class AccessPolicy:
     async def warm(self) -> None:
         """Learn at start whether the bot is private, so an outage right after start is judged."""
         with contextlib.suppress(StoreUnavailable):
-            await self._store.access.restricted()
+            await self._book.restricted()
 
     async def verdict(self, subject: Subject) -> Verdict:
         if self.is_admin(subject.owner_id):
             return Verdict.ALLOWED
         try:
-            restricted = await self._store.access.restricted()
-            decision = await self._store.access.decision(subject.judged) if restricted else None
+            restricted = await self._book.restricted()
+            decision = await self._book.decision(subject.judged) if restricted else None
         except StoreUnavailable:
             return self._without_store(subject)
         if decision is not None:
@@ -132,13 +132,13 @@ class AccessPolicy:
         if subject.shared_chat:
             return False
         try:
-            return await self._store.access.decision(subject.owner_id) is not False
+            return await self._book.decision(subject.owner_id) is not False
         except StoreUnavailable:
             return False
 
     def _without_store(self, subject: Subject) -> Verdict:
         """The lists still hold, and a bot last seen public (read or written) stays public."""
-        public = self._store.access.restricted_last_seen is False and not self._lists_set
+        public = self._book.restricted_last_seen is False and not self._lists_set
         if self._listed(subject) or public:
             return Verdict.ALLOWED
         return Verdict.UNKNOWN

@@ -53,7 +53,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
     pool = PipelinePool(settings)
     metrics.watch_pool(lambda: pool.metrics.snapshot())
     vetter = ModelVetter(settings, store.rules, remote=pool.remote)
-    access = AccessPolicy(settings, store)
+    access = AccessPolicy(settings, store.access)
     await access.warm()
     return Services(
         settings=settings,

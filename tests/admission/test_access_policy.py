@@ -16,20 +16,20 @@ GROUP, OTHER_GROUP = -100, -200
 
 @dataclass
 class StoreStandIn:
-    """What the policy reads of the store: decisions by id, and whether any exist."""
+    """What the policy reads of the access book: decisions by id, and whether any exist."""
 
     decisions: dict[int, bool] = field(default_factory=dict)
     invites: bool = False
     down: bool = False
     restricted_last_seen: bool | None = None
 
-    async def access_restricted(self) -> bool:
+    async def restricted(self) -> bool:
         if self.down:
             raise StoreUnavailable()
         self.restricted_last_seen = bool(self.decisions) or self.invites
         return self.restricted_last_seen
 
-    async def access_decision(self, subject_id: int) -> bool | None:
+    async def decision(self, subject_id: int) -> bool | None:
         if self.down:
             raise StoreUnavailable()
         return self.decisions.get(subject_id)
