@@ -70,7 +70,7 @@ from bot.config import Settings
 from bot.offline.demo_models import BASE, WORDS, build_demo_models, tiny_classifier
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import ApiCall, FakeChat, FakeUser
-from handlers.context import BotApplication
+from handlers.request.context import BotApplication
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

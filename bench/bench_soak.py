@@ -56,7 +56,8 @@ from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import ApiCall, FakeChat, FakeUser
 from bot.tasks import param_rules_from_caps
 from models import migrate
-from models.store import SettingsStore, create_engine
+from models.database import create_engine
+from models.store import Store
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -381,13 +382,13 @@ async def inbox_overhead(database_url: str, updates: int = 500) -> float:
     """Milliseconds one update costs the inbox: recorded, then marked done, one at a time."""
     engine = create_engine(database_url)
     await migrate.upgrade(engine)
-    store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+    store = Store(engine, rules=param_rules_from_caps(256, 3))
     payload = {"update_id": 0, "message": {"message_id": 1, "text": "/sentiment " + "x" * 80}}
     try:
         started = time.perf_counter()
         for update_id in range(updates):
-            await store.inbox_accept(1, update_id, 42, payload)
-            await store.inbox_done(1, [update_id])
+            await store.inbox.accept(1, update_id, 42, payload)
+            await store.inbox.done(1, [update_id])
         return (time.perf_counter() - started) / updates * 1000
     finally:
         await store.close()

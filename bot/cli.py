@@ -141,8 +141,8 @@ async def _with_engine(settings: Settings, action: Callable[[AsyncEngine], Any])
     """Run `action` on an engine for the configured database; failing to open it is one line."""
     from sqlalchemy.exc import DBAPIError
 
+    from models.database import create_engine
     from models.opening import failure_reason, sqlite_problem
-    from models.store import create_engine
 
     problem = sqlite_problem(settings.database_url, settings.database_timeout_s)
     if problem is not None:
@@ -197,7 +197,7 @@ def since_moment(text: str, now: datetime) -> datetime:
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
     """The /stats figures in the terminal (a table) or as CSV, read through the store."""
     from bot.tasks import param_rules_from_caps
-    from models.store import SettingsStore
+    from models.store import Store
     from models.usage import WINDOWS, UsageSeries, step_for
 
     until = datetime.now(UTC)
@@ -211,8 +211,8 @@ def _stats(settings: Settings, args: argparse.Namespace) -> int:
         rules = param_rules_from_caps(
             settings.max_new_tokens_cap, settings.max_return_sequences_cap
         )
-        store = SettingsStore(engine, rules=rules)
-        return await store.usage_series(since, until, step_for(until - since))
+        store = Store(engine, rules=rules)
+        return await store.usage.series(since, until, step_for(until - since))
 
     series = asyncio.run(_with_engine(settings, read))
     assert isinstance(series, UsageSeries)
@@ -417,7 +417,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings)
     try:
-        return args.handler(settings, args)
+        status: int = args.handler(settings, args)
+        return status
     except MissingTokenError as exc:
         print(f"hfbot: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Connection
 
 from bot.config import Settings
 from models.base import Base
-from models.store import create_engine  # importing the store registers every table
+from models.database import create_engine
+from models.store import Store  # noqa: F401  (importing the store registers every table)
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,7 +1,8 @@
-"""Persistent state: the typed ORM with its queries beside each table, the async
-SettingsStore (sessions, cache, StoreUnavailable) and the migrations runner."""
+"""Persistent state: the typed ORM with its queries beside each table, a store per
+aggregate on one database (sessions, cache, StoreUnavailable) and the migrations runner."""
 
+from models.preference import ResolvedSettings
 from models.rule import ModelRule
-from models.store import ResolvedSettings, SettingsStore
+from models.store import Store
 
-__all__ = ["ModelRule", "ResolvedSettings", "SettingsStore"]
+__all__ = ["ModelRule", "ResolvedSettings", "Store"]

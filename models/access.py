@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import (
     BigInteger,
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, upsert, utcnow
+from models.database import Database
 
 
 class AccessGrant(Base):
@@ -175,3 +177,64 @@ async def redeem_invite(session: AsyncSession, code: str, user_id: int) -> bool:
 async def read_invite(session: AsyncSession, code: str) -> Invite | None:
     row = await session.get(InviteCode, code)
     return Invite(row.code, row.max_uses, row.uses, row.expires_at) if row else None
+
+
+class AccessBook:
+    """Admins' grants and revocations, and invite codes: what the access policy reads."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self.restricted_last_seen: bool | None = None
+
+    async def decision(self, subject_id: int) -> bool | None:
+        """An admin's grant (True) or revocation (False) of a person or chat; None: neither."""
+        return await self._db.read_through(
+            "access", subject_id, "", partial(read_decision, subject_id=subject_id)
+        )
+
+    async def restricted(self) -> bool:
+        """Whether any grant, revocation or invite code exists (then the bot is private).
+
+        The last answer is kept in `restricted_last_seen`, so a private bot stays
+        private while the database cannot be reached.
+        """
+        found = await self._db.read_through("access_any", 0, "", any_restriction)
+        self.restricted_last_seen = found
+        return found
+
+    async def decide(self, subject_id: int, allowed: bool, *, by: int | None) -> None:
+        """Grant or revoke a person (positive id) or a group or channel (negative id)."""
+        async with self._db.session() as session:
+            await write_decision(session, subject_id, allowed, by)
+        self._db.forget("access", subject_id)
+        self._db.forget("access_any", 0)
+        self.restricted_last_seen = True
+
+    async def create_invite(
+        self,
+        code: str,
+        max_uses: int,
+        expires_at: datetime | None,
+        *,
+        by: int | None,
+        requested_in: str | None = None,
+    ) -> Invite:
+        """A new invite code; with `requested_in` (the message that asked), at most one per
+        request: asking again returns the code made the first time."""
+        async with self._db.session() as session:
+            invite = await create_invite(session, code, max_uses, expires_at, by, requested_in)
+        self._db.forget("access_any", 0)
+        self.restricted_last_seen = True
+        return invite
+
+    async def redeem_invite(self, code: str, user_id: int) -> bool:
+        """Take one use of the code and grant the person; False when it is used up or expired,
+        or the person was revoked. A person already granted takes no use and gets True."""
+        async with self._db.session() as session:
+            redeemed = await redeem_invite(session, code, user_id)
+        self._db.forget("access", user_id)
+        return redeemed
+
+    async def get_invite(self, code: str) -> Invite | None:
+        async with self._db.session(read_only=True) as session:
+            return await read_invite(session, code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ColumnElement, DateTime, Integer, MetaData, Result
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Result
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,21 +60,19 @@ async def upsert(
     values: dict[str, Any],
     keys: list[str],
     update: list[str],
-    *,
-    where: ColumnElement[bool] | None = None,
 ) -> Result[Any]:
     """INSERT … ON CONFLICT DO UPDATE (or DO NOTHING without `update`) in the dialect at hand.
 
     SQLite and PostgreSQL share the syntax, so every upsert of the store is one statement
-    on both, and concurrent writers never race between a SELECT and an INSERT. `where`
-    limits the update to existing rows it holds for (the result's rowcount is 0 otherwise).
+    on both, and concurrent writers never race between a SELECT and an INSERT.
     """
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(model).values(**values)
     if update:
         stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={name: stmt.excluded[name] for name in update}, where=where
+            index_elements=keys, set_={name: stmt.excluded[name] for name in update}
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    return await session.execute(stmt)
+    result: Result[Any] = await session.execute(stmt)
+    return result

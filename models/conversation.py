@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, RowId, UTCDateTime, utcnow
+from models.database import Database
 
 
 class Conversation(Base):
@@ -151,18 +152,20 @@ async def answered_in(
     return found
 
 
-async def add_turn(
-    session: AsyncSession,
-    conversation_id: int,
-    *,
-    question: str,
-    question_message_id: int | None,
-    answer: str,
-    answer_message_id: int | None,
-    author_id: int,
-    stopped: bool,
-    trim_noticed: bool,
-) -> None:
+@dataclass(frozen=True)
+class NewTurn:
+    """A person's message and the answer they were shown, with where each is in the chat."""
+
+    question: str
+    question_message_id: int | None
+    answer: str
+    answer_message_id: int | None
+    author_id: int
+    stopped: bool = False
+    trim_noticed: bool = False
+
+
+async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -> None:
     """A person's message and the answer they were shown, stored together or not at all."""
     now = utcnow()
     session.add_all(
@@ -170,23 +173,23 @@ async def add_turn(
             ConversationMessage(
                 conversation_id=conversation_id,
                 role="user",
-                content=question,
-                author_id=author_id,
-                telegram_message_id=question_message_id,
+                content=turn.question,
+                author_id=turn.author_id,
+                telegram_message_id=turn.question_message_id,
                 created_at=now,
             ),
             ConversationMessage(
                 conversation_id=conversation_id,
                 role="assistant",
-                content=answer,
-                author_id=author_id,
-                telegram_message_id=answer_message_id,
-                stopped=stopped,
+                content=turn.answer,
+                author_id=turn.author_id,
+                telegram_message_id=turn.answer_message_id,
+                stopped=turn.stopped,
                 created_at=now,
             ),
         ]
     )
-    if trim_noticed:
+    if turn.trim_noticed:
         conversation = await session.get(Conversation, conversation_id)
         if conversation is not None:
             conversation.trim_noticed = True
@@ -211,3 +214,52 @@ async def prune(session: AsyncSession, before: datetime) -> int:
     count = await session.scalar(select(func.count()).select_from(ConversationMessage).where(old))
     await session.execute(delete(ConversationMessage).where(old))
     return int(count or 0)
+
+
+class Conversations:
+    """Who talks with the chat model where, and what was said: each turn as the person saw it."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def ongoing(
+        self,
+        chat_id: int,
+        user_id: int | None,
+        *,
+        replied_message_id: int | None = None,
+        max_turns: int = 200,
+    ) -> OngoingConversation:
+        """The conversation a message continues (started if there is none), with its turns."""
+        async with self._db.session() as session:
+            return await ongoing(
+                session,
+                chat_id,
+                user_id,
+                replied_message_id=replied_message_id,
+                max_turns=max_turns,
+            )
+
+    async def is_answer(self, chat_id: int, telegram_message_id: int) -> bool:
+        """Whether a message of the bot's answered a conversation, so a reply to it continues one."""
+        async with self._db.session(read_only=True) as session:
+            found = await answered_in(session, chat_id, telegram_message_id)
+        return found is not None
+
+    async def add_turn(self, conversation_id: int, turn: NewTurn) -> None:
+        """A person's message and the answer they saw, committed together."""
+        async with self._db.session() as session:
+            await add_turn(session, conversation_id, turn)
+
+    async def start_new(self, chat_id: int, user_id: int | None) -> None:
+        async with self._db.session() as session:
+            await start(session, chat_id, user_id)
+
+    async def forget(self, user_id: int) -> int:
+        """Delete this person's stored history; returns how many messages went."""
+        async with self._db.session() as session:
+            return await forget(session, user_id)
+
+    async def prune(self, before: datetime) -> int:
+        async with self._db.session() as session:
+            return await prune(session, before)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JsonDict, UTCDateTime, upsert, utcnow
+from models.database import Database
 
 
 class InboxUpdate(Base):
@@ -129,3 +130,32 @@ async def prune(session: AsyncSession, bot_id: int, before: datetime) -> tuple[i
     )
     total = int(getattr(removed, "rowcount", 0) or 0)
     return total - given_up, given_up
+
+
+class Inbox:
+    """Updates accepted and not yet answered, so a restart answers what a crash left."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def accept(
+        self, bot_id: int, update_id: int, chat_id: int | None, payload: dict[str, Any]
+    ) -> bool:
+        """Record an update before Telegram is told it arrived; False if it was recorded before."""
+        async with self._db.session() as session:
+            return await accept(session, bot_id, update_id, chat_id, payload)
+
+    async def done(self, bot_id: int, update_ids: Collection[int]) -> None:
+        async with self._db.session() as session:
+            await mark_done(session, bot_id, update_ids)
+
+    async def unanswered(
+        self, bot_id: int, since: datetime, *, max_replays: int = 1
+    ) -> list[Unanswered]:
+        """Updates to handle again after a restart, in arrival order, each counted as replayed."""
+        async with self._db.session() as session:
+            return await take_unanswered(session, bot_id, since, max_replays)
+
+    async def prune(self, bot_id: int, before: datetime) -> tuple[int, int]:
+        async with self._db.session() as session:
+            return await prune(session, bot_id, before)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, upsert, utcnow
+from models.database import Database
 
 RuleKind = Literal["allow", "deny"]
 
@@ -55,3 +56,24 @@ async def write_rule(
 async def delete_rule(session: AsyncSession, model_id: str) -> bool:
     result = await session.execute(delete(ModelRuleRow).where(ModelRuleRow.model_id == model_id))
     return bool(getattr(result, "rowcount", 0))
+
+
+class ModelRules:
+    """Admins' allow and deny lists of models."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def all(self) -> list[ModelRule]:
+        async with self._db.session(read_only=True) as session:
+            return await list_rules(session)
+
+    async def set(self, model_id: str, kind: RuleKind, added_by: int | None) -> None:
+        if kind not in ("allow", "deny"):
+            raise ValueError(f"unknown rule {kind!r}")
+        async with self._db.session() as session:
+            await write_rule(session, model_id, kind, added_by)
+
+    async def remove(self, model_id: str) -> bool:
+        async with self._db.session() as session:
+            return await delete_rule(session, model_id)

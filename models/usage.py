@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, RowId, UTCDateTime, utcnow
+from models.database import Database
 
 
 class UsageRecord(Base):
@@ -282,3 +285,181 @@ def _bucket(start: datetime, rows: list[Any]) -> Bucket:
         p95_ms=percentile(latencies, 0.95) if latencies else None,
         active_users=len({row.user_id for row in rows if row.user_id is not None}),
     )
+
+
+class UsageLog:
+    """The request log, and the quota counts read from it.
+
+    Quotas are asked before every model command, so the count of answered rows
+    is cached per (person, chat) for the database's cache TTL, and requests that
+    passed a quota check but are not logged yet are held in memory (`hold_served`).
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        database.on_rebind(self._reset)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._served: OrderedDict[tuple[int, int | None], _ServedCount] = OrderedDict()
+        self._served_reads: dict[tuple[int, int | None], bool] = {}
+        self._held: dict[int, list[_Hold]] = {}
+
+    async def log(
+        self,
+        *,
+        user_id: int | None,
+        chat_id: int | None,
+        task: str,
+        model_id: str,
+        latency_ms: float,
+        ok: bool,
+        error: str | None = None,
+        input_size: int | None = None,
+        charged: bool | None = None,
+    ) -> None:
+        """Log one request; one `charged` (by default: answered) also counts at once in the
+        cached quota counts.
+
+        It also releases the hold (`hold_served`) this task took, if any,
+        whether or not the row can be written: the request is over either way.
+        """
+        created_at = utcnow()
+        try:
+            async with self._db.session() as session:
+                session.add(
+                    UsageRecord(
+                        created_at=created_at,
+                        user_id=user_id,
+                        chat_id=chat_id,
+                        task=task,
+                        model_id=model_id,
+                        latency_ms=latency_ms,
+                        ok=ok,
+                        charged=ok if charged is None else charged,
+                        error=error,
+                        input_size=input_size,
+                    )
+                )
+            counted = counted_as(user_id, chat_id)
+            if (ok if charged is None else charged) and counted is not None:
+                self._count_served(counted, chat_id, created_at)
+        finally:
+            # Only now: until the row is in (and counted), the hold is what counts it.
+            self._release(_HOLD.get())
+
+    def hold_served(self, counted: int, chat_id: int | None, *, for_s: float) -> None:
+        """Count a request that passed a quota check until this task logs its usage.
+
+        `counted` is the quota it counts against (`counted_as`).
+
+        Without it, a person's next request could pass while the last one still
+        runs (or is answered but not yet logged) and overshoot the quota. The
+        hold belongs to the asyncio task handling the request (a context
+        variable), so the `log` of that same request releases exactly it;
+        one never released (a crash skips the log) lapses after `for_s`.
+        """
+        hold = _Hold(counted, chat_id, self._db.clock() + for_s)
+        self._held.setdefault(counted, []).append(hold)
+        _HOLD.set(hold)
+
+    def _release(self, hold: _Hold | None) -> None:
+        if hold is None:
+            return
+        _HOLD.set(None)
+        held = self._held.get(hold.user_id, [])
+        if hold in held:
+            held.remove(hold)
+        if not held:
+            self._held.pop(hold.user_id, None)
+
+    def _holds(self, user_id: int, chat_id: int | None) -> int:
+        now = self._db.clock()
+        live = [hold for hold in self._held.get(user_id, []) if hold.expires > now]
+        if live:
+            self._held[user_id] = live
+        else:
+            self._held.pop(user_id, None)
+        return sum(1 for hold in live if chat_id is None or hold.chat_id == chat_id)
+
+    async def served_since(
+        self, counted: int, since: datetime, *, chat_id: int | None = None
+    ) -> int:
+        """Requests answered against one quota since a moment (in one chat, if given), and held
+        ones. `counted` is a person, or everything sent as a chat in one chat (`counted_as`).
+
+        What daily quotas count: rows of the usage log with ok=True, plus the
+        requests that passed a quota check and are not logged yet
+        (`hold_served`). Each answered request this process logs adds one to the
+        cached counts at once, and the TTL bounds how long rows written by
+        another process go unseen. A read that a log write overtook is returned
+        but not cached, since it may or may not include that row.
+        """
+        return await self._served_rows(counted, since, chat_id) + self._holds(counted, chat_id)
+
+    async def _served_rows(self, user_id: int, since: datetime, chat_id: int | None) -> int:
+        key = (user_id, chat_id)
+        hit = self._served.get(key)
+        if hit is not None and hit.since == since and hit.expires > self._db.clock():
+            self._served.move_to_end(key)
+            return hit.count
+        self._served_reads[key] = False
+        try:
+            async with self._db.session(read_only=True) as session:
+                count = await count_served(session, user_id, since, chat_id=chat_id)
+        finally:
+            overtaken = self._served_reads.pop(key, True)
+        if not overtaken:
+            self._served[key] = _ServedCount(since, self._db.clock() + self._db.ttl, count)
+            self._served.move_to_end(key)
+            while len(self._served) > self._db.max_owners:
+                self._served.popitem(last=False)
+        return count
+
+    def _count_served(self, user_id: int, chat_id: int | None, created_at: datetime) -> None:
+        for key in dict.fromkeys([(user_id, None), (user_id, chat_id)]):
+            if key in self._served_reads:
+                self._served_reads[key] = True
+            hit = self._served.get(key)
+            if hit is not None and created_at >= hit.since:
+                hit.count += 1
+
+    async def count_requests(self, user_id: int, since: datetime) -> int:
+        """Requests by one user since a moment: the basis of quotas."""
+        async with self._db.session(read_only=True) as session:
+            return await count_requests(session, user_id, since)
+
+    async def latest_task(self, user_id: int, chat_id: int, tasks: Sequence[str]) -> str | None:
+        """Which of `tasks` this person asked for last in this chat (from the usage log)."""
+        async with self._db.session(read_only=True) as session:
+            return await latest_task(session, user_id, chat_id, tasks)
+
+    async def series(
+        self, since: datetime, until: datetime, step: timedelta, *, chat_id: int | None = None
+    ) -> UsageSeries:
+        """Requests, errors, latency and active users per time bucket (the /stats chart)."""
+        async with self._db.session(read_only=True) as session:
+            return await usage_series(session, since, until, step, chat_id=chat_id)
+
+
+@dataclass(eq=False)
+class _Hold:
+    """A request counted against its person's quota until it is logged (compared by identity)."""
+
+    user_id: int
+    chat_id: int | None
+    expires: float
+
+
+# The hold the request handled by the current asyncio task took (see `hold_served`).
+_HOLD: ContextVar[_Hold | None] = ContextVar("hfbot_quota_hold", default=None)
+
+
+@dataclass
+class _ServedCount:
+    """A cached count of answered requests since `since`, good until `expires` (the database's
+    clock)."""
+
+    since: datetime
+    expires: float
+    count: int

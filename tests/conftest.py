@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.tasks import param_rules_from_caps
 from models import migrate
-from models.store import SettingsStore, create_engine
+from models.database import create_engine
+from models.store import Store
 from tests.support.engine_standins import OPERATOR_TOKEN, Elsewhere
 from tests.support.engine_standins import serve as serve_engine
 from tests.support.harness import RunningBot, bot_settings, running_bot
@@ -137,11 +138,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 
 
 @pytest.fixture
-async def store(database: Database) -> AsyncIterator[SettingsStore]:
-    """A SettingsStore on a database migrated to head, with the registry's parameter rules."""
+async def store(database: Database) -> AsyncIterator[Store]:
+    """A Store on a database migrated to head, with the registry's parameter rules."""
     engine = database.engine()
     await migrate.upgrade(engine)
-    store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+    store = Store(engine, rules=param_rules_from_caps(256, 3))
     try:
         yield store
     finally:

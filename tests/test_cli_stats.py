@@ -13,7 +13,7 @@ from bot import cli
 from bot.tasks import param_rules_from_caps
 from models import migrate
 from models.base import utcnow
-from models.store import SettingsStore
+from models.store import Store
 
 
 @pytest.fixture
@@ -21,18 +21,18 @@ async def logged(database, monkeypatch: pytest.MonkeyPatch):
     """A migrated database with three requests, and `hfbot` pointed at it."""
     engine = database.engine()
     await migrate.upgrade(engine)
-    store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+    store = Store(engine, rules=param_rules_from_caps(256, 3))
     for user, task, latency, ok in (
         (1, "sentiment", 40.0, True),
         (2, "sentiment", 60.0, False),
         (1, "generate", 900.0, True),
     ):
-        await store.log_usage(
+        await store.usage.log(
             user_id=user, chat_id=user, task=task, model_id="m", latency_ms=latency, ok=ok
         )
     await store.close()
     monkeypatch.setenv("DATABASE_URL", database.url)
-    monkeypatch.setattr("models.store.create_engine", lambda url, **options: database.engine())
+    monkeypatch.setattr("models.database.create_engine", lambda url, **options: database.engine())
     return database
 
 

@@ -20,7 +20,7 @@ from bot.app.build import build_application
 from bot.app.serve import serve
 from bot.config import Settings
 from bot.offline.emulator import BotApiEmulator
-from handlers.context import services_of
+from handlers.request.context import services_of
 from models.opening import sqlite_path
 from tests.app.test_first_run import environment, free_port
 from tests.support.harness import bot_settings, break_database

@@ -41,7 +41,7 @@ def test_the_bot_token_is_redacted_whoever_logs_it(captured: io.StringIO) -> Non
 
 def test_json_lines_carry_the_request_fields(captured: io.StringIO) -> None:
     _configure(captured, log_format="json")
-    logging.getLogger("handlers.inference").info(
+    logging.getLogger("handlers.commands.model_commands").info(
         "done",
         extra={
             "task": "sentiment",
@@ -61,7 +61,7 @@ async def test_each_request_is_logged_with_outcome_and_never_its_text(
 ) -> None:
     async with running_bot(bot_settings(tmp_path, tiny_models_dir)) as bot:
         alice = bot.person("Alice")
-        with caplog.at_level(logging.INFO, logger="handlers.inference"):
+        with caplog.at_level(logging.INFO, logger="handlers.commands.model_commands"):
             await bot.ask(alice, bot.emu.private_chat(alice), "/sentiment my secret diary entry")
             await bot.settle()
     [line] = [r for r in caplog.records if getattr(r, "task", None) == "sentiment"]

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.delivery.telemetry import BotMetrics
 from bot.engine.metrics import PoolMetrics
+from bot.monitoring.bot_metrics import BotMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "hfbot.json"

@@ -2,7 +2,7 @@
 
 Shared objects (settings, store, pool, vetter, …) are created in `post_init`
 and closed in `post_shutdown`; handlers reach them as `context.services`
-through the typed context of `handlers.context`, never by importing this module.
+through the typed context of `handlers.request.context`, never by importing this module.
 """
 
 from __future__ import annotations
@@ -15,30 +15,31 @@ from typing import Any, cast
 from sqlalchemy.exc import DBAPIError
 from telegram.ext import ApplicationBuilder
 
+from bot.admission.access_policy import AccessPolicy
+from bot.admission.in_flight import RunningRequests
+from bot.admission.rate_limit import UserRateLimiter
 from bot.app.request import CountingRequest
+from bot.app.update_inbox import InboxUpdateProcessor, RecordingUpdateQueue, UpdateInbox
 from bot.config import Settings
-from bot.delivery.access import AccessPolicy
 from bot.delivery.chat_action import ChatTyping
-from bot.delivery.in_flight import RunningRequests
-from bot.delivery.inbox import InboxUpdateProcessor, RecordingUpdateQueue, UpdateInbox
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.pacing import EditPacer
-from bot.delivery.rate_limit import UserRateLimiter
 from bot.delivery.shared_answers import SharedAnswers
-from bot.delivery.telemetry import BotMetrics
 from bot.engine.pool import PipelinePool
 from bot.errors import StoreUnavailable
 from bot.hub.downloads import ModelDownloads
 from bot.hub.vetting import ModelVetter
+from bot.monitoring.bot_metrics import BotMetrics
 from bot.tasks import ParamRules, param_rules_from_caps
 from handlers import register_handlers
-from handlers.access import passes_gate
-from handlers.common import register_commands
-from handlers.context import CONTEXT_TYPES, BotApplication, Services
-from handlers.conversation import prune_history
+from handlers.commands.basics import register_commands
+from handlers.commands.conversations import prune_history
+from handlers.request.access_gate import passes_gate
+from handlers.request.context import CONTEXT_TYPES, BotApplication, Services
 from models import migrate
+from models.database import create_engine
 from models.opening import failure_reason, location, sqlite_problem
-from models.store import SettingsStore, create_engine
+from models.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
     store = await open_store(settings)
     pool = PipelinePool(settings)
     metrics.watch_pool(lambda: pool.metrics.snapshot())
-    vetter = ModelVetter(settings, store, remote=pool.remote)
-    access = AccessPolicy(settings, store)
+    vetter = ModelVetter(settings, store.rules, remote=pool.remote)
+    access = AccessPolicy(settings, store.access)
     await access.warm()
     return Services(
         settings=settings,
@@ -87,7 +88,7 @@ def rules_for(settings: Settings) -> ParamRules:
     return param_rules_from_caps(settings.max_new_tokens_cap, settings.max_return_sequences_cap)
 
 
-async def open_store(settings: Settings) -> SettingsStore:
+async def open_store(settings: Settings) -> Store:
     """The store on the configured database, upgraded to head first when auto_migrate is on.
 
     A SQLite file that cannot be opened or written fails at once, saying why. A
@@ -102,14 +103,14 @@ async def open_store(settings: Settings) -> SettingsStore:
     if problem is not None:
         raise StoreUnavailable(reason=problem)
     engine = create_engine(settings.database_url, timeout_s=settings.database_timeout_s)
-    store = SettingsStore(
+    store = Store(
         engine, rules=rules_for(settings), cache_ttl_s=settings.settings_cache_ttl_s
     )
     deadline = time.monotonic() + settings.database_start_wait_s
     delay = 0.5
     while True:
         try:
-            await store.ping()
+            await store.database.ping()
             break
         except StoreUnavailable as exc:
             reason = failure_reason(exc.__cause__ or exc)

@@ -16,7 +16,7 @@ from typing import Any
 from telegram.error import NetworkError, TimedOut
 from telegram.request import HTTPXRequest
 
-from bot.delivery.telemetry import BotMetrics
+from bot.monitoring.bot_metrics import BotMetrics
 
 RETRY_DELAYS_S = (0.25, 0.5, 1.0)
 

@@ -33,7 +33,7 @@ from bot.app.web import build_web_app, uvicorn_server, webhook_secret
 from bot.config import Settings
 from bot.delivery.order import ChatOrderedUpdateProcessor
 from handlers import ALLOWED_UPDATES
-from handlers.context import BotApplication, services_of
+from handlers.request.context import BotApplication, services_of
 
 log = logging.getLogger(__name__)
 

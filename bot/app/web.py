@@ -21,10 +21,10 @@ from starlette.routing import Route
 from telegram import Update
 
 from bot.config import Settings
-from bot.delivery.telemetry import CONTENT_TYPE
 from bot.errors import StoreUnavailable
 from bot.log_setup import keep_secret
-from handlers.context import BotApplication, services_of
+from bot.monitoring.bot_metrics import CONTENT_TYPE
+from handlers.request.context import BotApplication, services_of
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
         parts["services"] = "starting"
         return False, parts
     try:
-        await found.store.ping()
+        await found.store.database.ping()
         parts["database"] = "ok"
     except StoreUnavailable:
         parts["database"] = "unreachable"

@@ -11,11 +11,31 @@ Callers say what a request is with python-telegram-bot's `rate_limit_args`
 (a `Priority`); anything unmarked is an answer. A 429 pauses the chat it hit (or
 everything, if it hit the overall limit) for its retry_after and the request is
 tried again, a couple of times at most.
+
+Telegram counts a call when it arrives. The bot knows when a call left and when its
+answer came back; the arrival lies between. Counting from when it left is not safe: a
+busy CPU can hold a granted call back before its bytes go out, so it arrives late and
+the next one, on time, lands less than a period after it. Counting from the answer is
+safe (nothing arrives after its answer) but holds every slot a round trip beyond its
+period: 30 a second become 24 at 250 ms. So a call is counted from its answer less the
+shortest round trip seen, less a margin (`ARRIVAL_MARGIN_S`, for the network's own
+jitter). A call arrived at least its answer's way back before the answer; the next call
+arrives at least its own way out after it leaves; those two legs together are at least
+the shortest round trip the network allows. Whatever else lengthens a trip (a busy CPU
+before the bytes go out or before the answer is read, a connection being opened, a
+burst of calls on the wire at once) only makes that call count later, which is safer,
+as long as the shortest trip seen had none of it. So the shortest is trusted only once
+a lone call (nothing else of the bot's in flight from when it left until its answer
+came back, and not the limiter's first call, which opens a connection) came back in the
+last hour; until then a call counts from its answer. An old shortest that is too short
+for a network grown slower costs throughput, never safety. A call in flight holds its
+slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import heapq
 import itertools
@@ -36,6 +56,11 @@ log = logging.getLogger(__name__)
 
 # Calls Telegram counts against the bot's overall rate only, not a chat's messages.
 OVERALL_ONLY = frozenset({"sendChatAction", "sendMessageDraft"})
+# How much quicker than the shortest round trip seen two calls' legs may be (module doc).
+ARRIVAL_MARGIN_S = 0.025
+# How long round trips are remembered (module doc), as the shortest of each bucket.
+ROUND_TRIP_MEMORY_S = 3600.0
+ROUND_TRIP_BUCKET_S = 60.0
 
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 
@@ -58,10 +83,7 @@ class Window:
 
 @dataclass(frozen=True)
 class Budget:
-    """Telegram's limits. Telegram counts a call when it arrives, somewhere between the
-    moment it left and the moment its answer came back; a call therefore holds its slot
-    while in flight and is counted from when its answer came back, so however the network
-    or a busy CPU spreads out arrivals, no window ever holds one call too many."""
+    """Telegram's limits, each counted over the arrivals of calls (see the module doc)."""
 
     overall: Window = Window(30, 1.0)
     per_chat: Window = Window(1, 1.0)
@@ -73,9 +95,44 @@ class Budget:
         return (self.per_chat, self.group) if chat_id < 0 else (self.per_chat,)
 
 
+class RoundTrips:
+    """The shortest round trip of the last `memory_s`, kept as the shortest of each bucket
+    of `bucket_s`, and when a lone call last came back (see the module doc)."""
+
+    def __init__(
+        self, memory_s: float = ROUND_TRIP_MEMORY_S, bucket_s: float = ROUND_TRIP_BUCKET_S
+    ) -> None:
+        self._memory_s = memory_s
+        self._bucket_s = bucket_s
+        self._buckets: deque[list[float]] = deque()  # [bucket start, shortest in it]
+        self._lone_at = -math.inf
+
+    def add(self, now: float, seconds: float, *, lone: bool) -> None:
+        if self._buckets and now < self._buckets[-1][0] + self._bucket_s:
+            self._buckets[-1][1] = min(self._buckets[-1][1], seconds)
+        else:
+            self._buckets.append([now, seconds])
+        if lone:
+            self._lone_at = now
+        self._expire(now)
+
+    def lead(self, now: float) -> float:
+        """How long before its answer a call is counted: the shortest round trip less the
+        margin once a lone call came back, else 0."""
+        self._expire(now)
+        if self._lone_at <= now - self._memory_s or not self._buckets:
+            return 0.0
+        shortest = min(bucket[1] for bucket in self._buckets)
+        return max(0.0, shortest - ARRIVAL_MARGIN_S)
+
+    def _expire(self, now: float) -> None:
+        while self._buckets and self._buckets[0][0] <= now - self._memory_s:
+            self._buckets.popleft()
+
+
 @dataclass
 class _Slots:
-    """One window: calls in flight, and when the answers of the last ones came back."""
+    """One window: calls in flight, and the moments the last ones were counted at (sorted)."""
 
     window: Window
     sent: deque[float] = field(default_factory=deque)
@@ -123,6 +180,8 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         self._max_retries = max_retries
         self._clock = clock
         self._overall = _Slots(self.budget.overall)
+        self.round_trips = RoundTrips()
+        self._trips = 0
         self._chats: dict[int, tuple[_Slots, ...]] = {}
         self._waiting: list[_Waiting] = []
         self._numbers = itertools.count()
@@ -162,17 +221,24 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
                     return True
             else:
                 await self._wait_turn(priority, counted_in)
-            counted = True
+            counted, left, answered = True, self._clock(), False
+            trip, alone = self._trips, self._overall.in_flight == 1
+            self._trips += 1
             try:
-                return await callback(*args, **kwargs)
+                result = await callback(*args, **kwargs)
+                answered = True
+                return result
             except RetryAfter as error:
-                counted = False  # Telegram refused it: it used no slot there
+                answered, counted = True, False  # Telegram refused it: it used no slot there
                 if attempt == self._max_retries or priority is Priority.ACTION:
                     raise
                 self._pause(counted_in, error.retry_after)
                 log.info("Telegram asked to wait %s s (%s); retrying", error.retry_after, endpoint)
             finally:
-                self._returned(counted_in, counted=counted)
+                lone = alone and trip > 0 and self._trips == trip + 1
+                self._returned(
+                    counted_in, counted=counted, left=left if answered else None, lone=lone
+                )
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def spare(self, chat_id: int) -> float:
@@ -216,13 +282,25 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         for slots in self._windows(chat_id):
             slots.in_flight += 1
 
-    def _returned(self, chat_id: int | None, *, counted: bool) -> None:
-        """A call came back: counted from now (or, refused by Telegram, not at all)."""
+    def _returned(
+        self,
+        chat_id: int | None,
+        *,
+        counted: bool,
+        left: float | None = None,
+        lone: bool = False,
+    ) -> None:
+        """A call came back (answered, if it `left` at a known moment; `lone`, see the
+        module doc): counted from its answer less the shortest round trip, or, refused by
+        Telegram, not at all."""
         now = self._clock()
+        if left is not None:
+            self.round_trips.add(now, now - left, lone=lone)
+        at = now - self.round_trips.lead(now)
         for slots in self._windows(chat_id):
             slots.in_flight -= 1
             if counted:
-                slots.sent.append(now)
+                bisect.insort(slots.sent, at)
         self._changed.set()
 
     def _take_now(self, chat_id: int | None, counted_in: int | None) -> bool:

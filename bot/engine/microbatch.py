@@ -57,7 +57,8 @@ def _freeze(value: Any) -> Hashable:
         return tuple(_freeze(item) for item in value)
     if isinstance(value, set | frozenset):
         return frozenset(_freeze(item) for item in value)
-    return value
+    frozen: Hashable = value
+    return frozen
 
 
 PositionCallback = Callable[[int], None]

@@ -2,7 +2,7 @@
 
 `await pool.submit(task, model_id, inputs, params)` returns what the pipeline
 returns for those inputs. Behind it, each (task, model) has an engine that owns
-its queue: a `MicroBatcher`, or for text generation a `ContinuousGenerationPath`
+its queue: a `MicroBatcher`, or for text generation a `GenerationPath`
 (continuous batching, micro-batching what it cannot serve), as the task
 registry's row says; `_new_engine` is the one place that reads it.
 Models are shared by all engines through one `ModelCache` (lazy loads on a
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import torch
 
 from bot.config import Settings
-from bot.engine.generation import ContinuousGenerationPath
+from bot.engine.generation_path import GenerationPath
 from bot.engine.metrics import PoolMetrics, model_label
 from bot.engine.microbatch import ANONYMOUS, Caller, MicroBatcher
 from bot.engine.model_cache import (
@@ -321,7 +321,7 @@ class PipelinePool:
             or self.settings.generation_engine != "continuous"
         ):
             return batcher
-        return ContinuousGenerationPath(
+        return GenerationPath(
             task,
             model_id,
             models=self._models,
@@ -334,7 +334,7 @@ class PipelinePool:
     def _model_evicted(self, key: ModelKey) -> None:
         """Engines that keep a model beyond a batch (continuous batching) let it go too."""
         engine = self._engines.get(key)
-        if isinstance(engine, ContinuousGenerationPath):
+        if isinstance(engine, GenerationPath):
             task = asyncio.get_running_loop().create_task(engine.model_evicted())
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -203,7 +203,26 @@ def load_chat_runner(task: str, model_id: str, options: LoadOptions) -> Runner:
     return ChatRunner.load(task, model_id, options)
 
 
-class MediaDecodingRunner:
+class PipelineWrapper:
+    """A transformers pipeline behind a runner that prepares its inputs or outputs.
+
+    `model` is the pipeline's own: setting it (the ONNX path does) changes what the
+    pipeline runs.
+    """
+
+    def __init__(self, pipeline: Any) -> None:
+        self._pipeline = pipeline
+
+    @property
+    def model(self) -> Any:
+        return self._pipeline.model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._pipeline.model = model
+
+
+class MediaDecodingRunner(PipelineWrapper):
     """A vision or speech pipeline fed the bytes people sent (`bot.engine.inputs.ImageBytes` / `AudioBytes`).
 
     Decoding happens here, in the pool's executor, so Pillow and PyAV never
@@ -223,18 +242,9 @@ class MediaDecodingRunner:
         return cls(_pipeline(task, model_id, options))
 
     def __init__(self, media_pipeline: Any) -> None:
-        self._pipeline = media_pipeline
+        super().__init__(media_pipeline)
         extractor = getattr(media_pipeline, "feature_extractor", None)
         self.sampling_rate: int | None = getattr(extractor, "sampling_rate", None)
-
-    @property
-    def model(self) -> Any:
-        """The pipeline's model; setting it (the ONNX path does) changes what the pipeline runs."""
-        return self._pipeline.model
-
-    @model.setter
-    def model(self, model: Any) -> None:
-        self._pipeline.model = model
 
     def __call__(self, inputs: list[Any], *, batch_size: int, **params: Any) -> list[Any]:
         decoded = [decode_input(item, self.sampling_rate) for item in inputs]
@@ -299,7 +309,7 @@ class CaptionRunner:
         return results
 
 
-class MaskNormalizingRunner:
+class MaskNormalizingRunner(PipelineWrapper):
     """Fill-mask where people may write `<mask>` or `[MASK]`, whatever the model's own token is."""
 
     @classmethod
@@ -307,17 +317,8 @@ class MaskNormalizingRunner:
         return cls(_pipeline(task, model_id, options))
 
     def __init__(self, fill_mask: Any) -> None:
-        self._pipeline = fill_mask
+        super().__init__(fill_mask)
         self._mask = fill_mask.tokenizer.mask_token
-
-    @property
-    def model(self) -> Any:
-        """The pipeline's model; setting it (the ONNX path does) changes what the pipeline runs."""
-        return self._pipeline.model
-
-    @model.setter
-    def model(self, model: Any) -> None:
-        self._pipeline.model = model
 
     def __call__(self, inputs: list[str], *, batch_size: int, **params: Any) -> list[Any]:
         texts = [self._around_mask(MASK_TOKENS.sub(self._mask, text)) for text in inputs]

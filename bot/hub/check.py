@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.hub import modelscope
-from bot.hub.access import HubAccess, hub_form
 from bot.hub.downloads import DownloadPlan, downloaded_folder, fetch_model
 from bot.hub.facts import describe_bytes
+from bot.hub.hub_access import HubAccess, hub_form
 from bot.hub.vetting import ModelRuleLike, ModelVetter, VettedModel
 from bot.i18n import DEFAULT_LANGUAGE, t
 from bot.tasks import SPEECH_VOICES, TASKS, TRANSLATION_TARGETS, VISION_CHAT_MODEL
@@ -46,7 +46,7 @@ UNREACHABLE_EXIT = 2
 class _NoRules:
     """Checking and fetching are the operator's own acts: the admins' lists do not apply."""
 
-    async def list_model_rules(self) -> Sequence[ModelRuleLike]:
+    async def all(self) -> Sequence[ModelRuleLike]:
         return []
 
 

@@ -47,8 +47,8 @@ from bot.errors import (
     UnsafeWeights,
 )
 from bot.hub import modelscope
-from bot.hub.access import HubAccess, hub_form
 from bot.hub.facts import WEIGHTS_INDEX, ModelFacts, describe_bytes, facts_from_directory
+from bot.hub.hub_access import HubAccess, hub_form
 
 Progress = Callable[[int, int], None]
 
@@ -149,7 +149,8 @@ def _byte_progress_class(report: Progress) -> type[tqdm]:
                     self._done += int(n)
                     self._shown = max(self._shown, self._done)
                     report(self._shown, max(int(self.total or 0), self._shown))
-            return super().update(n)
+            shown: bool | None = super().update(n)
+            return shown
 
     return ByteProgress
 

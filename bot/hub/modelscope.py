@@ -180,7 +180,8 @@ def fetch(
     """Download the planned files of one revision (resumable: files already whole are kept)."""
     repo_id = modelscope_id(model_id)
     folder = into or access.snapshot_folder(repo_id, revision)
-    return _call(lambda: _snapshot(access, repo_id, revision, list(files), folder, report))
+    fetched: Path = _call(lambda: _snapshot(access, repo_id, revision, list(files), folder, report))
+    return fetched
 
 
 def downloaded(

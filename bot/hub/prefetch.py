@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from bot.config import Settings
 from bot.errors import UserFacingError
-from bot.hub.access import HubAccess
 from bot.hub.check import UNREACHABLE_EXIT, unreachable, unreachable_line
 from bot.hub.downloads import Progress, fetch_model, plan_download
+from bot.hub.hub_access import HubAccess
 from bot.hub.vetting import ModelRuleLike, ModelVetter
 from bot.i18n import DEFAULT_LANGUAGE, t
 
@@ -27,7 +27,7 @@ from bot.i18n import DEFAULT_LANGUAGE, t
 class _NoRules:
     """Fetching is the operator's own act: the admins' allow/deny lists do not apply."""
 
-    async def list_model_rules(self) -> Sequence[ModelRuleLike]:
+    async def all(self) -> Sequence[ModelRuleLike]:
         return []
 
 

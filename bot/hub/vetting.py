@@ -67,16 +67,6 @@ from bot.errors import (
     UserFacingError,
 )
 from bot.hub import modelscope
-from bot.hub.access import (
-    MODEL_MARKERS,
-    HubAccess,
-    holds_model,
-    hub_form,
-    is_path_like,
-    model_folders,
-    model_keys,
-    rule_keys,
-)
 from bot.hub.downloads import DownloadPlan, plan_download
 from bot.hub.facts import (
     PICKLE_WEIGHTS,
@@ -86,6 +76,16 @@ from bot.hub.facts import (
     facts_from_hub_info,
     refusal_for,
     with_pipeline,
+)
+from bot.hub.hub_access import (
+    MODEL_MARKERS,
+    HubAccess,
+    holds_model,
+    hub_form,
+    is_path_like,
+    model_folders,
+    model_keys,
+    rule_keys,
 )
 from bot.hub.pipelines import PIPELINE_INDEX, PipelineIndex
 from bot.tasks import (
@@ -131,7 +131,7 @@ class RemoteCatalogue(Protocol):
 class ModelRuleSource(Protocol):
     """What the vetter needs from the store: the admins' allow/deny rules."""
 
-    async def list_model_rules(self) -> Sequence[ModelRuleLike]: ...
+    async def all(self) -> Sequence[ModelRuleLike]: ...
 
 
 @dataclass(frozen=True)
@@ -441,7 +441,7 @@ class ModelVetter:
         """
         if self._rules is None:
             try:
-                rules = await self._rules_source.list_model_rules()
+                rules = await self._rules_source.all()
             except StoreUnavailable:
                 logger.warning("model rules unavailable; using the last known rules")
                 return self._last_rules

@@ -28,7 +28,7 @@ from bot.delivery.order import ChatOrderedUpdateProcessor
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser, JsonDict
 from bot.tasks import TASKS, TRANSLATION_TARGETS
-from handlers.context import BotApplication
+from handlers.request.context import BotApplication
 
 DEMO_NOTICE = """\
 Demo mode: tiny models with random weights stand in for the real ones, so their

@@ -38,7 +38,7 @@ from bot.tasks.work import check_drawing_work, check_speech_length
 
 # What a command works on: a text, a photo, a sound, or the next turn of a conversation.
 InputKind = Literal["text", "image", "audio", "chat"]
-# How a command's words become pipeline inputs (parsers live in handlers/parsing.py).
+# How a command's words become pipeline inputs (parsers live in handlers/request/parsing.py).
 InputStyle = Literal["text", "labels", "question", "mask", "translate"]
 # Which engine of the pool serves a task: micro-batched one-shot calls, or
 # transformers' continuous batching (decoder-only generation, streamed).

@@ -11,8 +11,8 @@ from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser
 from bot.offline.media_samples import image_bytes, sound_bytes
 from models.access import InviteCode
+from models.database import create_engine
 from models.inbox import InboxUpdate
-from models.store import create_engine
 from tests.support.harness import RunningBot, bot_settings, running_bot
 
 PRIVATE = "This bot is private. If someone gave you an invite link, open it to start."
@@ -106,7 +106,7 @@ async def test_one_person_redeeming_a_shared_invite_many_times_at_once_uses_it_o
     for _ in range(4):
         bot.emu.send_message(bob, bot.emu.private_chat(bob), f"/start {code}")
     await bot.settle()
-    invite = await bot.services.store.get_invite(code)
+    invite = await bot.services.store.access.get_invite(code)
     assert invite is not None and invite.uses == 1
     [welcome] = await bot.ask(carol, bot.emu.private_chat(carol), f"/start {code}")
     assert welcome.startswith("Your invite worked"), "the second use is still there for Carol"
@@ -128,7 +128,7 @@ async def test_an_invite_request_handled_again_after_a_crash_mints_no_second_cod
         since = len(emu.calls)
         async with running_bot(settings, emu=emu) as second:
             [again] = await emu.wait_for("sendMessage", since=since, timeout=30)
-            async with second.services.store._session(read_only=True) as session:
+            async with second.services.store.database.session(read_only=True) as session:
                 codes = (await session.execute(select(InviteCode.code))).scalars().all()
         await engine.dispose()
     assert again.result["text"] == reply, "the same link again"
@@ -141,7 +141,7 @@ async def test_an_invite_for_several_people_with_an_expiry_says_so(bot: RunningB
     [reply] = await bot.ask(admin, chat, "/invite 3 7d")
     assert reply.startswith("Invite link for 3 people, valid until 20")
     code = reply.rsplit("start=", 1)[1]
-    invite = await bot.services.store.get_invite(code)
+    invite = await bot.services.store.access.get_invite(code)
     assert invite is not None and (invite.max_uses, invite.uses) == (3, 0)
     [usage] = await bot.ask(admin, chat, "/invite 0")
     assert usage.startswith("Usage: /invite [uses] [expiry]")
@@ -187,8 +187,8 @@ async def test_a_revoked_person_cannot_let_themselves_back_in_with_an_invite(
     await bot.settle()
 
     assert messages_in(bot, bob_chat)[-1] == PRIVATE, "told once, then ignored"
-    assert await bot.services.store.access_decision(bob.id) is False
-    invite = await bot.services.store.get_invite(code)
+    assert await bot.services.store.access.decision(bob.id) is False
+    invite = await bot.services.store.access.get_invite(code)
     assert invite is not None and invite.uses == 1, "the revoked person took no other use"
 
 

@@ -37,7 +37,7 @@ def record_prompts(bot: RunningBot) -> list[ChatPrompt]:
 
 
 async def stored(bot: RunningBot) -> list[ConversationMessage]:
-    async with bot.services.store._sessions() as session:
+    async with bot.services.store.database._sessions() as session:
         rows = await session.scalars(select(ConversationMessage).order_by(ConversationMessage.id))
         return list(rows)
 
@@ -256,7 +256,7 @@ async def test_retention_deletes_old_messages(bot: RunningBot) -> None:
     await bot.ask(alice, bot.emu.private_chat(alice), "An old message.")
     await bot.settle()
 
-    removed = await bot.services.store.prune_conversations(utcnow() + timedelta(seconds=1))
+    removed = await bot.services.store.conversations.prune(utcnow() + timedelta(seconds=1))
     assert removed == 2
     assert await stored(bot) == []
 

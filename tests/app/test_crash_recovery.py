@@ -23,7 +23,8 @@ from bot.offline.bot_process import BotProcess, bot_environment
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import JsonDict
 from bot.tasks import param_rules_from_caps
-from models.store import SettingsStore, create_engine
+from models.database import create_engine
+from models.store import Store
 from tests.app.test_webhook import free_port
 from tests.support.crash import integrity_problems, replies_to
 from tests.support.harness import tiny_default_models
@@ -106,11 +107,11 @@ async def test_a_killed_bot_answers_every_accepted_request_and_keeps_every_confi
 
     engine = create_engine(database_url)
     try:
-        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        store = Store(engine, rules=param_rules_from_caps(256, 3))
         for user_id, (value, message) in writes.items():
             [confirmation, *_] = replies_to(emu, message)
             assert "is now" in confirmation["text"], confirmation["text"]
-            choice = await store.user_choice(user_id, "generate")
+            choice = await store.preferences.user_choice(user_id, "generate")
             assert choice is not None and choice.params.get("temperature") == value
         assert await integrity_problems(engine) == []
     finally:

@@ -180,9 +180,9 @@ async def settled(bot: RunningBot) -> None:
 
 async def settings_of(cast: Cast) -> tuple[Any, Any, Any]:
     store = cast.bot.services.store
-    mine = await store.user_choice(cast.bystander.id, "generate")
-    sentiment = await store.user_choice(cast.bystander.id, "sentiment")
-    group = await store.chat_choice(cast.group.id, "generate")
+    mine = await store.preferences.user_choice(cast.bystander.id, "generate")
+    sentiment = await store.preferences.user_choice(cast.bystander.id, "sentiment")
+    group = await store.preferences.chat_choice(cast.group.id, "generate")
     return (
         mine.params.get("temperature") if mine else None,
         sentiment.model_id if sentiment else None,

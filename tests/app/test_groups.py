@@ -65,10 +65,10 @@ async def test_settings_buttons_change_the_pressers_own_settings_only(bot: Runni
     await bot.emu.wait_for("editMessageText")
     [now] = [m for m in bot.emu.sent_messages(group.id) if m["message_id"] == message["message_id"]]
     assert "temperature = 0.3 · yours" in now["text"]
-    assert (await bot.services.store.user_choice(alice.id, "generate")).params == {
+    assert (await bot.services.store.preferences.user_choice(alice.id, "generate")).params == {
         "temperature": 0.3
     }
-    assert await bot.services.store.user_choice(bob.id, "generate") is None
+    assert await bot.services.store.preferences.user_choice(bob.id, "generate") is None
 
 
 async def test_inline_query_offers_sentiment_and_a_continuation(bot: RunningBot) -> None:

@@ -235,7 +235,7 @@ async def test_numbers_are_ascii_digits_within_bounds_at_every_way_in(
     for data, query in pressed:
         assert answers.get(query["id"]) == "This button no longer works.", data
     store = bot.services.store
-    assert await store.access_restricted() is False, "no grant, revocation or invite was made"
+    assert await store.access.restricted() is False, "no grant, revocation or invite was made"
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
@@ -256,7 +256,7 @@ async def test_in_a_channel_settings_buttons_act_for_whoever_pressed_them(bot: R
     assert {answer.params["text"] for answer in answers} == {
         "These buttons belong to someone else: send /settings for yours."
     }
-    assert await bot.services.store.user_choice(channel.id, "generate") is None
+    assert await bot.services.store.preferences.user_choice(channel.id, "generate") is None
     since = len(bot.emu.calls)
     bot.emu.channel_post(channel, "/sentiment Lovely news")
     [reply] = await bot.emu.wait_for("sendMessage", since=since, timeout=30)

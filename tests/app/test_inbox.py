@@ -14,8 +14,9 @@ from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.html import command_entities
 from bot.tasks import param_rules_from_caps
 from models import migrate
+from models.database import create_engine
 from models.inbox import InboxUpdate
-from models.store import SettingsStore, create_engine
+from models.store import Store
 from tests.support.crash import replies_to
 from tests.support.harness import RunningBot, bot_settings, running_bot
 
@@ -31,9 +32,9 @@ async def test_an_update_accepted_but_not_answered_is_answered_after_the_start_a
         message = emu.world.add_message(chat, alice, content)
         engine = create_engine(settings.database_url)
         await migrate.upgrade(engine)
-        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+        store = Store(engine, rules=param_rules_from_caps(256, 3))
         update = {"update_id": 900_001, "message": message}
-        await store.inbox_accept(emu.bot_user.id, 900_001, chat.id, update)
+        await store.inbox.accept(emu.bot_user.id, 900_001, chat.id, update)
         await store.close()
 
         async with running_bot(settings, emu=emu):
@@ -73,7 +74,7 @@ async def test_a_refused_strangers_messages_are_never_written_down_an_allowed_pe
     strangers = {update["update_id"] for update in bot.emu.accepted_updates}
     await bot.ask(alice, bot.emu.private_chat(alice), "/help")
 
-    async with bot.services.store._session(read_only=True) as session:
+    async with bot.services.store.database.session(read_only=True) as session:
         written = set((await session.execute(select(InboxUpdate.update_id))).scalars())
     assert refused.startswith("This bot is private.")
     assert len(strangers) == 3 and not strangers & written, "nothing of the stranger's is stored"

@@ -256,13 +256,13 @@ def watch_usage_log(bot: RunningBot) -> asyncio.Event:
     """An event set each time the bot has written a usage row (it writes after replying)."""
     store = bot.services.store
     written = asyncio.Event()
-    log_usage = store.log_usage
+    log_usage = store.usage.log
 
     async def logged(**row: Any) -> None:
         await log_usage(**row)
         written.set()
 
-    store.log_usage = logged  # type: ignore[method-assign]
+    store.usage.log = logged  # type: ignore[method-assign]
     return written
 
 

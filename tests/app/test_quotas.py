@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.offline.media_samples import sound_bytes
-from handlers import quota
+from handlers.request import quota
 from tests.support.harness import POSITIVE, RunningBot
 
 QUOTA = 2
@@ -71,7 +71,7 @@ async def test_over_quota_is_refused_with_the_limit_and_the_reset_and_never_queu
     await bot.settle()
     assert ran == ["fine 0", "fine 1"], "the refused request never reached a model"
     since = now - timedelta(hours=21)
-    summary = (await bot.services.store.usage_series(since, now, timedelta(days=1))).summary
+    summary = (await bot.services.store.usage.series(since, now, timedelta(days=1))).summary
     assert (summary.requests, summary.errors) == (3, 1), "the refusal is logged as an error"
 
 
@@ -201,7 +201,7 @@ async def test_a_database_that_is_down_never_blocks_a_request(
     [reply] = await bot.ask(alice, chat, "/sentiment over")
     assert REFUSAL.match(reply)
     bot.break_database()
-    with caplog.at_level(logging.WARNING, logger="handlers.quota"):
+    with caplog.at_level(logging.WARNING, logger="handlers.request.quota"):
         [reply] = await bot.ask(alice, chat, "/sentiment the database is gone")
     assert answered(reply), "the quota fails open"
     assert "I can't reach my settings right now, so I used the defaults." in reply

@@ -174,7 +174,7 @@ async def test_stop_closes_the_stream_and_keeps_what_was_shown(remote_bot: Runni
     await remote_bot.settle()
 
     assert stopped.params["text"].strip() != STOPPED, "what was written is still there"
-    turns = (await remote_bot.services.store.ongoing_conversation(chat.id, alice.id)).turns
+    turns = (await remote_bot.services.store.conversations.ongoing(chat.id, alice.id)).turns
     assert [turn.role for turn in turns] == ["user", "assistant"] and turns[1].content
 
 
@@ -241,7 +241,7 @@ async def test_the_engine_killed_mid_stream_leaves_the_text_and_a_clear_line(
                 timeout=60,
             )
             await bot.settle()
-            rows = await bot.services.store.ongoing_conversation(chat.id, alice.id)
+            rows = await bot.services.store.conversations.ongoing(chat.id, alice.id)
 
     text = broken.params["text"]
     assert text.index("stopped answering properly") > 0, "the partial answer comes first"

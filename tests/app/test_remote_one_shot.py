@@ -213,7 +213,7 @@ async def test_a_streamed_answer_is_read_up_to_a_bound_cut_there_and_stored_as_s
             chat = bot.emu.private_chat(alice)
             [answer] = await bot.ask(alice, chat, "Tell me everything.")
             await bot.settle()
-            turns = (await bot.services.store.ongoing_conversation(chat.id, alice.id)).turns
+            turns = (await bot.services.store.conversations.ongoing(chat.id, alice.id)).turns
 
     assert answer.endswith("it is cut here.")
     assert answer.startswith("blah blah")

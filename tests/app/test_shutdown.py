@@ -11,7 +11,8 @@ from pathlib import Path
 
 from bot.offline.emulator import BotApiEmulator
 from bot.tasks import param_rules_from_caps
-from models.store import SettingsStore, create_engine
+from models.database import create_engine
+from models.store import Store
 from tests.support.harness import tiny_default_models
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +64,8 @@ async def test_sigterm_answers_every_request_keeps_saved_settings_and_exits_clea
         assert "Traceback" not in stderr.decode()
 
     engine = create_engine(database)
-    store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
+    store = Store(engine, rules=param_rules_from_caps(256, 3))
     try:
-        assert (await store.user_choice(alice.id, "generate")).params == {"temperature": 0.4}
+        assert (await store.preferences.user_choice(alice.id, "generate")).params == {"temperature": 0.4}
     finally:
         await store.close()

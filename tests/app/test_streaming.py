@@ -11,7 +11,7 @@ import pytest
 from telegram.error import BadRequest
 
 from bot.delivery.pacing import GROUP_INTERVAL_S, PRIVATE_INTERVAL_S
-from bot.engine.generation import ContinuousGenerationPath
+from bot.engine.generation_path import GenerationPath
 from bot.offline.emulator.flood import FloodLimits
 from tests.support.harness import RunningBot
 
@@ -37,9 +37,9 @@ async def slow_down_generation(bot: RunningBot) -> None:
         runner.model.register_forward_hook(slow_and_endless)
 
 
-def generation_path(bot: RunningBot) -> ContinuousGenerationPath:
+def generation_path(bot: RunningBot) -> GenerationPath:
     engine = bot.services.pool.engine("text-generation", bot.settings.default_models["generate"])
-    assert isinstance(engine, ContinuousGenerationPath)
+    assert isinstance(engine, GenerationPath)
     return engine
 
 

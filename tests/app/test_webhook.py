@@ -17,7 +17,7 @@ from bot.app.build import build_application
 from bot.app.serve import serve
 from bot.config import Settings
 from bot.offline.emulator import BotApiEmulator
-from handlers.context import services_of
+from handlers.request.context import services_of
 from tests.support.engine_standins import VllmStandIn
 from tests.support.engine_standins import serve as serve_engine
 from tests.support.harness import bot_settings, break_database

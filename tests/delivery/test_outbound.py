@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from typing import Any
 
 import pytest
@@ -147,17 +148,13 @@ async def test_spare_budget_shrinks_with_each_message_and_is_nil_while_an_answer
     await limits.shutdown()
 
 
-async def test_a_call_holds_its_slot_while_in_flight_and_counts_from_its_answer() -> None:
-    """Telegram counts a call when it arrives, which can be as late as its answer: a slot is
-    only free a whole period after the previous call came back."""
+async def test_a_call_holds_its_slot_while_in_flight() -> None:
+    """A call may arrive as late as its answer: until the answer is back, its slot is taken."""
     limits, calls = limiter(per_chat=Window(1, 0.2)), Calls()
-    loop = asyncio.get_running_loop()
     release = asyncio.Event()
-    returned: list[float] = []
 
     async def slow(name: str) -> bool:
         await release.wait()
-        returned.append(loop.time())
         return True
 
     first = asyncio.create_task(
@@ -168,10 +165,43 @@ async def test_a_call_holds_its_slot_while_in_flight_and_counts_from_its_answer(
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.4):
             await asyncio.shield(second)
+    assert calls.sent == []
     release.set()
     await asyncio.gather(first, second)
-    assert loop.time() - returned[0] >= 0.2
     assert calls.sent == ["second"]
+    await limits.shutdown()
+
+
+class Network:
+    """Stands in for the way to Telegram: each call arrives `leg_s` after it leaves and its
+    answer comes back `leg_s` later; `arrivals` is when each call arrived, as Telegram counts."""
+
+    def __init__(self, leg_s: float) -> None:
+        self.leg_s = leg_s
+        self.arrivals: list[float] = []
+
+    async def __call__(self, name: str) -> bool:
+        await asyncio.sleep(self.leg_s)
+        self.arrivals.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(self.leg_s)
+        return True
+
+
+async def test_the_round_trip_does_not_hold_a_slot_beyond_its_period() -> None:
+    """Calls into one chat arrive a period apart (plus the margin), not a period plus the
+    round trip apart: Telegram counts arrivals, and the shortest round trip tells how long
+    before its answer a call arrived."""
+    period, network = 0.3, Network(leg_s=0.2)
+    limits = limiter(per_chat=Window(1, period))
+    await asyncio.gather(
+        *(
+            limits.process_request(network, (n,), {}, "sendMessage", {"chat_id": PRIVATE}, None)
+            for n in range(4)
+        )
+    )
+    gaps = [b - a for a, b in itertools.pairwise(network.arrivals)]
+    assert all(gap >= period for gap in gaps), gaps
+    assert all(gap < period + 0.2 for gap in gaps[1:]), f"round trip paid per call: {gaps}"
     await limits.shutdown()
 
 

@@ -26,7 +26,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from bot.engine.continuous import ContinuousGenerationEngine, unsupported_reason
+from bot.engine.continuous_engine import ContinuousGenerationEngine, unsupported_reason
 from bot.errors import ContextTooLong, PoolBusy, PoolClosed, RequestTimeout
 from bot.tasks import TASKS
 

@@ -19,10 +19,10 @@ from PIL import Image
 from transformers import AutoModelForSequenceClassification
 
 from bot.config import Settings
-from bot.delivery.telemetry import BotMetrics
 from bot.engine import onnx_export
 from bot.engine.onnx_export import PROBES, TOLERANCE, OnnxAccelerator, OnnxModel
 from bot.engine.pool import PipelinePool, default_loader
+from bot.monitoring.bot_metrics import BotMetrics
 from bot.offline import demo_models
 from bot.tasks import TASKS, TaskSpec
 

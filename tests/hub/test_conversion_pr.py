@@ -15,8 +15,8 @@ from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.errors import RemoteCodeRequired, UnsafeWeights, UnsafeWeightsTryOther
-from bot.hub.access import HubAccess
 from bot.hub.downloads import fetch_model
+from bot.hub.hub_access import HubAccess
 from bot.hub.vetting import ModelVetter
 from bot.tasks import get_task
 from tests.support.hub_standin import COMMIT, HubStandIn, config_bytes, safetensors_bytes
@@ -26,7 +26,7 @@ WEIGHTS = safetensors_bytes({"classifier.weight": (2, 8)})
 
 
 class NoRules:
-    async def list_model_rules(self) -> list[Any]:
+    async def all(self) -> list[Any]:
         return []
 
 

@@ -11,7 +11,6 @@ from huggingface_hub import constants
 
 from bot.config import Settings
 from bot.errors import GatedModel, ModelTooLarge, UnknownModel, UnsafeWeights
-from bot.hub.access import HubAccess
 from bot.hub.downloads import (
     DownloadPlan,
     ModelDownloads,
@@ -22,6 +21,7 @@ from bot.hub.downloads import (
     keep_within_budget,
     plan_download,
 )
+from bot.hub.hub_access import HubAccess
 from bot.hub.prefetch import fetch_command
 from bot.hub.vetting import ModelVetter
 from tests.support.hub_standin import (
@@ -54,7 +54,7 @@ def access(hub: HubStandIn, tmp_path: Path) -> HubAccess:
 
 
 class NoRules:
-    async def list_model_rules(self) -> list:
+    async def all(self) -> list:
         return []
 
 

@@ -13,8 +13,8 @@ import pytest
 from huggingface_hub import constants
 
 from bot.config import Settings
-from bot.hub.access import HubAccess
 from bot.hub.check import check_command, fetch_defaults_command, offered_models
+from bot.hub.hub_access import HubAccess
 from bot.offline import demo_models
 from bot.tasks import TASKS, TRANSLATION_TARGETS, VISION_CHAT_MODEL
 from tests.support.hub_standin import (

@@ -22,8 +22,8 @@ from bot.errors import (
     UnknownModel,
     UnsafeWeights,
 )
-from bot.hub.access import HubAccess
 from bot.hub.downloads import downloaded_folder, fetch_model
+from bot.hub.hub_access import HubAccess
 from bot.hub.vetting import ModelVetter
 from bot.tasks import MODELSCOPE_IDS, get_task
 from tests.support.hub_standin import config_bytes, safetensors_bytes
@@ -34,7 +34,7 @@ WHISPER = get_task("transcribe").default_model
 
 
 class NoRules:
-    async def list_model_rules(self) -> list[Any]:
+    async def all(self) -> list[Any]:
         return []
 
 

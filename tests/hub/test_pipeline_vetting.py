@@ -18,8 +18,8 @@ import torch
 from bot.config import Settings
 from bot.engine.runners import load_runner
 from bot.errors import ModelNotAllowed, RemoteCodeRequired, UnsafeWeights, WrongTaskModel
-from bot.hub.access import HubAccess
 from bot.hub.downloads import fetch_model
+from bot.hub.hub_access import HubAccess
 from bot.hub.vetting import ModelVetter
 from bot.offline import demo_models
 from bot.tasks import SPEECH_VOICES, VISION_CHAT_MODEL, Picture

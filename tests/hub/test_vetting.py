@@ -32,8 +32,8 @@ from bot.errors import (
     UserFacingError,
     WrongTaskModel,
 )
-from bot.hub.access import HubAccess
 from bot.hub.downloads import fetch_model
+from bot.hub.hub_access import HubAccess
 from bot.hub.vetting import MAX_CACHED_MODELS, ModelVetter
 from bot.i18n import CATALOGS
 from bot.offline import demo_models as tiny_models
@@ -53,12 +53,12 @@ class Rule:
 
 @dataclass
 class FakeRules:
-    """The slice of SettingsStore the vetter reads, counting reads."""
+    """The slice of Store the vetter reads, counting reads."""
 
     rules: list[Rule] = field(default_factory=list)
     reads: int = 0
 
-    async def list_model_rules(self) -> list[Rule]:
+    async def all(self) -> list[Rule]:
         self.reads += 1
         return list(self.rules)
 
@@ -498,13 +498,13 @@ async def test_admin_rules_in_the_settings_store_apply_after_rules_changed(
     hub.add("acme/sentiment", model_files(), pipeline_tag="text-classification")
     settings = Settings(_env_file=None, hf_token=None, allow_any_hub_model=False)
     access = HubAccess(endpoint=hub.url, cache_dir=tmp_path / "cache")
-    vetter = ModelVetter(settings, store, access=access, clock=clock)
+    vetter = ModelVetter(settings, store.rules, access=access, clock=clock)
 
-    await store.set_model_rule("acme/sentiment", "allow", 42)
+    await store.rules.set("acme/sentiment", "allow", 42)
     vetter.rules_changed()
     assert (await vetter.vet("sentiment", "acme/sentiment")).model_id == "acme/sentiment"
 
-    await store.set_model_rule("acme/sentiment", "deny", 42)
+    await store.rules.set("acme/sentiment", "deny", 42)
     vetter.rules_changed()
     with pytest.raises(ModelDenied):
         await vetter.vet("sentiment", "acme/sentiment")

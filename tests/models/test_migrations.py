@@ -11,7 +11,8 @@ from sqlalchemy import inspect, text
 from bot.tasks import param_rules_from_caps
 from models import migrate
 from models.base import Base, utcnow
-from models.store import SettingsStore
+from models.conversation import NewTurn
+from models.store import Store
 
 APP_TABLES = set(Base.metadata.tables)
 
@@ -56,16 +57,16 @@ async def test_saved_choices_survive_an_upgrade_and_a_downgrade(database) -> Non
                 {"params": '{"temperature": 0.3}'},
             )
         await migrate.upgrade(engine)
-        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
-        choice = await store.user_choice(42, "generate")
+        store = Store(engine, rules=param_rules_from_caps(256, 3))
+        choice = await store.preferences.user_choice(42, "generate")
         assert choice.model_id == "org/gpt"
         assert choice.params == {"temperature": 0.3}
-        assert await store.get_options(42) == {}
-        assert await store.get_language(42) == "zh"
+        assert await store.preferences.get_options(42) == {}
+        assert await store.preferences.get_language(42) == "zh"
 
         await migrate.downgrade(engine, "0001")
-        fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
-        assert (await fresh.user_choice(42, "generate")).model_id == "org/gpt"
+        fresh_store = Store(engine, rules=param_rules_from_caps(256, 3))
+        assert (await fresh_store.preferences.user_choice(42, "generate")).model_id == "org/gpt"
     finally:
         await engine.dispose()
 
@@ -89,14 +90,14 @@ async def test_access_tables_come_with_0004_and_go_with_its_downgrade(database) 
     engine = database.engine()
     try:
         await migrate.upgrade(engine)
-        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
-        await store.set_access(42, True, by=1)
-        await store.create_invite("code", 1, None, by=1)
+        store = Store(engine, rules=param_rules_from_caps(256, 3))
+        await store.access.decide(42, True, by=1)
+        await store.access.create_invite("code", 1, None, by=1)
         await migrate.downgrade(engine, "0003")
         assert await table_names(engine) == APP_TABLES - {"access_grants", "invite_codes", "inbox"}
         await migrate.upgrade(engine)
-        fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
-        assert await fresh.access_restricted() is False, "the downgrade dropped the grants"
+        fresh_store = Store(engine, rules=param_rules_from_caps(256, 3))
+        assert await fresh_store.access.restricted() is False, "the downgrade dropped the grants"
     finally:
         await engine.dispose()
 
@@ -107,26 +108,28 @@ async def test_conversations_come_with_0003_and_go_with_its_downgrade_keeping_ch
     engine = database.engine()
     try:
         await migrate.upgrade(engine)
-        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
-        await store.set_user_params(7, "generate", {"temperature": 0.3})
-        await store.set_system_prompt(7, "Be brief.")
-        ongoing = await store.ongoing_conversation(7, 7)
-        await store.add_conversation_turn(
+        store = Store(engine, rules=param_rules_from_caps(256, 3))
+        await store.preferences.set_user_params(7, "generate", {"temperature": 0.3})
+        await store.preferences.set_system_prompt(7, "Be brief.")
+        ongoing = await store.conversations.ongoing(7, 7)
+        await store.conversations.add_turn(
             ongoing.id,
-            question="hi",
-            question_message_id=1,
-            answer="hello",
-            answer_message_id=2,
-            author_id=7,
+            NewTurn(
+                question="hi",
+                question_message_id=1,
+                answer="hello",
+                answer_message_id=2,
+                author_id=7,
+            ),
         )
         await migrate.downgrade(engine, "0002")
         assert "conversations" not in await table_names(engine)
         await migrate.upgrade(engine)
-        fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
-        choice = await fresh.user_choice(7, "generate")
+        fresh_store = Store(engine, rules=param_rules_from_caps(256, 3))
+        choice = await fresh_store.preferences.user_choice(7, "generate")
         assert choice is not None and choice.params == {"temperature": 0.3}
-        assert (await fresh.ongoing_conversation(7, 7)).turns == ()
-        assert await fresh.system_prompt(7) is None
+        assert (await fresh_store.conversations.ongoing(7, 7)).turns == ()
+        assert await fresh_store.preferences.system_prompt(7) is None
     finally:
         await engine.dispose()
 
@@ -135,15 +138,15 @@ async def test_the_inbox_comes_with_0005_and_goes_with_its_downgrade(database) -
     engine = database.engine()
     try:
         await migrate.upgrade(engine)
-        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
-        await store.set_user_params(7, "generate", {"temperature": 0.3})
-        await store.inbox_accept(1, 10, 7, {"update_id": 10})
+        store = Store(engine, rules=param_rules_from_caps(256, 3))
+        await store.preferences.set_user_params(7, "generate", {"temperature": 0.3})
+        await store.inbox.accept(1, 10, 7, {"update_id": 10})
         await migrate.downgrade(engine, "0004")
         assert await table_names(engine) == APP_TABLES - {"inbox"}
         await migrate.upgrade(engine)
-        fresh = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
-        assert (await fresh.user_choice(7, "generate")).params == {"temperature": 0.3}
-        assert await fresh.inbox_accept(1, 10, 7, {"update_id": 10}), "the old row went"
+        fresh_store = Store(engine, rules=param_rules_from_caps(256, 3))
+        assert (await fresh_store.preferences.user_choice(7, "generate")).params == {"temperature": 0.3}
+        assert await fresh_store.inbox.accept(1, 10, 7, {"update_id": 10}), "the old row went"
     finally:
         await engine.dispose()
 
@@ -163,7 +166,7 @@ async def test_0008_charges_the_answered_requests_logged_before_it(database) -> 
                     {"ok": ok},
                 )
         await migrate.upgrade(engine)
-        store = SettingsStore(engine, rules=param_rules_from_caps(256, 3))
-        assert await store.served_since(42, utcnow() - timedelta(hours=1)) == 1
+        store = Store(engine, rules=param_rules_from_caps(256, 3))
+        assert await store.usage.served_since(42, utcnow() - timedelta(hours=1)) == 1
     finally:
         await engine.dispose()

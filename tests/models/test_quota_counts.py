@@ -6,11 +6,11 @@ import asyncio
 from datetime import timedelta
 
 from models.base import utcnow
-from models.store import SettingsStore
+from models.store import Store
 
 
-async def log(store: SettingsStore, user_id: int, chat_id: int | None, *, ok: bool = True) -> None:
-    await store.log_usage(
+async def log(store: Store, user_id: int, chat_id: int | None, *, ok: bool = True) -> None:
+    await store.usage.log(
         user_id=user_id,
         chat_id=chat_id,
         task="sentiment",
@@ -22,84 +22,84 @@ async def log(store: SettingsStore, user_id: int, chat_id: int | None, *, ok: bo
 
 
 async def test_only_answered_requests_count_everywhere_or_in_one_chat(
-    store: SettingsStore,
+    store: Store,
 ) -> None:
     since = utcnow() - timedelta(minutes=1)
     await log(store, 1, 1)
     await log(store, 1, -5)
     await log(store, 1, -5, ok=False)
     await log(store, 2, -5)
-    assert await store.served_since(1, since) == 2
-    assert await store.served_since(1, since, chat_id=-5) == 1
-    assert await store.served_since(1, utcnow() + timedelta(minutes=1)) == 0
+    assert await store.usage.served_since(1, since) == 2
+    assert await store.usage.served_since(1, since, chat_id=-5) == 1
+    assert await store.usage.served_since(1, utcnow() + timedelta(minutes=1)) == 0
 
 
-async def test_cached_counts_follow_the_rows_this_process_logs(store: SettingsStore) -> None:
+async def test_cached_counts_follow_the_rows_this_process_logs(store: Store) -> None:
     since = utcnow() - timedelta(minutes=1)
-    assert await store.served_since(1, since) == 0
-    assert await store.served_since(1, since, chat_id=-5) == 0
+    assert await store.usage.served_since(1, since) == 0
+    assert await store.usage.served_since(1, since, chat_id=-5) == 0
     await log(store, 1, -5)
     await log(store, 1, None)
     await log(store, 1, -5, ok=False)
-    assert await store.served_since(1, since) == 2
-    assert await store.served_since(1, since, chat_id=-5) == 1
-    fresh = SettingsStore(store.engine, rules=store._rules)
-    assert await fresh.served_since(1, since) == 2, "the cache agrees with the database"
-    assert await fresh.served_since(1, since, chat_id=-5) == 1
+    assert await store.usage.served_since(1, since) == 2
+    assert await store.usage.served_since(1, since, chat_id=-5) == 1
+    fresh_store = Store(store.engine, rules=store.preferences._rules)
+    assert await fresh_store.usage.served_since(1, since) == 2, "the cache agrees with the database"
+    assert await fresh_store.usage.served_since(1, since, chat_id=-5) == 1
 
 
-async def test_a_held_request_counts_until_its_own_task_logs_it(store: SettingsStore) -> None:
+async def test_a_held_request_counts_until_its_own_task_logs_it(store: Store) -> None:
     since = utcnow() - timedelta(minutes=1)
     held, go = asyncio.Event(), asyncio.Event()
 
     async def request(chat_id: int, *, ok: bool) -> None:
-        store.hold_served(1, chat_id, for_s=60)
+        store.usage.hold_served(1, chat_id, for_s=60)
         held.set()
         await go.wait()
         await log(store, 1, chat_id, ok=ok)
 
     first = asyncio.create_task(request(-5, ok=True))
     await held.wait()
-    store.hold_served(1, -7, for_s=60)  # this task's own request
-    assert await store.served_since(1, since) == 2
-    assert await store.served_since(1, since, chat_id=-5) == 1
-    assert await store.served_since(1, since, chat_id=-6) == 0
+    store.usage.hold_served(1, -7, for_s=60)  # this task's own request
+    assert await store.usage.served_since(1, since) == 2
+    assert await store.usage.served_since(1, since, chat_id=-5) == 1
+    assert await store.usage.served_since(1, since, chat_id=-6) == 0
     go.set()
     await first
-    assert await store.served_since(1, since) == 2, "-5 is a row now; -7 is still held"
-    assert await store.served_since(1, since, chat_id=-5) == 1
+    assert await store.usage.served_since(1, since) == 2, "-5 is a row now; -7 is still held"
+    assert await store.usage.served_since(1, since, chat_id=-5) == 1
     await asyncio.create_task(request(-6, ok=False))
-    assert await store.served_since(1, since) == 2, "a failure is released and not counted"
+    assert await store.usage.served_since(1, since) == 2, "a failure is released and not counted"
     await log(store, 1, -7)
-    assert await store.served_since(1, since) == 2, "the hold of -7 became its row"
-    assert await store.served_since(1, since, chat_id=-7) == 1
+    assert await store.usage.served_since(1, since) == 2, "the hold of -7 became its row"
+    assert await store.usage.served_since(1, since, chat_id=-7) == 1
 
 
-async def test_a_hold_never_released_lapses(store: SettingsStore) -> None:
+async def test_a_hold_never_released_lapses(store: Store) -> None:
     now = [0.0]
-    timed = SettingsStore(store.engine, rules=store._rules, clock=lambda: now[0])
+    timed = Store(store.engine, rules=store.preferences._rules, clock=lambda: now[0])
     since = utcnow() - timedelta(minutes=1)
-    timed.hold_served(1, 1, for_s=30)
-    assert await timed.served_since(1, since) == 1
+    timed.usage.hold_served(1, 1, for_s=30)
+    assert await timed.usage.served_since(1, since) == 1
     now[0] = 31.0
-    assert await timed.served_since(1, since) == 0
+    assert await timed.usage.served_since(1, since) == 0
 
 
 async def test_what_is_sent_as_a_chat_counts_against_the_chat_it_was_posted_in(
-    store: SettingsStore, database
+    store: Store, database
 ) -> None:
     since = utcnow() - timedelta(minutes=1)
-    assert await store.served_since(-100, since) == 0, "read (and cached) before the rows"
+    assert await store.usage.served_since(-100, since) == 0, "read (and cached) before the rows"
     for channel in (-201, -202, -100):  # two channels and an anonymous admin, in group -100
         await log(store, channel, -100)
     await log(store, -201, -300)  # the first channel, in another group
     await log(store, 7, -100)  # a person, as themselves
-    assert await store.served_since(-100, since) == 3
-    assert await store.served_since(-100, since, chat_id=-100) == 3
-    assert await store.served_since(-300, since) == 1
-    assert await store.served_since(7, since) == 1
-    fresh = SettingsStore(database.engine(), rules=store._rules)
+    assert await store.usage.served_since(-100, since) == 3
+    assert await store.usage.served_since(-100, since, chat_id=-100) == 3
+    assert await store.usage.served_since(-300, since) == 1
+    assert await store.usage.served_since(7, since) == 1
+    fresh = Store(database.engine(), rules=store.preferences._rules)
     try:
-        assert await fresh.served_since(-100, since) == 3, "the cache agrees with the database"
+        assert await fresh.usage.served_since(-100, since) == 3, "the cache agrees with the database"
     finally:
         await fresh.close()

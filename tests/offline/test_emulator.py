@@ -352,6 +352,19 @@ async def test_flood_control_answers_429_with_retry_after_once_enabled(
     ]
 
 
+async def test_a_round_trip_delay_counts_each_call_when_it_arrives_halfway(
+    bot: Bot, emu: BotApiEmulator
+) -> None:
+    chat = emu.private_chat(emu.create_user("Alice"))
+    emu.round_trip_s = 0.3
+    left = time.monotonic()
+    await bot.send_message(chat.id, "far away")
+    answered = time.monotonic()
+    arrived = emu.calls[-1].at
+    assert answered - left >= 0.3
+    assert arrived - left >= 0.15 and answered - arrived >= 0.15
+
+
 async def test_updates_queued_before_polling_starts_are_all_delivered(
     emu: BotApiEmulator,
 ) -> None:

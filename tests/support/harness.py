@@ -22,8 +22,8 @@ from bot.engine.pool import PipelinePool
 from bot.offline.demo_models import build_demo_models
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser
-from handlers.context import Services, services_of
-from models.store import create_engine
+from handlers.request.context import Services, services_of
+from models.database import create_engine
 
 
 def stand_in_model(
@@ -219,7 +219,7 @@ def _has_stop_button(message: dict[str, Any]) -> bool:
 
 def break_database(found: Services) -> None:
     """Point the store at a server that is not there, as if the database went down."""
-    found.store.rebind(create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/gone"))
+    found.store.database.rebind(create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/gone"))
 
 
 @contextlib.asynccontextmanager

@@ -28,8 +28,8 @@ from bot.tasks import (
     alternative_for,
     get_task,
 )
-from handlers.lifecycle import READERS
-from handlers.parsing import PARSERS
+from handlers.request.lifecycle import READERS
+from handlers.request.parsing import PARSERS
 
 
 def test_every_pipeline_task_has_a_runner_and_every_runner_a_task() -> None:

@@ -64,11 +64,22 @@ _STRING_PARAMS = frozenset(
 )
 
 
+if TYPE_CHECKING:
+    # Whatever bot, context and data types the application it builds is for.
+    AnyBuilder = ApplicationBuilder[Any, Any, Any, Any, Any, Any]
+
+
 class BotApiEmulator:
     """Telegram, as far as one bot can tell: its API on 127.0.0.1 plus fake people.
 
     `group_privacy` mirrors BotFather's default: in groups the bot only receives
     commands, replies to its own messages and mentions of it.
+
+    `round_trip_s` puts the bot as far from this Telegram as a real server is from the
+    real one (50 to 300 ms): every Bot API call arrives half of it after it was sent
+    and its answer comes back the other half later. The call is executed, counted by
+    flood control and recorded (`ApiCall.at`) when it arrives, as Telegram counts it.
+    It may be changed between calls.
     """
 
     def __init__(
@@ -79,6 +90,7 @@ class BotApiEmulator:
         first_name: str = "HF Bot",
         group_privacy: bool = True,
         flood_limits: FloodLimits | None = None,
+        round_trip_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -97,6 +109,7 @@ class BotApiEmulator:
         self.create_chat = self.world.create_chat
         self.flood = FloodControl(limits=flood_limits or FloodLimits())
         self.faults = FaultPlan()
+        self.round_trip_s = round_trip_s
         self.api = BotApiMethods(self.world, self.flood, group_privacy=group_privacy)
         self.group_privacy = group_privacy
         self.calls: list[ApiCall] = []
@@ -159,7 +172,7 @@ class BotApiEmulator:
     def base_file_url(self) -> str:
         return f"{self.url}/file/bot"
 
-    def wire(self, builder: ApplicationBuilder) -> ApplicationBuilder:
+    def wire(self, builder: AnyBuilder) -> AnyBuilder:
         """Point an ApplicationBuilder at this emulator (token, base_url, base_file_url)."""
         return builder.token(self.token).base_url(self.base_url).base_file_url(self.base_file_url)
 
@@ -481,6 +494,9 @@ class BotApiEmulator:
         requested = request.match_info["method"]
         name, method = self._methods.get(requested.lower(), (requested, None))
         params = await _read_params(request)
+        leg_s = self.round_trip_s / 2
+        if leg_s > 0:
+            await asyncio.sleep(leg_s)
         error: ApiError | None = None
         result: Any = None
         fault = self.faults.take(name)
@@ -510,6 +526,8 @@ class BotApiEmulator:
         self._record(
             ApiCall(name, params, time.monotonic(), error.description if error else None, result)
         )
+        if leg_s > 0:
+            await asyncio.sleep(leg_s)
         if error is not None:
             return web.json_response(error.to_response(), status=error.code)
         return web.json_response({"ok": True, "result": result})

@@ -40,7 +40,7 @@ def bad_request(detail: str) -> ApiError:
 
 @dataclass(frozen=True)
 class ApiCall:
-    """One Bot API request the bot made, recorded after it was answered."""
+    """One Bot API request the bot made, recorded when it arrived and was executed."""
 
     method: str
     params: JsonDict

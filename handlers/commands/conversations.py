@@ -1,0 +1,122 @@
+"""Conversations: /chat, plain text in private chats, replies to the bot's answers in groups,
+and /new, /forget, /system, /groupsystem, /groupconversation.
+
+A turn of a conversation goes through the same request lifecycle as every
+command (`lifecycle.serve_command` with the registry's `chat` row);
+`handlers.request.chat_history` reads the conversation it continues and keeps the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from telegram import Update
+
+from bot.errors import InputTooLong, StoreUnavailable, UsageHint
+from bot.tasks import TASKS
+from handlers.request.chat_history import conversation_key, system_prompt
+from handlers.request.context import BotContext
+from handlers.request.lifecycle import serve_command
+from handlers.request.parsing import command_text
+from handlers.request.permissions import require_group_admin
+from handlers.request.turn import Turn, handle_errors
+from models.base import utcnow
+from models.database import or_default
+
+log = logging.getLogger(__name__)
+
+CHAT = TASKS["chat"]
+# The longest system prompt a person or a group may set; the model reads it every turn.
+MAX_SYSTEM_PROMPT_CHARS = 1000
+SHARED, SEPARATE = "shared", "separate"
+
+
+async def conversation_message(update: Update, context: BotContext) -> None:
+    """Plain text in a private chat, or a reply in a group to one of the bot's chat answers."""
+    turn = await Turn.open(update, context)
+    replied = turn.message.reply_to_message
+    if turn.in_group:
+        if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
+            return
+        answered = turn.services.store.conversations.is_answer(turn.chat.id, replied.message_id)
+        if not await or_default(answered, False, what="whether a reply continues a conversation"):
+            return
+    await serve_command(turn, CHAT)
+
+
+@handle_errors
+async def new_command(turn: Turn) -> None:
+    """/new: this conversation is over; the next message starts a fresh one."""
+    chat_id, user_id = await conversation_key(turn)
+    await turn.services.store.conversations.start_new(chat_id, user_id)
+    await turn.reply(turn.t("chat.new"))
+
+
+@handle_errors
+async def forget_command(turn: Turn) -> None:
+    """/forget: delete everything this person said to the chat model, and its answers."""
+    count = await turn.services.store.conversations.forget(turn.owner_id)
+    await turn.reply(turn.t("chat.forgotten", count=count))
+
+
+def _prompt_words(turn: Turn) -> str | None:
+    """What follows /system: a prompt, `off` to clear it, or nothing to show the current one."""
+    words = command_text(turn.message)
+    if len(words) > MAX_SYSTEM_PROMPT_CHARS:
+        raise InputTooLong(length=len(words), limit=MAX_SYSTEM_PROMPT_CHARS)
+    return words or None
+
+
+@handle_errors
+async def system_command(turn: Turn) -> None:
+    """/system [prompt | off]: what the chat model is told before this person's conversations."""
+    words = _prompt_words(turn)
+    store = turn.services.store
+    if words is None:
+        current = await system_prompt(turn)
+        await turn.reply(turn.t("chat.system_is", prompt=current or "—"))
+        return
+    prompt = None if words.lower() == "off" else words
+    await store.preferences.set_system_prompt(turn.owner_id, prompt)
+    await turn.reply(turn.t("chat.system_set" if prompt else "chat.system_off"))
+
+
+@handle_errors
+async def group_system_command(turn: Turn) -> None:
+    """/groupsystem [prompt | off]: the group's system prompt, for members who set none."""
+    await require_group_admin(turn)
+    words = _prompt_words(turn)
+    if words is None:
+        setup = await turn.services.store.preferences.group_setup(turn.chat.id)
+        await turn.reply(turn.t("chat.system_is", prompt=setup.system_prompt or "—"))
+        return
+    prompt = None if words.lower() == "off" else words
+    await turn.services.store.preferences.set_chat_system_prompt(turn.chat.id, prompt)
+    await turn.reply(turn.t("chat.group_system_set" if prompt else "chat.system_off"))
+
+
+@handle_errors
+async def group_conversation_command(turn: Turn) -> None:
+    """/groupconversation shared|separate: one conversation for the group, or one per member."""
+    await require_group_admin(turn)
+    choice = command_text(turn.message).lower()
+    if choice not in (SHARED, SEPARATE):
+        raise UsageHint("error.usage_groupconversation")
+    await turn.services.store.preferences.set_shared_conversation(turn.chat.id, choice == SHARED)
+    await turn.reply(turn.t(f"chat.group_{choice}"))
+
+
+async def prune_history(context: BotContext) -> None:
+    """The retention job: delete conversation messages older than the retention setting."""
+    services = context.services
+    days = services.settings.chat_retention_days
+    if not days:
+        return
+    try:
+        removed = await services.store.conversations.prune(utcnow() - timedelta(days=days))
+    except StoreUnavailable:
+        log.warning("conversation retention skipped: store unavailable")
+        return
+    if removed:
+        log.info("deleted %d conversation messages older than %d days", removed, days)

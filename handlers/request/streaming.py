@@ -1,0 +1,230 @@
+"""Streaming a generation as it is written: Telegram's message drafts, or one edited message.
+
+The pool calls `update(text)` on the event loop each time the text grows; a
+background task shows the newest text whenever the chat's pace allows, so
+updates that come too fast merge into the next one. Two ways to show it:
+
+- `DraftStream` (private chats): Telegram's native message drafts
+  (`sendMessageDraft`, Bot API 9.3) animate the answer as it is written; the
+  finished answer is then sent as an ordinary message. Drafts carry no buttons:
+  /cancel stops them.
+- `EditStream` (groups, or when a person chooses it): a placeholder with a ■ Stop
+  button, edited at the chat's edit pace; the final edit holds the whole result.
+
+Either way the finished, stopped or failed answer keeps what was written.
+Updates go to Telegram as streaming traffic, after every waiting final answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import itertools
+import logging
+import secrets
+from typing import Literal
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot.delivery.markup import TELEGRAM_LIMIT, cut_to
+from bot.delivery.outbound import Priority
+from bot.delivery.replies import edit_html, send_whole
+from handlers.request.turn import Turn
+
+log = logging.getLogger(__name__)
+
+STREAM_TAIL = TELEGRAM_LIMIT - 200
+# How often a draft may change: drafts replace a message being written rather than
+# add messages, but a phone redrawing faster than this shows no more.
+DRAFT_INTERVAL_S = 0.5
+StreamMode = Literal["draft", "edit"]
+# Below this share of a group's per-minute budget left, streaming edits pause for answers.
+GROUP_STREAM_RESERVE = 0.25
+_draft_ids = itertools.count(secrets.randbelow(2**30) + 1)
+
+
+def stop_keyboard(turn: Turn) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(turn.t("stream.stop"), callback_data=f"stop:{turn.owner_id}")]]
+    )
+
+
+class StreamingReply:
+    """One streamed answer; what both ways of showing it share."""
+
+    def __init__(self, turn: Turn, prompt: str) -> None:
+        self._turn = turn
+        self._prompt = prompt
+        self._latest: str | None = None
+        self._shown: str | None = None
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._show_loop())
+
+    @staticmethod
+    async def open(turn: Turn, prompt: str, mode: StreamMode) -> StreamingReply:
+        if mode == "draft":
+            return DraftStream(turn, prompt)
+        placeholder = await turn.reply(turn.t("stream.placeholder"), stop_keyboard(turn))
+        turn.services.edit_pacer.sent(placeholder.chat_id)
+        return EditStream(turn, prompt, placeholder)
+
+    def update(self, text: str) -> None:
+        """The generation so far (prompt included); cheap, called for every new token."""
+        self._latest = text
+        self._changed.set()
+
+    @property
+    def message(self) -> Message | None:
+        """The message that shows the answer (for a draft: once it is sent)."""
+        raise NotImplementedError
+
+    @property
+    def shown(self) -> str:
+        """What has been generated so far, without the prompt: what stays if it stops here."""
+        text = self._latest or ""
+        return text[len(self._prompt) :] if text.startswith(self._prompt) else text
+
+    async def _show_loop(self) -> None:
+        while True:
+            await self._changed.wait()
+            await self._pace()
+            self._changed.clear()
+            text = self._latest
+            if text is None or text == self._shown:
+                continue
+            await self._show(self._draft(text))
+            self._shown = text
+
+    async def _pace(self) -> None:
+        raise NotImplementedError
+
+    async def _show(self, markup: str) -> None:
+        raise NotImplementedError
+
+    def _draft(self, text: str, cursor: str = " ▍") -> str:
+        body = text[len(self._prompt) :] if text.startswith(self._prompt) else text
+        head = html.escape(self._prompt) if text.startswith(self._prompt) else ""
+        markup = f"<blockquote><b>{head}</b>{html.escape(body)}{cursor}</blockquote>"
+        return (
+            markup
+            if len(markup) <= STREAM_TAIL
+            else f"<blockquote>…{html.escape(text[-STREAM_TAIL // 2 :])}{cursor}</blockquote>"
+        )
+
+    def _kept(self) -> str:
+        """What was written so far, without the cursor."""
+        return self._draft(self._latest or self._prompt, cursor="")
+
+    async def _stop_showing(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def finish(self, markup: str) -> None:
+        """The whole result, shown in place of what was being written."""
+        raise NotImplementedError
+
+    async def stopped(self) -> None:
+        """Cancelled: keep what was generated, marked as stopped."""
+        await self._stop_showing()
+        await self._end(f"{self._kept()}\n{self._turn.t('result.stopped')}")
+
+    async def failed(self, markup: str) -> None:
+        """An error mid-stream: what was written stays, the error line after it."""
+        await self._stop_showing()
+        await self._end(markup if self._latest is None else f"{self._kept()}\n{markup}")
+
+    async def _end(self, markup: str) -> None:
+        raise NotImplementedError
+
+
+class DraftStream(StreamingReply):
+    """A private chat's answer as a Telegram message draft, then as the message itself."""
+
+    def __init__(self, turn: Turn, prompt: str) -> None:
+        self._draft_id = next(_draft_ids)
+        self._sent: Message | None = None
+        self._next_draft_at = 0.0
+        super().__init__(turn, prompt)
+
+    @property
+    def message(self) -> Message | None:
+        return self._sent
+
+    async def _pace(self) -> None:
+        """The first words show at once; later drafts at most every DRAFT_INTERVAL_S."""
+        loop = asyncio.get_running_loop()
+        wait = self._next_draft_at - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next_draft_at = loop.time() + DRAFT_INTERVAL_S
+
+    async def _show(self, markup: str) -> None:
+        await self._turn.context.bot.send_message_draft(
+            self._turn.chat.id,
+            self._draft_id,
+            markup,
+            parse_mode=ParseMode.HTML,
+            rate_limit_args=Priority.STREAM,
+        )
+
+    async def finish(self, markup: str) -> None:
+        await self._stop_showing()
+        self._sent = await self._turn.reply(markup)
+
+    async def _end(self, markup: str) -> None:
+        self._sent = await self._turn.reply(markup)
+
+
+class EditStream(StreamingReply):
+    """One placeholder message with a Stop button, edited as the answer grows."""
+
+    def __init__(self, turn: Turn, prompt: str, message: Message) -> None:
+        self._message = message
+        super().__init__(turn, prompt)
+
+    @property
+    def message(self) -> Message:
+        return self._message
+
+    async def _pace(self) -> None:
+        await self._turn.services.edit_pacer.slot(self._message.chat_id)
+
+    async def _show(self, markup: str) -> None:
+        """An edit in a group is skipped while the group's budget runs low: the final edit
+        shows everything anyway, and the slot may be another person's answer."""
+        if not self._turn.in_private and self._turn.budget_spare < GROUP_STREAM_RESERVE:
+            return
+        await self._edit(markup, stop_keyboard(self._turn), Priority.STREAM)
+
+    async def _edit(
+        self, markup: str, keyboard: InlineKeyboardMarkup | None, priority: Priority
+    ) -> None:
+        try:
+            await edit_html(self._message, markup, keyboard, priority=priority)
+            self._turn.services.edit_pacer.sent(self._message.chat_id)
+        except BadRequest as error:
+            if "not modified" not in str(error).lower():
+                raise
+
+    async def finish(self, markup: str) -> None:
+        """The final edit: the whole result; what does not fit follows as new messages.
+
+        Past the bot's message limit the rest is cut and the whole answer sent as a file.
+        """
+        await self._stop_showing()
+        long = self._turn.long_replies
+        (first, *rest), cut = cut_to(markup, long.max_messages)
+        await self._turn.services.edit_pacer.slot(self._message.chat_id)
+        await self._edit(first, None, Priority.ANSWER)
+        for part in rest:
+            await self._message.reply_html(part, do_quote=False)
+        if cut:
+            await send_whole(self._message, markup, long.cut_note)
+
+    async def _end(self, markup: str) -> None:
+        await self._turn.services.edit_pacer.slot(self._message.chat_id)
+        await self._edit(markup, None, Priority.ANSWER)
