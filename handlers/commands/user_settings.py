@@ -15,7 +15,7 @@ from telegram import (
 from telegram.constants import ChatType
 
 from bot.delivery.replies import edit_html
-from bot.engine.metrics import public_model_id
+from bot.engine import public_model_id
 from bot.errors import (
     SettingsNotYours,
     StaleButton,
