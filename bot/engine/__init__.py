@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bot.engine.inputs import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
     from bot.engine.metrics import public_model_id
     from bot.engine.microbatch import Caller
+    from bot.engine.model_input import ModelInput
     from bot.engine.pool import PipelinePool
 
 _EXPORTS = {
@@ -28,6 +29,7 @@ _EXPORTS = {
     "ChatPrompt": "bot.engine.chat",
     "ImageBytes": "bot.engine.inputs",
     "MediaLimits": "bot.engine.inputs",
+    "ModelInput": "bot.engine.model_input",
     "PipelinePool": "bot.engine.pool",
     "pick_photo_size": "bot.engine.inputs",
     "public_model_id": "bot.engine.metrics",
@@ -39,6 +41,7 @@ __all__ = [
     "ChatPrompt",
     "ImageBytes",
     "MediaLimits",
+    "ModelInput",
     "PipelinePool",
     "pick_photo_size",
     "public_model_id",

@@ -11,6 +11,8 @@ reaches a person is one implementation:
 - `QueuedAnswer`: a status line while the request waits, edited into the answer.
 - `StreamedAnswer`: a draft or an edited placeholder that shows the text as it is
   written; a stop or an error keeps what was written.
+- `InlineAnswer`: one article of an inline query's answer; the query is answered
+  once all its articles have ended, so finishing only keeps the article.
 
 An answer that is a file (a picture, a voice note) is one more implementation:
 `finish` gets the typed result as well as its caption.
@@ -19,19 +21,31 @@ An answer that is a file (a picture, a voice note) is one more implementation:
 from __future__ import annotations
 
 import contextlib
+import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
-from telegram import Message
+from telegram import InlineQueryResultArticle, InputTextMessageContent, Message
+from telegram.constants import ParseMode
 
 from bot.engine import Caller
 from bot.errors import Cancelled, UserFacingError
+from bot.tasks import Output
 from handlers.request.queue_status import QueueStatus
 from handlers.request.streaming import StreamingReply, StreamMode
 from handlers.request.turn import Turn
 
+log = logging.getLogger(__name__)
+
 TextCallback = Callable[[str], None]
+# An inline article from (the result, the query's text, the answer's markup): its title,
+# its description, and the message it sends when picked.
+Describe = Callable[[Output, str, str], "InlineArticle"]
+# Telegram shows this much of an article's description.
+_DESCRIPTION_CHARS = 200
 
 
 class PendingAnswer(Protocol):
@@ -51,7 +65,7 @@ class PendingAnswer(Protocol):
         """While the pool has the request: the caller to submit with (owner, place in line)."""
         ...
 
-    async def finish(self, markup: str, result: object) -> Message | None:
+    async def finish(self, markup: str, result: Output) -> Message | None:
         """Show the answer; returns the message that shows it, if it is a message."""
         ...
 
@@ -78,7 +92,7 @@ class RepliedAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: object) -> Message:
+    async def finish(self, markup: str, result: Output) -> Message:
         return await self._turn.reply(markup, shareable=self._shareable)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
@@ -105,7 +119,7 @@ class QueuedAnswer:
     def watching(self) -> AbstractAsyncContextManager[Caller]:
         return self._status.watching()
 
-    async def finish(self, markup: str, result: object) -> Message:
+    async def finish(self, markup: str, result: Output) -> Message:
         return await self._status.replace(markup, shareable=self._shareable)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
@@ -138,7 +152,7 @@ class StreamedAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: object) -> Message | None:
+    async def finish(self, markup: str, result: Output) -> Message | None:
         await self._stream.finish(markup)
         return self._stream.message
 
@@ -151,3 +165,48 @@ class StreamedAnswer:
 
     async def crash(self, markup: str) -> None:
         await self._stream.failed(markup)
+
+
+@dataclass(frozen=True)
+class InlineArticle:
+    title: str
+    description: str
+    markup: str
+
+
+class InlineAnswer:
+    """One article of an inline query's answer (there is no chat to show progress in).
+
+    A refusal or a failure leaves the article out: the query answers with what could
+    be computed, never with an error.
+    """
+
+    on_text: TextCallback | None = None
+    shown = ""
+
+    def __init__(self, turn: Turn, text: str, describe: Describe) -> None:
+        self._turn = turn
+        self._text = text
+        self._describe = describe
+        self.article: InlineQueryResultArticle | None = None
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[Caller]:
+        yield Caller(owner=self._turn.owner_id)
+
+    async def finish(self, markup: str, result: Output) -> None:
+        article = self._describe(result, self._text, markup)
+        self.article = InlineQueryResultArticle(
+            id=uuid.uuid4().hex,
+            title=article.title,
+            description=article.description[:_DESCRIPTION_CHARS],
+            input_message_content=InputTextMessageContent(
+                article.markup, parse_mode=ParseMode.HTML
+            ),
+        )
+
+    async def fail(self, markup: str, error: UserFacingError) -> None:
+        log.info("an inline article was left out: %s", error.key)
+
+    async def crash(self, markup: str) -> None:
+        return None

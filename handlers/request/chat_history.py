@@ -14,13 +14,12 @@ that shares one, the group's.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from telegram import Message
 
 from bot.engine import ChatMessage, ChatPrompt
 from bot.errors import EmptyInput, InputTooLong, StoreUnavailable, UsageHint
-from bot.tasks import TaskSpec
+from bot.tasks import ChatReply, Output, TaskSpec
 from handlers.request.media_input import audio_in, transcript
 from handlers.request.model_call import ConversationTurn, TaskRequest, Usage
 from handlers.request.parsing import command_text
@@ -30,14 +29,13 @@ from models.conversation import NewTurn
 log = logging.getLogger(__name__)
 
 
-def trimmed(conversation: ConversationTurn, result: Any) -> bool:
+def trimmed(conversation: ConversationTurn, result: Output) -> bool:
     """Whether this answer is the first to drop old turns the person has not been told of."""
-    items = result if isinstance(result, list) else [result]
-    dropped = int(items[0].get("dropped_turns", 0)) if items else 0
+    dropped = result.dropped_turns if isinstance(result, ChatReply) else 0
     return dropped > 0 and not conversation.trim_noticed
 
 
-def conversation_notices(conversation: ConversationTurn, result: Any) -> list[str]:
+def conversation_notices(conversation: ConversationTurn, result: Output) -> list[str]:
     """Said under the answer: once per conversation that its oldest turns no longer fit the
     model's context, and that a reply to another member's answer went on with the person's own."""
     keys = ["chat.not_your_conversation"] if conversation.replied_elsewhere else []
@@ -49,7 +47,7 @@ async def remember_turn(
     conversation: ConversationTurn,
     answer: str,
     shown: Message | None,
-    result: Any,
+    result: Output | None,
 ) -> None:
     """Store the message and the answer as the person saw it (`result` None: it stopped there).
 
