@@ -30,6 +30,7 @@ from bot.errors import StoreUnavailable
 from bot.hub.downloads import ModelDownloads
 from bot.hub.vetting import ModelVetter
 from bot.monitoring.bot_metrics import BotMetrics
+from bot.replicas.replica_set import ReplicaSet
 from bot.tasks import ParamRules, param_rules_from_caps
 from handlers import register_handlers
 from handlers.commands.basics import register_commands
@@ -55,13 +56,19 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
     vetter = ModelVetter(settings, store.rules, remote=pool.remote)
     access = AccessPolicy(settings, store.access)
     await access.warm()
+    replicas = None
+    if settings.redis_url is not None:
+        replicas = ReplicaSet(settings.redis_url.get_secret_value(), settings, store.database)
+        await replicas.start()
     return Services(
         settings=settings,
         store=store,
         pool=pool,
         vetter=vetter,
-        limiter=UserRateLimiter(settings.rate_limit_per_minute),
-        running=RunningRequests(),
+        limiter=(
+            replicas.limiter if replicas else UserRateLimiter(settings.rate_limit_per_minute)
+        ),
+        running=replicas.running if replicas else RunningRequests(),
         typing=ChatTyping(),
         edit_pacer=EditPacer(),
         shared_answers=SharedAnswers(),
@@ -75,6 +82,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
         ),
         metrics=metrics,
         access=access,
+        replicas=replicas,
     )
 
 

@@ -15,7 +15,7 @@ from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, Job
 
 from bot.admission.access_policy import AccessPolicy
 from bot.admission.in_flight import RunningRequests
-from bot.admission.rate_limit import UserRateLimiter
+from bot.admission.rate_limit import RateLimiter
 from bot.config import Settings
 from bot.delivery.chat_action import ChatTyping
 from bot.delivery.outbound import Priority
@@ -24,6 +24,7 @@ from bot.delivery.shared_answers import SharedAnswers
 from bot.engine import PipelinePool
 from bot.hub import ModelDownloads, ModelVetter
 from bot.monitoring.bot_metrics import BotMetrics
+from bot.replicas.replica_set import ReplicaSet
 from models.store import Store
 
 
@@ -35,7 +36,7 @@ class Services:
     store: Store
     pool: PipelinePool
     vetter: ModelVetter
-    limiter: UserRateLimiter
+    limiter: RateLimiter
     running: RunningRequests
     typing: ChatTyping
     edit_pacer: EditPacer
@@ -43,11 +44,15 @@ class Services:
     downloads: ModelDownloads
     metrics: BotMetrics
     access: AccessPolicy
+    # This process as one of several replicas sharing Redis; None when it runs alone.
+    replicas: ReplicaSet | None = None
 
     async def close(self) -> None:
         """Pool first (it answers every waiter), then the database the answers are logged to."""
         await self.pool.close()
         self.downloads.close()
+        if self.replicas is not None:
+            await self.replicas.close()
         await self.store.close()
 
 
