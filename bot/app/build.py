@@ -159,9 +159,13 @@ def build_application(
     async def prune_inbox(_: object) -> None:
         await inbox.prune()
 
+    outbound = PriorityRateLimiter()
+
     async def post_init(application: BotApplication) -> None:
         services = await start_services(settings, metrics)
         application.bot_data.services = services
+        if services.replicas is not None:
+            outbound.share(services.replicas.budget)
         inbox.attach(
             services.store,
             application.bot.id,
@@ -196,7 +200,7 @@ def build_application(
         BotApplication,
         builder.context_types(CONTEXT_TYPES)
         .request(CountingRequest(metrics, connection_pool_size=64))
-        .rate_limiter(PriorityRateLimiter())
+        .rate_limiter(outbound)
         .update_queue(RecordingUpdateQueue(inbox))
         .concurrent_updates(InboxUpdateProcessor(inbox))
         .post_init(post_init)

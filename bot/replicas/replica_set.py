@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from bot.admission.rate_limit import UserRateLimiter
 from bot.config import Settings
+from bot.delivery.outbound import Budget
 from bot.replicas.redis_link import RedisLink
 from bot.replicas.settings_broadcast import SettingsBroadcast
+from bot.replicas.shared_budget import SharedTelegramBudget
 from bot.replicas.shared_limits import SharedRateLimiter, SharedRunningRequests
 from models.database import Database
 
 
 class ReplicaSet:
-    """The limits every replica counts together, and the settings cache they clear together."""
+    """The limits every replica counts together (each person's, and Telegram's budget), and
+    the settings cache they clear together."""
 
-    def __init__(self, url: str, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, url: str, settings: Settings, database: Database, *, budget: Budget | None = None
+    ) -> None:
         self.link = RedisLink(url)
+        # Several bots may share one Redis: each one's keys start with its own id.
+        token = settings.telegram_bot_token
+        bot_id = token.get_secret_value().split(":", 1)[0] if token is not None else "bot"
+        namespace = f"hfbot:{bot_id}"
         per_minute = settings.rate_limit_per_minute
-        self.limiter = SharedRateLimiter(self.link, per_minute, UserRateLimiter(per_minute))
-        self.running = SharedRunningRequests(self.link)
-        self.broadcast = SettingsBroadcast(self.link, database)
+        self.limiter = SharedRateLimiter(
+            self.link, per_minute, UserRateLimiter(per_minute), namespace=namespace
+        )
+        self.running = SharedRunningRequests(self.link, namespace=namespace)
+        self.broadcast = SettingsBroadcast(self.link, database, namespace=namespace)
+        self.budget = SharedTelegramBudget(self.link, budget, namespace=namespace)
 
     async def start(self) -> None:
         await self.broadcast.start()

@@ -27,14 +27,14 @@ from models.database import Database
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "hfbot:settings"
 RESUBSCRIBE_S = 1.0
 
 
 class SettingsBroadcast:
     """Tells the other replicas what this one wrote, and clears what they wrote."""
 
-    def __init__(self, link: RedisLink, database: Database) -> None:
+    def __init__(self, link: RedisLink, database: Database, *, namespace: str = "hfbot") -> None:
+        self.channel = f"{namespace}:settings"
         self._link = link
         self._database = database
         self._replica = uuid.uuid4().hex
@@ -66,7 +66,7 @@ class SettingsBroadcast:
 
     async def _publish(self, message: str) -> None:
         async def publish(client: Redis) -> int:
-            return await client.publish(CHANNEL, message)
+            return await client.publish(self.channel, message)
 
         await self._link.run(publish)
 
@@ -81,7 +81,7 @@ class SettingsBroadcast:
         while True:
             try:
                 async with listener.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(self.channel)
                     self._database.drop_all()
                     self._subscribed.set()
                     self._link.answered()
@@ -101,4 +101,4 @@ class SettingsBroadcast:
                 return
             self._database.drop(str(said["kind"]), int(said["owner"]), said["task"])
         except (ValueError, KeyError, TypeError):
-            log.warning("an unreadable message on %s was ignored", CHANNEL)
+            log.warning("an unreadable message on %s was ignored", self.channel)

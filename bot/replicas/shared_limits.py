@@ -48,7 +48,14 @@ def limits_url(url: str) -> str:
 class SharedRateLimiter:
     """Requests a minute per person, for all replicas together."""
 
-    def __init__(self, link: RedisLink, per_minute: int, local: UserRateLimiter) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        per_minute: int,
+        local: UserRateLimiter,
+        *,
+        namespace: str = "hfbot",
+    ) -> None:
         self.per_minute = per_minute
         self._link = link
         self._local = local
@@ -57,7 +64,7 @@ class SharedRateLimiter:
             limits_url(link.url),
             implementation="redispy",
             wrap_exceptions=True,
-            key_prefix="hfbot:rate",
+            key_prefix=f"{namespace}:rate",
             socket_timeout=link.timeout_s,
             socket_connect_timeout=link.timeout_s,
         )
@@ -105,15 +112,18 @@ class SharedRunningRequests(RunningRequests):
     """Requests in flight per person, capped across replicas; /cancel and Stop still act on
     the requests this process runs (`RunningRequests`)."""
 
-    def __init__(self, link: RedisLink, *, lease_s: float = 30.0) -> None:
+    def __init__(
+        self, link: RedisLink, *, namespace: str = "hfbot", lease_s: float = 30.0
+    ) -> None:
         super().__init__()
+        self._namespace = namespace
         self._link = link
         self._lease_ms = int(lease_s * 1000)
         self._hold = link.client.register_script(_HOLD)
 
     @contextlib.asynccontextmanager
     async def admitted(self, user_id: int, limit: int) -> AsyncIterator[None]:
-        key = f"hfbot:in_flight:{user_id}"
+        key = f"{self._namespace}:in_flight:{user_id}"
         request = uuid.uuid4().hex
 
         async def take(client: Redis) -> object:
