@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any, cast
 
 from sqlalchemy.exc import DBAPIError
@@ -36,7 +37,7 @@ from handlers import register_handlers
 from handlers.commands.basics import register_commands
 from handlers.commands.conversations import prune_history
 from handlers.request.access_gate import passes_gate
-from handlers.request.context import CONTEXT_TYPES, BotApplication, Services
+from handlers.request.context import CONTEXT_TYPES, BotApplication, BotContext, Services
 from models import migrate
 from models.database import create_engine
 from models.opening import failure_reason, location, sqlite_problem
@@ -154,10 +155,15 @@ def build_application(
     API emulator; `webhook` leaves out the polling updater.
     """
     metrics = BotMetrics()
-    inbox = UpdateInbox(settings.inbox_replay_window_s)
+    # Replicas each claim what they handle, so another can take over if one dies.
+    replica = uuid.uuid4().hex if settings.redis_url is not None else None
+    inbox = UpdateInbox(settings.inbox_replay_window_s, replica=replica)
 
     async def prune_inbox(_: object) -> None:
         await inbox.prune()
+
+    async def keep_inbox_claims(context: BotContext) -> None:
+        await inbox.keep_claims(context.application.update_queue, context.bot)
 
     outbound = PriorityRateLimiter()
 
@@ -176,6 +182,11 @@ def build_application(
         if application.job_queue is not None:
             application.job_queue.run_repeating(prune_history, interval=3600, first=60)
             application.job_queue.run_repeating(prune_inbox, interval=INBOX_PRUNE_S, first=30)
+            if replica is not None:
+                interval = inbox.lease.total_seconds() / 3
+                application.job_queue.run_repeating(
+                    keep_inbox_claims, interval=interval, first=interval
+                )
         log.info("hfbot started as @%s", application.bot.username)
 
     async def post_shutdown(application: BotApplication) -> None:
