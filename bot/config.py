@@ -225,6 +225,15 @@ class Settings(BaseSettings):
             "handled again (once); older ones are given up. 0 turns replays off."
         ),
     )
+    inbox_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "With HFBOT_REDIS_URL: how long a replica's claim on the updates it handles holds "
+            "without renewal (renewed every third of it); a replica that dies leaves its "
+            "unanswered updates to the others this long after."
+        ),
+    )
     database_timeout_s: float = Field(
         default=5.0,
         gt=0,

@@ -157,7 +157,9 @@ def build_application(
     metrics = BotMetrics()
     # Replicas each claim what they handle, so another can take over if one dies.
     replica = uuid.uuid4().hex if settings.redis_url is not None else None
-    inbox = UpdateInbox(settings.inbox_replay_window_s, replica=replica)
+    inbox = UpdateInbox(
+        settings.inbox_replay_window_s, replica=replica, lease_s=settings.inbox_lease_s
+    )
 
     async def prune_inbox(_: object) -> None:
         await inbox.prune()
