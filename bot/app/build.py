@@ -164,16 +164,20 @@ def build_application(
     async def prune_inbox(_: object) -> None:
         await inbox.prune()
 
-    async def keep_inbox_claims(context: BotContext) -> None:
+    async def keep_leases(context: BotContext) -> None:
+        if context.services.replicas is not None:
+            await context.services.replicas.keep_leases()
         await inbox.keep_claims(context.application.update_queue, context.bot)
 
     outbound = PriorityRateLimiter()
+    processor = InboxUpdateProcessor(inbox)
 
     async def post_init(application: BotApplication) -> None:
         services = await start_services(settings, metrics)
         application.bot_data.services = services
         if services.replicas is not None:
             outbound.share(services.replicas.budget)
+            processor.share(services.replicas.order)
         inbox.attach(
             services.store,
             application.bot.id,
@@ -187,7 +191,7 @@ def build_application(
             if replica is not None:
                 interval = inbox.lease.total_seconds() / 3
                 application.job_queue.run_repeating(
-                    keep_inbox_claims, interval=interval, first=interval
+                    keep_leases, interval=interval, first=interval
                 )
         log.info("hfbot started as @%s", application.bot.username)
 
@@ -215,7 +219,7 @@ def build_application(
         .request(CountingRequest(metrics, connection_pool_size=64))
         .rate_limiter(outbound)
         .update_queue(RecordingUpdateQueue(inbox))
-        .concurrent_updates(InboxUpdateProcessor(inbox))
+        .concurrent_updates(processor)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build(),

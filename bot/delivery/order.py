@@ -6,6 +6,10 @@ see: a chat's replies appear in the order its messages arrived. Each update
 takes a ticket for its chat on arrival; the first message it sends waits
 until every earlier update of that chat has sent its first message (or
 finished without one). Later edits, such as streaming, do not wait.
+
+Replicas of one bot share the order too (`share`, with `bot.replicas.chat_order`): a
+first reply then also waits for the earlier updates of its chat that other replicas
+are handling.
 """
 
 from __future__ import annotations
@@ -14,10 +18,20 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+
+class SharedOrder(Protocol):
+    """Where each chat's updates stand on every replica (`bot.replicas.chat_order`)."""
+
+    async def arrived(self, chat_id: int, update_id: int) -> None: ...
+
+    async def wait_turn(self, chat_id: int, update_id: int) -> None: ...
+
+    async def done(self, chat_id: int, update_id: int) -> None: ...
 
 
 @dataclass
@@ -32,6 +46,10 @@ class Ticket:
     queue: _ChatQueue
     number: int
     done: bool = False
+    # The order shared with other replicas, and where this update stands in it.
+    shared: SharedOrder | None = None
+    chat_id: int = 0
+    update_id: int = 0
 
     async def wait_turn(self) -> None:
         """Block until every earlier update of this chat has replied or finished."""
@@ -39,6 +57,8 @@ class Ticket:
             return
         async with self.queue.changed:
             await self.queue.changed.wait_for(lambda: self.queue.turn >= self.number)
+        if self.shared is not None:
+            await self.shared.wait_turn(self.chat_id, self.update_id)
 
     async def release(self) -> None:
         """Let the next update of this chat send its first reply."""
@@ -48,6 +68,8 @@ class Ticket:
         async with self.queue.changed:
             self.queue.turn = max(self.queue.turn, self.number + 1)
             self.queue.changed.notify_all()
+        if self.shared is not None:
+            await self.shared.done(self.chat_id, self.update_id)
 
 
 _current: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
@@ -67,6 +89,11 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._chats: dict[int, _ChatQueue] = {}
         self.in_flight = 0
         self._idle = asyncio.Condition()
+        self._shared: SharedOrder | None = None
+
+    def share(self, shared: SharedOrder) -> None:
+        """Keep each chat's replies in order with the other replicas' too."""
+        self._shared = shared
 
     async def wait_idle(self) -> None:
         """Until no update is being processed (graceful shutdown drains with this)."""
@@ -78,7 +105,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         if chat is None:
             return None
         queue = self._chats.setdefault(chat.id, _ChatQueue())
-        ticket = Ticket(queue, queue.next_ticket)
+        update_id = update.update_id if isinstance(update, Update) else 0
+        ticket = Ticket(queue, queue.next_ticket, shared=self._shared, chat_id=chat.id, update_id=update_id)
         queue.next_ticket += 1
         return ticket
 
@@ -92,6 +120,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         token = _current.set(ticket)
         self.in_flight += 1
         try:
+            if ticket is not None and ticket.shared is not None:
+                await ticket.shared.arrived(ticket.chat_id, ticket.update_id)
             await coroutine
         finally:
             _current.reset(token)

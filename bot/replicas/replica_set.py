@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.admission.rate_limit import UserRateLimiter
 from bot.config import Settings
 from bot.delivery.outbound import Budget
+from bot.replicas.chat_order import SharedChatOrder
 from bot.replicas.redis_link import RedisLink
 from bot.replicas.settings_broadcast import SettingsBroadcast
 from bot.replicas.shared_budget import SharedTelegramBudget
@@ -31,9 +32,16 @@ class ReplicaSet:
         self.running = SharedRunningRequests(self.link, namespace=namespace)
         self.broadcast = SettingsBroadcast(self.link, database, namespace=namespace)
         self.budget = SharedTelegramBudget(self.link, budget, namespace=namespace)
+        self.order = SharedChatOrder(
+            self.link, namespace=namespace, lease_s=settings.inbox_lease_s
+        )
 
     async def start(self) -> None:
         await self.broadcast.start()
+
+    async def keep_leases(self) -> None:
+        """Renew what this replica holds (every third of `inbox_lease_s`)."""
+        await self.order.renew()
 
     @property
     def health(self) -> str:

@@ -25,7 +25,7 @@ from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import JsonDict
 from tests.app.test_webhook import free_port
 from tests.support.crash import replies_to
-from tests.support.harness import tiny_default_models
+from tests.support.harness import answered_in_order, tiny_default_models
 
 REDIS = "redis://127.0.0.1:6379/0"
 HAPROXY = shutil.which("haproxy")
@@ -110,18 +110,27 @@ async def test_three_replicas_answer_a_burst_in_order_with_no_429_and_survive_a_
             people = [emu.create_user(f"P{n}") for n in range(40)]
             group = emu.create_chat("supergroup", "Busy group", creator=people[0])
             sent: list[JsonDict] = []
+            asked: dict[int, str] = {}
             for round_ in range(3):
                 for n, person in enumerate(people):
                     chat = emu.private_chat(person)
                     sent.append(emu.send_message(person, chat, f"/sentiment {round_} of {n} fine"))
-            for person in people[:10]:
-                sent.append(emu.send_message(person, group, f"/sentiment from {person.first_name}"))
+                for person in people[round_ * 4 : round_ * 4 + 4]:
+                    question = f"group question {len(asked):02d}"
+                    message = emu.send_message(person, group, f"/sentiment {question}")
+                    asked[message["message_id"]] = question
+
+            def all_answered() -> bool:
+                in_group = answered_in_order(emu, group.id, asked)
+                return all(replies_to(emu, m) for m in sent) and set(in_group) == set(
+                    asked.values()
+                )
 
             await emu.wait_until(lambda: sum(bool(replies_to(emu, m)) for m in sent) >= 20, 120)
             replicas[1].kill()
             await replicas[1].wait()
             try:
-                await emu.wait_until(lambda: all(replies_to(emu, m) for m in sent), 180)
+                await emu.wait_until(all_answered, 180)
             except TimeoutError:
                 left = [m["text"] for m in sent if not replies_to(emu, m)]
                 logs = "\n".join(r.log_tail(20) for r in replicas)
@@ -143,5 +152,7 @@ async def test_three_replicas_answer_a_burst_in_order_with_no_429_and_survive_a_
         mine = [m for m in sent if m["chat"]["id"] == emu.private_chat(person).id]
         answers = [replies_to(emu, m)[0]["message_id"] for m in mine]
         assert answers == sorted(answers), f"{person.first_name}'s answers came out of order"
+    in_group = answered_in_order(emu, group.id, asked)
+    assert sorted(set(in_group)) == in_group == list(asked.values()), "the group's answers in order"
     [settings_reply] = replies_to(emu, shown)
     assert "temperature = 0.35" in settings_reply["text"], settings_reply["text"]
