@@ -6,7 +6,8 @@ and keeps its own windows; before a call it has granted goes out, it also takes 
 the windows all replicas share here, in Redis. The windows are sorted sets of calls
 scored by when each counts, on Redis's clock: a call in flight is scored `hold_s` ahead
 (so it fills its slot until it comes back, and a replica that dies mid-call frees it
-after that), then, once answered, rescored to its answer less the replica's shortest
+after that: longer than a Bot API call takes before PTB's timeouts end it, short enough
+that a dead replica holds a chat up for seconds, not half a minute), then, once answered, rescored to its answer less the replica's shortest
 round trip, as the limiter counts its own (see its module doc). No share is set aside
 per replica, so one replica alone can use the whole budget.
 
@@ -102,7 +103,7 @@ class SharedTelegramBudget:
         budget: Budget | None = None,
         *,
         namespace: str = "hfbot",
-        hold_s: float = 30.0,
+        hold_s: float = 10.0,
     ) -> None:
         self.budget = budget or Budget()
         self._prefix = f"{namespace}:tg"

@@ -132,9 +132,16 @@ async def test_three_replicas_answer_a_burst_in_order_with_no_429_and_survive_a_
             try:
                 await emu.wait_until(all_answered, 180)
             except TimeoutError:
-                left = [m["text"] for m in sent if not replies_to(emu, m)]
-                logs = "\n".join(r.log_tail(20) for r in replicas)
-                raise AssertionError(f"unanswered: {left[:5]}…\n{logs}") from None
+                left = [m for m in sent if not replies_to(emu, m)]
+                chats = {m["chat"]["id"] for m in left}
+                calls = [
+                    (c.method, c.params.get("text"), c.error)
+                    for c in emu.calls
+                    if c.params.get("chat_id") in chats
+                ]
+                logs = "\n".join(r.log_tail(60) for r in replicas)
+                unanswered = [m["text"] for m in left]
+                raise AssertionError(f"unanswered: {unanswered}\n{calls}\n{logs}") from None
 
             alice = people[0]
             chat = emu.private_chat(alice)
