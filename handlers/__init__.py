@@ -44,13 +44,7 @@ def register_handlers(application: BotApplication) -> None:
         "start": basics.start_command,
         "help": basics.help_command,
         "cancel": basics.cancel_command,
-        # Rows answering with a picture or a voice note wait for their sendPhoto/sendVoice
-        # answers (issue 29, part 2); until then their commands are not offered.
-        **{
-            name: model_commands.task_handler(spec)
-            for name, spec in TASKS.items()
-            if spec.output_kind == "text"
-        },
+        **{name: model_commands.task_handler(spec) for name, spec in TASKS.items()},
         "settings": user_settings.settings_command,
         "model": user_settings.model_command,
         "set": user_settings.set_command,

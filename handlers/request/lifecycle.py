@@ -20,8 +20,15 @@ from telegram import Message
 
 from bot.delivery.markup import plain_text
 from bot.errors import StoreUnavailable, UserFacingError
-from bot.tasks import OPTIONS, InputKind, TaskSpec
-from handlers.request.answers import PendingAnswer, QueuedAnswer, RepliedAnswer, StreamedAnswer
+from bot.tasks import OPTIONS, InputKind, OutputKind, TaskSpec
+from handlers.request.answers import (
+    PendingAnswer,
+    PictureAnswer,
+    QueuedAnswer,
+    RepliedAnswer,
+    StreamedAnswer,
+    VoiceAnswer,
+)
 from handlers.request.chat_history import conversation_notices, read_chat, remember_turn
 from handlers.request.guards import admitted
 from handlers.request.media_input import read_media, replied_transcript
@@ -124,7 +131,8 @@ async def answer_request(
                 turn, spec, call, request, usage, on_text=answer.on_text, caller=caller
             )
         text = spec.formatter(result, request.text)
-        markup = (text or turn.t(spec.empty_result)) + "".join(
+        empty = turn.t(spec.empty_result) if spec.empty_result else ""
+        markup = (text or empty) + "".join(
             f"\n\n{turn.t(key)}" for key in notices(spec, request, call, result)
         )
         shown = await answer.finish(markup, result)
@@ -140,9 +148,20 @@ async def answer_request(
         raise
 
 
+# Answers that are files, by the registry's output kind; text answers stream or queue.
+FILE_ANSWERS: dict[OutputKind, Callable[[Turn], PendingAnswer]] = {
+    "picture": PictureAnswer,
+    "voice": VoiceAnswer,
+}
+
+
 async def open_answer(turn: Turn, spec: TaskSpec, request: TaskRequest) -> PendingAnswer:
-    """Streamed where the task streams and the person did not turn it off, else queued; an
-    answer that continues a conversation is never shared with others in a busy group."""
+    """A file answer for a picture or a voice note; text streamed where the task streams and
+    the person did not turn it off, else queued; an answer that continues a conversation is
+    never shared with others in a busy group."""
+    file_answer = FILE_ANSWERS.get(spec.output_kind)
+    if file_answer is not None:
+        return file_answer(turn)
     mode = await stream_mode(turn, spec)
     if mode is None:
         return QueuedAnswer(turn, shareable=request.conversation is None)

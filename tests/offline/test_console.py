@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
@@ -38,6 +39,22 @@ async def test_a_caret_replies_to_the_previous_message(
     await run_console(bot_settings(tmp_path, tiny_models_dir), lines=lines, out=out)
     assert "Reply with /ask" not in out.getvalue()
     assert "%" in out.getvalue(), "the answer comes with its score"
+
+
+async def test_pictures_and_voice_notes_are_saved_as_files_and_their_paths_printed(
+    tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    lines = io.StringIO("/set imagine size 256\n/imagine a red kite\n/say Hello there.\n")
+    out = io.StringIO()
+    files = tmp_path / "files"
+    await run_console(bot_settings(tmp_path, tiny_models_dir), lines=lines, out=out, files=files)
+    printed = out.getvalue()
+    picture = re.search(r"^bot> \[picture saved to (\S+\.png)\] a red kite$", printed, flags=re.M)
+    voice = re.search(r"^bot> \[voice note, \d+ s, saved to (\S+\.ogg)\]$", printed, flags=re.M)
+    assert picture is not None and voice is not None, printed
+    assert Path(picture[1]).parent == files
+    assert (await asyncio.to_thread(Path(picture[1]).read_bytes)).startswith(b"\x89PNG")
+    assert (await asyncio.to_thread(Path(voice[1]).read_bytes)).startswith(b"OggS")
 
 
 def test_demo_mode_shows_the_conversation_and_nothing_else(tmp_path: Path) -> None:
