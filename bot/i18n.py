@@ -75,6 +75,7 @@ EN: dict[str, str] = {
     "hint.unknown_command": "I don't know /{command}. /help lists what I can do.",
     "queue.position": "⏳ #{position} in line…",
     "picture.drawing": "🎨 Drawing…",
+    "voice.not_spoken": "<i>Not read aloud:</i>",
     "picture.drawing_step": "🎨 Drawing… step {step} of {steps}",
     "download.started": "Downloading <code>{model}</code> for its first use here; this can take a minute…",
     # notices
@@ -295,6 +296,7 @@ ZH: dict[str, str] = {
     "hint.unknown_command": "我不认识 /{command}。/help 查看我能做什么。",
     "queue.position": "⏳ 排队中：第 {position} 位…",
     "picture.drawing": "🎨 正在画…",
+    "voice.not_spoken": "<i>未能朗读：</i>",
     "picture.drawing_step": "🎨 正在画…第 {step} 步，共 {steps} 步",
     "download.started": "第一次使用 <code>{model}</code>，正在下载，可能需要一分钟…",
     "notice.store_fallback": "<i>（暂时读不到设置，这次用了默认设置。）</i>",

@@ -43,6 +43,7 @@ from handlers.request.model_call import (
 from handlers.request.parsing import InputLimits, parse_request
 from handlers.request.streaming import StreamMode
 from handlers.request.turn import Turn
+from handlers.request.voice_replies import speak_answer
 
 log = logging.getLogger(__name__)
 
@@ -195,11 +196,14 @@ async def nothing_after(
 async def remember_conversation_turn(
     turn: Turn, request: TaskRequest, answer: str, shown: Message | None, result: Any
 ) -> None:
-    """A conversation keeps what the person saw: the whole answer, or what a stop left."""
+    """A conversation keeps what the person saw: the whole answer, or what a stop left; a
+    whole answer is read aloud too for people who turned voice_replies on."""
     conversation = request.conversation
     assert conversation is not None, "the chat reader always says which conversation"
     if answer or result is not None:
         await remember_turn(turn, conversation, answer, shown, result)
+    if result is not None:
+        await speak_answer(turn, answer, shown)
 
 
 def no_notices(request: TaskRequest, result: Any) -> list[str]:

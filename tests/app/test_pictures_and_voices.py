@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.engine.controls import RequestControl
+from bot.errors import UnspeakableText
 from bot.offline.emulator.world import FakeChat, FakeUser, JsonDict
-from bot.tasks import Picture
+from bot.tasks import Picture, VoiceNote
 from models.usage import UsageRecord
 from tests.support.harness import RunningBot
 
@@ -238,3 +239,74 @@ async def test_a_photo_answer_comes_back_as_a_file_when_telegram_refuses_it_as_a
     document = await answer_to(bot, sent, "sendDocument")
     assert document["caption"].startswith("a very wide panorama\n")
     assert file_of(bot, document["document"]["file_id"]) == picture.png
+
+
+def chat_and_voice(answer: str) -> Any:
+    """Stand-in models: the chat model answers `answer`, every voice reads a short note."""
+
+    def load(task: str, model_id: str) -> Any:
+        def run(inputs: list[Any], **params: Any) -> list[Any]:
+            if task == "text-to-speech":
+                return [VoiceNote(b"OggS " + text.encode(), 2.4) for text in inputs]
+            return [[{"generated_text": answer}] for _ in inputs]
+
+        return run
+
+    return load
+
+
+async def test_voice_replies_read_conversation_answers_aloud_under_the_text(
+    bot: RunningBot,
+) -> None:
+    await bot.swap_pool(chat_and_voice("Hello to you too."))
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    [reply] = await bot.ask(alice, chat, "/set voice_replies on")
+    assert reply == "voice_replies for — is now on."
+    [answer] = await bot.ask(alice, chat, "Hello there")
+    assert answer == "Hello to you too."
+    shown = bot.emu.last_reply(chat.id)
+    voice = await bot.emu.wait_for("sendVoice", timeout=WAIT)
+    note = voice[0].result
+    assert note["voice"]["duration"] == 3, "rounded up, as sendVoice wants whole seconds"
+    assert file_of(bot, note["voice"]["file_id"]) == b"OggS Hello to you too."
+    assert shown is not None and note["reply_to_message"]["text"] == "Hello to you too."
+
+
+async def test_answers_are_not_spoken_unless_asked_for_nor_in_groups(bot: RunningBot) -> None:
+    await bot.swap_pool(chat_and_voice("Fine, thanks."))
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "Hello there")
+    await bot.settle()
+    assert not sent_by(bot, "sendVoice"), "off unless asked for"
+    group = bot.emu.create_chat("supergroup", "Readers", creator=alice)
+    await bot.ask(alice, chat, "/set voice_replies on")
+    await bot.ask(alice, group, "/chat Hello, group")
+    await bot.settle()
+    assert not sent_by(bot, "sendVoice")
+
+
+async def test_an_answer_the_voice_cannot_read_says_so_in_one_line(bot: RunningBot) -> None:
+    def load(task: str, model_id: str) -> Any:
+        def run(inputs: list[Any], **params: Any) -> list[Any]:
+            if task == "text-to-speech":
+                raise UnspeakableText()
+            return [[{"generated_text": "🙂🙂"}] for _ in inputs]
+
+        return run
+
+    await bot.swap_pool(load)
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set voice_replies on")
+    [answer] = await bot.ask(alice, chat, "Smile")
+    assert answer == "🙂🙂"
+    [line] = await bot.emu.wait_for(
+        "sendMessage", lambda c: "Not read aloud" in c.params.get("text", ""), timeout=WAIT
+    )
+    assert line.result["text"] == (
+        "Not read aloud: This voice can't pronounce any of that text. "
+        "Pick another voice with /model say …."
+    )
+    assert line.result["reply_to_message"]["text"] == "🙂🙂"
