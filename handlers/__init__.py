@@ -28,7 +28,7 @@ from handlers.commands import (
     operators,
     user_settings,
 )
-from handlers.request import access_gate, media_input
+from handlers.request import access_gate, chat_images, media_input
 from handlers.request.context import BotApplication
 
 # What the handlers below need from Telegram; polling and the webhook ask for exactly these.
@@ -78,6 +78,8 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(MessageHandler(voice, model_commands.voice_note))
     talk = filters.TEXT & ~filters.COMMAND & (filters.ChatType.PRIVATE | filters.REPLY)
     application.add_handler(MessageHandler(talk & new_posts, conversations.conversation_message))
+    photo_talk = chat_images.PRIVATE_PHOTO_TALK & new_posts
+    application.add_handler(MessageHandler(photo_talk, conversations.conversation_message))
     # After every CommandHandler: a command none of them took.
     application.add_handler(MessageHandler(filters.COMMAND & new_posts, basics.unknown_command))
     application.add_handler(CallbackQueryHandler(user_settings.settings_button, pattern=r"^cfg:"))

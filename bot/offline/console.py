@@ -43,7 +43,9 @@ broken. Every command, setting and error path is real. For real answers:
 REPLY_TIMEOUT_S = 300
 HELP = (
     "Write to talk, or type a command such as /sentiment I love this. "
-    "Start a line with ^ to reply to your previous message. Ctrl-D quits."
+    "Start a line with ^ to reply to your previous message. A photo's path at the end of "
+    "/whatis, /caption or /chat <question> sends that photo (in the demo, "
+    "/model chat vision_chat picks a chat model that sees). Ctrl-D quits."
 )
 
 
@@ -70,10 +72,13 @@ def demo_settings(settings: Settings, directory: Path) -> Settings:
     `directory` is also the model folder, holding every `/translate xx:` target
     as a link to the one tiny translation model, so those work offline too.
     """
-    from bot.offline.demo_models import build_demo_models
+    from bot.offline.demo_models import build_demo_models, tiny_vision_chat
 
     models = build_demo_models(directory)
     link_translation_targets(directory, Path(models["translate"]))
+    # Not a default (the chat default reads text only), but in the model folder, so
+    # `/model chat vision_chat` picks a chat model that sees photos.
+    tiny_vision_chat(directory)
     return settings.model_copy(update={"default_models": models, "model_dir": directory})
 
 
@@ -187,6 +192,7 @@ def send_media_line(
 
     Photos go as photos and OGG/Opus as a voice note (which the command then
     replies to, as voice notes carry no caption here); anything else as a file.
+    `/chat <question> <photo>` asks the chat model about the photo.
     """
     command, _, rest = line.partition(" ")
     words, _, last = rest.rpartition(" ")
@@ -195,9 +201,11 @@ def send_media_line(
     if spec is None or spec.input_kind == "text" or not last or not path.is_file():
         return None
     caption = f"{command} {words}".strip()
-    data = path.read_bytes()
     suffix = path.suffix.lower()
-    if spec.input_kind == "image" and suffix in _PHOTO_SUFFIXES:
+    if spec.input_kind == "chat" and suffix not in _PHOTO_SUFFIXES:
+        return None
+    data = path.read_bytes()
+    if spec.input_kind in ("image", "chat") and suffix in _PHOTO_SUFFIXES:
         return emu.send_photo(you, chat, data, caption=caption)
     if spec.input_kind == "audio" and suffix in _VOICE_SUFFIXES:
         voice = emu.send_voice(you, chat, data)

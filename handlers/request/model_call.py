@@ -42,6 +42,8 @@ class ConversationTurn:
     trim_noticed: bool
     # The message replied to another member's answer: it goes on with the person's own.
     replied_elsewhere: bool = False
+    # The photo this turn is about (Telegram's file_id), stored with the question.
+    image_file_id: str | None = None
 
 
 @dataclass(frozen=True)
