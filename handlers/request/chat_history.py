@@ -20,7 +20,8 @@ from telegram import Message
 from bot.engine import ChatMessage, ChatPrompt
 from bot.errors import EmptyInput, InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import ChatReply, Output, TaskSpec
-from handlers.request.media_input import audio_in, transcript
+from handlers.request.chat_images import has_pictures, photo_of_turn, pictured_prompt
+from handlers.request.media_input import audio_in, media_limits, transcript
 from handlers.request.model_call import ConversationTurn, TaskRequest, Usage
 from handlers.request.parsing import command_text
 from handlers.request.turn import Turn
@@ -64,6 +65,7 @@ async def remember_turn(
                 author_id=turn.owner_id,
                 stopped=result is None,
                 trim_noticed=result is not None and trimmed(conversation, result),
+                question_image_file_id=conversation.image_file_id,
             ),
         )
     except StoreUnavailable:
@@ -89,9 +91,12 @@ async def system_prompt(turn: Turn) -> str | None:
 async def read_chat(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     """The next turn of the conversation this message continues, with what was said before.
 
-    A voice note (auto-transcribed in private chats) speaks its transcript.
+    A voice note (auto-transcribed in private chats) speaks its transcript; a photo the
+    message carries or replies to goes with the turn (`handlers.request.chat_images`).
     """
     message = turn.message
+    media = media_limits(turn.services.settings)
+    photo = photo_of_turn(message, media)
     text = command_text(message)
     if not text and audio_in(message) is not None:
         text = await transcript(turn, message, usage) or ""
@@ -110,16 +115,24 @@ async def read_chat(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
         replied_message_id=replied.message_id if replied is not None else None,
         max_turns=turn.services.settings.chat_history_messages,
     )
-    history = tuple(
-        ChatMessage("assistant" if t.role == "assistant" else "user", t.content)
-        for t in ongoing.turns
-    )
     conversation = ConversationTurn(
         ongoing.id,
         text,
         message.message_id,
         trim_noticed=ongoing.trim_noticed,
         replied_elsewhere=ongoing.replied_elsewhere,
+        image_file_id=photo.file_id if photo is not None else None,
     )
-    prompt = ChatPrompt(await system_prompt(turn), history, text)
+    system = await system_prompt(turn)
+    if photo is not None or has_pictures(ongoing.turns):
+
+        async def with_pictures() -> ChatPrompt:
+            return await pictured_prompt(turn, system, ongoing.turns, text, photo, media)
+
+        return TaskRequest(text=text, load=with_pictures, conversation=conversation)
+    history = tuple(
+        ChatMessage("assistant" if t.role == "assistant" else "user", t.content)
+        for t in ongoing.turns
+    )
+    prompt = ChatPrompt(system, history, text)
     return TaskRequest(text=text, inputs=prompt, conversation=conversation)

@@ -19,9 +19,16 @@ from telegram import Message
 
 from bot.delivery.markup import plain_text
 from bot.errors import StoreUnavailable, UserFacingError
-from bot.tasks import OPTIONS, InputKind, Output, TaskSpec, cut_short
+from bot.tasks import OPTIONS, InputKind, Output, OutputKind, TaskSpec, cut_short
 from bot.tasks.params import Value
-from handlers.request.answers import PendingAnswer, QueuedAnswer, RepliedAnswer, StreamedAnswer
+from handlers.request.answers import (
+    PendingAnswer,
+    PictureAnswer,
+    QueuedAnswer,
+    RepliedAnswer,
+    StreamedAnswer,
+    VoiceAnswer,
+)
 from handlers.request.chat_history import conversation_notices, read_chat, remember_turn
 from handlers.request.guards import admitted
 from handlers.request.media_input import read_media, replied_transcript
@@ -36,6 +43,7 @@ from handlers.request.model_call import (
 from handlers.request.parsing import InputLimits, parse_request
 from handlers.request.streaming import StreamMode
 from handlers.request.turn import Turn
+from handlers.request.voice_replies import speak_answer
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +159,8 @@ async def answer_request(
                 turn, spec, call, request, usage, on_text=answer.on_text, caller=caller
             )
         text = spec.result.format(result, request.text)
-        markup = (text or turn.t(spec.empty_result)) + "".join(
+        empty = turn.t(spec.empty_result) if spec.empty_result else ""
+        markup = (text or empty) + "".join(
             f"\n\n{turn.t(key)}" for key in notices(spec, request, call, result)
         )
         shown = await answer.finish(markup, result)
@@ -167,9 +176,20 @@ async def answer_request(
         raise
 
 
+# Answers that are files, by the registry's output kind; text answers stream or queue.
+FILE_ANSWERS: dict[OutputKind, Callable[[Turn], PendingAnswer]] = {
+    "picture": PictureAnswer,
+    "voice": VoiceAnswer,
+}
+
+
 async def open_answer(turn: Turn, spec: TaskSpec, request: TaskRequest) -> PendingAnswer:
-    """Streamed where the task streams and the person did not turn it off, else queued; an
-    answer that continues a conversation is never shared with others in a busy group."""
+    """A file answer for a picture or a voice note; text streamed where the task streams and
+    the person did not turn it off, else queued; an answer that continues a conversation is
+    never shared with others in a busy group."""
+    file_answer = FILE_ANSWERS.get(spec.output_kind)
+    if file_answer is not None:
+        return file_answer(turn)
     mode = await stream_mode(turn, spec)
     if mode is None:
         return QueuedAnswer(turn, shareable=request.conversation is None)
@@ -201,11 +221,14 @@ async def nothing_after(
 async def remember_conversation_turn(
     turn: Turn, request: TaskRequest, answer: str, shown: Message | None, result: Output | None
 ) -> None:
-    """A conversation keeps what the person saw: the whole answer, or what a stop left."""
+    """A conversation keeps what the person saw: the whole answer, or what a stop left; a
+    whole answer is read aloud too for people who turned voice_replies on."""
     conversation = request.conversation
     assert conversation is not None, "the chat reader always says which conversation"
     if answer or result is not None:
         await remember_turn(turn, conversation, answer, shown, result)
+    if result is not None:
+        await speak_answer(turn, answer, shown)
 
 
 def no_notices(request: TaskRequest, result: Output) -> list[str]:
