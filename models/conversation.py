@@ -165,8 +165,15 @@ class NewTurn:
     trim_noticed: bool = False
 
 
-async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -> None:
-    """A person's message and the answer they were shown, stored together or not at all."""
+async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -> bool:
+    """A person's message and the answer they were shown, stored together or not at all.
+
+    False, and nothing stored, when the conversation is gone: its person sent /forget
+    (from another chat) while this answer was being written, and wants none of it kept.
+    """
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        return False
     now = utcnow()
     session.add_all(
         [
@@ -190,9 +197,8 @@ async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -
         ]
     )
     if turn.trim_noticed:
-        conversation = await session.get(Conversation, conversation_id)
-        if conversation is not None:
-            conversation.trim_noticed = True
+        conversation.trim_noticed = True
+    return True
 
 
 async def forget(session: AsyncSession, user_id: int) -> int:
@@ -246,10 +252,11 @@ class Conversations:
             found = await answered_in(session, chat_id, telegram_message_id)
         return found is not None
 
-    async def add_turn(self, conversation_id: int, turn: NewTurn) -> None:
-        """A person's message and the answer they saw, committed together."""
+    async def add_turn(self, conversation_id: int, turn: NewTurn) -> bool:
+        """A person's message and the answer they saw, committed together (False: the
+        conversation was forgotten meanwhile, and nothing is kept)."""
         async with self._db.session() as session:
-            await add_turn(session, conversation_id, turn)
+            return await add_turn(session, conversation_id, turn)
 
     async def start_new(self, chat_id: int, user_id: int | None) -> None:
         async with self._db.session() as session:

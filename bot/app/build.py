@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from telegram.ext import ApplicationBuilder
 
 from bot.admission.access_policy import AccessPolicy
+from bot.admission.conversation_turns import ConversationTurns
 from bot.admission.in_flight import RunningRequests
 from bot.admission.rate_limit import UserRateLimiter
 from bot.app.request import CountingRequest
@@ -62,6 +63,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
         vetter=vetter,
         limiter=UserRateLimiter(settings.rate_limit_per_minute),
         running=RunningRequests(),
+        conversation_turns=ConversationTurns(),
         typing=ChatTyping(),
         edit_pacer=EditPacer(),
         shared_answers=SharedAnswers(),

@@ -15,7 +15,7 @@ from telegram import Update
 
 from bot.errors import InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import TASKS
-from handlers.request.chat_history import conversation_key, system_prompt
+from handlers.request.chat_history import conversation_key, conversation_turn, system_prompt
 from handlers.request.context import BotContext
 from handlers.request.lifecycle import serve_command
 from handlers.request.parsing import command_text
@@ -47,17 +47,28 @@ async def conversation_message(update: Update, context: BotContext) -> None:
 
 @handle_errors
 async def new_command(turn: Turn) -> None:
-    """/new: this conversation is over; the next message starts a fresh one."""
-    chat_id, user_id = await conversation_key(turn)
-    await turn.services.store.conversations.start_new(chat_id, user_id)
-    await turn.reply(turn.t("chat.new"))
+    """/new: this conversation is over; the next message starts a fresh one.
+
+    Sent while an answer of this conversation is being written (or messages wait for
+    theirs), it applies after them, in the order it was sent, and says so.
+    """
+    async with conversation_turn(turn) as waited:
+        chat_id, user_id = await conversation_key(turn)
+        await turn.services.store.conversations.start_new(chat_id, user_id)
+    await turn.reply(turn.t("chat.new_after" if waited else "chat.new"))
 
 
 @handle_errors
 async def forget_command(turn: Turn) -> None:
-    """/forget: delete everything this person said to the chat model, and its answers."""
-    count = await turn.services.store.conversations.forget(turn.owner_id)
-    await turn.reply(turn.t("chat.forgotten", count=count))
+    """/forget: delete everything this person said to the chat model, and its answers.
+
+    Like /new, it waits for the answer being written in this conversation, so that
+    answer is forgotten too, and says so.
+    """
+    async with conversation_turn(turn) as waited:
+        count = await turn.services.store.conversations.forget(turn.owner_id)
+    key = "chat.forgotten_after" if waited else "chat.forgotten"
+    await turn.reply(turn.t(key, count=count))
 
 
 def _prompt_words(turn: Turn) -> str | None:

@@ -14,10 +14,13 @@ that shares one, the group's.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from telegram import Message
 
+from bot.delivery.order import current_ticket
 from bot.engine import ChatMessage, ChatPrompt
 from bot.errors import EmptyInput, InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import TaskSpec
@@ -78,6 +81,34 @@ async def conversation_key(turn: Turn) -> tuple[int, int | None]:
         return turn.chat.id, turn.owner_id
     shared = (await turn.services.store.preferences.group_setup(turn.chat.id)).shared
     return turn.chat.id, None if shared else turn.owner_id
+
+
+@asynccontextmanager
+async def conversation_turn(turn: Turn) -> AsyncIterator[bool]:
+    """Hold this message's conversation from reading its history until its answer is stored,
+    so a message typed while the answer before it is written waits, then sees that answer.
+
+    Turns line up in the order their messages arrived: this one joins its line once
+    every earlier update of the chat found its own way (`Ticket.wait_earlier_settled`),
+    however long each took to learn which conversation it continues. Yields whether it
+    waited. A waiting turn lets the chat's later updates (a /help) reply meanwhile: its
+    own answer comes after the one it waits for anyway.
+    """
+    key = await conversation_key(turn)
+    ticket = current_ticket()
+    if ticket is not None:
+        await ticket.wait_earlier_settled()
+    async with turn.services.conversation_turns.turn(key, on_wait=let_others_reply) as waited:
+        if ticket is not None:
+            await ticket.settle()
+        yield waited
+
+
+async def let_others_reply() -> None:
+    """Give up this update's place in the chat's reply order (see `bot.delivery.order`)."""
+    ticket = current_ticket()
+    if ticket is not None:
+        await ticket.release()
 
 
 async def system_prompt(turn: Turn) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
 
 from bot.admission.access_policy import AccessPolicy
+from bot.admission.conversation_turns import ConversationTurns
 from bot.admission.in_flight import RunningRequests
 from bot.admission.rate_limit import UserRateLimiter
 from bot.config import Settings
@@ -43,6 +44,8 @@ class Services:
     downloads: ModelDownloads
     metrics: BotMetrics
     access: AccessPolicy
+    # Conversations whose turn is being answered: the next message of one waits for it.
+    conversation_turns: ConversationTurns
 
     async def close(self) -> None:
         """Pool first (it answers every waiter), then the database the answers are logged to."""

@@ -13,16 +13,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from telegram import Message
 
 from bot.delivery.markup import plain_text
+from bot.delivery.order import current_ticket
 from bot.errors import StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, TaskSpec
 from handlers.request.answers import PendingAnswer, QueuedAnswer, RepliedAnswer, StreamedAnswer
-from handlers.request.chat_history import conversation_notices, read_chat, remember_turn
+from handlers.request.chat_history import (
+    conversation_notices,
+    conversation_turn,
+    read_chat,
+    remember_turn,
+)
 from handlers.request.guards import admitted
 from handlers.request.media_input import read_media, replied_transcript
 from handlers.request.model_call import (
@@ -94,13 +100,14 @@ async def tracked(turn: Turn, spec: TaskSpec) -> AsyncIterator[Usage]:
 async def serve_command(turn: Turn, spec: TaskSpec) -> None:
     """Run one registry command for one person, from their message to the reply.
 
-    Top to bottom: the guards, the input, the settings and the vetted model, a
-    work check; then the answer (`answer_request`). A refusal on the way is a
+    Top to bottom: the guards, the turn of its conversation where it continues one
+    (`IN_TURN`: it waits for the turn before it), the input, the settings and the vetted
+    model, a work check; then the answer (`answer_request`). A refusal on the way is a
     plain reply.
     """
     async with tracked(turn, spec) as usage:
         try:
-            async with admitted(turn):
+            async with admitted(turn), IN_TURN.get(spec.input_kind, no_turn)(turn):
                 request = await READERS[spec.input_kind](turn, spec, usage)
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, turn.services.settings)
@@ -193,7 +200,21 @@ def conversation_turn_notices(request: TaskRequest, result: Any) -> list[str]:
     return conversation_notices(conversation, result)
 
 
+@asynccontextmanager
+async def no_turn(turn: Turn) -> AsyncIterator[None]:
+    """A one-shot request waits for no conversation, and says so at once: a conversation
+    turn that came after it in this chat need not wait to see where it goes."""
+    ticket = current_ticket()
+    if ticket is not None:
+        await ticket.settle()
+    yield
+
+
 # What an input kind does besides the answer itself; every other kind does nothing more.
+# A conversation's turn holds the conversation from reading it until its answer is stored.
+IN_TURN: dict[InputKind, Callable[[Turn], AbstractAsyncContextManager[object]]] = {
+    "chat": conversation_turn
+}
 AFTER_ANSWER: dict[InputKind, AfterAnswer] = {"chat": remember_conversation_turn}
 NOTICES: dict[InputKind, Callable[[TaskRequest, Any], list[str]]] = {
     "chat": conversation_turn_notices
