@@ -1,6 +1,7 @@
 """Conversations with a chat model: who talks where, what was said, and the queries on them.
 
-A conversation belongs to a chat and to one person in it, or to nobody in
+A conversation belongs to a chat (and to one of its forum topics, in a forum
+supergroup: each topic talks apart) and to one person in it, or to nobody in
 particular when a group shares one. Each message keeps who it belongs to
 (`author_id`: the person who spoke, or whose question an answer answers), so
 `/forget` can delete a person's turns even from a shared conversation, and the
@@ -40,6 +41,8 @@ class Conversation(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
     # None: the conversation a group shares among all its members.
     user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # The forum topic (its message_thread_id) it goes on in; None: General, or no forum.
+    topic_id: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Whether the person was told that old turns no longer fit the model's context.
     trim_noticed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -84,11 +87,13 @@ async def ongoing(
     chat_id: int,
     user_id: int | None,
     *,
+    topic_id: int | None = None,
     replied_message_id: int | None = None,
     max_turns: int = 200,
 ) -> OngoingConversation:
     """The conversation a message continues: the one whose answer it replies to, else this
-    person's (or the group's shared) newest one, started if there is none yet.
+    person's (or the group's shared) newest one in this forum topic, started if there is
+    none yet.
 
     A reply continues the conversation it replies to only when that conversation is
     this person's (or the shared one): replying to another member's answer in a group
@@ -105,12 +110,12 @@ async def ongoing(
     if found is None:
         found = await session.scalar(
             select(Conversation)
-            .where(Conversation.chat_id == chat_id, _of(user_id))
+            .where(Conversation.chat_id == chat_id, _of(user_id), _in(topic_id))
             .order_by(Conversation.id.desc())
             .limit(1)
         )
     if found is None:
-        found = await start(session, chat_id, user_id)
+        found = await start(session, chat_id, user_id, topic_id)
     rows = (
         await session.execute(
             select(ConversationMessage.role, ConversationMessage.content)
@@ -127,9 +132,17 @@ def _of(user_id: int | None) -> ColumnElement[bool]:
     return Conversation.user_id.is_(None) if user_id is None else Conversation.user_id == user_id
 
 
-async def start(session: AsyncSession, chat_id: int, user_id: int | None) -> Conversation:
-    """A fresh conversation: `/new`, or the first message of someone new."""
-    conversation = Conversation(chat_id=chat_id, user_id=user_id, started_at=utcnow())
+def _in(topic_id: int | None) -> ColumnElement[bool]:
+    return Conversation.topic_id.is_(None) if topic_id is None else Conversation.topic_id == topic_id
+
+
+async def start(
+    session: AsyncSession, chat_id: int, user_id: int | None, topic_id: int | None = None
+) -> Conversation:
+    """A fresh conversation: `/new`, or the first message of someone new (in this topic)."""
+    conversation = Conversation(
+        chat_id=chat_id, user_id=user_id, topic_id=topic_id, started_at=utcnow()
+    )
     session.add(conversation)
     await session.flush()
     return conversation
@@ -233,6 +246,7 @@ class Conversations:
         chat_id: int,
         user_id: int | None,
         *,
+        topic_id: int | None = None,
         replied_message_id: int | None = None,
         max_turns: int = 200,
     ) -> OngoingConversation:
@@ -242,6 +256,7 @@ class Conversations:
                 session,
                 chat_id,
                 user_id,
+                topic_id=topic_id,
                 replied_message_id=replied_message_id,
                 max_turns=max_turns,
             )
@@ -258,9 +273,11 @@ class Conversations:
         async with self._db.session() as session:
             return await add_turn(session, conversation_id, turn)
 
-    async def start_new(self, chat_id: int, user_id: int | None) -> None:
+    async def start_new(
+        self, chat_id: int, user_id: int | None, topic_id: int | None = None
+    ) -> None:
         async with self._db.session() as session:
-            await start(session, chat_id, user_id)
+            await start(session, chat_id, user_id, topic_id)
 
     async def forget(self, user_id: int) -> int:
         """Delete this person's stored history; returns how many messages went."""

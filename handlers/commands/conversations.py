@@ -53,8 +53,8 @@ async def new_command(turn: Turn) -> None:
     theirs), it applies after them, in the order it was sent, and says so.
     """
     async with conversation_turn(turn) as waited:
-        chat_id, user_id = await conversation_key(turn)
-        await turn.services.store.conversations.start_new(chat_id, user_id)
+        key = await conversation_key(turn)
+        await turn.services.store.conversations.start_new(key.chat_id, key.user_id, key.topic_id)
     await turn.reply(turn.t("chat.new_after" if waited else "chat.new"))
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from telegram import Message
 
@@ -75,12 +75,24 @@ async def remember_turn(
         log.warning("a conversation turn was not stored: store unavailable")
 
 
-async def conversation_key(turn: Turn) -> tuple[int, int | None]:
-    """(chat, person) of this chat's conversation; the person is None where a group shares one."""
+class ConversationKey(NamedTuple):
+    """Which conversation a message goes on with: its chat, its forum topic (None: General
+    or no forum) and its person (None where a group shares one conversation)."""
+
+    chat_id: int
+    topic_id: int | None
+    user_id: int | None
+
+
+async def conversation_key(turn: Turn) -> ConversationKey:
+    """This message's conversation: in a forum each topic has its own; in a group that
+    shares one (`/groupconversation`, set per group), nobody's in particular."""
+    message = turn.message
+    topic = message.message_thread_id if message.is_topic_message else None
     if not turn.in_group:
-        return turn.chat.id, turn.owner_id
+        return ConversationKey(turn.chat.id, topic, turn.owner_id)
     shared = (await turn.services.store.preferences.group_setup(turn.chat.id)).shared
-    return turn.chat.id, None if shared else turn.owner_id
+    return ConversationKey(turn.chat.id, topic, None if shared else turn.owner_id)
 
 
 @asynccontextmanager
@@ -135,11 +147,12 @@ async def read_chat(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
         raise EmptyInput(command=spec.name)
     if len(text) > limit:
         raise InputTooLong(length=len(text), limit=limit)
-    chat_id, user_id = await conversation_key(turn)
+    key = await conversation_key(turn)
     replied = message.reply_to_message
     ongoing = await turn.services.store.conversations.ongoing(
-        chat_id,
-        user_id,
+        key.chat_id,
+        key.user_id,
+        topic_id=key.topic_id,
         replied_message_id=replied.message_id if replied is not None else None,
         max_turns=turn.services.settings.chat_history_messages,
     )

@@ -128,7 +128,9 @@ class BotApiMethods:
             content["link_preview_options"] = params["link_preview_options"]
         content.update(inline_markup(params))
         self.flood.check(log.chat.id, log.chat.is_group)
-        return self.world.add_message(log.chat, self.world.bot_user, content, reply_to)
+        return self.world.add_message(
+            log.chat, self.world.bot_user, content, reply_to, self._topic(log, params, reply_to)
+        )
 
     def edit_message_text(self, params: JsonDict) -> JsonDict | bool:
         log, message = self._editable(params)
@@ -319,7 +321,9 @@ class BotApiMethods:
             content["caption_entities"] = entities
         content.update(inline_markup(params))
         self.flood.check(log.chat.id, log.chat.is_group)
-        return self.world.add_message(log.chat, self.world.bot_user, content, reply_to)
+        return self.world.add_message(
+            log.chat, self.world.bot_user, content, reply_to, self._topic(log, params, reply_to)
+        )
 
     def _chat_log(self, params: JsonDict) -> ChatLog:
         chat_id = params.get("chat_id")
@@ -345,6 +349,19 @@ class BotApiMethods:
                 return None
             raise bad_request("message to be replied not found")
         return int(message_id)
+
+    def _topic(self, log: ChatLog, params: JsonDict, reply_to: int | None) -> int | None:
+        """The forum topic a message goes to: the one named, else the replied message's (a
+        reply stays in its topic), else General (none). Outside forums there are none."""
+        named = params.get("message_thread_id")
+        if not log.chat.is_forum:
+            return None
+        if named is not None:
+            return int(named)
+        replied = log.messages.get(reply_to) if reply_to is not None else None
+        if replied is not None and replied.get("is_topic_message"):
+            return int(replied["message_thread_id"])
+        return None
 
     def _editable(self, params: JsonDict) -> tuple[ChatLog, JsonDict]:
         """The stored message an edit targets, by chat+message id or by inline_message_id."""

@@ -107,6 +107,7 @@ class BotApiEmulator:
         self.create_user = self.world.create_user
         self.private_chat = self.world.private_chat
         self.create_chat = self.world.create_chat
+        self.create_topic = self.world.create_topic
         self.flood = FloodControl(limits=flood_limits or FloodLimits())
         self.faults = FaultPlan()
         self.round_trip_s = round_trip_s
@@ -194,8 +195,10 @@ class BotApiEmulator:
         *,
         entities: list[JsonDict] | None = None,
         as_chat: FakeChat | None = None,
+        topic: int | None = None,
     ) -> JsonDict:
-        """`user` types `text` into `chat`; a leading /command gets its entity as in Telegram.
+        """`user` types `text` into `chat` (into a forum's `topic`, from `create_topic`); a
+        leading /command gets its entity as in Telegram.
 
         `as_chat` sends it as Telegram shows a message of an anonymous admin (the
         group itself) or of someone posting as a channel: `from` is Telegram's
@@ -208,7 +211,7 @@ class BotApiEmulator:
         if as_chat is not None:
             content["sender_chat"] = as_chat.to_dict()
             user = ANONYMOUS_ADMIN if as_chat is chat else CHANNEL_BOT
-        return self._person_message(user, chat, content, reply_to)
+        return self._person_message(user, chat, content, reply_to, topic)
 
     def send_photo(
         self,
@@ -457,10 +460,15 @@ class BotApiEmulator:
     # Update delivery -------------------------------------------------------------------
 
     def _person_message(
-        self, user: FakeUser, chat: FakeChat, content: JsonDict, reply_to: int | JsonDict | None
+        self,
+        user: FakeUser,
+        chat: FakeChat,
+        content: JsonDict,
+        reply_to: int | JsonDict | None,
+        topic: int | None = None,
     ) -> JsonDict:
         reply_id = reply_to["message_id"] if isinstance(reply_to, dict) else reply_to
-        message = self.world.add_message(chat, user, content, reply_id)
+        message = self.world.add_message(chat, user, content, reply_id, topic)
         if self._bot_sees(chat, message):
             self._queue_update("message", message)
         return message
