@@ -23,6 +23,7 @@ from bot.app.request import CountingRequest
 from bot.app.update_inbox import InboxUpdateProcessor, RecordingUpdateQueue, UpdateInbox
 from bot.config import Settings
 from bot.delivery.chat_action import ChatTyping
+from bot.delivery.draft_stop import DraftSupport
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.pacing import EditPacer
 from bot.delivery.shared_answers import SharedAnswers
@@ -64,6 +65,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
         limiter=UserRateLimiter(settings.rate_limit_per_minute),
         running=RunningRequests(),
         conversation_turns=ConversationTurns(),
+        drafts=DraftSupport(),
         typing=ChatTyping(),
         edit_pacer=EditPacer(),
         shared_answers=SharedAnswers(),

@@ -19,6 +19,7 @@ from bot.admission.in_flight import RunningRequests
 from bot.admission.rate_limit import UserRateLimiter
 from bot.config import Settings
 from bot.delivery.chat_action import ChatTyping
+from bot.delivery.draft_stop import DraftSupport
 from bot.delivery.outbound import Priority
 from bot.delivery.pacing import EditPacer
 from bot.delivery.shared_answers import SharedAnswers
@@ -46,6 +47,8 @@ class Services:
     access: AccessPolicy
     # Conversations whose turn is being answered: the next message of one waits for it.
     conversation_turns: ConversationTurns
+    # Whether the Bot API server takes stoppable drafts, and whose each live draft is.
+    drafts: DraftSupport
 
     async def close(self) -> None:
         """Pool first (it answers every waiter), then the database the answers are logged to."""

@@ -260,3 +260,40 @@ async def test_forget_sent_while_an_answer_is_written_forgets_that_answer_too(
         "included. I remember nothing of our conversations now."
     )
     assert await stored(bot) == []
+
+
+async def test_telegrams_own_stop_on_a_draft_while_the_next_message_waits(bot: RunningBot) -> None:
+    """Native Stop (Bot API 10.3) on a private chat's draft stops the turn like the Stop
+    button: what was written is kept, marked as stopped, and the waiting message sees it."""
+    prompts = record_prompts(bot)
+    watched = watch_turns(bot)
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set chat max_new_tokens 200")
+    model_id = bot.settings.default_models["chat"]
+    async with bot.services.pool.lease("chat", model_id) as runner:
+        eos = runner.tokenizer.eos_token_id
+
+        def endless(module: object, args: object, output: Any) -> None:
+            output.logits[..., eos] = -1e9
+            asyncio.run(asyncio.sleep(0.05))
+
+        hook = runner.model.register_forward_hook(endless)
+    bot.emu.send_message(alice, chat, "Tell me a long story.")
+    [written] = await bot.emu.wait_for(
+        "sendMessageDraft", lambda c: bool(c.params.get("text")), timeout=60
+    )
+    second = bot.emu.send_message(alice, chat, "Shorter, please.")
+    await watched.until_waited(1)
+    hook.remove()
+    bot.emu.stop_generation(alice, written.params["draft_id"])
+    [stopped] = await bot.emu.wait_for(
+        "sendMessage", lambda c: "(stopped)" in (c.result or {}).get("text", ""), timeout=60
+    )
+    await bot.emu.wait_for("sendMessage", answer_to(bot, second), since=0, timeout=60)
+    await bot.settle()
+
+    rows = await stored(bot)
+    assert rows[1].stopped and rows[1].content
+    assert rows[1].content.strip()[:10] in stopped.result["text"]
+    assert said(prompts[-1]) == [("user", "Tell me a long story."), ("assistant", rows[1].content)]

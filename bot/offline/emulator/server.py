@@ -93,7 +93,10 @@ class BotApiEmulator:
         round_trip_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        refuse_drafts: bool = False,
     ) -> None:
+        """`refuse_drafts`: answer sendMessageDraft as a Bot API server older than 9.3 does
+        (404, no such method), as some self-hosted ones are."""
         self.token = token
         self.bot_user = FakeUser(
             id=int(token.split(":", 1)[0]),
@@ -111,7 +114,9 @@ class BotApiEmulator:
         self.flood = FloodControl(limits=flood_limits or FloodLimits())
         self.faults = FaultPlan()
         self.round_trip_s = round_trip_s
-        self.api = BotApiMethods(self.world, self.flood, group_privacy=group_privacy)
+        self.api = BotApiMethods(
+            self.world, self.flood, group_privacy=group_privacy, refuse_drafts=refuse_drafts
+        )
         self.group_privacy = group_privacy
         self.calls: list[ApiCall] = []
         self._host, self._port = host, port
@@ -306,6 +311,18 @@ class BotApiEmulator:
         if self.world.log(chat_id).bot_member:
             self._queue_update("callback_query", query)
         return query
+
+    def stop_generation(self, user: FakeUser, draft_id: int) -> JsonDict:
+        """`user` presses Telegram's Stop on a draft the bot is writing in their private chat
+        (Bot API 10.3): only on a draft sent with can_stop; the bot gets a
+        `stopped_message_generation` update (if it asked for them in allowed_updates)."""
+        log = self.world.log(user.id)
+        if draft_id not in log.stoppable_drafts:
+            raise ValueError(f"draft {draft_id} has no Stop button")
+        log.stopped_drafts.add(draft_id)
+        stopped: JsonDict = {"chat": log.chat.to_dict(), "draft_id": draft_id}
+        self._queue_update("stopped_message_generation", stopped)
+        return stopped
 
     def inline_query(
         self, user: FakeUser, query: str, *, offset: str = "", chat_type: str = "private"

@@ -142,6 +142,10 @@ class ChatLog:
     bot_member: bool = True  # False once the bot left (leaveChat): it neither sees nor speaks
     # Message drafts the bot streamed (sendMessageDraft), by draft id: every text, in order.
     drafts: dict[int, list[str]] = field(default_factory=dict)
+    # Drafts sent with can_stop (Bot API 10.3): whether each keeps its text on stop; and
+    # the drafts the person stopped.
+    stoppable_drafts: dict[int, bool] = field(default_factory=dict)
+    stopped_drafts: set[int] = field(default_factory=set)
     # A forum's topics: the id of each one's creation message, its message_thread_id.
     topics: set[int] = field(default_factory=set)
 
