@@ -92,7 +92,7 @@ class BotApiMethods:
 
     def table(self) -> dict[str, Method]:
         """Method name (as Telegram spells it) to implementation."""
-        table = {
+        table: dict[str, Method] = {
             "getMe": self.get_me,
             "sendMessage": self.send_message,
             "editMessageText": self.edit_message_text,
