@@ -69,6 +69,8 @@ def register_handlers(application: BotApplication) -> None:
         "groupreset": group_settings.group_reset_command,
         "groupquota": group_settings.group_quota_command,
         "new": conversations.new_command,
+        "retry": conversations.retry_command,
+        "undo": conversations.undo_command,
         "forget": conversations.forget_command,
         "system": conversations.system_command,
         "groupsystem": conversations.group_system_command,
@@ -95,6 +97,9 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(MessageHandler(filters.COMMAND & new_posts, basics.unknown_command))
     application.add_handler(CallbackQueryHandler(user_settings.settings_button, pattern=r"^cfg:"))
     application.add_handler(CallbackQueryHandler(basics.stop_button, pattern=r"^stop:"))
+    application.add_handler(
+        CallbackQueryHandler(conversations.retry_button, pattern=r"^retry:")
+    )
     application.add_handler(CallbackQueryHandler(basics.stale_button))
     application.add_handler(StoppedGenerationHandler(basics.stopped_draft))
     application.add_handler(InlineQueryHandler(inline_queries.inline_query))

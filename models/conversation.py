@@ -214,6 +214,90 @@ async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -
     return True
 
 
+@dataclass(frozen=True)
+class LastExchange:
+    """A conversation's last question and answer, and what was said before them: what
+    asking it again (↻, /retry) needs, or taking it back (/undo)."""
+
+    conversation_id: int
+    question_id: int
+    answer_id: int
+    question: str
+    question_message_id: int | None
+    answer_message_id: int | None
+    author_id: int | None
+    trim_noticed: bool
+    before: tuple[Turn, ...]
+
+
+async def last_exchange(
+    session: AsyncSession,
+    chat_id: int,
+    user_id: int | None,
+    *,
+    topic_id: int | None = None,
+    answer_message_id: int | None = None,
+    max_turns: int = 200,
+) -> LastExchange | None:
+    """The last exchange of this person's (or the shared) conversation in this topic, or of
+    the one whose answer is `answer_message_id`, which must then be that last exchange's
+    answer. None if there is none (or the answer is an older one, or another member's).
+    """
+    if answer_message_id is not None:
+        found = await answered_in(session, chat_id, answer_message_id)
+        if found is not None and found.user_id != user_id:
+            found = None
+    else:
+        found = await session.scalar(
+            select(Conversation)
+            .where(Conversation.chat_id == chat_id, _of(user_id), _in(topic_id))
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+    if found is None:
+        return None
+    rows = list(
+        await session.scalars(
+            select(ConversationMessage)
+            .where(ConversationMessage.conversation_id == found.id)
+            .order_by(ConversationMessage.id.desc())
+            .limit(max_turns + 2)
+        )
+    )
+    if len(rows) < 2 or (rows[1].role, rows[0].role) != ("user", "assistant"):
+        return None
+    answer, question = rows[0], rows[1]
+    if answer_message_id is not None and answer.telegram_message_id != answer_message_id:
+        return None
+    return LastExchange(
+        found.id,
+        question.id,
+        answer.id,
+        question.content,
+        question.telegram_message_id,
+        answer.telegram_message_id,
+        question.author_id,
+        found.trim_noticed,
+        tuple(Turn(row.role, row.content) for row in reversed(rows[2:])),
+    )
+
+
+async def replace_answer(
+    session: AsyncSession,
+    answer_id: int,
+    answer: str,
+    answer_message_id: int | None,
+    *,
+    stopped: bool,
+) -> bool:
+    """The answer asked again takes the old one's place; False if that one is gone."""
+    row = await session.get(ConversationMessage, answer_id)
+    if row is None:
+        return False
+    row.content, row.telegram_message_id, row.stopped = answer, answer_message_id, stopped
+    return True
+
+
 async def forget(session: AsyncSession, user_id: int) -> int:
     """Delete everything of this person's: their own conversations, and their turns in shared
     ones. Returns how many messages went."""
@@ -272,6 +356,44 @@ class Conversations:
         conversation was forgotten meanwhile, and nothing is kept)."""
         async with self._db.session() as session:
             return await add_turn(session, conversation_id, turn)
+
+    async def last_exchange(
+        self,
+        chat_id: int,
+        user_id: int | None,
+        *,
+        topic_id: int | None = None,
+        answer_message_id: int | None = None,
+        max_turns: int = 200,
+    ) -> LastExchange | None:
+        """The last question and answer of a conversation, with what came before them."""
+        async with self._db.session(read_only=True) as session:
+            return await last_exchange(
+                session,
+                chat_id,
+                user_id,
+                topic_id=topic_id,
+                answer_message_id=answer_message_id,
+                max_turns=max_turns,
+            )
+
+    async def replace_answer(
+        self, answer_id: int, answer: str, answer_message_id: int | None, *, stopped: bool
+    ) -> bool:
+        """Store the answer asked again in place of the one it replaces."""
+        async with self._db.session() as session:
+            return await replace_answer(
+                session, answer_id, answer, answer_message_id, stopped=stopped
+            )
+
+    async def take_back(self, exchange: LastExchange) -> None:
+        """/undo: the exchange is deleted, question and answer."""
+        async with self._db.session() as session:
+            await session.execute(
+                delete(ConversationMessage).where(
+                    ConversationMessage.id.in_((exchange.question_id, exchange.answer_id))
+                )
+            )
 
     async def start_new(
         self, chat_id: int, user_id: int | None, topic_id: int | None = None

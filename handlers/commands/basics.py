@@ -32,6 +32,8 @@ MENU = (
     "help",
     *(name for name, spec in TASKS.items() if spec.output_kind == "text"),
     "new",
+    "retry",
+    "undo",
     "forget",
     "system",
     "settings",

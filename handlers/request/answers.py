@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from telegram import Message
+from telegram import InlineKeyboardMarkup, Message
 
 from bot.engine import Caller
 from bot.errors import Cancelled, UserFacingError
@@ -51,8 +51,11 @@ class PendingAnswer(Protocol):
         """While the pool has the request: the caller to submit with (owner, place in line)."""
         ...
 
-    async def finish(self, markup: str, result: object) -> Message | None:
-        """Show the answer; returns the message that shows it, if it is a message."""
+    async def finish(
+        self, markup: str, result: object, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
+        """Show the answer (with `keyboard` under it); returns the message that shows it, if
+        it is a message."""
         ...
 
     async def fail(self, markup: str, error: UserFacingError) -> Message | None:
@@ -78,8 +81,10 @@ class RepliedAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: object) -> Message:
-        return await self._turn.reply(markup, shareable=self._shareable)
+    async def finish(
+        self, markup: str, result: object, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
+        return await self._turn.reply(markup, keyboard, shareable=self._shareable)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
         return await self._turn.reply(markup, shareable=True)
@@ -105,8 +110,10 @@ class QueuedAnswer:
     def watching(self) -> AbstractAsyncContextManager[Caller]:
         return self._status.watching()
 
-    async def finish(self, markup: str, result: object) -> Message:
-        return await self._status.replace(markup, shareable=self._shareable)
+    async def finish(
+        self, markup: str, result: object, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
+        return await self._status.replace(markup, shareable=self._shareable, keyboard=keyboard)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
         return await self._status.replace(markup, shareable=True)
@@ -138,8 +145,10 @@ class StreamedAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: object) -> Message | None:
-        await self._stream.finish(markup)
+    async def finish(
+        self, markup: str, result: object, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
+        await self._stream.finish(markup, keyboard)
         return self._stream.message
 
     async def fail(self, markup: str, error: UserFacingError) -> Message | None:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
-from telegram import Message
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.delivery.order import current_ticket
 from bot.engine import ChatMessage, ChatPrompt
@@ -28,7 +28,7 @@ from handlers.request.media_input import audio_in, transcript
 from handlers.request.model_call import ConversationTurn, TaskRequest, Usage
 from handlers.request.parsing import command_text
 from handlers.request.turn import Turn
-from models.conversation import NewTurn
+from models.conversation import LastExchange, NewTurn
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +56,24 @@ async def remember_turn(
 ) -> None:
     """Store the message and the answer as the person saw it (`result` None: it stopped there).
 
-    A lost database costs the conversation this turn, never the answer already shown.
+    A turn asked again (↻, /retry) replaces the answer it was asked again for. A lost
+    database costs the conversation this turn, never the answer already shown.
     """
+    conversations = turn.services.store.conversations
+    shown_id = shown.message_id if shown is not None else None
     try:
-        await turn.services.store.conversations.add_turn(
+        if conversation.replaces is not None:
+            await conversations.replace_answer(
+                conversation.replaces, answer, shown_id, stopped=result is None
+            )
+            return
+        await conversations.add_turn(
             conversation.conversation_id,
             NewTurn(
                 question=conversation.question,
                 question_message_id=conversation.question_message_id,
                 answer=answer,
-                answer_message_id=shown.message_id if shown is not None else None,
+                answer_message_id=shown_id,
                 author_id=turn.owner_id,
                 stopped=result is None,
                 trim_noticed=result is not None and trimmed(conversation, result),
@@ -129,6 +137,52 @@ async def system_prompt(turn: Turn) -> str | None:
     own = await store.preferences.system_prompt(turn.owner_id)
     group = (await store.preferences.group_setup(turn.chat.id)).system_prompt if turn.in_group else None
     return own or group or turn.services.settings.chat_system_prompt or None
+
+
+def retry_keyboard(turn: Turn) -> InlineKeyboardMarkup:
+    """The ↻ under a finished conversation answer: its asker may have it asked again."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(turn.t("chat.retry_button"), callback_data=f"retry:{turn.owner_id}")]]
+    )
+
+
+async def last_exchange(turn: Turn) -> LastExchange:
+    """This person's last question and its answer in this conversation: the one under the
+    ↻ pressed (only the latest answer of its conversation), else the conversation's last."""
+    key = await conversation_key(turn)
+    pressed = turn.update.callback_query
+    answer_id = pressed.message.message_id if pressed and pressed.message else None
+    exchange = await turn.services.store.conversations.last_exchange(
+        key.chat_id,
+        key.user_id,
+        topic_id=key.topic_id,
+        answer_message_id=answer_id,
+        max_turns=turn.services.settings.chat_history_messages,
+    )
+    if exchange is None:
+        raise UsageHint("chat.retry_not_latest" if answer_id else "chat.no_last_exchange")
+    if exchange.author_id != turn.owner_id:
+        raise UsageHint("chat.not_your_exchange")
+    return exchange
+
+
+async def read_retry(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
+    """The last question of the conversation asked again, from the history it was asked
+    after; its new answer replaces the old one in the conversation."""
+    exchange = await last_exchange(turn)
+    conversation = ConversationTurn(
+        exchange.conversation_id,
+        exchange.question,
+        exchange.question_message_id,
+        trim_noticed=exchange.trim_noticed,
+        replaces=exchange.answer_id,
+    )
+    history = tuple(
+        ChatMessage("assistant" if t.role == "assistant" else "user", t.content)
+        for t in exchange.before
+    )
+    prompt = ChatPrompt(await system_prompt(turn), history, exchange.question)
+    return TaskRequest(text=exchange.question, inputs=prompt, conversation=conversation)
 
 
 async def read_chat(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:

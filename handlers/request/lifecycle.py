@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from telegram import Message
+from telegram import InlineKeyboardMarkup, Message
 
 from bot.delivery.markup import plain_text
 from bot.delivery.order import current_ticket
@@ -28,6 +28,7 @@ from handlers.request.chat_history import (
     conversation_turn,
     read_chat,
     remember_turn,
+    retry_keyboard,
 )
 from handlers.request.guards import admitted
 from handlers.request.media_input import read_media, replied_transcript
@@ -53,7 +54,8 @@ async def read_text(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     return parse_request(spec, turn.message, limits, transcript)
 
 
-READERS: dict[InputKind, Callable[[Turn, TaskSpec, Usage], Awaitable[TaskRequest]]] = {
+Reader = Callable[[Turn, TaskSpec, Usage], Awaitable[TaskRequest]]
+READERS: dict[InputKind, Reader] = {
     "text": read_text,
     "image": read_media,
     "audio": read_media,
@@ -97,18 +99,20 @@ async def tracked(turn: Turn, spec: TaskSpec) -> AsyncIterator[Usage]:
     await log_usage(turn, spec, usage, time.perf_counter() - started)
 
 
-async def serve_command(turn: Turn, spec: TaskSpec) -> None:
+async def serve_command(turn: Turn, spec: TaskSpec, reader: Reader | None = None) -> None:
     """Run one registry command for one person, from their message to the reply.
 
     Top to bottom: the guards, the turn of its conversation where it continues one
     (`IN_TURN`: it waits for the turn before it), the input, the settings and the vetted
     model, a work check; then the answer (`answer_request`). A refusal on the way is a
-    plain reply.
+    plain reply. `reader` stands in for the input kind's own (↻ asks a conversation's
+    last question again).
     """
+    read = reader or READERS[spec.input_kind]
     async with tracked(turn, spec) as usage:
         try:
             async with admitted(turn), IN_TURN.get(spec.input_kind, no_turn)(turn):
-                request = await READERS[spec.input_kind](turn, spec, usage)
+                request = await read(turn, spec, usage)
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, turn.services.settings)
                 await answer_request(turn, spec, request, call, usage)
@@ -134,7 +138,8 @@ async def answer_request(
         markup = (text or turn.t(spec.empty_result)) + "".join(
             f"\n\n{turn.t(key)}" for key in notices(spec, request, call, result)
         )
-        shown = await answer.finish(markup, result)
+        keyboard = KEYBOARDS.get(spec.input_kind, no_keyboard)(turn)
+        shown = await answer.finish(markup, result, keyboard)
         await after(turn, request, plain_text(text), shown, result)
     except UserFacingError as error:
         usage.error = error.key
@@ -190,6 +195,10 @@ async def remember_conversation_turn(
         await remember_turn(turn, conversation, answer, shown, result)
 
 
+def no_keyboard(turn: Turn) -> InlineKeyboardMarkup | None:
+    return None
+
+
 def no_notices(request: TaskRequest, result: Any) -> list[str]:
     return []
 
@@ -216,6 +225,10 @@ IN_TURN: dict[InputKind, Callable[[Turn], AbstractAsyncContextManager[object]]] 
     "chat": conversation_turn
 }
 AFTER_ANSWER: dict[InputKind, AfterAnswer] = {"chat": remember_conversation_turn}
+# Buttons under a finished answer: a conversation's can be asked again (↻).
+KEYBOARDS: dict[InputKind, Callable[[Turn], InlineKeyboardMarkup | None]] = {
+    "chat": retry_keyboard
+}
 NOTICES: dict[InputKind, Callable[[TaskRequest, Any], list[str]]] = {
     "chat": conversation_turn_notices
 }

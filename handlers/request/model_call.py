@@ -42,6 +42,8 @@ class ConversationTurn:
     trim_noticed: bool
     # The message replied to another member's answer: it goes on with the person's own.
     replied_elsewhere: bool = False
+    # Asked again (↻, /retry): the stored answer (its row) the new one takes the place of.
+    replaces: int | None = None
 
 
 @dataclass(frozen=True)

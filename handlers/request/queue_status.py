@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from telegram import Message
+from telegram import InlineKeyboardMarkup, Message
 from telegram.error import TelegramError
 
 from bot.delivery.outbound import Priority
@@ -58,13 +58,15 @@ class QueueStatus:
         finally:
             await self._stop()
 
-    async def replace(self, markup: str, *, shareable: bool) -> Message:
+    async def replace(
+        self, markup: str, *, shareable: bool, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
         """Show the answer: in place of the status line when there is one, else as a reply."""
         if self.message is not None:
-            shown = await replace_html(self.message, markup)
+            shown = await replace_html(self.message, markup, keyboard)
             if shown is not None:
                 return shown
-        return await self._turn.reply(markup, shareable=shareable)
+        return await self._turn.reply(markup, keyboard, shareable=shareable)
 
     async def _stop(self) -> None:
         """The watcher is cancelled, except while it sends the status line: that send is let

@@ -129,8 +129,8 @@ class StreamingReply:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
-    async def finish(self, markup: str) -> None:
-        """The whole result, shown in place of what was being written."""
+    async def finish(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+        """The whole result, shown in place of what was being written (`keyboard` under it)."""
         raise NotImplementedError
 
     async def stopped(self) -> None:
@@ -187,13 +187,17 @@ class DraftStream(StreamingReply):
             owner=self._turn.owner_id,
         )
 
-    async def finish(self, markup: str) -> None:
+    async def finish(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
         await self._stop_showing()
-        await self._end(markup)
+        await self._send(markup, keyboard)
 
     async def _end(self, markup: str) -> None:
+        await self._send(markup)
+
+    async def _send(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+        """The message that ends the draft; a Stop pressed after it stops nothing."""
         try:
-            self._sent = await self._turn.reply(markup)
+            self._sent = await self._turn.reply(markup, keyboard)
         finally:
             self._turn.services.drafts.ended(self._turn.chat.id, self._draft_id)
 
@@ -229,8 +233,9 @@ class EditStream(StreamingReply):
             if "not modified" not in str(error).lower():
                 raise
 
-    async def finish(self, markup: str) -> None:
-        """The final edit: the whole result; what does not fit follows as new messages.
+    async def finish(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+        """The final edit: the whole result; what does not fit follows as new messages, the
+        `keyboard` under the last.
 
         Past the bot's message limit the rest is cut and the whole answer sent as a file.
         """
@@ -238,11 +243,14 @@ class EditStream(StreamingReply):
         long = self._turn.long_replies
         (first, *rest), cut = cut_to(markup, long.max_messages)
         await self._turn.services.edit_pacer.slot(self._message.chat_id)
-        await self._edit(first, None, Priority.ANSWER)
-        for part in rest:
-            await self._message.reply_html(part, do_quote=False)
+        await self._edit(first, None if rest or cut else keyboard, Priority.ANSWER)
+        for index, part in enumerate(rest):
+            last = index == len(rest) - 1 and not cut
+            await self._message.reply_html(
+                part, do_quote=False, reply_markup=keyboard if last else None
+            )
         if cut:
-            await send_whole(self._message, markup, long.cut_note)
+            await send_whole(self._message, markup, long.cut_note, keyboard)
 
     async def _end(self, markup: str) -> None:
         await self._turn.services.edit_pacer.slot(self._message.chat_id)
