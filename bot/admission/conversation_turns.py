@@ -12,7 +12,7 @@ conversations never wait for one another, so their turns still run, and batch, t
 What waits is only the turn of one conversation; this knows nothing of Telegram or of
 the store. The key says which conversation (a chat, its forum topic, and the person, or
 None where a group shares one). In one process the line is asyncio futures; replicas
-will share it through Redis (issue 30) behind the same two calls, `turn` and `busy`.
+will share it through Redis (issue 30) behind the same one call, `turn`.
 """
 
 from __future__ import annotations
@@ -39,16 +39,6 @@ class ConversationTurns:
 
     def __init__(self) -> None:
         self._lines: dict[Hashable, _Line] = {}
-
-    def busy(self, key: Hashable) -> bool:
-        """Whether a turn of this conversation is being answered right now."""
-        line = self._lines.get(key)
-        return line is not None and line.held
-
-    def waiting(self, key: Hashable) -> int:
-        """How many turns of this conversation wait for the one being answered."""
-        line = self._lines.get(key)
-        return len(line.waiting) if line is not None else 0
 
     @asynccontextmanager
     async def turn(self, key: Hashable, *, on_wait: OnWait | None = None) -> AsyncIterator[bool]:

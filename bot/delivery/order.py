@@ -6,6 +6,12 @@ see: a chat's replies appear in the order its messages arrived. Each update
 takes a ticket for its chat on arrival; the first message it sends waits
 until every earlier update of that chat has sent its first message (or
 finished without one). Later edits, such as streaming, do not wait.
+
+A ticket also says when its update's way is known (`Ticket.settle`): a
+conversation turn joins its conversation's line only once every earlier update
+of the chat has settled, so a chat's turns line up in the order they arrived
+(`handlers.request.chat_history.conversation_turn`). A turn waiting in that line
+gives up its place in the reply order, letting later updates reply meanwhile.
 """
 
 from __future__ import annotations
