@@ -8,7 +8,12 @@ transcript) into a `ChatPrompt` of the conversation it continues, and which
 lifecycle's after-answer step for conversations). Which
 conversation: the one whose answer the message replies to if it is this
 person's (never another member's), else this person's own, or in a group
-that shares one, the group's.
+that shares one, the group's; in a forum, in the message's topic.
+
+One turn at a time per conversation (`conversation_turn`, the lifecycle's
+`IN_TURN` for conversations): a message waits for the answer being written and
+then reads a history that holds it. `read_retry` (↻, /retry) reads the last
+question again with the history before it; its answer replaces the old one.
 """
 
 from __future__ import annotations
