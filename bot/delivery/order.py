@@ -6,6 +6,12 @@ see: a chat's replies appear in the order its messages arrived. Each update
 takes a ticket for its chat on arrival; the first message it sends waits
 until every earlier update of that chat has sent its first message (or
 finished without one). Later edits, such as streaming, do not wait.
+
+A ticket also says when its update's way is known (`Ticket.settle`): a
+conversation turn joins its conversation's line only once every earlier update
+of the chat has settled, so a chat's turns line up in the order they arrived
+(`handlers.request.chat_history.conversation_turn`). A turn waiting in that line
+gives up its place in the reply order, letting later updates reply meanwhile.
 """
 
 from __future__ import annotations
@@ -23,15 +29,44 @@ from telegram.ext import BaseUpdateProcessor
 @dataclass
 class _ChatQueue:
     next_ticket: int = 0
+    # The first ticket that has not released its place in the reply order; every one
+    # before it has (`released` holds those after it that let go early).
     turn: int = 0
+    released: set[int] = field(default_factory=set)
+    # The same for settling: the first ticket whose way is not known yet.
+    settled_upto: int = 0
+    settled: set[int] = field(default_factory=set)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def mark(self, number: int, *, release: bool) -> None:
+        """Settle `number` (and release its reply place too, if asked); advance past the
+        tickets before which every one has."""
+        self.settled.add(number)
+        while self.settled_upto in self.settled:
+            self.settled.discard(self.settled_upto)
+            self.settled_upto += 1
+        if release:
+            self.released.add(number)
+            while self.turn in self.released:
+                self.released.discard(self.turn)
+                self.turn += 1
 
 
 @dataclass
 class Ticket:
+    """One update's place in its chat: when it may reply, and whether its way is known.
+
+    Settled: this update will not join a conversation's line (`bot.admission.conversation_turns`)
+    behind a later update: it joined one, needs none, or is done. A conversation turn
+    joins its line only once every earlier update of the chat settled, so turns of one
+    conversation line up in the order their messages arrived, however long each took to
+    find out which conversation it continues.
+    """
+
     queue: _ChatQueue
     number: int
     done: bool = False
+    is_settled: bool = False
 
     async def wait_turn(self) -> None:
         """Block until every earlier update of this chat has replied or finished."""
@@ -41,13 +76,27 @@ class Ticket:
             await self.queue.changed.wait_for(lambda: self.queue.turn >= self.number)
 
     async def release(self) -> None:
-        """Let the next update of this chat send its first reply."""
+        """Let the chat's later updates reply once every earlier one has (settles it too)."""
         if self.done:
             return
-        self.done = True
+        self.done = self.is_settled = True
         async with self.queue.changed:
-            self.queue.turn = max(self.queue.turn, self.number + 1)
+            self.queue.mark(self.number, release=True)
             self.queue.changed.notify_all()
+
+    async def settle(self) -> None:
+        """This update's way is known: later conversation turns need not wait for it."""
+        if self.is_settled:
+            return
+        self.is_settled = True
+        async with self.queue.changed:
+            self.queue.mark(self.number, release=False)
+            self.queue.changed.notify_all()
+
+    async def wait_earlier_settled(self) -> None:
+        """Block until every earlier update of this chat has settled (or replied, or finished)."""
+        async with self.queue.changed:
+            await self.queue.changed.wait_for(lambda: self.queue.settled_upto >= self.number)
 
 
 _current: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(

@@ -181,7 +181,9 @@ async def quote_html(
     )
 
 
-async def replace_html(status: Message, markup: str) -> Message | None:
+async def replace_html(
+    status: Message, markup: str, keyboard: InlineKeyboardMarkup | None = None
+) -> Message | None:
     """Turn a status message into the answer, in this chat's reply order, when the answer
     fits one message; otherwise (or if the status is gone) remove it and return None, and
     the caller replies as usual."""
@@ -190,7 +192,7 @@ async def replace_html(status: Message, markup: str) -> Message | None:
         if ticket is not None:
             await ticket.wait_turn()
         try:
-            await edit_html(status, markup)
+            await edit_html(status, markup, keyboard)
         except TelegramError as error:
             log.info("status message could not become the answer (%s); replying instead", error)
         else:

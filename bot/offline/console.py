@@ -30,6 +30,7 @@ from bot.delivery.order import ChatOrderedUpdateProcessor
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser, JsonDict
 from bot.tasks import TASKS, TRANSLATION_TARGETS
+from handlers import ALLOWED_UPDATES
 from handlers.request.context import BotApplication
 
 DEMO_NOTICE = """\
@@ -239,7 +240,9 @@ async def run_console(
             assert app.post_init is not None and app.post_shutdown is not None and app.updater
             await app.post_init(app)
             await app.start()
-            await app.updater.start_polling(poll_interval=0, timeout=1)
+            await app.updater.start_polling(
+                poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES
+            )
             printer = asyncio.create_task(_show_as_it_comes(emu, transcript))
             print(HELP, file=out, flush=True)
             previous: int | None = None

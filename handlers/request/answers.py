@@ -32,7 +32,12 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from telegram import InlineQueryResultArticle, InputTextMessageContent, Message
+from telegram import (
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    Message,
+)
 from telegram.constants import ParseMode
 
 from bot.delivery.replies import reply_photo, reply_voice
@@ -70,8 +75,11 @@ class PendingAnswer(Protocol):
         """While the pool has the request: the caller to submit with (owner, place in line)."""
         ...
 
-    async def finish(self, markup: str, result: Output) -> Message | None:
-        """Show the answer; returns the message that shows it, if it is a message."""
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
+        """Show the answer (with `keyboard` under it); returns the message that shows it, if
+        it is a message."""
         ...
 
     async def fail(self, markup: str, error: UserFacingError) -> Message | None:
@@ -97,8 +105,10 @@ class RepliedAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: Output) -> Message:
-        return await self._turn.reply(markup, shareable=self._shareable)
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
+        return await self._turn.reply(markup, keyboard, shareable=self._shareable)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
         return await self._turn.reply(markup, shareable=True)
@@ -124,8 +134,10 @@ class QueuedAnswer:
     def watching(self) -> AbstractAsyncContextManager[Caller]:
         return self._status.watching()
 
-    async def finish(self, markup: str, result: Output) -> Message:
-        return await self._status.replace(markup, shareable=self._shareable)
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
+        return await self._status.replace(markup, shareable=self._shareable, keyboard=keyboard)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
         return await self._status.replace(markup, shareable=True)
@@ -157,8 +169,10 @@ class StreamedAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: Output) -> Message | None:
-        await self._stream.finish(markup)
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
+        await self._stream.finish(markup, keyboard)
         return self._stream.message
 
     async def fail(self, markup: str, error: UserFacingError) -> Message | None:
@@ -199,7 +213,10 @@ class InlineAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: Output) -> None:
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """An article has no buttons of its own: a conversation's ↻ never comes here."""
         article = self._describe(result, self._text, markup)
         self.article = InlineQueryResultArticle(
             id=uuid.uuid4().hex,
@@ -233,7 +250,10 @@ class FileAnswer:
     def watching(self) -> AbstractAsyncContextManager[Caller]:
         return self._status.watching()
 
-    async def finish(self, markup: str, result: Output) -> Message:
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
+        """A file goes without buttons: ↻ belongs to conversation answers, which are text."""
         sent = await self.send(markup, result)
         await self._status.remove()
         return sent

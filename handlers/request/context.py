@@ -14,10 +14,12 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
 
 from bot.admission.access_policy import AccessPolicy
+from bot.admission.conversation_turns import ConversationTurns
 from bot.admission.in_flight import RunningRequests
 from bot.admission.rate_limit import UserRateLimiter
 from bot.config import Settings
 from bot.delivery.chat_action import ChatTyping
+from bot.delivery.draft_stop import DraftSupport
 from bot.delivery.outbound import Priority
 from bot.delivery.pacing import EditPacer
 from bot.delivery.shared_answers import SharedAnswers
@@ -43,6 +45,10 @@ class Services:
     downloads: ModelDownloads
     metrics: BotMetrics
     access: AccessPolicy
+    # Conversations whose turn is being answered: the next message of one waits for it.
+    conversation_turns: ConversationTurns
+    # Whether the Bot API server takes stoppable drafts, and whose each live draft is.
+    drafts: DraftSupport
 
     async def close(self) -> None:
         """Pool first (it answers every waiter), then the database the answers are logged to."""

@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from telegram import Message
+from telegram import InlineKeyboardMarkup, Message
 
 from bot.delivery.markup import plain_text
+from bot.delivery.order import current_ticket
 from bot.errors import StoreUnavailable, UserFacingError
 from bot.tasks import OPTIONS, InputKind, Output, OutputKind, TaskSpec, cut_short
 from bot.tasks.params import Value
@@ -29,7 +30,13 @@ from handlers.request.answers import (
     StreamedAnswer,
     VoiceAnswer,
 )
-from handlers.request.chat_history import conversation_notices, read_chat, remember_turn
+from handlers.request.chat_history import (
+    conversation_notices,
+    conversation_turn,
+    read_chat,
+    remember_turn,
+    retry_keyboard,
+)
 from handlers.request.guards import admitted
 from handlers.request.media_input import read_media, replied_transcript
 from handlers.request.model_call import (
@@ -55,7 +62,8 @@ async def read_text(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     return parse_request(spec, turn.message, limits, transcript)
 
 
-READERS: dict[InputKind, Callable[[Turn, TaskSpec, Usage], Awaitable[TaskRequest]]] = {
+Reader = Callable[[Turn, TaskSpec, Usage], Awaitable[TaskRequest]]
+READERS: dict[InputKind, Reader] = {
     "text": read_text,
     "image": read_media,
     "audio": read_media,
@@ -99,17 +107,20 @@ async def tracked(turn: Turn, spec: TaskSpec) -> AsyncIterator[Usage]:
     await log_usage(turn, spec, usage, time.perf_counter() - started)
 
 
-async def serve_command(turn: Turn, spec: TaskSpec) -> None:
+async def serve_command(turn: Turn, spec: TaskSpec, reader: Reader | None = None) -> None:
     """Run one registry command for one person, from their message to the reply.
 
-    Top to bottom: the guards, the input, the settings and the vetted model, a
-    work check; then the answer (`answer_request`). A refusal on the way is a
-    plain reply.
+    Top to bottom: the guards, the turn of its conversation where it continues one
+    (`IN_TURN`: it waits for the turn before it), the input, the settings and the vetted
+    model, a work check; then the answer (`answer_request`). A refusal on the way is a
+    plain reply. `reader` stands in for the input kind's own (↻ asks a conversation's
+    last question again).
     """
+    read = reader or READERS[spec.input_kind]
     async with tracked(turn, spec) as usage:
         try:
-            async with admitted(turn):
-                request = await READERS[spec.input_kind](turn, spec, usage)
+            async with admitted(turn), IN_TURN.get(spec.input_kind, no_turn)(turn):
+                request = await read(turn, spec, usage)
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, turn.services.settings)
                 answer = await open_answer(turn, spec, request)
@@ -163,7 +174,8 @@ async def answer_request(
         markup = (text or empty) + "".join(
             f"\n\n{turn.t(key)}" for key in notices(spec, request, call, result)
         )
-        shown = await answer.finish(markup, result)
+        keyboard = KEYBOARDS.get(spec.input_kind, no_keyboard)(turn)
+        shown = await answer.finish(markup, result, keyboard)
         await after(turn, request, plain_text(text), shown, result)
     except UserFacingError as error:
         usage.error = error.key
@@ -231,6 +243,10 @@ async def remember_conversation_turn(
         await speak_answer(turn, answer, shown)
 
 
+def no_keyboard(turn: Turn) -> InlineKeyboardMarkup | None:
+    return None
+
+
 def no_notices(request: TaskRequest, result: Output) -> list[str]:
     return []
 
@@ -241,8 +257,26 @@ def conversation_turn_notices(request: TaskRequest, result: Output) -> list[str]
     return conversation_notices(conversation, result)
 
 
+@asynccontextmanager
+async def no_turn(turn: Turn) -> AsyncIterator[None]:
+    """A one-shot request waits for no conversation, and says so at once: a conversation
+    turn that came after it in this chat need not wait to see where it goes."""
+    ticket = current_ticket()
+    if ticket is not None:
+        await ticket.settle()
+    yield
+
+
 # What an input kind does besides the answer itself; every other kind does nothing more.
+# A conversation's turn holds the conversation from reading it until its answer is stored.
+IN_TURN: dict[InputKind, Callable[[Turn], AbstractAsyncContextManager[object]]] = {
+    "chat": conversation_turn
+}
 AFTER_ANSWER: dict[InputKind, AfterAnswer] = {"chat": remember_conversation_turn}
+# Buttons under a finished answer: a conversation's can be asked again (↻).
+KEYBOARDS: dict[InputKind, Callable[[Turn], InlineKeyboardMarkup | None]] = {
+    "chat": retry_keyboard
+}
 NOTICES: dict[InputKind, Callable[[TaskRequest, Output], list[str]]] = {
     "chat": conversation_turn_notices
 }

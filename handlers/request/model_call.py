@@ -45,6 +45,8 @@ class ConversationTurn:
     replied_elsewhere: bool = False
     # The photo this turn is about (Telegram's file_id), stored with the question.
     image_file_id: str | None = None
+    # Asked again (↻, /retry): the stored answer (its row) the new one takes the place of.
+    replaces: int | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from telegram import Message
+from telegram import InlineKeyboardMarkup, Message
 from telegram.error import TelegramError
 
 from bot.delivery.outbound import Priority
@@ -88,13 +88,15 @@ class QueueStatus:
         finally:
             await self._stop()
 
-    async def replace(self, markup: str, *, shareable: bool) -> Message:
+    async def replace(
+        self, markup: str, *, shareable: bool, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
         """Show the answer: in place of the status line when there is one, else as a reply."""
         if self.message is not None:
-            shown = await replace_html(self.message, markup)
+            shown = await replace_html(self.message, markup, keyboard)
             if shown is not None:
                 return shown
-        return await self._turn.reply(markup, shareable=shareable)
+        return await self._turn.reply(markup, keyboard, shareable=shareable)
 
     async def remove(self) -> None:
         """Take the status line away (the answer is a file, which no text edit can become)."""

@@ -616,3 +616,61 @@ async def test_a_bot_that_leaves_a_group_neither_sees_nor_speaks_there(
         await bot.leave_chat(channel.id)
     with pytest.raises(BadRequest, match="can't be changed in private chats"):
         await bot.leave_chat(emu.private_chat(alice).id)
+
+
+async def test_an_empty_draft_thinks_and_a_stoppable_one_can_be_stopped_by_its_reader(
+    bot: Bot, emu: BotApiEmulator
+) -> None:
+    """Bot API 10.0: empty text is "Thinking…"; 10.3: can_stop gives the person a Stop, and
+    the bot hears of it only if it asked for stopped_message_generation updates."""
+    alice = emu.create_user("Alice")
+    chat = emu.private_chat(alice)
+    await bot.send_message_draft(chat.id, 5, "")
+    with pytest.raises(ValueError, match="no Stop button"):
+        emu.stop_generation(alice, 5)
+    stoppable = {"can_stop": True, "keep_on_stop": True}
+    await bot.send_message_draft(chat.id, 6, "Once", api_kwargs=stoppable)
+
+    emu.stop_generation(alice, 6)
+    assert await bot.get_updates(timeout=0) == (), "not asked for: not sent"
+    await bot.get_updates(timeout=0, allowed_updates=["message", "stopped_message_generation"])
+    emu.stop_generation(alice, 6)
+    [update] = await bot.get_updates(timeout=0)
+    await bot.send_message_draft(chat.id, 6, "Once upon", api_kwargs=stoppable)
+
+    assert update.api_kwargs["stopped_message_generation"] == {
+        "chat": chat.to_dict(),
+        "draft_id": 6,
+    }
+    assert emu.drafts(chat.id) == {5: [""], 6: ["Once"]}, "a stopped draft takes no more text"
+
+
+async def test_an_old_bot_api_server_has_no_drafts() -> None:
+    async with (
+        BotApiEmulator(refuse_drafts=True) as old,
+        Bot(old.token, base_url=old.base_url) as client,
+    ):
+        chat = old.private_chat(old.create_user("Alice"))
+        with pytest.raises(Exception, match="method not found"):
+            await client.send_message_draft(chat.id, 1, "hello")
+
+
+async def test_a_forum_topic_keeps_its_messages_and_a_reply_stays_in_it(
+    bot: Bot, emu: BotApiEmulator
+) -> None:
+    alice = emu.create_user("Alice")
+    forum = emu.create_chat("supergroup", "Pets", creator=alice, forum=True)
+    cats = emu.create_topic(forum, "Cats", alice)
+    asked = emu.send_message(alice, forum, "/start", topic=cats)
+
+    reply = await bot.send_message(forum.id, "hi", reply_to_message_id=asked["message_id"])
+    general = await bot.send_message(forum.id, "everyone")
+
+    assert asked["message_thread_id"] == cats and asked["is_topic_message"]
+    assert asked["reply_to_message"]["forum_topic_created"]["name"] == "Cats"
+    assert reply.message_thread_id == cats and reply.is_topic_message
+    assert general.message_thread_id is None
+    with pytest.raises(BadRequest, match="thread not found"):
+        await bot.send_message(forum.id, "lost", message_thread_id=9999)
+    with pytest.raises(ValueError, match="forum"):
+        emu.create_topic(emu.create_chat("supergroup", "Plain", creator=alice), "X", alice)

@@ -81,10 +81,19 @@ Method = Callable[[JsonDict], Any]
 class BotApiMethods:
     """Answers every Bot API method except update delivery, against a World."""
 
-    def __init__(self, world: World, flood: FloodControl, *, group_privacy: bool) -> None:
+    def __init__(
+        self,
+        world: World,
+        flood: FloodControl,
+        *,
+        group_privacy: bool,
+        refuse_drafts: bool = False,
+    ) -> None:
         self.world = world
         self.flood = flood
         self.group_privacy = group_privacy
+        # An older Bot API server (before 9.3), as some self-hosted ones are: no drafts at all.
+        self.refuse_drafts = refuse_drafts
         self.commands: dict[tuple[str, str], list[JsonDict]] = {}
         self.callback_queries: dict[str, JsonDict] = {}
         self.answered_callbacks: dict[str, JsonDict] = {}
@@ -93,7 +102,7 @@ class BotApiMethods:
 
     def table(self) -> dict[str, Method]:
         """Method name (as Telegram spells it) to implementation."""
-        return {
+        table: dict[str, Method] = {
             "getMe": self.get_me,
             "sendMessage": self.send_message,
             "editMessageText": self.edit_message_text,
@@ -117,6 +126,9 @@ class BotApiMethods:
             "close": _true,
             "logOut": _true,
         }
+        if self.refuse_drafts:
+            del table["sendMessageDraft"]
+        return table
 
     def get_me(self, params: JsonDict) -> JsonDict:
         return {
@@ -139,7 +151,9 @@ class BotApiMethods:
             content["link_preview_options"] = params["link_preview_options"]
         content.update(inline_markup(params))
         self.flood.check(log.chat.id, log.chat.is_group)
-        return self.world.add_message(log.chat, self.world.bot_user, content, reply_to)
+        return self.world.add_message(
+            log.chat, self.world.bot_user, content, reply_to, self._topic(log, params, reply_to)
+        )
 
     def edit_message_text(self, params: JsonDict) -> JsonDict | bool:
         log, message = self._editable(params)
@@ -191,6 +205,10 @@ class BotApiMethods:
         Drafts exist in private chats only, need a non-zero draft_id, and obey the
         message length limit; they are counted against the overall budget only
         (they replace, not add, a chat's messages). Sending the real message ends them.
+        Bot API 10.0: an empty text shows "Thinking…" (recorded as ""). Bot API 10.3:
+        `can_stop` gives the person a Stop button on the draft (`BotApiEmulator.stop_generation`
+        presses it and sends the bot a `stopped_message_generation` update); a stopped
+        draft takes no more text, and with `keep_on_stop` its last text stays in view.
         """
         log = self._chat_log(params)
         if log.chat.type != "private":
@@ -198,9 +216,15 @@ class BotApiMethods:
         draft_id = int(params.get("draft_id") or 0)
         if draft_id == 0:
             raise bad_request("draft_id must be non-zero")
-        text, _ = prepare_text(params.get("text"), params, MAX_TEXT_LENGTH, "message")
+        text, _ = prepare_text(
+            params.get("text"), params, MAX_TEXT_LENGTH, "message", allow_empty=True
+        )
         self.flood.check_overall()
+        if draft_id in log.stopped_drafts:
+            return True
         log.drafts.setdefault(draft_id, []).append(text)
+        if params.get("can_stop") is True:
+            log.stoppable_drafts[draft_id] = params.get("keep_on_stop") is True
         return True
 
     def answer_callback_query(self, params: JsonDict) -> bool:
@@ -338,7 +362,9 @@ class BotApiMethods:
             content["caption_entities"] = entities
         content.update(inline_markup(params))
         self.flood.check(log.chat.id, log.chat.is_group)
-        return self.world.add_message(log.chat, self.world.bot_user, content, reply_to)
+        return self.world.add_message(
+            log.chat, self.world.bot_user, content, reply_to, self._topic(log, params, reply_to)
+        )
 
     def _chat_log(self, params: JsonDict) -> ChatLog:
         chat_id = params.get("chat_id")
@@ -364,6 +390,19 @@ class BotApiMethods:
                 return None
             raise bad_request("message to be replied not found")
         return int(message_id)
+
+    def _topic(self, log: ChatLog, params: JsonDict, reply_to: int | None) -> int | None:
+        """The forum topic a message goes to: the one named, else the replied message's (a
+        reply stays in its topic), else General (none). Outside forums there are none."""
+        named = params.get("message_thread_id")
+        if not log.chat.is_forum:
+            return None
+        if named is not None:
+            return int(named)
+        replied = log.messages.get(reply_to) if reply_to is not None else None
+        if replied is not None and replied.get("is_topic_message"):
+            return int(replied["message_thread_id"])
+        return None
 
     def _editable(self, params: JsonDict) -> tuple[ChatLog, JsonDict]:
         """The stored message an edit targets, by chat+message id or by inline_message_id."""
