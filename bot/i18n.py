@@ -74,6 +74,9 @@ EN: dict[str, str] = {
     "error.stale_button": "This button no longer works.",
     "hint.unknown_command": "I don't know /{command}. /help lists what I can do.",
     "queue.position": "⏳ #{position} in line…",
+    "picture.drawing": "🎨 Drawing…",
+    "voice.not_spoken": "<i>Not read aloud:</i>",
+    "picture.drawing_step": "🎨 Drawing… step {step} of {steps}",
     "download.started": "Downloading <code>{model}</code> for its first use here; this can take a minute…",
     # notices
     "notice.store_fallback": "<i>(I can't reach my settings right now, so I used the defaults.)</i>",
@@ -87,7 +90,8 @@ EN: dict[str, str] = {
     "help.text": (
         "<b>What I can do</b>\n"
         "Just write to me in this chat to talk (in groups: /chat, or reply to my answer); "
-        "/new starts afresh, /forget deletes what I remember, /system sets how I answer\n"
+        "/new starts afresh, /retry (or ↻) asks your last question again, /undo takes it back, "
+        "/forget deletes what I remember, /system sets how I answer\n"
         "/sentiment <i>text</i> · positive or negative?\n"
         "/generate <i>text</i> · continue a text\n"
         "/summarize <i>text</i> · make it short\n"
@@ -97,7 +101,9 @@ EN: dict[str, str] = {
         "/classify <i>text</i> | <i>label, label</i> · pick the best label\n"
         "/ask <i>question</i> · as a reply to the message with the answer\n"
         "/whatis · /caption · /labels <i>label, label</i> · with a photo as its caption, or replying to one\n"
-        "/transcribe · a voice note, audio or video note to text (reply with /sentiment or /translate to use its words)\n\n"
+        "/transcribe · a voice note, audio or video note to text (reply with /sentiment or /translate to use its words)\n"
+        "/imagine <i>words</i> · draw a picture (<code>/set steps 4</code>, <code>size</code>, <code>seed</code>)\n"
+        "/say <i>text</i> · read it aloud as a voice note (English or Chinese)\n\n"
         "<b>Your settings</b>\n"
         "/settings · what you use now\n"
         "/model <i>task model</i> · choose a model · /models <i>task</i> lists some\n"
@@ -190,6 +196,8 @@ EN: dict[str, str] = {
     "chat.not_your_conversation": "<i>(The answer you replied to belongs to someone else's conversation, which I keep to them: this goes on with yours.)</i>",
     "chat.new": "Fresh start: I've put our earlier conversation aside.",
     "chat.forgotten": "Deleted {count} messages of yours. I remember nothing of our conversations now.",
+    "chat.new_after": "Fresh start, once the answer I was writing was done: I've put our earlier conversation aside, that answer included.",
+    "chat.forgotten_after": "Once the answer I was writing was done, I deleted {count} messages of yours, that answer included. I remember nothing of our conversations now.",
     "chat.system_is": "The system prompt for your conversations: <i>{prompt}</i>",
     "chat.system_set": "Your conversations now start with that system prompt.",
     "chat.group_system_set": "This group's conversations now start with that system prompt.",
@@ -205,6 +213,14 @@ EN: dict[str, str] = {
     "cmd.groupquota": "Group daily quota per member (admins)",
     "cmd.chat": "Talk with the chat model",
     "cmd.new": "Start a fresh conversation",
+    "chat.retry_button": "↻",
+    "chat.retry_not_yours": "Only the person who asked can have it asked again.",
+    "chat.retry_not_latest": "Only the latest answer of a conversation can be asked again.",
+    "chat.no_last_exchange": "This conversation has no question of yours and its answer to go back to yet.",
+    "chat.not_your_exchange": "The last question in this conversation is someone else's: only they can ask it again or take it back.",
+    "chat.undone": "Took back your last message and my answer to it: “{question}”. The conversation goes on from before it.",
+    "cmd.retry": "Ask your last question again",
+    "cmd.undo": "Take back your last message and its answer",
     "cmd.forget": "Delete your conversation history",
     "cmd.system": "Your system prompt for conversations",
     "cmd.groupsystem": "Group system prompt (admins)",
@@ -290,6 +306,9 @@ ZH: dict[str, str] = {
     "error.stale_button": "这个按钮已经失效了。",
     "hint.unknown_command": "我不认识 /{command}。/help 查看我能做什么。",
     "queue.position": "⏳ 排队中：第 {position} 位…",
+    "picture.drawing": "🎨 正在画…",
+    "voice.not_spoken": "<i>未能朗读：</i>",
+    "picture.drawing_step": "🎨 正在画…第 {step} 步，共 {steps} 步",
     "download.started": "第一次使用 <code>{model}</code>，正在下载，可能需要一分钟…",
     "notice.store_fallback": "<i>（暂时读不到设置，这次用了默认设置。）</i>",
     "start.text": (
@@ -301,7 +320,8 @@ ZH: dict[str, str] = {
     "help.text": (
         "<b>我能做什么</b>\n"
         "直接在这里给我发消息就能聊天（在群里用 /chat，或回复我的回答）；"
-        "/new 重新开始，/forget 删除我记住的内容，/system 设置我的回答方式\n"
+        "/new 重新开始，/retry（或 ↻）重新回答你的上一个问题，/undo 撤回它，"
+        "/forget 删除我记住的内容，/system 设置我的回答方式\n"
         "/sentiment <i>文字</i> · 情感分析\n"
         "/generate <i>文字</i> · 续写\n"
         "/summarize <i>文字</i> · 摘要\n"
@@ -311,7 +331,9 @@ ZH: dict[str, str] = {
         "/classify <i>文字</i> | <i>标签, 标签</i> · 选出最合适的标签\n"
         "/ask <i>问题</i> · 回复包含答案的消息\n"
         "/whatis · /caption · /labels <i>标签, 标签</i> · 作为图片的说明文字，或回复一张图片\n"
-        "/transcribe · 把语音、音频或视频消息转成文字（用 /sentiment 或 /translate 回复它即可处理其中的话）\n\n"
+        "/transcribe · 把语音、音频或视频消息转成文字（用 /sentiment 或 /translate 回复它即可处理其中的话）\n"
+        "/imagine <i>描述</i> · 根据文字画一张图（<code>/set steps 4</code>、<code>size</code>、<code>seed</code>）\n"
+        "/say <i>文字</i> · 用语音消息朗读出来（中文或英文）\n\n"
         "<b>你的设置</b>\n"
         "/settings · 当前使用的模型和参数\n"
         "/model <i>任务 模型</i> · 选择模型 · /models <i>任务</i> 列出可选模型\n"
@@ -397,6 +419,8 @@ ZH: dict[str, str] = {
     "chat.not_your_conversation": "<i>（你回复的那条回答属于别人的对话，那段对话只属于对方：这里接着的是你自己的对话。）</i>",
     "chat.new": "重新开始：之前的对话已经放到一边。",
     "chat.forgotten": "已删除你的 {count} 条消息。我们之前的对话我都不记得了。",
+    "chat.new_after": "等我写完正在写的回答后重新开始了：之前的对话（包括那条回答）已经放到一边。",
+    "chat.forgotten_after": "等我写完正在写的回答后，删除了你的 {count} 条消息（包括那条回答）。我们之前的对话我都不记得了。",
     "chat.system_is": "你的对话使用的系统提示：<i>{prompt}</i>",
     "chat.system_set": "你的对话现在以这个系统提示开始。",
     "chat.group_system_set": "本群的对话现在以这个系统提示开始。",
@@ -412,6 +436,14 @@ ZH: dict[str, str] = {
     "cmd.groupquota": "群每日成员额度（管理员）",
     "cmd.chat": "和对话模型聊天",
     "cmd.new": "开始新的对话",
+    "chat.retry_button": "↻",
+    "chat.retry_not_yours": "只有提问的人可以让我重新回答。",
+    "chat.retry_not_latest": "只能重新回答对话中最新的一条回答。",
+    "chat.no_last_exchange": "这个对话里还没有你的提问和回答可以回退。",
+    "chat.not_your_exchange": "这个对话里的最后一个问题是别人提的：只有提问的人可以让我重新回答或撤回它。",
+    "chat.undone": "已撤回你的上一条消息和我的回答：“{question}”。对话从它之前继续。",
+    "cmd.retry": "重新回答你的上一个问题",
+    "cmd.undo": "撤回你的上一条消息及其回答",
     "cmd.forget": "删除你的对话记录",
     "cmd.system": "你的对话系统提示",
     "cmd.groupsystem": "群系统提示（管理员）",

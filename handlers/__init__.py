@@ -17,6 +17,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.delivery.draft_stop import STOPPED_GENERATION, StoppedGenerationHandler
 from bot.tasks import TASKS
 from handlers.commands import (
     access_commands,
@@ -28,11 +29,17 @@ from handlers.commands import (
     operators,
     user_settings,
 )
-from handlers.request import access_gate, media_input
+from handlers.request import access_gate, chat_images, media_input
 from handlers.request.context import BotApplication
 
 # What the handlers below need from Telegram; polling and the webhook ask for exactly these.
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
+ALLOWED_UPDATES = [
+    Update.MESSAGE,
+    Update.CHANNEL_POST,
+    Update.CALLBACK_QUERY,
+    Update.INLINE_QUERY,
+    STOPPED_GENERATION,
+]
 
 
 def register_handlers(application: BotApplication) -> None:
@@ -44,13 +51,7 @@ def register_handlers(application: BotApplication) -> None:
         "start": basics.start_command,
         "help": basics.help_command,
         "cancel": basics.cancel_command,
-        # Rows answering with a picture or a voice note wait for their sendPhoto/sendVoice
-        # answers (issue 29, part 2); until then their commands are not offered.
-        **{
-            name: model_commands.task_handler(spec)
-            for name, spec in TASKS.items()
-            if spec.output_kind == "text"
-        },
+        **{name: model_commands.task_handler(spec) for name, spec in TASKS.items()},
         "settings": user_settings.settings_command,
         "model": user_settings.model_command,
         "set": user_settings.set_command,
@@ -62,6 +63,8 @@ def register_handlers(application: BotApplication) -> None:
         "groupreset": group_settings.group_reset_command,
         "groupquota": group_settings.group_quota_command,
         "new": conversations.new_command,
+        "retry": conversations.retry_command,
+        "undo": conversations.undo_command,
         "forget": conversations.forget_command,
         "system": conversations.system_command,
         "groupsystem": conversations.group_system_command,
@@ -84,10 +87,16 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(MessageHandler(voice, model_commands.voice_note))
     talk = filters.TEXT & ~filters.COMMAND & (filters.ChatType.PRIVATE | filters.REPLY)
     application.add_handler(MessageHandler(talk & new_posts, conversations.conversation_message))
+    photo_talk = chat_images.PRIVATE_PHOTO_TALK & new_posts
+    application.add_handler(MessageHandler(photo_talk, conversations.conversation_message))
     # After every CommandHandler: a command none of them took.
     application.add_handler(MessageHandler(filters.COMMAND & new_posts, basics.unknown_command))
     application.add_handler(CallbackQueryHandler(user_settings.settings_button, pattern=r"^cfg:"))
     application.add_handler(CallbackQueryHandler(basics.stop_button, pattern=r"^stop:"))
+    application.add_handler(
+        CallbackQueryHandler(conversations.retry_button, pattern=r"^retry:")
+    )
     application.add_handler(CallbackQueryHandler(basics.stale_button))
+    application.add_handler(StoppedGenerationHandler(basics.stopped_draft))
     application.add_handler(InlineQueryHandler(inline_queries.inline_query))
     application.add_error_handler(basics.on_error)

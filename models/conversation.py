@@ -1,10 +1,13 @@
 """Conversations with a chat model: who talks where, what was said, and the queries on them.
 
-A conversation belongs to a chat and to one person in it, or to nobody in
+A conversation belongs to a chat (and to one of its forum topics, in a forum
+supergroup: each topic talks apart) and to one person in it, or to nobody in
 particular when a group shares one. Each message keeps who it belongs to
 (`author_id`: the person who spoke, or whose question an answer answers), so
 `/forget` can delete a person's turns even from a shared conversation, and the
-Telegram message that showed it, so replying to an answer continues it.
+Telegram message that showed it, so replying to an answer continues it. A
+person's message may carry a photo, kept as Telegram's `file_id` (a reference
+the bot can download again, never the bytes), deleted with its row.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class Conversation(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
     # None: the conversation a group shares among all its members.
     user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # The forum topic (its message_thread_id) it goes on in; None: General, or no forum.
+    topic_id: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Whether the person was told that old turns no longer fit the model's context.
     trim_noticed: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -60,12 +65,15 @@ class ConversationMessage(Base):
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     stopped: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # The photo a person's message carried, as Telegram's file_id (this bot's to download).
+    image_file_id: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 @dataclass(frozen=True)
 class Turn:
     role: str
     content: str
+    image_file_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,11 +92,13 @@ async def ongoing(
     chat_id: int,
     user_id: int | None,
     *,
+    topic_id: int | None = None,
     replied_message_id: int | None = None,
     max_turns: int = 200,
 ) -> OngoingConversation:
     """The conversation a message continues: the one whose answer it replies to, else this
-    person's (or the group's shared) newest one, started if there is none yet.
+    person's (or the group's shared) newest one in this forum topic, started if there is
+    none yet.
 
     A reply continues the conversation it replies to only when that conversation is
     this person's (or the shared one): replying to another member's answer in a group
@@ -105,21 +115,25 @@ async def ongoing(
     if found is None:
         found = await session.scalar(
             select(Conversation)
-            .where(Conversation.chat_id == chat_id, _of(user_id))
+            .where(Conversation.chat_id == chat_id, _of(user_id), _in(topic_id))
             .order_by(Conversation.id.desc())
             .limit(1)
         )
     if found is None:
-        found = await start(session, chat_id, user_id)
+        found = await start(session, chat_id, user_id, topic_id)
     rows = (
         await session.execute(
-            select(ConversationMessage.role, ConversationMessage.content)
+            select(
+                ConversationMessage.role,
+                ConversationMessage.content,
+                ConversationMessage.image_file_id,
+            )
             .where(ConversationMessage.conversation_id == found.id)
             .order_by(ConversationMessage.id.desc())
             .limit(max_turns)
         )
     ).all()
-    turns = tuple(Turn(row.role, row.content) for row in reversed(rows))
+    turns = tuple(Turn(row.role, row.content, row.image_file_id) for row in reversed(rows))
     return OngoingConversation(found.id, found.trim_noticed, turns, replied_elsewhere)
 
 
@@ -127,9 +141,17 @@ def _of(user_id: int | None) -> ColumnElement[bool]:
     return Conversation.user_id.is_(None) if user_id is None else Conversation.user_id == user_id
 
 
-async def start(session: AsyncSession, chat_id: int, user_id: int | None) -> Conversation:
-    """A fresh conversation: `/new`, or the first message of someone new."""
-    conversation = Conversation(chat_id=chat_id, user_id=user_id, started_at=utcnow())
+def _in(topic_id: int | None) -> ColumnElement[bool]:
+    return Conversation.topic_id.is_(None) if topic_id is None else Conversation.topic_id == topic_id
+
+
+async def start(
+    session: AsyncSession, chat_id: int, user_id: int | None, topic_id: int | None = None
+) -> Conversation:
+    """A fresh conversation: `/new`, or the first message of someone new (in this topic)."""
+    conversation = Conversation(
+        chat_id=chat_id, user_id=user_id, topic_id=topic_id, started_at=utcnow()
+    )
     session.add(conversation)
     await session.flush()
     return conversation
@@ -163,10 +185,19 @@ class NewTurn:
     author_id: int
     stopped: bool = False
     trim_noticed: bool = False
+    # The photo the question came with (Telegram's file_id).
+    question_image_file_id: str | None = None
 
 
-async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -> None:
-    """A person's message and the answer they were shown, stored together or not at all."""
+async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -> bool:
+    """A person's message and the answer they were shown, stored together or not at all.
+
+    False, and nothing stored, when the conversation is gone: its person sent /forget
+    (from another chat) while this answer was being written, and wants none of it kept.
+    """
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        return False
     now = utcnow()
     session.add_all(
         [
@@ -176,6 +207,7 @@ async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -
                 content=turn.question,
                 author_id=turn.author_id,
                 telegram_message_id=turn.question_message_id,
+                image_file_id=turn.question_image_file_id,
                 created_at=now,
             ),
             ConversationMessage(
@@ -190,9 +222,92 @@ async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -
         ]
     )
     if turn.trim_noticed:
-        conversation = await session.get(Conversation, conversation_id)
-        if conversation is not None:
-            conversation.trim_noticed = True
+        conversation.trim_noticed = True
+    return True
+
+
+@dataclass(frozen=True)
+class LastExchange:
+    """A conversation's last question and answer, and what was said before them: what
+    asking it again (↻, /retry) needs, or taking it back (/undo)."""
+
+    conversation_id: int
+    question_id: int
+    answer_id: int
+    question: str
+    question_message_id: int | None
+    answer_message_id: int | None
+    author_id: int | None
+    trim_noticed: bool
+    before: tuple[Turn, ...]
+
+
+async def last_exchange(
+    session: AsyncSession,
+    chat_id: int,
+    user_id: int | None,
+    *,
+    topic_id: int | None = None,
+    answer_message_id: int | None = None,
+    max_turns: int = 200,
+) -> LastExchange | None:
+    """The last exchange of this person's (or the shared) conversation in this topic, or of
+    the one whose answer is `answer_message_id`, which must then be that last exchange's
+    answer. None if there is none (or the answer is an older one, or another member's).
+    """
+    if answer_message_id is not None:
+        found = await answered_in(session, chat_id, answer_message_id)
+        if found is not None and found.user_id != user_id:
+            found = None
+    else:
+        found = await session.scalar(
+            select(Conversation)
+            .where(Conversation.chat_id == chat_id, _of(user_id), _in(topic_id))
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+    if found is None:
+        return None
+    rows = list(
+        await session.scalars(
+            select(ConversationMessage)
+            .where(ConversationMessage.conversation_id == found.id)
+            .order_by(ConversationMessage.id.desc())
+            .limit(max_turns + 2)
+        )
+    )
+    if len(rows) < 2 or (rows[1].role, rows[0].role) != ("user", "assistant"):
+        return None
+    answer, question = rows[0], rows[1]
+    if answer_message_id is not None and answer.telegram_message_id != answer_message_id:
+        return None
+    return LastExchange(
+        found.id,
+        question.id,
+        answer.id,
+        question.content,
+        question.telegram_message_id,
+        answer.telegram_message_id,
+        question.author_id,
+        found.trim_noticed,
+        tuple(Turn(row.role, row.content) for row in reversed(rows[2:])),
+    )
+
+
+async def replace_answer(
+    session: AsyncSession,
+    answer_id: int,
+    answer: str,
+    answer_message_id: int | None,
+    *,
+    stopped: bool,
+) -> bool:
+    """The answer asked again takes the old one's place; False if that one is gone."""
+    row = await session.get(ConversationMessage, answer_id)
+    if row is None:
+        return False
+    row.content, row.telegram_message_id, row.stopped = answer, answer_message_id, stopped
+    return True
 
 
 async def forget(session: AsyncSession, user_id: int) -> int:
@@ -227,6 +342,7 @@ class Conversations:
         chat_id: int,
         user_id: int | None,
         *,
+        topic_id: int | None = None,
         replied_message_id: int | None = None,
         max_turns: int = 200,
     ) -> OngoingConversation:
@@ -236,6 +352,7 @@ class Conversations:
                 session,
                 chat_id,
                 user_id,
+                topic_id=topic_id,
                 replied_message_id=replied_message_id,
                 max_turns=max_turns,
             )
@@ -246,14 +363,55 @@ class Conversations:
             found = await answered_in(session, chat_id, telegram_message_id)
         return found is not None
 
-    async def add_turn(self, conversation_id: int, turn: NewTurn) -> None:
-        """A person's message and the answer they saw, committed together."""
+    async def add_turn(self, conversation_id: int, turn: NewTurn) -> bool:
+        """A person's message and the answer they saw, committed together (False: the
+        conversation was forgotten meanwhile, and nothing is kept)."""
         async with self._db.session() as session:
-            await add_turn(session, conversation_id, turn)
+            return await add_turn(session, conversation_id, turn)
 
-    async def start_new(self, chat_id: int, user_id: int | None) -> None:
+    async def last_exchange(
+        self,
+        chat_id: int,
+        user_id: int | None,
+        *,
+        topic_id: int | None = None,
+        answer_message_id: int | None = None,
+        max_turns: int = 200,
+    ) -> LastExchange | None:
+        """The last question and answer of a conversation, with what came before them."""
+        async with self._db.session(read_only=True) as session:
+            return await last_exchange(
+                session,
+                chat_id,
+                user_id,
+                topic_id=topic_id,
+                answer_message_id=answer_message_id,
+                max_turns=max_turns,
+            )
+
+    async def replace_answer(
+        self, answer_id: int, answer: str, answer_message_id: int | None, *, stopped: bool
+    ) -> bool:
+        """Store the answer asked again in place of the one it replaces."""
         async with self._db.session() as session:
-            await start(session, chat_id, user_id)
+            return await replace_answer(
+                session, answer_id, answer, answer_message_id, stopped=stopped
+            )
+
+    async def take_back(self, exchange: LastExchange) -> None:
+        """/undo: the exchange is deleted, question and answer."""
+        async with self._db.session() as session:
+            await session.execute(
+                delete(ConversationMessage).where(
+                    ConversationMessage.id.in_((exchange.question_id, exchange.answer_id))
+                )
+            )
+
+    async def start_new(
+        self, chat_id: int, user_id: int | None, topic_id: int | None = None
+    ) -> None:
+        async with self._db.session() as session:
+            await start(session, chat_id, user_id, topic_id)
 
     async def forget(self, user_id: int) -> int:
         """Delete this person's stored history; returns how many messages went."""

@@ -17,12 +17,14 @@ from sqlalchemy.exc import DBAPIError
 from telegram.ext import ApplicationBuilder
 
 from bot.admission.access_policy import AccessPolicy
+from bot.admission.conversation_turns import ConversationTurns
 from bot.admission.in_flight import RunningRequests
 from bot.admission.rate_limit import UserRateLimiter
 from bot.app.request import CountingRequest
 from bot.app.update_inbox import InboxUpdateProcessor, RecordingUpdateQueue, UpdateInbox
 from bot.config import Settings
 from bot.delivery.chat_action import ChatTyping
+from bot.delivery.draft_stop import DraftSupport
 from bot.delivery.outbound import PriorityRateLimiter
 from bot.delivery.pacing import EditPacer
 from bot.delivery.shared_answers import SharedAnswers
@@ -70,6 +72,8 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
             replicas.limiter if replicas else UserRateLimiter(settings.rate_limit_per_minute)
         ),
         running=replicas.running if replicas else RunningRequests(),
+        conversation_turns=ConversationTurns(),
+        drafts=DraftSupport(),
         typing=ChatTyping(),
         edit_pacer=EditPacer(),
         shared_answers=SharedAnswers(),

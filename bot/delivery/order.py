@@ -7,6 +7,12 @@ takes a ticket for its chat on arrival; the first message it sends waits
 until every earlier update of that chat has sent its first message (or
 finished without one). Later edits, such as streaming, do not wait.
 
+A ticket also says when its update's way is known (`Ticket.settle`): a
+conversation turn joins its conversation's line only once every earlier update
+of the chat has settled, so a chat's turns line up in the order they arrived
+(`handlers.request.chat_history.conversation_turn`). A turn waiting in that line
+gives up its place in the reply order, letting later updates reply meanwhile.
+
 Replicas of one bot share the order too (`share`, with `bot.replicas.chat_order`): a
 first reply then also waits for the earlier updates of its chat that other replicas
 are handling.
@@ -29,7 +35,10 @@ class SharedOrder(Protocol):
 
     async def arrived(self, chat_id: int, update_id: int) -> None: ...
 
-    async def wait_turn(self, chat_id: int, update_id: int) -> None: ...
+    async def wait_turn(self, chat_id: int, update_id: int) -> bool:
+        """Wait for every earlier update of the chat on any replica; False (at once) when
+        the shared order cannot be reached."""
+        ...
 
     async def done(self, chat_id: int, update_id: int) -> None: ...
 
@@ -37,15 +46,44 @@ class SharedOrder(Protocol):
 @dataclass
 class _ChatQueue:
     next_ticket: int = 0
+    # The first ticket that has not released its place in the reply order; every one
+    # before it has (`released` holds those after it that let go early).
     turn: int = 0
+    released: set[int] = field(default_factory=set)
+    # The same for settling: the first ticket whose way is not known yet.
+    settled_upto: int = 0
+    settled: set[int] = field(default_factory=set)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def mark(self, number: int, *, release: bool) -> None:
+        """Settle `number` (and release its reply place too, if asked); advance past the
+        tickets before which every one has."""
+        self.settled.add(number)
+        while self.settled_upto in self.settled:
+            self.settled.discard(self.settled_upto)
+            self.settled_upto += 1
+        if release:
+            self.released.add(number)
+            while self.turn in self.released:
+                self.released.discard(self.turn)
+                self.turn += 1
 
 
 @dataclass
 class Ticket:
+    """One update's place in its chat: when it may reply, and whether its way is known.
+
+    Settled: this update will not join a conversation's line (`bot.admission.conversation_turns`)
+    behind a later update: it joined one, needs none, or is done. A conversation turn
+    joins its line only once every earlier update of the chat settled, so turns of one
+    conversation line up in the order their messages arrived, however long each took to
+    find out which conversation it continues.
+    """
+
     queue: _ChatQueue
     number: int
     done: bool = False
+    is_settled: bool = False
     # The order shared with other replicas, and where this update stands in it.
     shared: SharedOrder | None = None
     chat_id: int = 0
@@ -55,21 +93,37 @@ class Ticket:
         """Block until every earlier update of this chat has replied or finished."""
         if self.done:
             return
+        if self.shared is not None and await self.shared.wait_turn(self.chat_id, self.update_id):
+            # The shared order holds this replica's updates too, by Telegram's numbering; the
+            # local one (by arrival here) could disagree with it for an update taken over.
+            return
         async with self.queue.changed:
             await self.queue.changed.wait_for(lambda: self.queue.turn >= self.number)
-        if self.shared is not None:
-            await self.shared.wait_turn(self.chat_id, self.update_id)
 
     async def release(self) -> None:
-        """Let the next update of this chat send its first reply."""
+        """Let the chat's later updates reply once every earlier one has (settles it too)."""
         if self.done:
             return
-        self.done = True
+        self.done = self.is_settled = True
         async with self.queue.changed:
-            self.queue.turn = max(self.queue.turn, self.number + 1)
+            self.queue.mark(self.number, release=True)
             self.queue.changed.notify_all()
         if self.shared is not None:
             await self.shared.done(self.chat_id, self.update_id)
+
+    async def settle(self) -> None:
+        """This update's way is known: later conversation turns need not wait for it."""
+        if self.is_settled:
+            return
+        self.is_settled = True
+        async with self.queue.changed:
+            self.queue.mark(self.number, release=False)
+            self.queue.changed.notify_all()
+
+    async def wait_earlier_settled(self) -> None:
+        """Block until every earlier update of this chat has settled (or replied, or finished)."""
+        async with self.queue.changed:
+            await self.queue.changed.wait_for(lambda: self.queue.settled_upto >= self.number)
 
 
 _current: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(

@@ -6,7 +6,8 @@ replies would take three minutes to go out, however fast the model answered.
 So a group's short answers go through one outbox per chat: the first goes at
 once as an ordinary reply; whatever became ready while it was on its way
 goes next as one message, each answer under a quote of the person who asked
-it, in the order they asked.
+it, in the order they asked. In a forum each topic has its outbox: an answer
+stays in the topic it was asked in.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class SharedAnswers:
     """One outbox per group (see module doc); a quiet group's answers go out one by one."""
 
     def __init__(self) -> None:
-        self._outboxes: dict[int, _Outbox] = {}
+        self._outboxes: dict[tuple[int, int | None], _Outbox] = {}
         self.shared_messages = 0
         self.answers_shared = 0
 
@@ -66,16 +67,17 @@ class SharedAnswers:
         ticket = current_ticket()
         if ticket is not None:
             await ticket.wait_turn()
-        outbox = self._outboxes.setdefault(message.chat_id, _Outbox())
+        where = (message.chat_id, message.message_thread_id if message.is_topic_message else None)
+        outbox = self._outboxes.setdefault(where, _Outbox())
         answer = _Answer(message, markup, asker, asyncio.get_running_loop().create_future())
         outbox.waiting.append(answer)
         if outbox.sender is None:
-            outbox.sender = asyncio.create_task(self._send_all(message.chat_id, outbox))
+            outbox.sender = asyncio.create_task(self._send_all(where, outbox))
         if ticket is not None:
             await ticket.release()
         return await asyncio.shield(answer.sent)
 
-    async def _send_all(self, chat_id: int, outbox: _Outbox) -> None:
+    async def _send_all(self, where: tuple[int, int | None], outbox: _Outbox) -> None:
         """Until the outbox is empty: everything waiting that fits in one message goes."""
         try:
             while outbox.waiting:
@@ -89,8 +91,8 @@ class SharedAnswers:
                 for answer in batch:
                     answer.sent.set_result(sent)
         finally:
-            if self._outboxes.get(chat_id) is outbox:
-                del self._outboxes[chat_id]
+            if self._outboxes.get(where) is outbox:
+                del self._outboxes[where]
 
     def _take(self, outbox: _Outbox) -> list[_Answer]:
         batch = [outbox.waiting.pop(0)]

@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.engine.chat import ChatMessage, ChatPrompt
+    from bot.engine.chat import IMAGE_PLACEHOLDER, IMAGES_SHOWN, ChatMessage, ChatPrompt
     from bot.engine.inputs import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
     from bot.engine.metrics import public_model_id
     from bot.engine.microbatch import Caller
@@ -27,6 +27,8 @@ _EXPORTS = {
     "Caller": "bot.engine.microbatch",
     "ChatMessage": "bot.engine.chat",
     "ChatPrompt": "bot.engine.chat",
+    "IMAGE_PLACEHOLDER": "bot.engine.chat",
+    "IMAGES_SHOWN": "bot.engine.chat",
     "ImageBytes": "bot.engine.inputs",
     "MediaLimits": "bot.engine.inputs",
     "ModelInput": "bot.engine.model_input",
@@ -35,6 +37,8 @@ _EXPORTS = {
     "public_model_id": "bot.engine.metrics",
 }
 __all__ = [
+    "IMAGES_SHOWN",
+    "IMAGE_PLACEHOLDER",
     "AudioBytes",
     "Caller",
     "ChatMessage",

@@ -5,8 +5,10 @@ Telegram numbers a bot's updates in the order they happen. Each replica puts eac
 it accepts in its chat's sorted set in Redis (scored by that number) with a lease,
 renewed while the update is handled; the first reply to an update waits until no live
 earlier update of its chat remains in the set, and the update leaves the set when its
-handling ends. An entry whose lease ran out (its replica died) no longer holds anyone up:
-that update is answered later by the replica that takes it over, after the others.
+handling ends. An entry whose replica died goes on holding its chat up for one more
+lease, the time another replica needs to take that update over from the inbox (its
+claim lapses with the same lease) and renew the entry, so it is still answered first;
+one nobody takes over stops holding anyone up after that.
 
 Each replica still orders the updates it holds itself (`bot.delivery.order`); this is
 the part between replicas. While Redis cannot be reached, each replica orders its own.
@@ -22,7 +24,8 @@ from bot.replicas.redis_link import RedisLink
 
 # KEYS: the chat's updates (sorted set), their leases (hash: update -> end, ms).
 # ARGV: update id, lease ms, 'arrive' | 'renew' | 'ahead'.
-# 'ahead' drops lapsed entries, then returns how many live updates come before this one.
+# 'ahead' drops entries lapsed for a whole lease (a replica that takes a dead one's update
+# over renews it before that), then returns how many updates come before this one.
 _ORDER = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -40,7 +43,7 @@ local earlier = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 local ahead = 0
 for _, update in ipairs(earlier) do
   local ends = tonumber(redis.call('HGET', KEYS[2], update) or '0')
-  if ends <= now then
+  if ends + lease <= now then
     redis.call('ZREM', KEYS[1], update)
     redis.call('HDEL', KEYS[2], update)
   else
@@ -80,11 +83,13 @@ class SharedChatOrder:
         self._held.add((chat_id, update_id))
         await self._run(chat_id, update_id, "arrive")
 
-    async def wait_turn(self, chat_id: int, update_id: int) -> None:
+    async def wait_turn(self, chat_id: int, update_id: int) -> bool:
         """Until no live earlier update of this chat is being handled on any replica (another
-        process's progress: there is nothing in this one to await, so it looks again)."""
-        while await self._run(chat_id, update_id, "ahead"):  # noqa: ASYNC110
+        process's progress: there is nothing in this one to await, so it looks again);
+        False when Redis cannot be reached (each replica then orders its own)."""
+        while ahead := await self._run(chat_id, update_id, "ahead"):  # noqa: ASYNC110
             await asyncio.sleep(POLL_S)
+        return ahead is not None
 
     async def done(self, chat_id: int, update_id: int) -> None:
         self._held.discard((chat_id, update_id))

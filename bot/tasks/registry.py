@@ -46,6 +46,7 @@ from bot.tasks.params import (
     SEQ2SEQ_PARAMS,
     Value,
 )
+from bot.tasks.voices import voice_for
 from bot.tasks.work import check_drawing_work, check_speech_length
 
 # What a command works on: a text, a photo, a sound, or the next turn of a conversation.
@@ -61,6 +62,9 @@ OutputKind = Literal["text", "picture", "voice"]
 # `check(call parameters, request text, settings)`: raises TooMuchWork (or InputTooLong)
 # before a request is queued; see `bot.tasks.work`.
 WorkCheck = Callable[[Mapping[str, Any], str, Settings], None]
+# `choose(request text, the person's language, the operator's default_models)`: the model
+# that serves a request when nobody chose one (a voice by the text's language).
+ModelChooser = Callable[[str, str, Mapping[str, str]], str]
 
 
 @dataclass(frozen=True)
@@ -181,13 +185,17 @@ class TaskSpec:
     engine: EngineKind = "microbatch"
     # Whether a model of this task may live on a remote inference engine (`<engine>:<model>`).
     remote: bool = False
-    # The i18n key shown when the formatter finds nothing to say (no entities, no words heard).
-    empty_result: str = "result.empty"
+    # The i18n key shown when the formatter finds nothing to say (no entities, no words heard);
+    # None where an empty text is an answer (a voice note needs no caption).
+    empty_result: str | None = "result.empty"
     output_kind: OutputKind = "text"
     # Most requests one model call takes, below the pool's own bound: a picture is drawn
     # alone, so each one reports its own steps and stops on its own.
     max_batch_size: int | None = None
     work_check: WorkCheck | None = None
+    # Where the bot's default depends on the request (`ModelChooser`); a model the person
+    # or their group chose always wins.
+    default_model_for: ModelChooser | None = None
 
     @property
     def streams(self) -> bool:
@@ -379,8 +387,10 @@ TASKS: dict[str, TaskSpec] = {
             _VOICE,
             ModelKind(("text-to-speech", "text-to-audio"), ("VitsModel",)),
             aliases=("speak", "tts"),
+            empty_result=None,
             output_kind="voice",
             work_check=check_speech_length,
+            default_model_for=voice_for,
         ),
     )
 }

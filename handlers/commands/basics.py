@@ -16,6 +16,7 @@ from telegram import (
 )
 from telegram.error import BadRequest
 
+from bot.delivery.draft_stop import stopped_generation
 from bot.errors import NothingToCancel, StoreUnavailable
 from bot.i18n import CATALOGS, DEFAULT_LANGUAGE, pick_language, t
 from bot.tasks import TASKS
@@ -29,8 +30,10 @@ log = logging.getLogger(__name__)
 MENU = (
     "start",
     "help",
-    *(name for name, spec in TASKS.items() if spec.output_kind == "text"),
+    *TASKS,
     "new",
+    "retry",
+    "undo",
     "forget",
     "system",
     "settings",
@@ -120,6 +123,15 @@ async def stop_button(update: Update, context: BotContext) -> None:
         return
     turn.services.running.cancel(owner)
     await query.answer(turn.t("stream.stopping"))
+
+
+async def stopped_draft(update: Update, context: BotContext) -> None:
+    """Telegram's own Stop on a draft (Bot API 10.3): stops its generation as the Stop button
+    and /cancel do; the answer then keeps what was written, marked as stopped."""
+    stopped = stopped_generation(update)
+    owner = context.services.drafts.owner_of(stopped) if stopped is not None else None
+    if owner is not None:
+        context.services.running.cancel(owner)
 
 
 async def stale_button(update: Update, context: BotContext) -> None:

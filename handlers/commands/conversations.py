@@ -1,5 +1,5 @@
 """Conversations: /chat, plain text in private chats, replies to the bot's answers in groups,
-and /new, /forget, /system, /groupsystem, /groupconversation.
+and /new, /retry (and ↻), /undo, /forget, /system, /groupsystem, /groupconversation.
 
 A turn of a conversation goes through the same request lifecycle as every
 command (`lifecycle.serve_command` with the registry's `chat` row);
@@ -8,6 +8,7 @@ command (`lifecycle.serve_command` with the registry's `chat` row);
 
 from __future__ import annotations
 
+import html
 import logging
 from datetime import timedelta
 
@@ -15,10 +16,16 @@ from telegram import Update
 
 from bot.errors import InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import TASKS
-from handlers.request.chat_history import conversation_key, system_prompt
+from handlers.request.chat_history import (
+    conversation_key,
+    conversation_turn,
+    last_exchange,
+    read_retry,
+    system_prompt,
+)
 from handlers.request.context import BotContext
 from handlers.request.lifecycle import serve_command
-from handlers.request.parsing import command_text
+from handlers.request.parsing import command_text, parse_id
 from handlers.request.permissions import require_group_admin
 from handlers.request.turn import Turn, handle_errors
 from models.base import utcnow
@@ -30,6 +37,8 @@ CHAT = TASKS["chat"]
 # The longest system prompt a person or a group may set; the model reads it every turn.
 MAX_SYSTEM_PROMPT_CHARS = 1000
 SHARED, SEPARATE = "shared", "separate"
+# How much of the question /undo quotes when it says what it took back.
+UNDO_QUOTE_CHARS = 60
 
 
 async def conversation_message(update: Update, context: BotContext) -> None:
@@ -47,17 +56,59 @@ async def conversation_message(update: Update, context: BotContext) -> None:
 
 @handle_errors
 async def new_command(turn: Turn) -> None:
-    """/new: this conversation is over; the next message starts a fresh one."""
-    chat_id, user_id = await conversation_key(turn)
-    await turn.services.store.conversations.start_new(chat_id, user_id)
-    await turn.reply(turn.t("chat.new"))
+    """/new: this conversation is over; the next message starts a fresh one.
+
+    Sent while an answer of this conversation is being written (or messages wait for
+    theirs), it applies after them, in the order it was sent, and says so.
+    """
+    async with conversation_turn(turn) as waited:
+        key = await conversation_key(turn)
+        await turn.services.store.conversations.start_new(key.chat_id, key.user_id, key.topic_id)
+    await turn.reply(turn.t("chat.new_after" if waited else "chat.new"))
+
+
+async def retry_command(update: Update, context: BotContext) -> None:
+    """/retry: ask this conversation's last question again, from the same history; the new
+    answer replaces the old one in the conversation. A turn like any other: guarded,
+    counted, and in line behind an answer being written."""
+    await serve_command(await Turn.open(update, context), CHAT, read_retry)
+
+
+async def retry_button(update: Update, context: BotContext) -> None:
+    """↻ under a conversation answer: its asker has that answer asked again (/retry)."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    turn = await Turn.open(update, context)
+    if parse_id(query.data.partition(":")[2]) != turn.owner_id:
+        await query.answer(turn.t("chat.retry_not_yours"), show_alert=True)
+        return
+    await query.answer()
+    await serve_command(turn, CHAT, read_retry)
+
+
+@handle_errors
+async def undo_command(turn: Turn) -> None:
+    """/undo: take back this person's last question and its answer; the conversation goes on
+    from before them. Sent while an answer is written, it waits for it (and takes it back)."""
+    async with conversation_turn(turn):
+        exchange = await last_exchange(turn)
+        await turn.services.store.conversations.take_back(exchange)
+    question = exchange.question
+    shortened = question if len(question) <= UNDO_QUOTE_CHARS else question[:UNDO_QUOTE_CHARS] + "…"
+    await turn.reply(turn.t("chat.undone", question=html.escape(shortened)))
 
 
 @handle_errors
 async def forget_command(turn: Turn) -> None:
-    """/forget: delete everything this person said to the chat model, and its answers."""
-    count = await turn.services.store.conversations.forget(turn.owner_id)
-    await turn.reply(turn.t("chat.forgotten", count=count))
+    """/forget: delete everything this person said to the chat model, and its answers.
+
+    Like /new, it waits for the answer being written in this conversation, so that
+    answer is forgotten too, and says so.
+    """
+    async with conversation_turn(turn) as waited:
+        count = await turn.services.store.conversations.forget(turn.owner_id)
+    key = "chat.forgotten_after" if waited else "chat.forgotten"
+    await turn.reply(turn.t(key, count=count))
 
 
 def _prompt_words(turn: Turn) -> str | None:

@@ -13,9 +13,13 @@ reaches a person is one implementation:
   written; a stop or an error keeps what was written.
 - `InlineAnswer`: one article of an inline query's answer; the query is answered
   once all its articles have ended, so finishing only keeps the article.
+- `PictureAnswer`: a status line that says the step being drawn, with a Stop button,
+  then the picture (sendPhoto) with its caption.
+- `VoiceAnswer`: a status line while it waits, then the voice note (sendVoice).
 
-An answer that is a file (a picture, a voice note) is one more implementation:
-`finish` gets the typed result as well as its caption.
+The two file answers get the typed result (`bot.tasks.Picture`, `bot.tasks.VoiceNote`)
+as well as its caption; a status line cannot be edited into a file, so it goes once
+the file is sent, and an error takes its place instead.
 """
 
 from __future__ import annotations
@@ -26,15 +30,21 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
-from telegram import InlineQueryResultArticle, InputTextMessageContent, Message
+from telegram import (
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    Message,
+)
 from telegram.constants import ParseMode
 
+from bot.delivery.replies import reply_photo, reply_voice
 from bot.engine import Caller
 from bot.errors import Cancelled, UserFacingError
-from bot.tasks import Output
-from handlers.request.queue_status import QueueStatus
+from bot.tasks import Output, Picture, VoiceNote
+from handlers.request.queue_status import QueueStatus, WorkLines
 from handlers.request.streaming import StreamingReply, StreamMode
 from handlers.request.turn import Turn
 
@@ -65,8 +75,11 @@ class PendingAnswer(Protocol):
         """While the pool has the request: the caller to submit with (owner, place in line)."""
         ...
 
-    async def finish(self, markup: str, result: Output) -> Message | None:
-        """Show the answer; returns the message that shows it, if it is a message."""
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
+        """Show the answer (with `keyboard` under it); returns the message that shows it, if
+        it is a message."""
         ...
 
     async def fail(self, markup: str, error: UserFacingError) -> Message | None:
@@ -92,8 +105,10 @@ class RepliedAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: Output) -> Message:
-        return await self._turn.reply(markup, shareable=self._shareable)
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
+        return await self._turn.reply(markup, keyboard, shareable=self._shareable)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
         return await self._turn.reply(markup, shareable=True)
@@ -119,8 +134,10 @@ class QueuedAnswer:
     def watching(self) -> AbstractAsyncContextManager[Caller]:
         return self._status.watching()
 
-    async def finish(self, markup: str, result: Output) -> Message:
-        return await self._status.replace(markup, shareable=self._shareable)
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
+        return await self._status.replace(markup, shareable=self._shareable, keyboard=keyboard)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
         return await self._status.replace(markup, shareable=True)
@@ -152,8 +169,10 @@ class StreamedAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: Output) -> Message | None:
-        await self._stream.finish(markup)
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message | None:
+        await self._stream.finish(markup, keyboard)
         return self._stream.message
 
     async def fail(self, markup: str, error: UserFacingError) -> Message | None:
@@ -194,7 +213,10 @@ class InlineAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: Output) -> None:
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """An article has no buttons of its own: a conversation's ↻ never comes here."""
         article = self._describe(result, self._text, markup)
         self.article = InlineQueryResultArticle(
             id=uuid.uuid4().hex,
@@ -210,3 +232,55 @@ class InlineAnswer:
 
     async def crash(self, markup: str) -> None:
         return None
+
+
+class FileAnswer:
+    """An answer that is a file: the queue's status line (for work in steps, kept while it
+    runs, saying the step, with Stop), then the file as a reply, and the line goes."""
+
+    on_text: TextCallback | None = None
+    shown = ""
+    # The status line's messages while the work runs; None: a queue line only.
+    working: ClassVar[WorkLines | None] = None
+
+    def __init__(self, turn: Turn) -> None:
+        self._turn = turn
+        self._status = QueueStatus(turn, working=self.working)
+
+    def watching(self) -> AbstractAsyncContextManager[Caller]:
+        return self._status.watching()
+
+    async def finish(
+        self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None
+    ) -> Message:
+        """A file goes without buttons: ↻ belongs to conversation answers, which are text."""
+        sent = await self.send(markup, result)
+        await self._status.remove()
+        return sent
+
+    async def send(self, markup: str, result: Output) -> Message:
+        raise NotImplementedError
+
+    async def fail(self, markup: str, error: UserFacingError) -> Message:
+        return await self._status.replace(markup, shareable=True)
+
+    async def crash(self, markup: str) -> None:
+        await self._status.remove()
+
+
+class PictureAnswer(FileAnswer):
+    """A picture (sendPhoto), the prompt and what draws it again as its caption."""
+
+    working = WorkLines("picture.drawing", "picture.drawing_step")
+
+    async def send(self, markup: str, result: Output) -> Message:
+        assert isinstance(result, Picture), "the text-to-image runner answers with a Picture"
+        return await reply_photo(self._turn.message, result.png, markup, filename="picture.png")
+
+
+class VoiceAnswer(FileAnswer):
+    """A voice note (sendVoice) as long as the speech, its caption (if any) under it."""
+
+    async def send(self, markup: str, result: Output) -> Message:
+        assert isinstance(result, VoiceNote), "the text-to-speech runner answers with a VoiceNote"
+        return await reply_voice(self._turn.message, result.ogg, result.seconds, markup)

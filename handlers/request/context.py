@@ -14,10 +14,12 @@ from typing import Any
 from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
 
 from bot.admission.access_policy import AccessPolicy
+from bot.admission.conversation_turns import ConversationTurns
 from bot.admission.in_flight import RunningRequests
 from bot.admission.rate_limit import RateLimiter
 from bot.config import Settings
 from bot.delivery.chat_action import ChatTyping
+from bot.delivery.draft_stop import DraftSupport
 from bot.delivery.outbound import Priority
 from bot.delivery.pacing import EditPacer
 from bot.delivery.shared_answers import SharedAnswers
@@ -44,6 +46,10 @@ class Services:
     downloads: ModelDownloads
     metrics: BotMetrics
     access: AccessPolicy
+    # Conversations whose turn is being answered: the next message of one waits for it.
+    conversation_turns: ConversationTurns
+    # Whether the Bot API server takes stoppable drafts, and whose each live draft is.
+    drafts: DraftSupport
     # This process as one of several replicas sharing Redis; None when it runs alone.
     replicas: ReplicaSet | None = None
 

@@ -13,16 +13,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from telegram import Message
+from telegram import InlineKeyboardMarkup, Message
 
 from bot.delivery.markup import plain_text
+from bot.delivery.order import current_ticket
 from bot.errors import StoreUnavailable, UserFacingError
-from bot.tasks import OPTIONS, InputKind, Output, TaskSpec, cut_short
+from bot.tasks import OPTIONS, InputKind, Output, OutputKind, TaskSpec, cut_short
 from bot.tasks.params import Value
-from handlers.request.answers import PendingAnswer, QueuedAnswer, RepliedAnswer, StreamedAnswer
-from handlers.request.chat_history import conversation_notices, read_chat, remember_turn
+from handlers.request.answers import (
+    PendingAnswer,
+    PictureAnswer,
+    QueuedAnswer,
+    RepliedAnswer,
+    StreamedAnswer,
+    VoiceAnswer,
+)
+from handlers.request.chat_history import (
+    conversation_notices,
+    conversation_turn,
+    read_chat,
+    remember_turn,
+    retry_keyboard,
+)
 from handlers.request.guards import admitted
 from handlers.request.media_input import read_media, replied_transcript
 from handlers.request.model_call import (
@@ -36,6 +50,7 @@ from handlers.request.model_call import (
 from handlers.request.parsing import InputLimits, parse_request
 from handlers.request.streaming import StreamMode
 from handlers.request.turn import Turn
+from handlers.request.voice_replies import speak_answer
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +62,8 @@ async def read_text(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     return parse_request(spec, turn.message, limits, transcript)
 
 
-READERS: dict[InputKind, Callable[[Turn, TaskSpec, Usage], Awaitable[TaskRequest]]] = {
+Reader = Callable[[Turn, TaskSpec, Usage], Awaitable[TaskRequest]]
+READERS: dict[InputKind, Reader] = {
     "text": read_text,
     "image": read_media,
     "audio": read_media,
@@ -91,17 +107,20 @@ async def tracked(turn: Turn, spec: TaskSpec) -> AsyncIterator[Usage]:
     await log_usage(turn, spec, usage, time.perf_counter() - started)
 
 
-async def serve_command(turn: Turn, spec: TaskSpec) -> None:
+async def serve_command(turn: Turn, spec: TaskSpec, reader: Reader | None = None) -> None:
     """Run one registry command for one person, from their message to the reply.
 
-    Top to bottom: the guards, the input, the settings and the vetted model, a
-    work check; then the answer (`answer_request`). A refusal on the way is a
-    plain reply.
+    Top to bottom: the guards, the turn of its conversation where it continues one
+    (`IN_TURN`: it waits for the turn before it), the input, the settings and the vetted
+    model, a work check; then the answer (`answer_request`). A refusal on the way is a
+    plain reply. `reader` stands in for the input kind's own (↻ asks a conversation's
+    last question again).
     """
+    read = reader or READERS[spec.input_kind]
     async with tracked(turn, spec) as usage:
         try:
-            async with admitted(turn):
-                request = await READERS[spec.input_kind](turn, spec, usage)
+            async with admitted(turn), IN_TURN.get(spec.input_kind, no_turn)(turn):
+                request = await read(turn, spec, usage)
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, turn.services.settings)
                 answer = await open_answer(turn, spec, request)
@@ -151,10 +170,12 @@ async def answer_request(
                 turn, spec, call, request, usage, on_text=answer.on_text, caller=caller
             )
         text = spec.result.format(result, request.text)
-        markup = (text or turn.t(spec.empty_result)) + "".join(
+        empty = turn.t(spec.empty_result) if spec.empty_result else ""
+        markup = (text or empty) + "".join(
             f"\n\n{turn.t(key)}" for key in notices(spec, request, call, result)
         )
-        shown = await answer.finish(markup, result)
+        keyboard = KEYBOARDS.get(spec.input_kind, no_keyboard)(turn)
+        shown = await answer.finish(markup, result, keyboard)
         await after(turn, request, plain_text(text), shown, result)
     except UserFacingError as error:
         usage.error = error.key
@@ -167,9 +188,20 @@ async def answer_request(
         raise
 
 
+# Answers that are files, by the registry's output kind; text answers stream or queue.
+FILE_ANSWERS: dict[OutputKind, Callable[[Turn], PendingAnswer]] = {
+    "picture": PictureAnswer,
+    "voice": VoiceAnswer,
+}
+
+
 async def open_answer(turn: Turn, spec: TaskSpec, request: TaskRequest) -> PendingAnswer:
-    """Streamed where the task streams and the person did not turn it off, else queued; an
-    answer that continues a conversation is never shared with others in a busy group."""
+    """A file answer for a picture or a voice note; text streamed where the task streams and
+    the person did not turn it off, else queued; an answer that continues a conversation is
+    never shared with others in a busy group."""
+    file_answer = FILE_ANSWERS.get(spec.output_kind)
+    if file_answer is not None:
+        return file_answer(turn)
     mode = await stream_mode(turn, spec)
     if mode is None:
         return QueuedAnswer(turn, shareable=request.conversation is None)
@@ -201,11 +233,18 @@ async def nothing_after(
 async def remember_conversation_turn(
     turn: Turn, request: TaskRequest, answer: str, shown: Message | None, result: Output | None
 ) -> None:
-    """A conversation keeps what the person saw: the whole answer, or what a stop left."""
+    """A conversation keeps what the person saw: the whole answer, or what a stop left; a
+    whole answer is read aloud too for people who turned voice_replies on."""
     conversation = request.conversation
     assert conversation is not None, "the chat reader always says which conversation"
     if answer or result is not None:
         await remember_turn(turn, conversation, answer, shown, result)
+    if result is not None:
+        await speak_answer(turn, answer, shown)
+
+
+def no_keyboard(turn: Turn) -> InlineKeyboardMarkup | None:
+    return None
 
 
 def no_notices(request: TaskRequest, result: Output) -> list[str]:
@@ -218,8 +257,26 @@ def conversation_turn_notices(request: TaskRequest, result: Output) -> list[str]
     return conversation_notices(conversation, result)
 
 
+@asynccontextmanager
+async def no_turn(turn: Turn) -> AsyncIterator[None]:
+    """A one-shot request waits for no conversation, and says so at once: a conversation
+    turn that came after it in this chat need not wait to see where it goes."""
+    ticket = current_ticket()
+    if ticket is not None:
+        await ticket.settle()
+    yield
+
+
 # What an input kind does besides the answer itself; every other kind does nothing more.
+# A conversation's turn holds the conversation from reading it until its answer is stored.
+IN_TURN: dict[InputKind, Callable[[Turn], AbstractAsyncContextManager[object]]] = {
+    "chat": conversation_turn
+}
 AFTER_ANSWER: dict[InputKind, AfterAnswer] = {"chat": remember_conversation_turn}
+# Buttons under a finished answer: a conversation's can be asked again (↻).
+KEYBOARDS: dict[InputKind, Callable[[Turn], InlineKeyboardMarkup | None]] = {
+    "chat": retry_keyboard
+}
 NOTICES: dict[InputKind, Callable[[TaskRequest, Output], list[str]]] = {
     "chat": conversation_turn_notices
 }

@@ -43,6 +43,10 @@ class ConversationTurn:
     trim_noticed: bool
     # The message replied to another member's answer: it goes on with the person's own.
     replied_elsewhere: bool = False
+    # The photo this turn is about (Telegram's file_id), stored with the question.
+    image_file_id: str | None = None
+    # Asked again (↻, /retry): the stored answer (its row) the new one takes the place of.
+    replaces: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,10 @@ async def prepare_call(
     """
     resolved, fallback = await resolve_settings(turn, spec)
     usage.model_id = request.model_override or resolved.model_id
+    if request.model_override is None and resolved.model_source == "bot" and spec.default_model_for:
+        usage.model_id = spec.default_model_for(
+            request.text, turn.language, turn.services.settings.default_models
+        )
     vetted = await turn.services.vetter.vet(spec.name, usage.model_id)
     source = await ensure_downloaded(turn, vetted, announce=announce_download)
     params = {**resolved.params, **(overrides or {})}

@@ -6,8 +6,11 @@ updates that come too fast merge into the next one. Two ways to show it:
 
 - `DraftStream` (private chats): Telegram's native message drafts
   (`sendMessageDraft`, Bot API 9.3) animate the answer as it is written; the
-  finished answer is then sent as an ordinary message. Drafts carry no buttons:
-  /cancel stops them.
+  finished answer is then sent as an ordinary message. An empty draft shows
+  Telegram's "Thinking…" until the first words (Bot API 10.0), and every draft
+  has Telegram's own Stop (Bot API 10.3, `bot.delivery.draft_stop`), which
+  stops the generation as /cancel does. Where the Bot API server refuses drafts,
+  private chats stream by edits too.
 - `EditStream` (groups, or when a person chooses it): a placeholder with a ■ Stop
   button, edited at the chat's edit pace; the final edit holds the whole result.
 
@@ -26,7 +29,6 @@ import secrets
 from typing import Literal
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
-from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.delivery.markup import TELEGRAM_LIMIT, cut_to
@@ -65,8 +67,12 @@ class StreamingReply:
 
     @staticmethod
     async def open(turn: Turn, prompt: str, mode: StreamMode) -> StreamingReply:
+        """A draft showing "Thinking…" where drafts are asked for and the server takes them;
+        else a placeholder with a Stop button, edited as the text grows."""
         if mode == "draft":
-            return DraftStream(turn, prompt)
+            draft = await DraftStream.start(turn, prompt)
+            if draft is not None:
+                return draft
         placeholder = await turn.reply(turn.t("stream.placeholder"), stop_keyboard(turn))
         turn.services.edit_pacer.sent(placeholder.chat_id)
         return EditStream(turn, prompt, placeholder)
@@ -123,8 +129,8 @@ class StreamingReply:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
-    async def finish(self, markup: str) -> None:
-        """The whole result, shown in place of what was being written."""
+    async def finish(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+        """The whole result, shown in place of what was being written (`keyboard` under it)."""
         raise NotImplementedError
 
     async def stopped(self) -> None:
@@ -144,11 +150,20 @@ class StreamingReply:
 class DraftStream(StreamingReply):
     """A private chat's answer as a Telegram message draft, then as the message itself."""
 
-    def __init__(self, turn: Turn, prompt: str) -> None:
-        self._draft_id = next(_draft_ids)
+    def __init__(self, turn: Turn, prompt: str, draft_id: int) -> None:
+        self._draft_id = draft_id
         self._sent: Message | None = None
         self._next_draft_at = 0.0
         super().__init__(turn, prompt)
+
+    @classmethod
+    async def start(cls, turn: Turn, prompt: str) -> DraftStream | None:
+        """"Thinking…" at once (an empty, stoppable draft); None where the server refuses it."""
+        draft_id = next(_draft_ids)
+        shown = await turn.services.drafts.send(
+            turn.context.bot, turn.chat.id, draft_id, "", owner=turn.owner_id
+        )
+        return cls(turn, prompt, draft_id) if shown else None
 
     @property
     def message(self) -> Message | None:
@@ -163,20 +178,28 @@ class DraftStream(StreamingReply):
         self._next_draft_at = loop.time() + DRAFT_INTERVAL_S
 
     async def _show(self, markup: str) -> None:
-        await self._turn.context.bot.send_message_draft(
+        """The newest text as the draft; refused mid-stream, the rest shows in the message."""
+        await self._turn.services.drafts.send(
+            self._turn.context.bot,
             self._turn.chat.id,
             self._draft_id,
             markup,
-            parse_mode=ParseMode.HTML,
-            rate_limit_args=Priority.STREAM,
+            owner=self._turn.owner_id,
         )
 
-    async def finish(self, markup: str) -> None:
+    async def finish(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
         await self._stop_showing()
-        self._sent = await self._turn.reply(markup)
+        await self._send(markup, keyboard)
 
     async def _end(self, markup: str) -> None:
-        self._sent = await self._turn.reply(markup)
+        await self._send(markup)
+
+    async def _send(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+        """The message that ends the draft; a Stop pressed after it stops nothing."""
+        try:
+            self._sent = await self._turn.reply(markup, keyboard)
+        finally:
+            self._turn.services.drafts.ended(self._turn.chat.id, self._draft_id)
 
 
 class EditStream(StreamingReply):
@@ -210,8 +233,9 @@ class EditStream(StreamingReply):
             if "not modified" not in str(error).lower():
                 raise
 
-    async def finish(self, markup: str) -> None:
-        """The final edit: the whole result; what does not fit follows as new messages.
+    async def finish(self, markup: str, keyboard: InlineKeyboardMarkup | None = None) -> None:
+        """The final edit: the whole result; what does not fit follows as new messages, the
+        `keyboard` under the last.
 
         Past the bot's message limit the rest is cut and the whole answer sent as a file.
         """
@@ -219,11 +243,14 @@ class EditStream(StreamingReply):
         long = self._turn.long_replies
         (first, *rest), cut = cut_to(markup, long.max_messages)
         await self._turn.services.edit_pacer.slot(self._message.chat_id)
-        await self._edit(first, None, Priority.ANSWER)
-        for part in rest:
-            await self._message.reply_html(part, do_quote=False)
+        await self._edit(first, None if rest or cut else keyboard, Priority.ANSWER)
+        for index, part in enumerate(rest):
+            last = index == len(rest) - 1 and not cut
+            await self._message.reply_html(
+                part, do_quote=False, reply_markup=keyboard if last else None
+            )
         if cut:
-            await send_whole(self._message, markup, long.cut_note)
+            await send_whole(self._message, markup, long.cut_note, keyboard)
 
     async def _end(self, markup: str) -> None:
         await self._turn.services.edit_pacer.slot(self._message.chat_id)

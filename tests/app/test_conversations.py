@@ -293,3 +293,43 @@ async def test_replying_to_another_members_answer_goes_on_with_the_repliers_own_
     assert len(amys) == len(bobs) == 1 and amys != bobs, "Bob wrote into his own conversation"
     in_amys = [row.content for row in rows if row.conversation_id in amys]
     assert in_amys[:1] == ["My secret is 42."] and len(in_amys) == 2, "Amy's holds her turn only"
+
+
+async def test_in_a_forum_each_topic_has_its_own_conversation_and_answers_stay_in_it(
+    bot: RunningBot,
+) -> None:
+    prompts = record_prompts(bot)
+    admin, bob = bot.person("Admin"), bot.person("Bob")
+    forum = bot.emu.create_chat("supergroup", "Pets", creator=admin, forum=True)
+    cats = bot.emu.create_topic(forum, "Cats", admin)
+    dogs = bot.emu.create_topic(forum, "Dogs", admin)
+
+    def ask_in(topic: int, user: Any, text: str) -> dict[str, Any]:
+        return bot.emu.send_message(user, forum, text, topic=topic)
+
+    async def answered(asked: dict[str, Any]) -> dict[str, Any]:
+        [call] = await bot.emu.wait_for(
+            "sendMessage",
+            lambda c: (c.result or {}).get("reply_to_message", {}).get("message_id")
+            == asked["message_id"],
+            since=0,
+            timeout=60,
+        )
+        await bot.settle()
+        return dict(call.result)
+
+    in_cats = await answered(ask_in(cats, admin, "/chat I like cats."))
+    in_dogs = await answered(ask_in(dogs, admin, "/chat I like dogs."))
+    await answered(ask_in(cats, admin, "/chat What do I like?"))
+
+    assert in_cats["message_thread_id"] == cats and in_dogs["message_thread_id"] == dogs
+    assert [m.content for m in prompts[-1].history if m.role == "user"] == ["I like cats."]
+
+    shared = await answered(bot.emu.send_message(admin, forum, "/groupconversation shared"))
+    assert shared["text"] == "This group now has one conversation everyone takes part in."
+    await answered(ask_in(dogs, bob, "/chat Bob likes dogs too."))
+    await answered(ask_in(cats, admin, "/chat Who is here?"))
+    await answered(ask_in(dogs, admin, "/chat Who is here?"))
+
+    assert [m.content for m in prompts[-2].history if m.role == "user"] == []
+    assert [m.content for m in prompts[-1].history if m.role == "user"] == ["Bob likes dogs too."]

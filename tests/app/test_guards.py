@@ -9,25 +9,29 @@ nothing a guard refused.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.offline.emulator.world import FakeUser, JsonDict
 from bot.offline.media_samples import image_bytes, sound_bytes
-from bot.tasks import TASKS
+from bot.tasks import TASKS, Picture, VoiceNote
+from models.conversation import NewTurn
 from tests.support.crash import replies_to
 from tests.support.harness import POSITIVE, RunningBot
 
 # The handlers whose updates can end in a model call, and those that never run a model.
 REACH_THE_POOL = {
-    *(f"{name}_command" for name, spec in TASKS.items() if spec.output_kind == "text"),
+    *(f"{name}_command" for name in TASKS),
     "caption_command",
     "voice_note",
     "conversation_message",
     "inline_query",
+    "retry_command",
+    "retry_button",
 }
 NEVER_REACH_THE_POOL = {
     "access_gate",
@@ -47,6 +51,7 @@ NEVER_REACH_THE_POOL = {
     "group_reset_command",
     "group_quota_command",
     "new_command",
+    "undo_command",
     "forget_command",
     "system_command",
     "group_system_command",
@@ -59,6 +64,7 @@ NEVER_REACH_THE_POOL = {
     "invite_command",
     "settings_button",
     "stop_button",
+    "stopped_draft",
     "stale_button",
 }
 QUOTA, IN_FLIGHT, PER_MINUTE = 2, 1, 4
@@ -70,6 +76,8 @@ ANSWERS: dict[str, Any] = {
     "image-classification": [{"label": "cat", "score": 0.9}],
     "automatic-speech-recognition": {"text": "what a lovely day"},
     "fill-mask": [{"token_str": "capital", "score": 0.9, "sequence": "the capital"}],
+    "text-to-image": Picture(image_bytes(image_format="PNG"), 1, 64, 48, 1),
+    "text-to-speech": VoiceNote(b"OggS a voice note", 1.0),
 }
 
 
@@ -90,6 +98,36 @@ class Way:
     send: Callable[[RunningBot, FakeUser], JsonDict]
     setup: tuple[str, ...] = ()
     inline: bool = False
+    # What the way needs in the chat before (an answer to ask again), made without a model.
+    prepare: Callable[[RunningBot, FakeUser], Awaitable[None]] | None = None
+
+
+# The answer each person may ask again (↻, /retry), by person: see `_an_answer_to_retry`.
+ANSWERS_TO_RETRY: dict[int, JsonDict] = {}
+
+
+async def _an_answer_to_retry(bot: RunningBot, person: FakeUser) -> None:
+    """A stored exchange of this person's, its answer shown with a ↻, as if a turn had run."""
+    chat = bot.emu.private_chat(person)
+    question = bot.emu.world.add_message(chat, person, {"text": "Hi there"})
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("↻", callback_data=f"retry:{person.id}")]])
+    answer = await bot.app.bot.send_message(
+        chat.id, "Hello.", reply_to_message_id=question["message_id"], reply_markup=markup
+    )
+    conversations = bot.services.store.conversations
+    ongoing = await conversations.ongoing(chat.id, person.id)
+    await conversations.add_turn(
+        ongoing.id,
+        NewTurn("Hi there", question["message_id"], "Hello.", answer.message_id, person.id),
+    )
+    ANSWERS_TO_RETRY[person.id] = bot.emu.world.message(chat.id, answer.message_id) or {}
+
+
+def _pressing_retry(bot: RunningBot, person: FakeUser) -> JsonDict:
+    """↻ on the answer: what it says (the new answer, or why not) replies to that answer."""
+    answer = ANSWERS_TO_RETRY[person.id]
+    bot.emu.press_button(person, answer, f"retry:{person.id}")
+    return answer
 
 
 def _replying_to_a_voice_note(bot: RunningBot, person: FakeUser) -> JsonDict:
@@ -112,6 +150,14 @@ WAYS = [
     Way("conversation", lambda b, p: b.emu.send_message(p, b.emu.private_chat(p), "Hi there")),
     Way("nested transcript", _replying_to_a_voice_note),
     Way("inline", lambda b, p: b.emu.inline_query(p, "Lovely day"), inline=True),
+    Way("picture", lambda b, p: b.emu.send_message(p, b.emu.private_chat(p), "/imagine a cat")),
+    Way("voice", lambda b, p: b.emu.send_message(p, b.emu.private_chat(p), "/say Lovely day")),
+    Way(
+        "retry",
+        lambda b, p: b.emu.send_message(p, b.emu.private_chat(p), "/retry"),
+        prepare=_an_answer_to_retry,
+    ),
+    Way("retry button", _pressing_retry, prepare=_an_answer_to_retry),
 ]
 
 
@@ -124,7 +170,7 @@ def handler_names(bot: RunningBot) -> set[str]:
 async def test_every_handler_is_known_to_reach_the_pool_or_not(bot: RunningBot) -> None:
     """A new handler needs a row above, and if it reaches the pool, a way below."""
     assert handler_names(bot) == REACH_THE_POOL | NEVER_REACH_THE_POOL
-    ways_in = {"command", "caption", "voice note", "conversation", "inline"}
+    ways_in = {"command", "caption", "voice note", "conversation", "inline", "retry"}
     assert ways_in <= {way.name for way in WAYS}, "each handler of REACH_THE_POOL has a way"
 
 
@@ -149,6 +195,8 @@ async def test_every_way_into_the_pool_passes_every_guard(bot: RunningBot, way: 
     bot.services.settings.allowed_users.append(alice.id)
     for text in way.setup:
         await bot.ask(alice, bot.emu.private_chat(alice), text)
+    for person in (alice, mallory) if way.prepare is not None else ():
+        await way.prepare(bot, person)
 
     async def tried(person: FakeUser, *, settle: bool = True) -> tuple[int, str | None]:
         """How many model calls one update of this way made, and what the person was told."""
@@ -165,7 +213,7 @@ async def test_every_way_into_the_pool_passes_every_guard(bot: RunningBot, way: 
             said = " ".join(result["title"] for result in results) or None
         else:
             replies = replies_to(bot.emu, sent)
-            said = replies[-1]["text"] if replies else None
+            said = replies[-1].get("text", replies[-1].get("caption", "")) if replies else None
         return pool.requests - before, said
 
     def refused(said: str | None, why: str) -> bool:

@@ -270,3 +270,16 @@ async def test_a_command_refused_after_its_voice_note_was_transcribed_counts(
     assert not answered(refused)
     [view] = await bot.ask(alice, chat, "/settings fill")
     assert "Requests left today: 1 of 2" in view, "the transcription was work done"
+
+
+async def test_asking_a_conversation_answer_again_counts_against_the_quota(
+    bot: RunningBot,
+) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "Tell me a joke.")
+    [again] = await bot.ask(alice, chat, "/retry")
+    [refused] = await bot.ask(alice, chat, "/retry")
+
+    assert again and not REFUSAL.match(again)
+    assert REFUSAL.match(refused), "a retry is a turn like any other"

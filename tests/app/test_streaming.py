@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from telegram.error import BadRequest
 from bot.delivery.pacing import GROUP_INTERVAL_S, PRIVATE_INTERVAL_S
 from bot.engine.generation_path import GenerationPath
 from bot.offline.emulator.flood import FloodLimits
-from tests.support.harness import RunningBot
+from tests.support.harness import RunningBot, bot_settings, running_bot
 
 STEP_DELAY_S = 0.02
 
@@ -135,9 +137,11 @@ async def test_in_a_private_chat_the_answer_streams_as_a_message_draft(bot: Runn
 
     calls = [c for c in bot.emu.calls[since:] if c.params.get("chat_id") == chat.id]
     drafts = [c for c in calls if c.method == "sendMessageDraft"]
-    assert len(drafts) >= 2, "the draft grew while generating"
-    texts = [c.params["text"] for c in drafts]
+    assert len(drafts) >= 3, "Thinking…, then the draft grew while generating"
+    thinking, *texts = [c.params.get("text", "") for c in drafts]
+    assert thinking == "", "an empty draft shows Telegram's Thinking… until the first words"
     assert all("The robot wanted to" in text for text in texts)
+    assert all(c.params["can_stop"] is True and c.params["keep_on_stop"] is True for c in drafts)
     assert len({c.params["draft_id"] for c in drafts}) == 1
     assert not [c for c in calls if c.method == "editMessageText"]
     assert final.startswith("The robot wanted to") and "▍" not in final
@@ -164,6 +168,42 @@ async def test_cancel_stops_a_draft_stream_and_keeps_what_was_written(bot: Runni
     assert generation_path(bot).queue_depth == 0
 
 
+async def test_telegrams_own_stop_on_a_draft_stops_the_generation_and_keeps_what_was_written(
+    bot: RunningBot,
+) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/set generate max_new_tokens 200")
+    await bot.ask(alice, chat, "/generate warm up")
+    await slow_down_generation(bot)
+    bot.emu.send_message(alice, chat, "/generate The quick brown fox")
+    [written] = await bot.emu.wait_for(
+        "sendMessageDraft", lambda c: "The quick brown fox" in c.params.get("text", ""), timeout=60
+    )
+    bot.emu.stop_generation(alice, written.params["draft_id"])
+    [stopped] = await bot.emu.wait_for(
+        "sendMessage",
+        lambda c: isinstance(c.result, dict) and "(stopped)" in c.result["text"],
+        timeout=30,
+    )
+    await bot.settle()
+
+    assert stopped.result["text"].startswith("The quick brown fox")
+    assert generation_path(bot).queue_depth == 0, "the stopped request left the engine"
+    assert bot.services.running.count(alice.id) == 0
+
+
+async def test_a_stop_on_a_draft_whose_answer_was_sent_stops_nothing(bot: RunningBot) -> None:
+    alice = bot.person("Alice")
+    chat = bot.emu.private_chat(alice)
+    await bot.ask(alice, chat, "/generate Once upon a time")
+    [draft_id] = bot.emu.drafts(chat.id)
+    bot.emu.stop_generation(alice, draft_id)
+    await bot.settle()
+    [again] = await bot.ask(alice, chat, "/generate Twice upon a time")
+    assert again.startswith("Twice upon a time") and "(stopped)" not in again
+
+
 async def test_drafts_are_refused_outside_private_chats_and_groups_stream_by_edits(
     bot: RunningBot,
 ) -> None:
@@ -176,6 +216,30 @@ async def test_drafts_are_refused_outside_private_chats_and_groups_stream_by_edi
     await bot.ask(alice, group, "/set stream draft")
     await bot.ask(alice, group, "/generate Once")
     assert not [c for c in bot.emu.calls if c.method == "sendMessageDraft" and not c.error]
+
+
+async def test_a_bot_api_server_without_drafts_streams_by_edits_with_a_stop_button(
+    tmp_path: Path, tiny_models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A self-hosted Bot API server older than drafts: refused once, logged once, then edits."""
+    settings = bot_settings(tmp_path, tiny_models_dir)
+    async with running_bot(settings, refuse_drafts=True) as old:
+        alice = old.person("Alice")
+        chat = old.emu.private_chat(alice)
+        with caplog.at_level(logging.WARNING, logger="bot.delivery.draft_stop"):
+            [first] = await old.ask(alice, chat, "/generate Once upon a time")
+            [second] = await old.ask(alice, chat, "/generate Twice upon a time")
+
+        drafts = [c for c in old.emu.calls if c.method == "sendMessageDraft"]
+        placeholders = [
+            c
+            for c in old.emu.calls
+            if c.method == "sendMessage" and "stop:" in str(c.params.get("reply_markup"))
+        ]
+    assert first.startswith("Once upon a time") and second.startswith("Twice upon a time")
+    assert len(drafts) == 1 and drafts[0].error == "Not Found: method not found"
+    assert len(placeholders) == 2, "each answer streamed in a message with a Stop button"
+    assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
 
 
 async def test_two_users_streaming_in_one_group_share_its_edit_pace(bot: RunningBot) -> None:

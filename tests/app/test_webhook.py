@@ -82,6 +82,7 @@ async def test_the_bot_registers_its_webhook_with_a_secret_and_the_updates_it_ne
         "channel_post",
         "callback_query",
         "inline_query",
+        "stopped_message_generation",
     }
     assert call.params.get("drop_pending_updates") in (None, False, "false")
 

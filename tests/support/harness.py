@@ -22,6 +22,7 @@ from bot.engine.pool import PipelinePool
 from bot.offline.demo_models import build_demo_models
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import FakeChat, FakeUser
+from handlers import ALLOWED_UPDATES
 from handlers.request.context import Services, services_of
 from models.database import create_engine
 
@@ -237,7 +238,9 @@ async def running_bot(
             await app.post_init(app)
             await app.start()
             assert app.updater is not None
-            await app.updater.start_polling(poll_interval=0, timeout=1)
+            await app.updater.start_polling(
+                poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES
+            )
             try:
                 yield RunningBot(emu, app, settings)
             finally:

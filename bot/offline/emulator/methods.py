@@ -7,11 +7,14 @@ bot's error handling is exercised against the messages it will really see.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 from bot.offline.emulator.flood import FloodControl
 from bot.offline.emulator.html import EntityParseError, parse_html
@@ -19,6 +22,13 @@ from bot.offline.emulator.world import ApiError, ChatLog, FakeChat, JsonDict, Wo
 
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
+# What sendPhoto takes (the Bot API's documentation of sendPhoto): at most 10 MB, width
+# and height at most 10,000 together, neither side more than 20 times the other. Other
+# uploads (sendVoice, sendDocument) may be 50 MB; past that the server answers 413.
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_PHOTO_SIDES = 10_000
+MAX_PHOTO_RATIO = 20
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -71,10 +81,19 @@ Method = Callable[[JsonDict], Any]
 class BotApiMethods:
     """Answers every Bot API method except update delivery, against a World."""
 
-    def __init__(self, world: World, flood: FloodControl, *, group_privacy: bool) -> None:
+    def __init__(
+        self,
+        world: World,
+        flood: FloodControl,
+        *,
+        group_privacy: bool,
+        refuse_drafts: bool = False,
+    ) -> None:
         self.world = world
         self.flood = flood
         self.group_privacy = group_privacy
+        # An older Bot API server (before 9.3), as some self-hosted ones are: no drafts at all.
+        self.refuse_drafts = refuse_drafts
         self.commands: dict[tuple[str, str], list[JsonDict]] = {}
         self.callback_queries: dict[str, JsonDict] = {}
         self.answered_callbacks: dict[str, JsonDict] = {}
@@ -83,7 +102,7 @@ class BotApiMethods:
 
     def table(self) -> dict[str, Method]:
         """Method name (as Telegram spells it) to implementation."""
-        return {
+        table: dict[str, Method] = {
             "getMe": self.get_me,
             "sendMessage": self.send_message,
             "editMessageText": self.edit_message_text,
@@ -101,11 +120,15 @@ class BotApiMethods:
             "getChat": self.get_chat,
             "leaveChat": self.leave_chat,
             "sendPhoto": self.send_photo,
+            "sendVoice": self.send_voice,
             "sendDocument": self.send_document,
             "getFile": self.get_file,
             "close": _true,
             "logOut": _true,
         }
+        if self.refuse_drafts:
+            del table["sendMessageDraft"]
+        return table
 
     def get_me(self, params: JsonDict) -> JsonDict:
         return {
@@ -128,7 +151,9 @@ class BotApiMethods:
             content["link_preview_options"] = params["link_preview_options"]
         content.update(inline_markup(params))
         self.flood.check(log.chat.id, log.chat.is_group)
-        return self.world.add_message(log.chat, self.world.bot_user, content, reply_to)
+        return self.world.add_message(
+            log.chat, self.world.bot_user, content, reply_to, self._topic(log, params, reply_to)
+        )
 
     def edit_message_text(self, params: JsonDict) -> JsonDict | bool:
         log, message = self._editable(params)
@@ -180,6 +205,10 @@ class BotApiMethods:
         Drafts exist in private chats only, need a non-zero draft_id, and obey the
         message length limit; they are counted against the overall budget only
         (they replace, not add, a chat's messages). Sending the real message ends them.
+        Bot API 10.0: an empty text shows "Thinking…" (recorded as ""). Bot API 10.3:
+        `can_stop` gives the person a Stop button on the draft (`BotApiEmulator.stop_generation`
+        presses it and sends the bot a `stopped_message_generation` update); a stopped
+        draft takes no more text, and with `keep_on_stop` its last text stays in view.
         """
         log = self._chat_log(params)
         if log.chat.type != "private":
@@ -187,9 +216,15 @@ class BotApiMethods:
         draft_id = int(params.get("draft_id") or 0)
         if draft_id == 0:
             raise bad_request("draft_id must be non-zero")
-        text, _ = prepare_text(params.get("text"), params, MAX_TEXT_LENGTH, "message")
+        text, _ = prepare_text(
+            params.get("text"), params, MAX_TEXT_LENGTH, "message", allow_empty=True
+        )
         self.flood.check_overall()
+        if draft_id in log.stopped_drafts:
+            return True
         log.drafts.setdefault(draft_id, []).append(text)
+        if params.get("can_stop") is True:
+            log.stoppable_drafts[draft_id] = params.get("keep_on_stop") is True
         return True
 
     def answer_callback_query(self, params: JsonDict) -> bool:
@@ -276,6 +311,9 @@ class BotApiMethods:
     def send_photo(self, params: JsonDict) -> JsonDict:
         return self._send_media(params, "photo", ".jpg")
 
+    def send_voice(self, params: JsonDict) -> JsonDict:
+        return self._send_media(params, "voice", ".oga")
+
     def send_document(self, params: JsonDict) -> JsonDict:
         return self._send_media(params, "document", "")
 
@@ -289,6 +327,7 @@ class BotApiMethods:
         log = self._chat_log(params)
         media = params.get(kind)
         if isinstance(media, UploadedFile):
+            check_upload(kind, media.data)
             stored = self.world.store_file(media.data, f"{kind}s", suffix)
             file_name, mime_type = media.filename, media.content_type
         elif isinstance(media, str) and media in self.world.files:
@@ -308,18 +347,24 @@ class BotApiMethods:
             "file_unique_id": stored.file_unique_id,
             "file_size": len(stored.data),
         }
-        content: JsonDict = (
-            {"photo": [{**described, "width": 1, "height": 1}]}
-            if kind == "photo"
-            else {"document": {**described, "file_name": file_name, "mime_type": mime_type}}
-        )
+        content: JsonDict
+        if kind == "photo":
+            width, height = picture_sides(stored.data) or (1, 1)
+            content = {"photo": [{**described, "width": width, "height": height}]}
+        elif kind == "voice":
+            duration = int(params.get("duration") or 0)
+            content = {"voice": {**described, "duration": duration, "mime_type": "audio/ogg"}}
+        else:
+            content = {"document": {**described, "file_name": file_name, "mime_type": mime_type}}
         if caption:
             content["caption"] = caption
         if entities:
             content["caption_entities"] = entities
         content.update(inline_markup(params))
         self.flood.check(log.chat.id, log.chat.is_group)
-        return self.world.add_message(log.chat, self.world.bot_user, content, reply_to)
+        return self.world.add_message(
+            log.chat, self.world.bot_user, content, reply_to, self._topic(log, params, reply_to)
+        )
 
     def _chat_log(self, params: JsonDict) -> ChatLog:
         chat_id = params.get("chat_id")
@@ -346,6 +391,19 @@ class BotApiMethods:
             raise bad_request("message to be replied not found")
         return int(message_id)
 
+    def _topic(self, log: ChatLog, params: JsonDict, reply_to: int | None) -> int | None:
+        """The forum topic a message goes to: the one named, else the replied message's (a
+        reply stays in its topic), else General (none). Outside forums there are none."""
+        named = params.get("message_thread_id")
+        if not log.chat.is_forum:
+            return None
+        if named is not None:
+            return int(named)
+        replied = log.messages.get(reply_to) if reply_to is not None else None
+        if replied is not None and replied.get("is_topic_message"):
+            return int(replied["message_thread_id"])
+        return None
+
     def _editable(self, params: JsonDict) -> tuple[ChatLog, JsonDict]:
         """The stored message an edit targets, by chat+message id or by inline_message_id."""
         inline_id = params.get("inline_message_id")
@@ -371,6 +429,31 @@ class BotApiMethods:
         edited = self.world.message(log.chat.id, message["message_id"])
         assert edited is not None
         return edited
+
+
+def check_upload(kind: str, data: bytes) -> None:
+    """Refuse an upload as Telegram does: past 50 MB at all, or a photo it will not show."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ApiError(413, "Request Entity Too Large")
+    if kind != "photo":
+        return
+    if len(data) > MAX_PHOTO_BYTES:
+        raise bad_request("PHOTO_SAVE_FILE_INVALID")
+    sides = picture_sides(data)
+    if sides is None:
+        raise bad_request("IMAGE_PROCESS_FAILED")
+    width, height = sides
+    if width + height > MAX_PHOTO_SIDES or max(width, height) > MAX_PHOTO_RATIO * min(width, height):
+        raise bad_request("PHOTO_INVALID_DIMENSIONS")
+
+
+def picture_sides(data: bytes) -> tuple[int, int] | None:
+    """Width and height from an image's header (nothing decoded); None if it is no image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def prepare_text(

@@ -93,7 +93,10 @@ class BotApiEmulator:
         round_trip_s: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        refuse_drafts: bool = False,
     ) -> None:
+        """`refuse_drafts`: answer sendMessageDraft as a Bot API server older than 9.3 does
+        (404, no such method), as some self-hosted ones are."""
         self.token = token
         self.bot_user = FakeUser(
             id=int(token.split(":", 1)[0]),
@@ -107,10 +110,13 @@ class BotApiEmulator:
         self.create_user = self.world.create_user
         self.private_chat = self.world.private_chat
         self.create_chat = self.world.create_chat
+        self.create_topic = self.world.create_topic
         self.flood = FloodControl(limits=flood_limits or FloodLimits())
         self.faults = FaultPlan()
         self.round_trip_s = round_trip_s
-        self.api = BotApiMethods(self.world, self.flood, group_privacy=group_privacy)
+        self.api = BotApiMethods(
+            self.world, self.flood, group_privacy=group_privacy, refuse_drafts=refuse_drafts
+        )
         self.group_privacy = group_privacy
         self.calls: list[ApiCall] = []
         self._host, self._port = host, port
@@ -194,8 +200,10 @@ class BotApiEmulator:
         *,
         entities: list[JsonDict] | None = None,
         as_chat: FakeChat | None = None,
+        topic: int | None = None,
     ) -> JsonDict:
-        """`user` types `text` into `chat`; a leading /command gets its entity as in Telegram.
+        """`user` types `text` into `chat` (into a forum's `topic`, from `create_topic`); a
+        leading /command gets its entity as in Telegram.
 
         `as_chat` sends it as Telegram shows a message of an anonymous admin (the
         group itself) or of someone posting as a channel: `from` is Telegram's
@@ -208,7 +216,7 @@ class BotApiEmulator:
         if as_chat is not None:
             content["sender_chat"] = as_chat.to_dict()
             user = ANONYMOUS_ADMIN if as_chat is chat else CHANNEL_BOT
-        return self._person_message(user, chat, content, reply_to)
+        return self._person_message(user, chat, content, reply_to, topic)
 
     def send_photo(
         self,
@@ -303,6 +311,18 @@ class BotApiEmulator:
         if self.world.log(chat_id).bot_member:
             self._queue_update("callback_query", query)
         return query
+
+    def stop_generation(self, user: FakeUser, draft_id: int) -> JsonDict:
+        """`user` presses Telegram's Stop on a draft the bot is writing in their private chat
+        (Bot API 10.3): only on a draft sent with can_stop; the bot gets a
+        `stopped_message_generation` update (if it asked for them in allowed_updates)."""
+        log = self.world.log(user.id)
+        if draft_id not in log.stoppable_drafts:
+            raise ValueError(f"draft {draft_id} has no Stop button")
+        log.stopped_drafts.add(draft_id)
+        stopped: JsonDict = {"chat": log.chat.to_dict(), "draft_id": draft_id}
+        self._queue_update("stopped_message_generation", stopped)
+        return stopped
 
     def inline_query(
         self, user: FakeUser, query: str, *, offset: str = "", chat_type: str = "private"
@@ -457,10 +477,15 @@ class BotApiEmulator:
     # Update delivery -------------------------------------------------------------------
 
     def _person_message(
-        self, user: FakeUser, chat: FakeChat, content: JsonDict, reply_to: int | JsonDict | None
+        self,
+        user: FakeUser,
+        chat: FakeChat,
+        content: JsonDict,
+        reply_to: int | JsonDict | None,
+        topic: int | None = None,
     ) -> JsonDict:
         reply_id = reply_to["message_id"] if isinstance(reply_to, dict) else reply_to
-        message = self.world.add_message(chat, user, content, reply_id)
+        message = self.world.add_message(chat, user, content, reply_id, topic)
         if self._bot_sees(chat, message):
             self._queue_update("message", message)
         return message

@@ -85,6 +85,8 @@ class FakeChat:
     first_name: str | None = None
     creator_id: int | None = None
     admin_ids: set[int] = field(default_factory=set)
+    # A forum supergroup: its messages are in topics (`World.create_topic`) or in General.
+    is_forum: bool = False
 
     @property
     def is_group(self) -> bool:
@@ -102,6 +104,8 @@ class FakeChat:
         for key in ("title", "username", "first_name"):
             if getattr(self, key) is not None:
                 chat[key] = getattr(self, key)
+        if self.is_forum:
+            chat["is_forum"] = True
         return chat
 
 
@@ -138,6 +142,12 @@ class ChatLog:
     bot_member: bool = True  # False once the bot left (leaveChat): it neither sees nor speaks
     # Message drafts the bot streamed (sendMessageDraft), by draft id: every text, in order.
     drafts: dict[int, list[str]] = field(default_factory=dict)
+    # Drafts sent with can_stop (Bot API 10.3): whether each keeps its text on stop; and
+    # the drafts the person stopped.
+    stoppable_drafts: dict[int, bool] = field(default_factory=dict)
+    stopped_drafts: set[int] = field(default_factory=set)
+    # A forum's topics: the id of each one's creation message, its message_thread_id.
+    topics: set[int] = field(default_factory=set)
 
 
 class World:
@@ -190,10 +200,14 @@ class World:
         creator: FakeUser | None = None,
         admins: tuple[FakeUser, ...] = (),
         username: str | None = None,
+        forum: bool = False,
     ) -> FakeChat:
-        """A group, supergroup or channel; ids follow Telegram's negative numbering."""
+        """A group, supergroup or channel; ids follow Telegram's negative numbering. A `forum`
+        is a supergroup with topics."""
         if chat_type == "private":
             raise ValueError("use private_chat(user) for private chats")
+        if forum and chat_type != "supergroup":
+            raise ValueError("only supergroups can be forums")
         number = next(self._group_ids)
         chat_id = -number if chat_type == "group" else -1_000_000_000_000 - number
         chat = FakeChat(
@@ -203,9 +217,24 @@ class World:
             username=username,
             creator_id=creator.id if creator else None,
             admin_ids={admin.id for admin in admins},
+            is_forum=forum,
         )
         self.chats[chat_id] = ChatLog(chat)
         return chat
+
+    def create_topic(self, chat: FakeChat, name: str, creator: FakeUser) -> int:
+        """A new topic of a forum, as Telegram makes one: a `forum_topic_created` service
+        message whose id is the topic's message_thread_id."""
+        if not chat.is_forum:
+            raise ValueError("only forums have topics")
+        created = self.add_message(
+            chat, creator, {"forum_topic_created": {"name": name, "icon_color": 7322096}}
+        )
+        thread_id = int(created["message_id"])
+        stored = self.log(chat.id).messages[thread_id]
+        stored.update(message_thread_id=thread_id, is_topic_message=True)
+        self.log(chat.id).topics.add(thread_id)
+        return thread_id
 
     def log(self, chat_id: int) -> ChatLog:
         log = self.chats.get(chat_id)
@@ -219,9 +248,16 @@ class World:
         sender: FakeUser | None,
         content: JsonDict,
         reply_to: int | None = None,
+        topic: int | None = None,
     ) -> JsonDict:
-        """Store a new message in `chat` and return it as Telegram would render it."""
+        """Store a new message in `chat` and return it as Telegram would render it.
+
+        A message in a forum `topic` carries its message_thread_id and, replying to nothing
+        else, replies to the topic's creation message, as Telegram renders it.
+        """
         log = self.log(chat.id)
+        if topic is not None and topic not in log.topics:
+            raise bad_request("message thread not found")
         message: JsonDict = {"message_id": log.next_id, "date": int(time.time())}
         log.next_id += 1
         if sender is self.bot_user:
@@ -232,6 +268,9 @@ class World:
         elif sender is not None:
             message["from"] = sender.to_dict()
         message["chat"] = chat.to_dict()
+        if topic is not None:
+            message.update(message_thread_id=topic, is_topic_message=True)
+            reply_to = topic if reply_to is None else reply_to
         if reply_to is not None:
             message["reply_to_message"] = self.replied_message(log, reply_to)
         message.update(content)
