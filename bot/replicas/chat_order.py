@@ -22,10 +22,10 @@ from redis.asyncio import Redis
 
 from bot.replicas.redis_link import RedisLink
 
-# KEYS: the chat's updates (sorted set), their leases (hash: update -> end, ms).
+# KEYS: the chat's updates (sorted set), how long each holds its place (hash: update ->
+# end, ms): two leases from its last renewal (the module doc says why the second).
 # ARGV: update id, lease ms, 'arrive' | 'renew' | 'ahead'.
-# 'ahead' drops entries lapsed for a whole lease (a replica that takes a dead one's update
-# over renews it before that), then returns how many updates come before this one.
+# 'ahead' drops the entries whose place ran out, then returns how many come before this one.
 _ORDER = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -34,16 +34,16 @@ if ARGV[3] == 'arrive' then
   redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[1])
 end
 if ARGV[3] ~= 'ahead' then
-  redis.call('HSET', KEYS[2], ARGV[1], now + lease)
-  redis.call('PEXPIRE', KEYS[1], lease * 2)
-  redis.call('PEXPIRE', KEYS[2], lease * 2)
+  redis.call('HSET', KEYS[2], ARGV[1], now + 2 * lease)
+  redis.call('PEXPIRE', KEYS[1], lease * 3)
+  redis.call('PEXPIRE', KEYS[2], lease * 3)
   return 0
 end
 local earlier = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 local ahead = 0
 for _, update in ipairs(earlier) do
   local ends = tonumber(redis.call('HGET', KEYS[2], update) or '0')
-  if ends + lease <= now then
+  if ends <= now then
     redis.call('ZREM', KEYS[1], update)
     redis.call('HDEL', KEYS[2], update)
   else
