@@ -88,6 +88,7 @@ class Ticket:
     shared: SharedOrder | None = None
     chat_id: int = 0
     update_id: int = 0
+    _left_shared: bool = False
 
     async def wait_turn(self) -> None:
         """Block until every earlier update of this chat has replied or finished."""
@@ -100,15 +101,25 @@ class Ticket:
         async with self.queue.changed:
             await self.queue.changed.wait_for(lambda: self.queue.turn >= self.number)
 
-    async def release(self) -> None:
-        """Let the chat's later updates reply once every earlier one has (settles it too)."""
-        if self.done:
-            return
-        self.done = self.is_settled = True
-        async with self.queue.changed:
-            self.queue.mark(self.number, release=True)
-            self.queue.changed.notify_all()
-        if self.shared is not None:
+    async def release(self, *, until_sent: bool = False) -> None:
+        """Let the chat's later updates reply once every earlier one has (settles it too).
+
+        `until_sent`: the reply is queued here, not sent yet (a shared answer in a busy
+        group), so this replica's next answer may queue behind it at once, but another
+        replica's must wait for `sent`.
+        """
+        if not self.done:
+            self.done = self.is_settled = True
+            async with self.queue.changed:
+                self.queue.mark(self.number, release=True)
+                self.queue.changed.notify_all()
+        if not until_sent:
+            await self.sent()
+
+    async def sent(self) -> None:
+        """The first reply is out: other replicas' later updates of the chat may reply."""
+        if self.shared is not None and not self._left_shared:
+            self._left_shared = True
             await self.shared.done(self.chat_id, self.update_id)
 
     async def settle(self) -> None:
