@@ -197,6 +197,15 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(
         default=True, description="Upgrade the database schema to head when `hfbot run` starts."
     )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Redis shared by several `hfbot run` processes of one bot (same token and "
+            "database), e.g. redis://127.0.0.1:6379/0: each person's rate limit and in-flight "
+            "cap count across all of them, and a saved setting is seen at once by every one. "
+            "Unset: one process, nothing shared."
+        ),
+    )
     settings_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="How long resolved user/chat settings are cached in memory."
     )
@@ -214,6 +223,15 @@ class Settings(BaseSettings):
         description=(
             "On start, updates accepted but never answered that arrived this recently are "
             "handled again (once); older ones are given up. 0 turns replays off."
+        ),
+    )
+    inbox_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "With HFBOT_REDIS_URL: how long a replica's claim on the updates it handles holds "
+            "without renewal (renewed every third of it); a replica that dies leaves its "
+            "unanswered updates to the others this long after."
         ),
     )
     database_timeout_s: float = Field(

@@ -103,6 +103,7 @@ class Database:
         self.clock = clock
         self._cache: OrderedDict[tuple[str, int], dict[str, tuple[float, Any]]] = OrderedDict()
         self._on_rebind: list[Callable[[], None]] = []
+        self._on_forget: list[Callable[[str, int, str | None], None]] = []
         self.rebind(engine)
 
     def rebind(self, engine: AsyncEngine) -> None:
@@ -161,11 +162,26 @@ class Database:
         return value
 
     def forget(self, kind: str, owner: int, task: str | None = None) -> None:
-        """Drop what a write changed: one owner's entry for one task, or all of theirs."""
+        """Drop what a write changed: one owner's entry for one task, or all of theirs; and
+        tell whoever listens (the other replicas, `bot.replicas.settings_broadcast`)."""
+        self.drop(kind, owner, task)
+        for listener in self._on_forget:
+            listener(kind, owner, task)
+
+    def drop(self, kind: str, owner: int, task: str | None = None) -> None:
+        """Drop a cached read here only (another replica wrote it and told everyone)."""
         if task is None:
             self._cache.pop((kind, owner), None)
         else:
             self._cache.get((kind, owner), {}).pop(task, None)
+
+    def drop_all(self) -> None:
+        """Drop every cached read (what other replicas wrote may have gone unheard)."""
+        self._cache.clear()
+
+    def on_forget(self, listener: Callable[[str, int, str | None], None]) -> None:
+        """Call `listener(kind, owner, task)` after each write's `forget`."""
+        self._on_forget.append(listener)
 
 
 async def or_default(read: Awaitable[T], default: T, *, what: str) -> T:

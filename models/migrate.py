@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import migrations
 
 MIGRATIONS_DIR = Path(str(resources.files(migrations)))
+# PostgreSQL advisory lock key that serialises schema upgrades ("hfbot" in ASCII).
+MIGRATION_LOCK = 0x686662_6F74
 
 
 def alembic_config(url: str) -> Config:
@@ -49,6 +51,10 @@ async def _run(engine: AsyncEngine, action: str, revision: str) -> None:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             _raw_sqlite(connection, "PRAGMA foreign_keys=OFF")
+        elif connection.dialect.name == "postgresql":
+            # Replicas started together upgrade one at a time; the others then find the
+            # schema at head (held until this transaction ends).
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         config.attributes["connection"] = connection
         getattr(command, action)(config, revision)

@@ -129,3 +129,17 @@ def test_dockerfile_is_slim_non_root_cpu_by_default_and_checks_health() -> None:
     assert dockerfile.split("HEALTHCHECK", 1)[1].split("\n")[0].endswith('CMD ["hfbot", "healthcheck"]')
     copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY")}
     assert {"bot", "handlers", "models", "migrations"} <= copied
+
+
+def test_the_replicas_example_scales_the_bot_behind_haproxy_with_redis() -> None:
+    base = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    extra = yaml.safe_load((ROOT / "docker-compose.replicas.yml").read_text())
+    bot = extra["services"]["bot"]
+    assert bot["deploy"]["replicas"] == 3
+    assert bot["environment"]["HFBOT_REDIS_URL"] == "redis://redis:6379/0"
+    assert bot["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert set(extra["services"]) == {"redis", "haproxy", "bot"} and "db" in base["services"]
+    [config] = extra["services"]["haproxy"]["volumes"]
+    haproxy_cfg = (ROOT / config.split(":")[0]).read_text()
+    port = bot["environment"]["HFBOT_WEBHOOK_PORT"]
+    assert f"bot:{port}" in haproxy_cfg and "httpchk GET /telegram" in haproxy_cfg

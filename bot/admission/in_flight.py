@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from bot.errors import Cancelled, TooManyInFlight
@@ -26,8 +26,8 @@ class RunningRequests:
         self._admitted: Counter[int] = Counter()
         self._next_id = 0
 
-    @contextmanager
-    def admitted(self, user_id: int, limit: int) -> Iterator[None]:
+    @asynccontextmanager
+    async def admitted(self, user_id: int, limit: int) -> AsyncIterator[None]:
         """Hold one of this user's `limit` places for a request, or refuse it at once."""
         if self._admitted[user_id] >= limit:
             raise TooManyInFlight(limit=limit)

@@ -10,10 +10,19 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from bot.errors import RateLimited
 
 WINDOW_S = 60.0
+
+
+class RateLimiter(Protocol):
+    """Requests a minute per person: this process's window, or the one replicas share."""
+
+    per_minute: int
+
+    async def check(self, user_id: int) -> None: ...
 
 
 class UserRateLimiter:
@@ -22,8 +31,9 @@ class UserRateLimiter:
         self._clock = clock
         self._seen: dict[int, deque[float]] = {}
 
-    def check(self, user_id: int) -> None:
-        """Count one request, or raise RateLimited saying how long to wait."""
+    async def check(self, user_id: int) -> None:
+        """Count one request, or raise RateLimited saying how long to wait (async, as the
+        window shared by several replicas is: `bot.replicas.shared_limits`)."""
         if self.per_minute <= 0:
             return
         now = self._clock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any, cast
 
 from sqlalchemy.exc import DBAPIError
@@ -32,12 +33,13 @@ from bot.errors import StoreUnavailable
 from bot.hub.downloads import ModelDownloads
 from bot.hub.vetting import ModelVetter
 from bot.monitoring.bot_metrics import BotMetrics
+from bot.replicas.replica_set import ReplicaSet
 from bot.tasks import ParamRules, param_rules_from_caps
 from handlers import register_handlers
 from handlers.commands.basics import register_commands
 from handlers.commands.conversations import prune_history
 from handlers.request.access_gate import passes_gate
-from handlers.request.context import CONTEXT_TYPES, BotApplication, Services
+from handlers.request.context import CONTEXT_TYPES, BotApplication, BotContext, Services
 from models import migrate
 from models.database import create_engine
 from models.opening import failure_reason, location, sqlite_problem
@@ -57,13 +59,19 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
     vetter = ModelVetter(settings, store.rules, remote=pool.remote)
     access = AccessPolicy(settings, store.access)
     await access.warm()
+    replicas = None
+    if settings.redis_url is not None:
+        replicas = ReplicaSet(settings.redis_url.get_secret_value(), settings, store.database)
+        await replicas.start()
     return Services(
         settings=settings,
         store=store,
         pool=pool,
         vetter=vetter,
-        limiter=UserRateLimiter(settings.rate_limit_per_minute),
-        running=RunningRequests(),
+        limiter=(
+            replicas.limiter if replicas else UserRateLimiter(settings.rate_limit_per_minute)
+        ),
+        running=replicas.running if replicas else RunningRequests(),
         conversation_turns=ConversationTurns(),
         drafts=DraftSupport(),
         typing=ChatTyping(),
@@ -79,6 +87,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
         ),
         metrics=metrics,
         access=access,
+        replicas=replicas,
     )
 
 
@@ -150,14 +159,29 @@ def build_application(
     API emulator; `webhook` leaves out the polling updater.
     """
     metrics = BotMetrics()
-    inbox = UpdateInbox(settings.inbox_replay_window_s)
+    # Replicas each claim what they handle, so another can take over if one dies.
+    replica = uuid.uuid4().hex if settings.redis_url is not None else None
+    inbox = UpdateInbox(
+        settings.inbox_replay_window_s, replica=replica, lease_s=settings.inbox_lease_s
+    )
 
     async def prune_inbox(_: object) -> None:
         await inbox.prune()
 
+    async def keep_leases(context: BotContext) -> None:
+        if context.services.replicas is not None:
+            await context.services.replicas.keep_leases()
+        await inbox.keep_claims(context.application.update_queue, context.bot)
+
+    outbound = PriorityRateLimiter()
+    processor = InboxUpdateProcessor(inbox)
+
     async def post_init(application: BotApplication) -> None:
         services = await start_services(settings, metrics)
         application.bot_data.services = services
+        if services.replicas is not None:
+            outbound.share(services.replicas.budget)
+            processor.share(services.replicas.order)
         inbox.attach(
             services.store,
             application.bot.id,
@@ -168,6 +192,11 @@ def build_application(
         if application.job_queue is not None:
             application.job_queue.run_repeating(prune_history, interval=3600, first=60)
             application.job_queue.run_repeating(prune_inbox, interval=INBOX_PRUNE_S, first=30)
+            if replica is not None:
+                interval = inbox.lease.total_seconds() / 3
+                application.job_queue.run_repeating(
+                    keep_leases, interval=interval, first=interval
+                )
         log.info("hfbot started as @%s", application.bot.username)
 
     async def post_shutdown(application: BotApplication) -> None:
@@ -192,9 +221,9 @@ def build_application(
         BotApplication,
         builder.context_types(CONTEXT_TYPES)
         .request(CountingRequest(metrics, connection_pool_size=64))
-        .rate_limiter(PriorityRateLimiter())
+        .rate_limiter(outbound)
         .update_queue(RecordingUpdateQueue(inbox))
-        .concurrent_updates(InboxUpdateProcessor(inbox))
+        .concurrent_updates(processor)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
         .build(),

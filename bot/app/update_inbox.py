@@ -15,6 +15,11 @@ exactly once: a crash after the answer was sent and before its done mark
 committed answers it twice. While the database cannot be reached, updates are
 served without being written down, as before: availability first.
 
+Replicas of one bot (`HFBOT_REDIS_URL`) share the inbox: each row names the replica
+handling it and until when (`replica`, `lease_s`); every replica renews its own claims
+and takes over, as a replay, the rows whose replica stopped renewing (`keep_claims`).
+A replica starting takes only those too, never what a live one is answering.
+
 Only updates the access gate will let through are written down (`admits`,
 the gate's own rule): a refused stranger's message is never stored, not even
 until the next prune, and costs no write; it is refused again if Telegram
@@ -36,6 +41,7 @@ from telegram import Bot, Update
 from bot.delivery.order import ChatOrderedUpdateProcessor
 from bot.errors import StoreUnavailable
 from models.base import utcnow
+from models.inbox import Claim
 from models.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,9 +54,18 @@ SKIP_AFTER_FAILURE_S = 10.0
 class UpdateInbox:
     """Records updates, marks them done in batches, replays the unanswered and prunes the rest."""
 
-    def __init__(self, replay_window_s: float, *, max_replays: int = 1) -> None:
+    def __init__(
+        self,
+        replay_window_s: float,
+        *,
+        max_replays: int = 1,
+        replica: str | None = None,
+        lease_s: float = 30.0,
+    ) -> None:
         self.replay_window = timedelta(seconds=replay_window_s)
         self.max_replays = max_replays
+        self.replica = replica
+        self.lease = timedelta(seconds=lease_s)
         self.replayed = 0
         self._store: Store | None = None
         self._admits: Callable[[Update], Awaitable[bool]] | None = None
@@ -81,7 +96,11 @@ class UpdateInbox:
         chat = update.effective_chat
         try:
             return await store.inbox.accept(
-                self._bot_id, update.update_id, chat.id if chat else None, update.to_dict()
+                self._bot_id,
+                update.update_id,
+                chat.id if chat else None,
+                update.to_dict(),
+                self._claim(),
             )
         except StoreUnavailable:
             self._skip_until = time.monotonic() + SKIP_AFTER_FAILURE_S
@@ -116,8 +135,13 @@ class UpdateInbox:
         await self._flush()
         self._store = None
 
+    def _claim(self) -> Claim | None:
+        """This replica's claim on what it handles from now on; None for a bot alone."""
+        return None if self.replica is None else Claim(self.replica, utcnow() + self.lease)
+
     async def replay(self, queue: asyncio.Queue[object], bot: Bot) -> int:
-        """Put updates accepted and never answered back on `queue`, oldest first.
+        """Put updates accepted and never answered back on `queue`, oldest first (replicas:
+        those no live replica holds).
 
         `put_nowait` bypasses the recording `put`: they are in the inbox already.
         """
@@ -126,13 +150,31 @@ class UpdateInbox:
         # Rows done in an earlier life go first: an update id is unique only among the
         # updates Telegram has not forgotten, and one seen again must be a new update.
         await self.prune()
+        return await self._take_over(queue, bot)
+
+    async def keep_claims(self, queue: asyncio.Queue[object], bot: Bot) -> int:
+        """A replica's round: renew its own claims, take over those another let lapse."""
+        claim = self._claim()
+        if self._store is None or claim is None:
+            return 0
+        try:
+            await self._store.inbox.renew(self._bot_id, claim)
+        except StoreUnavailable:
+            log.warning("inbox claims not renewed: store unavailable")
+            return 0
+        return await self._take_over(queue, bot)
+
+    async def _take_over(self, queue: asyncio.Queue[object], bot: Bot) -> int:
+        store = self._store
+        if store is None:
+            return 0
         since = utcnow() - self.replay_window
         try:
-            found = await self._store.inbox.unanswered(
-                self._bot_id, since, max_replays=self.max_replays
+            found = await store.inbox.unanswered(
+                self._bot_id, since, max_replays=self.max_replays, claim=self._claim()
             )
         except StoreUnavailable:
-            log.warning("inbox unavailable at start: unanswered updates are not replayed")
+            log.warning("inbox unavailable: unanswered updates are not replayed now")
             return 0
         for item in found:
             update = Update.de_json(item.payload, bot)

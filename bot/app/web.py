@@ -35,7 +35,8 @@ async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
     """Whether the bot, the database and the pool are usable, part by part.
 
     Each remote engine is reported; one that is down fails the check only if
-    the operator marked it required.
+    the operator marked it required. Redis, where replicas share it, is reported and
+    never fails it (a replica answers on its own limits without it).
     """
     parts: dict[str, str] = {"bot": "ok" if application.running else "stopped"}
     found = services_of(application)
@@ -49,6 +50,8 @@ async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
         parts["database"] = "unreachable"
     parts["pool"] = "closed" if found.pool.closed else "ok"
     healthy = all(value == "ok" for value in parts.values())
+    if found.replicas is not None:  # reported, never failing: the replica answers without it
+        parts["redis"] = found.replicas.health
     remote = found.pool.remote
     for name, state in (await remote.health()).items():
         parts[f"engine:{name}"] = state

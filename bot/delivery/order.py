@@ -12,6 +12,10 @@ conversation turn joins its conversation's line only once every earlier update
 of the chat has settled, so a chat's turns line up in the order they arrived
 (`handlers.request.chat_history.conversation_turn`). A turn waiting in that line
 gives up its place in the reply order, letting later updates reply meanwhile.
+
+Replicas of one bot share the order too (`share`, with `bot.replicas.chat_order`): a
+first reply then also waits for the earlier updates of its chat that other replicas
+are handling.
 """
 
 from __future__ import annotations
@@ -20,10 +24,23 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+
+class SharedOrder(Protocol):
+    """Where each chat's updates stand on every replica (`bot.replicas.chat_order`)."""
+
+    async def arrived(self, chat_id: int, update_id: int) -> None: ...
+
+    async def wait_turn(self, chat_id: int, update_id: int) -> bool:
+        """Wait for every earlier update of the chat on any replica; False (at once) when
+        the shared order cannot be reached."""
+        ...
+
+    async def done(self, chat_id: int, update_id: int) -> None: ...
 
 
 @dataclass
@@ -67,22 +84,43 @@ class Ticket:
     number: int
     done: bool = False
     is_settled: bool = False
+    # The order shared with other replicas, and where this update stands in it.
+    shared: SharedOrder | None = None
+    chat_id: int = 0
+    update_id: int = 0
+    _left_shared: bool = False
 
     async def wait_turn(self) -> None:
         """Block until every earlier update of this chat has replied or finished."""
         if self.done:
             return
+        if self.shared is not None and await self.shared.wait_turn(self.chat_id, self.update_id):
+            # The shared order holds this replica's updates too, by Telegram's numbering; the
+            # local one (by arrival here) could disagree with it for an update taken over.
+            return
         async with self.queue.changed:
             await self.queue.changed.wait_for(lambda: self.queue.turn >= self.number)
 
-    async def release(self) -> None:
-        """Let the chat's later updates reply once every earlier one has (settles it too)."""
-        if self.done:
-            return
-        self.done = self.is_settled = True
-        async with self.queue.changed:
-            self.queue.mark(self.number, release=True)
-            self.queue.changed.notify_all()
+    async def release(self, *, until_sent: bool = False) -> None:
+        """Let the chat's later updates reply once every earlier one has (settles it too).
+
+        `until_sent`: the reply is queued here, not sent yet (a shared answer in a busy
+        group), so this replica's next answer may queue behind it at once, but another
+        replica's must wait for `sent`.
+        """
+        if not self.done:
+            self.done = self.is_settled = True
+            async with self.queue.changed:
+                self.queue.mark(self.number, release=True)
+                self.queue.changed.notify_all()
+        if not until_sent:
+            await self.sent()
+
+    async def sent(self) -> None:
+        """The first reply is out: other replicas' later updates of the chat may reply."""
+        if self.shared is not None and not self._left_shared:
+            self._left_shared = True
+            await self.shared.done(self.chat_id, self.update_id)
 
     async def settle(self) -> None:
         """This update's way is known: later conversation turns need not wait for it."""
@@ -116,6 +154,11 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._chats: dict[int, _ChatQueue] = {}
         self.in_flight = 0
         self._idle = asyncio.Condition()
+        self._shared: SharedOrder | None = None
+
+    def share(self, shared: SharedOrder) -> None:
+        """Keep each chat's replies in order with the other replicas' too."""
+        self._shared = shared
 
     async def wait_idle(self) -> None:
         """Until no update is being processed (graceful shutdown drains with this)."""
@@ -127,7 +170,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         if chat is None:
             return None
         queue = self._chats.setdefault(chat.id, _ChatQueue())
-        ticket = Ticket(queue, queue.next_ticket)
+        update_id = update.update_id if isinstance(update, Update) else 0
+        ticket = Ticket(queue, queue.next_ticket, shared=self._shared, chat_id=chat.id, update_id=update_id)
         queue.next_ticket += 1
         return ticket
 
@@ -141,6 +185,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         token = _current.set(ticket)
         self.in_flight += 1
         try:
+            if ticket is not None and ticket.shared is not None:
+                await ticket.shared.arrived(ticket.chat_id, ticket.update_id)
             await coroutine
         finally:
             _current.reset(token)

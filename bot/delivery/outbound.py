@@ -47,7 +47,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
@@ -71,6 +71,23 @@ class Priority(IntEnum):
     ANSWER = 0
     STREAM = 1
     ACTION = 2
+
+
+class SharedBudget(Protocol):
+    """The windows other replicas of this bot spend too (`bot.replicas.shared_budget`)."""
+
+    async def take(
+        self, priority: Priority, chat_id: int | None, *, wait: bool = True
+    ) -> str | None:
+        """Hold a slot in each shared window, waiting while they are full: the call's id, ""
+        while they cannot be reached, None when `wait` is False and no slot is free now."""
+        ...
+
+    async def returned(
+        self, call: str, chat_id: int | None, *, counted: bool, lead_s: float
+    ) -> None: ...
+
+    async def pause(self, chat_id: int | None, retry_after: float | timedelta) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -187,7 +204,13 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         self._numbers = itertools.count()
         self._changed = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
+        self._shared: SharedBudget | None = None
         self.dropped_actions = 0
+
+    def share(self, shared: SharedBudget) -> None:
+        """Spend the budget with the other replicas of this bot: every call this limiter
+        grants also takes a slot in the shared windows before it goes."""
+        self._shared = shared
 
     async def initialize(self) -> None:
         """The scheduler starts with the first call that has to wait."""
@@ -221,6 +244,10 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
                     return True
             else:
                 await self._wait_turn(priority, counted_in)
+            shared = await self._take_shared(priority, counted_in)
+            if shared is None:  # a chat action that finds the shared windows full
+                self.dropped_actions += 1
+                return True
             counted, left, answered = True, self._clock(), False
             trip, alone = self._trips, self._overall.in_flight == 1
             self._trips += 1
@@ -233,13 +260,36 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
                 if attempt == self._max_retries or priority is Priority.ACTION:
                     raise
                 self._pause(counted_in, error.retry_after)
+                if self._shared is not None:
+                    await self._shared.pause(counted_in, error.retry_after)
                 log.info("Telegram asked to wait %s s (%s); retrying", error.retry_after, endpoint)
             finally:
                 lone = alone and trip > 0 and self._trips == trip + 1
                 self._returned(
                     counted_in, counted=counted, left=left if answered else None, lone=lone
                 )
+                if shared and self._shared is not None:
+                    lead_s = self.round_trips.lead(self._clock())
+                    await self._shared.returned(
+                        shared, counted_in, counted=counted, lead_s=lead_s
+                    )
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _take_shared(self, priority: Priority, chat_id: int | None) -> str | None:
+        """The shared slot of a call granted here ("" when alone or Redis is away; None: a
+        chat action that cannot go now); the local slot is given back if none comes."""
+        if self._shared is None:
+            return ""
+        try:
+            shared = await self._shared.take(
+                priority, chat_id, wait=priority is not Priority.ACTION
+            )
+        except BaseException:
+            self._returned(chat_id, counted=False)
+            raise
+        if shared is None:
+            self._returned(chat_id, counted=False)
+        return shared
 
     def spare(self, chat_id: int) -> float:
         """How much of this chat's widest window is free now, 0 to 1; 0 while any call for

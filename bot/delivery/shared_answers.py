@@ -74,8 +74,12 @@ class SharedAnswers:
         if outbox.sender is None:
             outbox.sender = asyncio.create_task(self._send_all(where, outbox))
         if ticket is not None:
-            await ticket.release()
-        return await asyncio.shield(answer.sent)
+            await ticket.release(until_sent=True)
+        try:
+            return await asyncio.shield(answer.sent)
+        finally:
+            if ticket is not None:
+                await ticket.sent()
 
     async def _send_all(self, where: tuple[int, int | None], outbox: _Outbox) -> None:
         """Until the outbox is empty: everything waiting that fits in one message goes."""

@@ -23,7 +23,7 @@ from handlers.request.turn import Turn, handle_errors
 @handle_errors
 async def group_model_command(turn: Turn) -> None:
     """/groupmodel <task> <model id>: this group's default model (admins only)."""
-    turn.services.limiter.check(turn.owner_id)
+    await turn.services.limiter.check(turn.owner_id)
     await require_group_admin(turn)
     spec, model_id = task_and_model(turn, "groupmodel")
     if model_id is not None:

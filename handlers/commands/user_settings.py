@@ -146,7 +146,7 @@ async def settings_button(update: Update, context: BotContext) -> None:
         owner, action, rest = parse_settings_button(query.data)
         if owner != turn.owner_id:
             raise SettingsNotYours()
-        turn.services.limiter.check(turn.owner_id)
+        await turn.services.limiter.check(turn.owner_id)
         notice = await _apply_button(turn, query, action, rest)
     except UserFacingError as error:
         await query.answer(_plain(turn.t(error.key, **error.values)), show_alert=True)
@@ -224,7 +224,7 @@ async def model_command(turn: Turn) -> None:
 
     Rate limited like a model command: vetting asks the Hub.
     """
-    turn.services.limiter.check(turn.owner_id)
+    await turn.services.limiter.check(turn.owner_id)
     spec, model_id = task_and_model(turn, "model")
     if model_id is not None:
         await turn.services.vetter.vet(spec.name, model_id)
@@ -286,7 +286,7 @@ async def reset_command(turn: Turn) -> None:
 @handle_errors
 async def models_command(turn: Turn) -> None:
     """/models [task] [query]: models this user may pick, from the Hub or the allowed list."""
-    turn.services.limiter.check(turn.owner_id)
+    await turn.services.limiter.check(turn.owner_id)
     words = command_words(turn)
     spec = get_task(words[0]) if words else TASKS["sentiment"]
     query = " ".join(words[1:]) or None

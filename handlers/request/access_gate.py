@@ -119,7 +119,7 @@ async def redeem_invite(turn: Turn) -> bool:
         return False
     if await turn.services.access.verdict(subject) is Verdict.ALLOWED:
         return False
-    turn.services.limiter.check(turn.owner_id)
+    await turn.services.limiter.check(turn.owner_id)
     if not await turn.services.store.access.redeem_invite(code, turn.owner_id):
         raise InvalidInvite()
     log.info("user %s redeemed an invite code", turn.owner_id)

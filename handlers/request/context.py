@@ -16,7 +16,7 @@ from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, Job
 from bot.admission.access_policy import AccessPolicy
 from bot.admission.conversation_turns import ConversationTurns
 from bot.admission.in_flight import RunningRequests
-from bot.admission.rate_limit import UserRateLimiter
+from bot.admission.rate_limit import RateLimiter
 from bot.config import Settings
 from bot.delivery.chat_action import ChatTyping
 from bot.delivery.draft_stop import DraftSupport
@@ -26,6 +26,7 @@ from bot.delivery.shared_answers import SharedAnswers
 from bot.engine import PipelinePool
 from bot.hub import ModelDownloads, ModelVetter
 from bot.monitoring.bot_metrics import BotMetrics
+from bot.replicas.replica_set import ReplicaSet
 from models.store import Store
 
 
@@ -37,7 +38,7 @@ class Services:
     store: Store
     pool: PipelinePool
     vetter: ModelVetter
-    limiter: UserRateLimiter
+    limiter: RateLimiter
     running: RunningRequests
     typing: ChatTyping
     edit_pacer: EditPacer
@@ -49,11 +50,15 @@ class Services:
     conversation_turns: ConversationTurns
     # Whether the Bot API server takes stoppable drafts, and whose each live draft is.
     drafts: DraftSupport
+    # This process as one of several replicas sharing Redis; None when it runs alone.
+    replicas: ReplicaSet | None = None
 
     async def close(self) -> None:
         """Pool first (it answers every waiter), then the database the answers are logged to."""
         await self.pool.close()
         self.downloads.close()
+        if self.replicas is not None:
+            await self.replicas.close()
         await self.store.close()
 
 

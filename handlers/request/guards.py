@@ -44,7 +44,7 @@ async def access(turn: Turn, held: AsyncExitStack) -> None:
 
 async def rate_limit(turn: Turn, held: AsyncExitStack) -> None:
     """At most HFBOT_RATE_LIMIT_PER_MINUTE requests a minute per person."""
-    turn.services.limiter.check(turn.owner_id)
+    await turn.services.limiter.check(turn.owner_id)
 
 
 async def daily_quota(turn: Turn, held: AsyncExitStack) -> None:
@@ -55,7 +55,7 @@ async def daily_quota(turn: Turn, held: AsyncExitStack) -> None:
 async def in_flight(turn: Turn, held: AsyncExitStack) -> None:
     """At most HFBOT_MAX_IN_FLIGHT_PER_USER requests running per person, for the whole request."""
     limit = turn.services.settings.max_in_flight_per_user
-    held.enter_context(turn.services.running.admitted(turn.owner_id, limit))
+    await held.enter_async_context(turn.services.running.admitted(turn.owner_id, limit))
 
 
 # The quota comes last: the unit it holds is given back by the request's usage row, which

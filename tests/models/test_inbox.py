@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+from bot.tasks import param_rules_from_caps
 from models.base import utcnow
+from models.inbox import Claim
 from models.store import Store
 
 BOT = 7000000001
@@ -55,3 +58,35 @@ async def test_pruning_keeps_rows_still_waiting_for_their_answer(store: Store) -
     assert await store.inbox.prune(BOT, utcnow() - timedelta(minutes=10)) == (1, 0)
     [waiting] = await store.inbox.unanswered(BOT, utcnow() - timedelta(minutes=10))
     assert waiting.update_id == 2
+
+
+async def test_replicas_take_over_only_what_no_live_replica_holds_and_never_both(
+    store: Store, database
+) -> None:
+    """Amy's replica holds update 1 (renewed) and let update 2's lease run out; Bob's and
+    Carol's replicas, asking at once on their own connections, take update 2 once between
+    them and leave update 1 alone."""
+    now = utcnow()
+    await store.inbox.accept(BOT, 1, 42, {"update_id": 1}, Claim("amy", now + timedelta(hours=1)))
+    await store.inbox.accept(BOT, 2, 42, {"update_id": 2}, Claim("amy", now - timedelta(seconds=1)))
+    other = Store(database.engine(), rules=param_rules_from_caps(256, 3))
+    try:
+        since = now - timedelta(minutes=10)
+        later = now + timedelta(hours=1)
+        bobs, carols = await asyncio.gather(
+            store.inbox.unanswered(BOT, since, claim=Claim("bob", later)),
+            other.inbox.unanswered(BOT, since, claim=Claim("carol", later)),
+        )
+    finally:
+        await other.close()
+    assert sorted(item.update_id for item in [*bobs, *carols]) == [2]
+
+
+async def test_a_replica_that_renews_keeps_its_updates(store: Store) -> None:
+    now = utcnow()
+    await store.inbox.accept(BOT, 1, 42, {"update_id": 1}, Claim("amy", now - timedelta(seconds=1)))
+    await store.inbox.renew(BOT, Claim("amy", now + timedelta(hours=1)))
+    since = now - timedelta(minutes=10)
+    assert await store.inbox.unanswered(BOT, since, claim=Claim("bob", now)) == []
+    alone = await store.inbox.unanswered(BOT, since)
+    assert [item.update_id for item in alone] == [1], "a bot alone after a restart takes all"

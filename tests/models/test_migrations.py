@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -21,6 +23,20 @@ async def table_names(engine) -> set[str]:
     async with engine.connect() as connection:
         names = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
     return names - {"alembic_version"}
+
+
+async def test_replicas_starting_together_upgrade_one_at_a_time(database) -> None:
+    """Three processes upgrading one fresh database at once: one upgrades, two find head."""
+    if database.url.startswith("sqlite"):
+        pytest.skip("replicas share a PostgreSQL database; a SQLite file belongs to one process")
+    engines = [database.engine() for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate.upgrade(engine) for engine in engines))
+        assert await table_names(engines[0]) == APP_TABLES
+        assert await migrate.current_revision(engines[0]) == migrate.head_revision()
+    finally:
+        for engine in engines:
+            await engine.dispose()
 
 
 async def test_upgrade_to_head_and_downgrade_to_base(database) -> None:

@@ -1,0 +1,54 @@
+"""This process as one replica of several: the link to Redis and what is shared through it."""
+
+from __future__ import annotations
+
+from bot.admission.rate_limit import UserRateLimiter
+from bot.config import Settings
+from bot.delivery.outbound import Budget
+from bot.replicas.chat_order import SharedChatOrder
+from bot.replicas.redis_link import RedisLink
+from bot.replicas.settings_broadcast import SettingsBroadcast
+from bot.replicas.shared_budget import SharedTelegramBudget
+from bot.replicas.shared_limits import SharedRateLimiter, SharedRunningRequests
+from models.database import Database
+
+
+class ReplicaSet:
+    """The limits every replica counts together (each person's, and Telegram's budget), and
+    the settings cache they clear together."""
+
+    def __init__(
+        self, url: str, settings: Settings, database: Database, *, budget: Budget | None = None
+    ) -> None:
+        self.link = RedisLink(url)
+        # Several bots may share one Redis: each one's keys start with its own id.
+        token = settings.telegram_bot_token
+        bot_id = token.get_secret_value().split(":", 1)[0] if token is not None else "bot"
+        namespace = f"hfbot:{bot_id}"
+        per_minute = settings.rate_limit_per_minute
+        self.limiter = SharedRateLimiter(
+            self.link, per_minute, UserRateLimiter(per_minute), namespace=namespace
+        )
+        self.running = SharedRunningRequests(self.link, namespace=namespace)
+        self.broadcast = SettingsBroadcast(self.link, database, namespace=namespace)
+        self.budget = SharedTelegramBudget(self.link, budget, namespace=namespace)
+        self.order = SharedChatOrder(
+            self.link, namespace=namespace, lease_s=settings.inbox_lease_s
+        )
+
+    async def start(self) -> None:
+        await self.broadcast.start()
+
+    async def keep_leases(self) -> None:
+        """Renew what this replica holds (every third of `inbox_lease_s`)."""
+        await self.order.renew()
+
+    @property
+    def health(self) -> str:
+        """For /healthz: a replica whose Redis is down still answers (on its own limits), so
+        this part is reported but never fails the check a load balancer reads."""
+        return "ok" if self.link.up else "unreachable"
+
+    async def close(self) -> None:
+        await self.broadcast.close()
+        await self.link.close()
