@@ -36,6 +36,8 @@ def _split_csv(value: object) -> object:
 # The HTTP APIs the bot speaks to engines; which commands each serves is REMOTE_TASKS in
 # bot/engine/remote.py (docs/engines.md has the table).
 EngineApi = Literal["openai", "vllm", "tei", "pipelines"]
+# KV-cache tokens per running generation when the operator leaves the count to the cache.
+GENERATION_TOKENS_PER_SLOT = 512
 
 
 class EngineSettings(BaseModel):
@@ -371,6 +373,18 @@ class Settings(BaseSettings):
         ge=256,
         description="KV-cache size of each continuous-batching engine, in tokens shared by all requests.",
     )
+    generation_max_running: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Generation and chat requests each continuous-batching engine runs at once; the rest "
+            "wait in the bot's own line, taking turns across people and told their place, and one "
+            "person holds at most half of the engine. Empty: one per 512 tokens of "
+            "HFBOT_GENERATION_KV_CACHE_TOKENS (16 at the default 8192: room for a trimmed "
+            "conversation plus its answer each; on 2 CPU cores tokens/s stops growing at about 8). "
+            "Admitted requests never reserve more than the cache holds. 0: no line."
+        ),
+    )
 
     # Remote inference engines
     engines: dict[str, EngineSettings] = Field(
@@ -510,6 +524,13 @@ class Settings(BaseSettings):
         if isinstance(value, int) and value < 1:
             raise ValueError("a memory budget is at least 1 MiB (or auto, or off)")
         return value
+
+    @property
+    def generation_running_limit(self) -> int | None:
+        """How many sequences a continuous-batching engine runs at once (None: no line)."""
+        if self.generation_max_running is None:
+            return max(1, self.generation_kv_cache_tokens // GENERATION_TOKENS_PER_SLOT)
+        return self.generation_max_running or None
 
     def remote_model(self, model_id: str) -> tuple[str, str] | None:
         """(engine, model name) for `<engine>:<model>` when that engine is configured."""

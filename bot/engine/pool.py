@@ -25,9 +25,10 @@ from typing import Any, Protocol
 import torch
 
 from bot.config import Settings
+from bot.engine.fair_turns import ANONYMOUS, Caller
 from bot.engine.generation_path import GenerationPath
 from bot.engine.metrics import PoolMetrics, model_label
-from bot.engine.microbatch import ANONYMOUS, Caller, MicroBatcher
+from bot.engine.microbatch import MicroBatcher
 from bot.engine.model_cache import (
     Loader,
     ModelCache,
@@ -328,6 +329,7 @@ class PipelinePool:
             executor=self._executor,
             fallback=batcher,
             max_queue=self.settings.pool_queue_size,
+            max_running=self.settings.generation_running_limit,
             kv_cache_tokens=self.settings.generation_kv_cache_tokens,
         )
 
