@@ -12,12 +12,15 @@ round), medians reported:
   (`pipeline(all_texts, batch_size=32)` on torch, no bot around it; NER with the
   registry's `aggregation_strategy="simple"`), all with the pool's own
   `max_batch_size=32`;
+- the same on ONNX Runtime's int8 graphs (`HFBOT_ENGINE_ONNX=int8`: dynamic quantization,
+  served only where the probes answer as torch does), for sentiment, NER and the 384-wide
+  classifier;
 - sentiment on the 384-wide classifier, 64 concurrent: the pool on ONNX against raw;
 - a lone sentiment request (a few per round): the pool on ONNX, the pool on
   torch, and one raw `pipeline(text)` call;
 - memory, each in a fresh process: RSS added by loading the classifier through the
-  pool on torch, and on ONNX Runtime (from an export already cached, as after the
-  first start).
+  pool on torch, on ONNX Runtime and on its int8 graph (from an export already cached,
+  as after the first start), after one request of 32 texts.
 The export itself (once per model) is timed on the first load of each model.
 
 Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_onnx` (about 3 minutes
@@ -92,10 +95,15 @@ async def throughput(
     tagger = pipeline("token-classification", model=str(models["ner"]), device="cpu")
     narrow_classifier = pipeline("text-classification", model=str(models["narrow"]), device="cpu")
     onnx_settings = pool_settings(engine_onnx="auto", engine_onnx_cache_dir=cache)
+    int8_settings = pool_settings(engine_onnx="int8", engine_onnx_cache_dir=cache)
     torch_settings = pool_settings(engine_onnx="off")
     times: dict[str, list[float]] = {}
     loads: dict[str, float] = {}
-    async with PipelinePool(onnx_settings) as onnx, PipelinePool(torch_settings) as plain:
+    async with (
+        PipelinePool(onnx_settings) as onnx,
+        PipelinePool(torch_settings) as plain,
+        PipelinePool(int8_settings) as int8,
+    ):
         for kind, pool in (("onnx", onnx), ("torch", plain)):
             for name, task in TASKS.items():
                 started = time.perf_counter()
@@ -104,6 +112,14 @@ async def throughput(
         narrow = str(models["narrow"])
         await onnx.submit("text-classification", narrow, one)
         assert onnx.metrics.snapshot().onnx_exports == len(TASKS) + 1, "every model must export"
+        for name, task in TASKS.items():
+            await int8.submit(task, str(models[name]), one)
+        await int8.submit("text-classification", narrow, one)
+        await int8.upgrades_done()
+        for name, task in (*TASKS.items(), ("narrow", "text-classification")):
+            async with int8.lease(task, str(models[name])) as runner:
+                graph = getattr(getattr(runner, "model", None), "path", None)
+                loads[f"{name} int8 graph"] = getattr(graph, "name", "torch")  # type: ignore[assignment]
         sentiment, ner = str(models["sentiment"]), str(models["ner"])
         variants: dict[str, Callable[[], Any]] = {
             "sentiment raw": lambda: raw(classifier, texts),
@@ -120,8 +136,15 @@ async def throughput(
             "ner pool onnx": lambda: through_pool(
                 onnx, "token-classification", ner, ner_texts, **NER_PARAMS
             ),
+            "sentiment pool int8": lambda: through_pool(
+                int8, "text-classification", sentiment, texts
+            ),
+            "ner pool int8": lambda: through_pool(
+                int8, "token-classification", ner, ner_texts, **NER_PARAMS
+            ),
             "narrow raw": lambda: raw(narrow_classifier, texts),
             "narrow pool onnx": lambda: through_pool(onnx, "text-classification", narrow, texts),
+            "narrow pool int8": lambda: through_pool(int8, "text-classification", narrow, texts),
             "lone raw": lambda: single(classifier, one),
             "lone pool torch": lambda: through_pool(plain, "text-classification", sentiment, [one]),
             "lone pool onnx": lambda: through_pool(onnx, "text-classification", sentiment, [one]),
@@ -151,7 +174,7 @@ def memory_child(engine: str, model: Path, cache: Path) -> dict[str, float]:
         settings = pool_settings(engine_onnx=engine, engine_onnx_cache_dir=cache)
         async with PipelinePool(settings) as pool:
             before = process.memory_info().rss
-            await pool.submit("text-classification", str(model), sentences(1, seed=4)[0])
+            await through_pool(pool, "text-classification", str(model), sentences(BATCH, seed=4))
             after = process.memory_info().rss
             snapshot = pool.metrics.snapshot()
         mib = 2**20
@@ -159,6 +182,7 @@ def memory_child(engine: str, model: Path, cache: Path) -> dict[str, float]:
             "before": before / mib,
             "after": after / mib,
             "exports": snapshot.onnx_exports,
+            "int8": snapshot.onnx_int8,
         }
 
     return asyncio.run(run())
@@ -341,7 +365,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = Path(cache_dir)
         times, loads = asyncio.run(throughput(models, cache, args.rounds))
-        mem = {engine: memory(engine, models["sentiment"], cache) for engine in ("off", "auto")}
+        mem = {
+            engine: memory(engine, models["sentiment"], cache)
+            for engine in ("off", "auto", "int8")
+        }
     print(f"memory: {mem}", flush=True)
     text = report(times, loads, mem, args.rounds)
     print(text)

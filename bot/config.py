@@ -324,13 +324,15 @@ class Settings(BaseSettings):
     pool_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto", description="Model dtype; auto: float16 on cuda, float32 on cpu."
     )
-    engine_onnx: Literal["auto", "off"] = Field(
+    engine_onnx: Literal["auto", "int8", "off"] = Field(
         default="auto",
         description=(
             "Run the encoder tasks (sentiment, NER, fill-mask, zero-shot, question answering, "
             "image classification) on ONNX Runtime: auto uses it where onnxruntime has a provider "
             "for the pool's device (always on CPU), each model exported once and checked against "
-            "torch; off keeps every model on torch."
+            "torch; int8 (CPU only) also quantizes each export (onnxruntime's dynamic "
+            "quantization) and serves it where it gives torch's labels and spans with every "
+            "score within 0.05, else the float graph; off keeps every model on torch."
         ),
     )
     engine_onnx_quiet_s: float = Field(
@@ -379,7 +381,7 @@ class Settings(BaseSettings):
         description=(
             "Generation and chat requests each continuous-batching engine runs at once; the rest "
             "wait in the bot's own line, taking turns across people and told their place, and one "
-            "person holds at most half of the engine. Empty: one per 512 tokens of "
+            "person holds at most a quarter of the engine. Empty: one per 512 tokens of "
             "HFBOT_GENERATION_KV_CACHE_TOKENS (16 at the default 8192: room for a trimmed "
             "conversation plus its answer each; on 2 CPU cores tokens/s stops growing at about 8). "
             "Admitted requests never reserve more than the cache holds. 0: no line."

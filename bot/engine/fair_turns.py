@@ -9,9 +9,9 @@ of requests at once and takes the rest itself (transformers' continuous
 batching keeps no line of its own that could say who is next or how far back).
 
 A waiting request hears its place in line (1 = next) whenever it moves, and 0
-once it is admitted. One owner holds at most `owner_share` of the slots, so a
-burst from one person never fills the engine while others' requests wait
-behind it. Only waiting requests can be withdrawn; an admitted one frees its
+once it is admitted. One owner holds at most a quarter of the slots
+(`OWNER_SHARE`), so neither one person's burst nor a few people's fill the
+engine: requests from others that arrive just after still start at once. Only waiting requests can be withdrawn; an admitted one frees its
 slots when its holder leaves.
 """
 
@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 PositionCallback = Callable[[int], None]
 # Owners remembered as recently served; beyond this, only those with requests waiting are kept.
 MAX_TRACKED_OWNERS = 10_000
+# The most of a FairLine's slots one owner may hold (at least one slot).
+OWNER_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,9 @@ class FairLine:
             raise ValueError("max_slots must be at least 1")
         self._max_slots = max_slots
         self._max_tokens = max_tokens
-        self._owner_share = None if max_slots is None else max(1, (max_slots + 1) // 2)
+        self._owner_share = (
+            None if max_slots is None else max(1, math.ceil(max_slots * OWNER_SHARE))
+        )
         self._waiting: list[Ticket] = []
         self._slots = 0
         self._tokens = 0

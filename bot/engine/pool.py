@@ -280,7 +280,10 @@ class PipelinePool:
         runner = self._loader(task, source)
         if self.onnx is None:
             return runner
-        return self.onnx.accelerate(task, source, runner, export=False)
+        runner = self.onnx.accelerate(task, source, runner, export=False)
+        if isinstance(getattr(runner, "model", None), OnnxModel):
+            free_memory()  # the torch weights the probes ran on go back now
+        return runner
 
     def _upgrade(self, task: str, model_id: str) -> Runner | None:
         """Blocking (loading thread): the model again, on ONNX Runtime, or None where its task
