@@ -287,7 +287,7 @@ def report_line(runs: dict[str, list[LineRun]], rounds: int, load: tuple[float, 
         f"temperature, {NEW_TOKENS} new tokens, sampling on, no early stop; 8192-token KV cache.",
         f"Compared in one process, rounds interleaved (order alternating), medians of {rounds}: "
         f"the pool's fair line (default `generation_max_running`: {limit} running, one person "
-        "at most a quarter) against no line (`generation_max_running=0`: every request straight into "
+        "at most an eighth) against no line (`generation_max_running=0`: every request straight into "
         "transformers' manager, as before). Latency from the common start to each answer. "
         f"1-minute load average {load[0]:.1f} before the run, {load[1]:.1f} after (cores shared "
         "with other jobs).",

@@ -37,7 +37,7 @@ def _split_csv(value: object) -> object:
 # bot/engine/remote.py (docs/engines.md has the table).
 EngineApi = Literal["openai", "vllm", "tei", "pipelines"]
 # KV-cache tokens per running generation when the operator leaves the count to the cache.
-GENERATION_TOKENS_PER_SLOT = 512
+GENERATION_TOKENS_PER_SLOT = 256
 
 
 class EngineSettings(BaseModel):
@@ -381,10 +381,10 @@ class Settings(BaseSettings):
         description=(
             "Generation and chat requests each continuous-batching engine runs at once; the rest "
             "wait in the bot's own line, taking turns across people and told their place, and one "
-            "person holds at most a quarter of the engine. Empty: one per 512 tokens of "
-            "HFBOT_GENERATION_KV_CACHE_TOKENS (16 at the default 8192: room for a trimmed "
-            "conversation plus its answer each; on 2 CPU cores tokens/s stops growing at about 8). "
-            "Admitted requests never reserve more than the cache holds. 0: no line."
+            "person holds at most an eighth of the engine. Empty: one per 256 tokens of "
+            "HFBOT_GENERATION_KV_CACHE_TOKENS (32 at the default 8192: a short conversation plus "
+            "its answer each; fewer fit where prompts are longer, since admitted requests never "
+            "reserve more than the cache holds). 0: no line."
         ),
     )
 

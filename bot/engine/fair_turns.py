@@ -9,9 +9,11 @@ of requests at once and takes the rest itself (transformers' continuous
 batching keeps no line of its own that could say who is next or how far back).
 
 A waiting request hears its place in line (1 = next) whenever it moves, and 0
-once it is admitted. One owner holds at most a quarter of the slots
-(`OWNER_SHARE`), so neither one person's burst nor a few people's fill the
-engine: requests from others that arrive just after still start at once. Only waiting requests can be withdrawn; an admitted one frees its
+once it is admitted. One owner holds at most an eighth of the slots
+(`OWNER_SHARE`; 4 of the default 32, above the bot's own cap of 3 requests in
+flight per person, so it binds only for callers that bypass that cap), so
+neither one person's burst nor a few people's fill the engine: requests from
+others that arrive just after still start at once. Only waiting requests can be withdrawn; an admitted one frees its
 slots when its holder leaves.
 """
 
@@ -35,7 +37,7 @@ PositionCallback = Callable[[int], None]
 # Owners remembered as recently served; beyond this, only those with requests waiting are kept.
 MAX_TRACKED_OWNERS = 10_000
 # The most of a FairLine's slots one owner may hold (at least one slot).
-OWNER_SHARE = 0.25
+OWNER_SHARE = 0.125
 
 
 @dataclass(frozen=True)

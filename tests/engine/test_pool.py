@@ -707,7 +707,7 @@ async def test_generation_beyond_the_engines_room_waits_in_a_fair_line_told_its_
 
 
 def test_the_engines_room_defaults_to_what_its_kv_cache_holds() -> None:
-    assert Settings().generation_running_limit == 16
-    assert Settings(generation_kv_cache_tokens=65536).generation_running_limit == 128
+    assert Settings().generation_running_limit == 32
+    assert Settings(generation_kv_cache_tokens=65536).generation_running_limit == 256
     assert Settings(generation_max_running=4).generation_running_limit == 4
     assert Settings(generation_max_running=0).generation_running_limit is None
