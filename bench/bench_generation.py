@@ -274,7 +274,8 @@ def report_line(runs: dict[str, list[LineRun]], rounds: int, load: tuple[float, 
 
     def ratios(value: Callable[[LineRun], float]) -> str:
         values = [value(a) / value(b) for a, b in zip(runs["line"], runs["no_line"], strict=True)]
-        return ", ".join(f"{v:.2f}" for v in values)
+        listed = ", ".join(f"{v:.2f}" for v in values)
+        return f"{listed} (median {statistics.median(values):.2f}x)"
 
     limit = Settings(_env_file=None, generation_kv_cache_tokens=8192).generation_running_limit
     lines = [
