@@ -43,6 +43,7 @@ from bot.engine.chat import ChatMessage, ChatPrompt
 from bot.engine.pool import PipelinePool
 from bot.offline.demo_models import BASE, WORDS, tiny_chat
 from bot.offline.local_engine import transformers_serve
+from bot.tasks import ChatReply
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -139,8 +140,9 @@ async def many_conversations(models: Path, rounds: int, users: int) -> dict[str,
 
     async def pooled(prompt: ChatPrompt, params: dict[str, Any], _: Any) -> str:
         params = params | {"max_new_tokens": NEW_TOKENS}
-        [answer] = await pool.submit("chat", str(folder), prompt, params)
-        return str(answer["generated_text"])
+        answer = await pool.submit("chat", str(folder), prompt, params)
+        assert isinstance(answer, ChatReply)
+        return answer.text
 
     temperatures = [round(0.5 + i / max(1, users - 1), 3) for i in range(users)]
     await conversations(pooled, 2, temperatures)
@@ -173,8 +175,9 @@ async def remote_hop(models: Path, rounds: int) -> dict[str, list[Run]]:
             async def turn(
                 prompt: ChatPrompt, params: dict[str, Any], on_text: Callable[[str], None] | None
             ) -> str:
-                [answer] = await pool.submit("chat", model, prompt, params, on_text=on_text)
-                return str(answer["generated_text"])
+                answer = await pool.submit("chat", model, prompt, params, on_text=on_text)
+                assert isinstance(answer, ChatReply)
+                return answer.text
 
             return turn
 

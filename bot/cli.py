@@ -291,16 +291,18 @@ def _console(settings: Settings, args: argparse.Namespace) -> int:
     from bot.offline.console import (
         DEMO_NOTICE,
         console_database,
+        console_files,
         console_settings,
         demo_settings,
         run_console,
     )
 
-    settings = console_settings(settings, args.database or console_database(args.demo))
+    database = args.database or console_database(args.demo)
+    settings = console_settings(settings, database)
     if args.demo:
         print(DEMO_NOTICE, file=sys.stderr)
         settings = demo_settings(settings, args.demo_dir)
-    asyncio.run(run_console(settings))
+    asyncio.run(run_console(settings, files=console_files(database)))
     return 0
 
 

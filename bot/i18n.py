@@ -74,6 +74,9 @@ EN: dict[str, str] = {
     "error.stale_button": "This button no longer works.",
     "hint.unknown_command": "I don't know /{command}. /help lists what I can do.",
     "queue.position": "⏳ #{position} in line…",
+    "picture.drawing": "🎨 Drawing…",
+    "voice.not_spoken": "<i>Not read aloud:</i>",
+    "picture.drawing_step": "🎨 Drawing… step {step} of {steps}",
     "download.started": "Downloading <code>{model}</code> for its first use here; this can take a minute…",
     # notices
     "notice.store_fallback": "<i>(I can't reach my settings right now, so I used the defaults.)</i>",
@@ -97,7 +100,9 @@ EN: dict[str, str] = {
         "/classify <i>text</i> | <i>label, label</i> · pick the best label\n"
         "/ask <i>question</i> · as a reply to the message with the answer\n"
         "/whatis · /caption · /labels <i>label, label</i> · with a photo as its caption, or replying to one\n"
-        "/transcribe · a voice note, audio or video note to text (reply with /sentiment or /translate to use its words)\n\n"
+        "/transcribe · a voice note, audio or video note to text (reply with /sentiment or /translate to use its words)\n"
+        "/imagine <i>words</i> · draw a picture (<code>/set steps 4</code>, <code>size</code>, <code>seed</code>)\n"
+        "/say <i>text</i> · read it aloud as a voice note (English or Chinese)\n\n"
         "<b>Your settings</b>\n"
         "/settings · what you use now\n"
         "/model <i>task model</i> · choose a model · /models <i>task</i> lists some\n"
@@ -290,6 +295,9 @@ ZH: dict[str, str] = {
     "error.stale_button": "这个按钮已经失效了。",
     "hint.unknown_command": "我不认识 /{command}。/help 查看我能做什么。",
     "queue.position": "⏳ 排队中：第 {position} 位…",
+    "picture.drawing": "🎨 正在画…",
+    "voice.not_spoken": "<i>未能朗读：</i>",
+    "picture.drawing_step": "🎨 正在画…第 {step} 步，共 {steps} 步",
     "download.started": "第一次使用 <code>{model}</code>，正在下载，可能需要一分钟…",
     "notice.store_fallback": "<i>（暂时读不到设置，这次用了默认设置。）</i>",
     "start.text": (
@@ -311,7 +319,9 @@ ZH: dict[str, str] = {
         "/classify <i>文字</i> | <i>标签, 标签</i> · 选出最合适的标签\n"
         "/ask <i>问题</i> · 回复包含答案的消息\n"
         "/whatis · /caption · /labels <i>标签, 标签</i> · 作为图片的说明文字，或回复一张图片\n"
-        "/transcribe · 把语音、音频或视频消息转成文字（用 /sentiment 或 /translate 回复它即可处理其中的话）\n\n"
+        "/transcribe · 把语音、音频或视频消息转成文字（用 /sentiment 或 /translate 回复它即可处理其中的话）\n"
+        "/imagine <i>描述</i> · 根据文字画一张图（<code>/set steps 4</code>、<code>size</code>、<code>seed</code>）\n"
+        "/say <i>文字</i> · 用语音消息朗读出来（中文或英文）\n\n"
         "<b>你的设置</b>\n"
         "/settings · 当前使用的模型和参数\n"
         "/model <i>任务 模型</i> · 选择模型 · /models <i>任务</i> 列出可选模型\n"

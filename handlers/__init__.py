@@ -28,7 +28,7 @@ from handlers.commands import (
     operators,
     user_settings,
 )
-from handlers.request import access_gate, media_input
+from handlers.request import access_gate, chat_images, media_input
 from handlers.request.context import BotApplication
 
 # What the handlers below need from Telegram; polling and the webhook ask for exactly these.
@@ -44,13 +44,7 @@ def register_handlers(application: BotApplication) -> None:
         "start": basics.start_command,
         "help": basics.help_command,
         "cancel": basics.cancel_command,
-        # Rows answering with a picture or a voice note wait for their sendPhoto/sendVoice
-        # answers (issue 29, part 2); until then their commands are not offered.
-        **{
-            name: model_commands.task_handler(spec)
-            for name, spec in TASKS.items()
-            if spec.output_kind == "text"
-        },
+        **{name: model_commands.task_handler(spec) for name, spec in TASKS.items()},
         "settings": user_settings.settings_command,
         "model": user_settings.model_command,
         "set": user_settings.set_command,
@@ -84,6 +78,8 @@ def register_handlers(application: BotApplication) -> None:
     application.add_handler(MessageHandler(voice, model_commands.voice_note))
     talk = filters.TEXT & ~filters.COMMAND & (filters.ChatType.PRIVATE | filters.REPLY)
     application.add_handler(MessageHandler(talk & new_posts, conversations.conversation_message))
+    photo_talk = chat_images.PRIVATE_PHOTO_TALK & new_posts
+    application.add_handler(MessageHandler(photo_talk, conversations.conversation_message))
     # After every CommandHandler: a command none of them took.
     application.add_handler(MessageHandler(filters.COMMAND & new_posts, basics.unknown_command))
     application.add_handler(CallbackQueryHandler(user_settings.settings_button, pattern=r"^cfg:"))

@@ -4,7 +4,9 @@ A conversation belongs to a chat and to one person in it, or to nobody in
 particular when a group shares one. Each message keeps who it belongs to
 (`author_id`: the person who spoke, or whose question an answer answers), so
 `/forget` can delete a person's turns even from a shared conversation, and the
-Telegram message that showed it, so replying to an answer continues it.
+Telegram message that showed it, so replying to an answer continues it. A
+person's message may carry a photo, kept as Telegram's `file_id` (a reference
+the bot can download again, never the bytes), deleted with its row.
 """
 
 from __future__ import annotations
@@ -60,12 +62,15 @@ class ConversationMessage(Base):
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     stopped: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # The photo a person's message carried, as Telegram's file_id (this bot's to download).
+    image_file_id: Mapped[str | None] = mapped_column(String(255), default=None)
 
 
 @dataclass(frozen=True)
 class Turn:
     role: str
     content: str
+    image_file_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,13 +118,17 @@ async def ongoing(
         found = await start(session, chat_id, user_id)
     rows = (
         await session.execute(
-            select(ConversationMessage.role, ConversationMessage.content)
+            select(
+                ConversationMessage.role,
+                ConversationMessage.content,
+                ConversationMessage.image_file_id,
+            )
             .where(ConversationMessage.conversation_id == found.id)
             .order_by(ConversationMessage.id.desc())
             .limit(max_turns)
         )
     ).all()
-    turns = tuple(Turn(row.role, row.content) for row in reversed(rows))
+    turns = tuple(Turn(row.role, row.content, row.image_file_id) for row in reversed(rows))
     return OngoingConversation(found.id, found.trim_noticed, turns, replied_elsewhere)
 
 
@@ -163,6 +172,8 @@ class NewTurn:
     author_id: int
     stopped: bool = False
     trim_noticed: bool = False
+    # The photo the question came with (Telegram's file_id).
+    question_image_file_id: str | None = None
 
 
 async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -> None:
@@ -176,6 +187,7 @@ async def add_turn(session: AsyncSession, conversation_id: int, turn: NewTurn) -
                 content=turn.question,
                 author_id=turn.author_id,
                 telegram_message_id=turn.question_message_id,
+                image_file_id=turn.question_image_file_id,
                 created_at=now,
             ),
             ConversationMessage(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from telegram import (
@@ -13,7 +14,7 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ExtBot
 
 from bot.delivery.markup import cut_to, plain_text, split_message
@@ -69,15 +70,49 @@ async def reply_html(
     return first
 
 
-async def reply_photo(message: Message, png: bytes, caption_markup: str) -> Message:
-    """Reply with a picture and an HTML caption, in this chat's reply order."""
+async def reply_photo(
+    message: Message, png: bytes, caption_markup: str, *, filename: str = "stats.png"
+) -> Message:
+    """Reply with a picture and an HTML caption, in this chat's reply order.
+
+    A picture Telegram will not take as a photo (over its 10 MB, or sides past its
+    10,000 px in all) goes as a file instead, which keeps every pixel.
+    """
     ticket = current_ticket()
     if ticket is not None:
         await ticket.wait_turn()
-    sent = await message.reply_photo(
-        InputFile(png, filename="stats.png"),
-        caption=caption_markup,
-        parse_mode=ParseMode.HTML,
+    try:
+        sent = await message.reply_photo(
+            InputFile(png, filename=filename),
+            caption=caption_markup,
+            parse_mode=ParseMode.HTML,
+            do_quote=True,
+        )
+    except BadRequest as error:
+        log.info("picture refused as a photo (%s); sending it as a file", error)
+        sent = await message.reply_document(
+            InputFile(png, filename=filename),
+            caption=caption_markup,
+            parse_mode=ParseMode.HTML,
+            do_quote=True,
+        )
+    if ticket is not None:
+        await ticket.release()
+    return sent
+
+
+async def reply_voice(
+    message: Message, ogg: bytes, seconds: float, caption_markup: str = ""
+) -> Message:
+    """Reply with a voice note (OGG/Opus) of `seconds`, in this chat's reply order."""
+    ticket = current_ticket()
+    if ticket is not None:
+        await ticket.wait_turn()
+    sent = await message.reply_voice(
+        InputFile(ogg, filename="voice.ogg"),
+        duration=max(1, math.ceil(seconds)),
+        caption=caption_markup or None,
+        parse_mode=ParseMode.HTML if caption_markup else None,
         do_quote=True,
     )
     if ticket is not None:
@@ -120,7 +155,13 @@ async def edit_html(
     )
 
 
-async def quote_html(message: Message, markup: str, *, priority: Priority) -> Message:
+async def quote_html(
+    message: Message,
+    markup: str,
+    *,
+    priority: Priority,
+    keyboard: InlineKeyboardMarkup | None = None,
+) -> Message:
     """Reply outside this chat's reply order, at `priority`: for a status line, which is
     not an answer and must not wait for earlier answers."""
     bot = message.get_bot()
@@ -132,9 +173,12 @@ async def quote_html(message: Message, markup: str, *, priority: Priority) -> Me
             link_preview_options=_NO_PREVIEW,
             reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
             message_thread_id=message.message_thread_id if message.is_topic_message else None,
+            reply_markup=keyboard,
             rate_limit_args=priority,
         )
-    return await message.reply_html(markup, do_quote=True, link_preview_options=_NO_PREVIEW)
+    return await message.reply_html(
+        markup, do_quote=True, link_preview_options=_NO_PREVIEW, reply_markup=keyboard
+    )
 
 
 async def replace_html(status: Message, markup: str) -> Message | None:

@@ -15,10 +15,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.engine.chat import ChatMessage, ChatPrompt
+    from bot.engine.chat import IMAGE_PLACEHOLDER, IMAGES_SHOWN, ChatMessage, ChatPrompt
     from bot.engine.fair_turns import Caller
     from bot.engine.inputs import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
     from bot.engine.metrics import public_model_id
+    from bot.engine.model_input import ModelInput
     from bot.engine.pool import PipelinePool
 
 _EXPORTS = {
@@ -26,19 +27,25 @@ _EXPORTS = {
     "Caller": "bot.engine.fair_turns",
     "ChatMessage": "bot.engine.chat",
     "ChatPrompt": "bot.engine.chat",
+    "IMAGE_PLACEHOLDER": "bot.engine.chat",
+    "IMAGES_SHOWN": "bot.engine.chat",
     "ImageBytes": "bot.engine.inputs",
     "MediaLimits": "bot.engine.inputs",
+    "ModelInput": "bot.engine.model_input",
     "PipelinePool": "bot.engine.pool",
     "pick_photo_size": "bot.engine.inputs",
     "public_model_id": "bot.engine.metrics",
 }
 __all__ = [
+    "IMAGES_SHOWN",
+    "IMAGE_PLACEHOLDER",
     "AudioBytes",
     "Caller",
     "ChatMessage",
     "ChatPrompt",
     "ImageBytes",
     "MediaLimits",
+    "ModelInput",
     "PipelinePool",
     "pick_photo_size",
     "public_model_id",

@@ -1,7 +1,7 @@
 """PipelinePool: the one door through which the bot runs models.
 
-`await pool.submit(task, model_id, inputs, params)` returns what the pipeline
-returns for those inputs. Behind it, each (task, model) has an engine that owns
+`await pool.submit(task, model_id, inputs, params)` returns the typed result
+(`bot.tasks.outputs`) the task's reader makes of what the pipeline returns. Behind it, each (task, model) has an engine that owns
 its queue: a `MicroBatcher`, or for text generation a `GenerationPath`
 (continuous batching, micro-batching what it cannot serve), as the task
 registry's row says; `_new_engine` is the one place that reads it.
@@ -38,16 +38,21 @@ from bot.engine.model_cache import (
     resolve_budget,
     weights_on_disk,
 )
+from bot.engine.model_input import ModelInput
 from bot.engine.onnx_export import PROBES, OnnxAccelerator, OnnxModel, default_cache_dir
 from bot.engine.remote import RemoteEngine, RemoteEngines
 from bot.engine.runners import Runner, load_runner, resolve_device, resolve_dtype
 from bot.errors import PoolBusy, PoolClosed, RequestTimeout
-from bot.tasks import TASKS, EngineKind
+from bot.tasks import TASKS, EngineKind, Output
 
 TextCallback = Callable[[str], None]
 
 # Which engine serves each pipeline task, read off the task registry.
 ENGINE_KINDS: dict[str, EngineKind] = {spec.pipeline_task: spec.engine for spec in TASKS.values()}
+# How each pipeline task's output is read into its typed result.
+READERS: dict[str, Callable[[object], Output]] = {
+    spec.pipeline_task: spec.result.read for spec in TASKS.values()
+}
 # Tasks whose row bounds a batch below the pool's own `pool_max_batch_size`.
 BATCH_LIMITS: dict[str, int] = {
     spec.pipeline_task: spec.max_batch_size for spec in TASKS.values() if spec.max_batch_size
@@ -179,14 +184,14 @@ class PipelinePool:
         self,
         task: str,
         model_id: str,
-        inputs: Any,
+        inputs: ModelInput,
         params: Mapping[str, Any] | None = None,
         *,
         on_text: TextCallback | None = None,
         source: str | None = None,
         caller: Caller = ANONYMOUS,
-    ) -> Any:
-        """The pipeline's result for `inputs`, once a batch including it has run.
+    ) -> Output:
+        """The typed result for `inputs`, once a batch including it has run.
 
         `model_id` names the model (queues, metrics); `source` is where to load it
         from when that differs (the folder of the vetted revision); `caller` says whose
@@ -223,7 +228,7 @@ class PipelinePool:
             raise
         self.metrics.completed += 1
         self.metrics.record_latency(time.perf_counter() - started)
-        return result
+        return READERS[task](result)
 
     async def close(self) -> None:
         """Stop taking requests, answer every queued one, let running batches end, free models."""

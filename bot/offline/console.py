@@ -8,7 +8,9 @@ says so once at the start.
 
 The console keeps its own database (a file in the per-user data folder, one
 for the demo and one for real models), never the bot's DATABASE_URL: what is
-typed here must not show up in the real bot's figures or settings.
+typed here must not show up in the real bot's figures or settings. A terminal
+shows no pictures or sound, so what the bot sends as a photo (/imagine) or a
+voice note (/say) is saved as a file beside that database, and its path printed.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ broken. Every command, setting and error path is real. For real answers:
 REPLY_TIMEOUT_S = 300
 HELP = (
     "Write to talk, or type a command such as /sentiment I love this. "
-    "Start a line with ^ to reply to your previous message. Ctrl-D quits."
+    "Start a line with ^ to reply to your previous message. A photo's path at the end of "
+    "/whatis, /caption or /chat <question> sends that photo (in the demo, "
+    "/model chat vision_chat picks a chat model that sees). Ctrl-D quits."
 )
 
 
@@ -49,6 +53,11 @@ def console_database(demo: bool) -> Path:
     """The console's own SQLite file, in the per-user data folder (XDG_DATA_HOME)."""
     data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return data / "hfbot" / ("console-demo.db" if demo else "console.db")
+
+
+def console_files(database: Path) -> Path:
+    """Where the console saves the pictures and voice notes the bot sends: beside its database."""
+    return database.parent / "console-files"
 
 
 def console_settings(settings: Settings, database: Path) -> Settings:
@@ -63,10 +72,13 @@ def demo_settings(settings: Settings, directory: Path) -> Settings:
     `directory` is also the model folder, holding every `/translate xx:` target
     as a link to the one tiny translation model, so those work offline too.
     """
-    from bot.offline.demo_models import build_demo_models
+    from bot.offline.demo_models import build_demo_models, tiny_vision_chat
 
     models = build_demo_models(directory)
     link_translation_targets(directory, Path(models["translate"]))
+    # Not a default (the chat default reads text only), but in the model folder, so
+    # `/model chat vision_chat` picks a chat model that sees photos.
+    tiny_vision_chat(directory)
     return settings.model_copy(update={"default_models": models, "model_dir": directory})
 
 
@@ -86,13 +98,15 @@ class Transcript:
     Telegram shows a streamed answer as one message edited again and again; a
     terminal cannot edit, so the new words are printed as they come, and the
     finished answer once more in full. Status edits (a download's progress)
-    are printed as they change. Nothing else reaches the terminal.
+    are printed as they change. Pictures and voice notes are saved into `files` and
+    their paths printed. Nothing else reaches the terminal.
     """
 
-    def __init__(self, emu: BotApiEmulator, chat_id: int, out: TextIO) -> None:
+    def __init__(self, emu: BotApiEmulator, chat_id: int, out: TextIO, files: Path) -> None:
         self._emu = emu
         self._chat_id = chat_id
         self._out = out
+        self._files = files
         self._seen = 0
         self._streaming: dict[int, str] = {}
 
@@ -127,6 +141,20 @@ class Transcript:
             self._print(f"bot (edited)> {text}")
         elif method == "sendDocument":
             self._print(f"bot> [file {message.get('document', {}).get('file_name', '')}]")
+        elif method == "sendPhoto":
+            path = self._save(message["photo"][-1]["file_id"], f"picture-{message_id}.png")
+            self._print(f"bot> [picture saved to {path}] {message.get('caption', '')}".rstrip())
+        elif method == "sendVoice":
+            voice = message["voice"]
+            path = self._save(voice["file_id"], f"voice-{message_id}.ogg")
+            self._print(f"bot> [voice note, {voice.get('duration', 0)} s, saved to {path}]")
+
+    def _save(self, file_id: str, name: str) -> Path:
+        """A file the bot sent, written where the person can open it."""
+        self._files.mkdir(parents=True, exist_ok=True)
+        path = self._files / name
+        path.write_bytes(self._emu.world.files[file_id].data)
+        return path
 
     def _print(self, text: str, end: str = "\n") -> None:
         print(text, end=end, file=self._out, flush=True)
@@ -164,6 +192,7 @@ def send_media_line(
 
     Photos go as photos and OGG/Opus as a voice note (which the command then
     replies to, as voice notes carry no caption here); anything else as a file.
+    `/chat <question> <photo>` asks the chat model about the photo.
     """
     command, _, rest = line.partition(" ")
     words, _, last = rest.rpartition(" ")
@@ -172,9 +201,11 @@ def send_media_line(
     if spec is None or spec.input_kind == "text" or not last or not path.is_file():
         return None
     caption = f"{command} {words}".strip()
-    data = path.read_bytes()
     suffix = path.suffix.lower()
-    if spec.input_kind == "image" and suffix in _PHOTO_SUFFIXES:
+    if spec.input_kind == "chat" and suffix not in _PHOTO_SUFFIXES:
+        return None
+    data = path.read_bytes()
+    if spec.input_kind in ("image", "chat") and suffix in _PHOTO_SUFFIXES:
         return emu.send_photo(you, chat, data, caption=caption)
     if spec.input_kind == "audio" and suffix in _VOICE_SUFFIXES:
         voice = emu.send_voice(you, chat, data)
@@ -186,18 +217,24 @@ def send_media_line(
 
 
 async def run_console(
-    settings: Settings, lines: TextIO = sys.stdin, out: TextIO = sys.stdout
+    settings: Settings,
+    lines: TextIO = sys.stdin,
+    out: TextIO = sys.stdout,
+    files: Path | None = None,
 ) -> None:
     """Run the bot against an embedded emulator and chat with it line by line.
 
     Each line waits for its answer before the next is sent, and the end of
     the input waits for the last one, so piped input is answered in full.
+    Pictures and voice notes go to `files` (by default beside the demo database).
     """
     async with BotApiEmulator() as emu:
         app = build_application(settings, builder=emu.wire(ApplicationBuilder()))
         you = emu.create_user("You", username="you")
         chat = emu.private_chat(you)
-        transcript = Transcript(emu, chat.id, out)
+        transcript = Transcript(
+            emu, chat.id, out, files or console_files(console_database(demo=True))
+        )
         async with app:
             assert app.post_init is not None and app.post_shutdown is not None and app.updater
             await app.post_init(app)

@@ -1,10 +1,25 @@
-"""The task registry: every command's row, its parameters and its formatters.
+"""The task registry: every command's row, its parameters, its typed results and formatters.
 
 Code everywhere reads these rows instead of branching on task names.
 """
 
-from bot.tasks.outputs import Picture, VoiceNote
+from bot.tasks.outputs import (
+    Answer,
+    ChatReply,
+    Completions,
+    Entities,
+    Entity,
+    Output,
+    Picture,
+    Ranking,
+    Scored,
+    Texts,
+    Transcript,
+    VoiceNote,
+    cut_short,
+)
 from bot.tasks.params import OPTIONS, PARAMS, ParamSpec, picture_size
+from bot.tasks.readers import MalformedResult
 from bot.tasks.registry import (
     MASK_TOKENS,
     MODEL_NOTES,
@@ -20,6 +35,7 @@ from bot.tasks.registry import (
     ModelNote,
     OutputKind,
     ParamRules,
+    ResultSpec,
     TaskSpec,
     alternative_for,
     get_task,
@@ -39,18 +55,31 @@ __all__ = [
     "TASKS",
     "TRANSLATION_TARGETS",
     "VISION_CHAT_MODEL",
+    "Answer",
+    "ChatReply",
+    "Completions",
     "EngineKind",
+    "Entities",
+    "Entity",
     "InputKind",
     "InputStyle",
+    "MalformedResult",
     "ModelKind",
     "ModelNote",
+    "Output",
     "OutputKind",
     "ParamRules",
     "ParamSpec",
     "Picture",
+    "Ranking",
+    "ResultSpec",
+    "Scored",
     "TaskSpec",
+    "Texts",
+    "Transcript",
     "VoiceNote",
     "alternative_for",
+    "cut_short",
     "drawing_work",
     "get_task",
     "param_rules_from_caps",

@@ -1,16 +1,28 @@
 """Turning pipeline results into replies a person reads.
 
-Every formatter returns Telegram HTML with every piece of model output and
-user text escaped; each task row of the registry names its formatter.
+Every formatter takes a typed result (`bot.tasks.outputs`) and the text the
+reply is shown against, and returns Telegram HTML with every piece of model
+output and user text escaped; each task row of the registry names its formatter.
 Nothing here knows about Telegram's API, only its markup.
 """
 
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Sequence
-from typing import Any
+
+from bot.tasks.outputs import (
+    Answer,
+    ChatReply,
+    Completions,
+    Entities,
+    Picture,
+    Ranking,
+    Scored,
+    Texts,
+    Transcript,
+    VoiceNote,
+)
 
 _BAR_WIDTH = 10
 
@@ -33,24 +45,19 @@ def _scored_lines(pairs: Sequence[tuple[object, float]]) -> str:
     )
 
 
-def format_classification(result: Any, text: str) -> str:
-    """Sentiment and other labels, best first, each with a score bar."""
-    items = result if isinstance(result, list) else [result]
-    ranked = sorted(items, key=lambda item: item["score"], reverse=True)
-    best = ranked[0]
-    return f"<b>{_label(best['label'])}</b>\n" + _scored_lines(
-        [(item["label"], item["score"]) for item in ranked]
-    )
+def _ranked_lines(ranking: Sequence[Scored]) -> str:
+    return _scored_lines([(item.label, item.score) for item in ranking])
 
 
-def format_generation(result: Any, text: str) -> str:
+def format_ranking(result: Ranking, text: str) -> str:
+    """Sentiment, zero-shot and photo labels, best first, each with a score bar."""
+    return f"<b>{_label(result.best.label)}</b>\n" + _ranked_lines(result.items)
+
+
+def format_generation(result: Texts, text: str) -> str:
     """Each generated sequence as a quote, with the user's prompt in bold."""
-    items = result if isinstance(result, list) else [result]
     quotes = []
-    for item in items:
-        generated = item["generated_text"]
-        if isinstance(generated, list):  # chat-style output: the last message is the reply
-            generated = generated[-1]["content"]
+    for generated in result.texts:
         if text and generated.startswith(text):
             body = f"<b>{html.escape(text)}</b>{html.escape(generated[len(text) :])}"
         else:
@@ -59,81 +66,50 @@ def format_generation(result: Any, text: str) -> str:
     return "\n".join(quotes)
 
 
-def format_chat(result: Any, text: str) -> str:
+def format_chat(result: ChatReply, text: str) -> str:
     """The model's reply, as the model wrote it (escaped); empty when it said nothing."""
-    items = result if isinstance(result, list) else [result]
-    return html.escape(str(items[0]["generated_text"]).strip()) if items else ""
+    return html.escape(result.text)
 
 
-def _text_outputs(result: Any, key: str) -> list[str]:
-    items = result if isinstance(result, list) else [result]
-    flat: list[str] = []
-    for item in items:
-        flat.extend(entry[key] for entry in (item if isinstance(item, list) else [item]))
-    return flat
+def format_paragraphs(result: Texts, text: str) -> str:
+    """A summary or a translation: each output its own paragraph."""
+    return "\n\n".join(html.escape(out.strip()) for out in result.texts)
 
 
-def format_summary(result: Any, text: str) -> str:
-    return "\n\n".join(html.escape(out.strip()) for out in _text_outputs(result, "summary_text"))
-
-
-def format_translation(result: Any, text: str) -> str:
-    return "\n\n".join(
-        html.escape(out.strip()) for out in _text_outputs(result, "translation_text")
-    )
-
-
-def format_caption(result: Any, text: str) -> str:
+def format_caption(result: Texts, text: str) -> str:
     """What a captioning model says it sees; empty when it said nothing."""
-    captions = [out.strip() for out in _text_outputs(result, "generated_text")]
+    captions = [out.strip() for out in result.texts]
     return "\n".join(html.escape(caption) for caption in captions if caption)
 
 
-def format_transcript(result: Any, text: str) -> str:
+def format_transcript(result: Transcript, text: str) -> str:
     """The words heard, as a quote; empty when there were none."""
-    words = str(result.get("text", "") if isinstance(result, dict) else result).strip()
-    return f"<blockquote>{html.escape(words)}</blockquote>" if words else ""
+    return f"<blockquote>{html.escape(result.text)}</blockquote>" if result.text else ""
 
 
-def format_entities(result: Any, text: str) -> str:
+def format_entities(result: Entities, text: str) -> str:
     """The text with each entity in bold and its type after it; empty when none were found."""
-    entities = sorted((e for e in result if e.get("start") is not None), key=lambda e: e["start"])
-    if not entities:
+    if not result.found:
         return ""
     parts, cursor = [], 0
-    for entity in entities:
-        start, end = entity["start"], entity["end"]
-        if start < cursor:
-            continue
-        kind = entity.get("entity_group") or entity.get("entity", "")
-        kind = re.sub(r"^[BI]-", "", kind)
-        parts.append(html.escape(text[cursor:start]))
-        parts.append(f"<b>{html.escape(text[start:end])}</b><i>[{html.escape(kind)}]</i>")
-        cursor = end
+    for entity in result.found:
+        parts.append(html.escape(text[cursor : entity.start]))
+        parts.append(
+            f"<b>{html.escape(text[entity.start : entity.end])}</b>"
+            f"<i>[{html.escape(entity.kind)}]</i>"
+        )
+        cursor = entity.end
     parts.append(html.escape(text[cursor:]))
     return "".join(parts)
 
 
-def format_fill_mask(result: Any, text: str) -> str:
+def format_fill_mask(result: Completions, text: str) -> str:
     """The best completion in full, then the candidates for the gap with their scores."""
-    items = result if isinstance(result, list) else [result]
-    if items and isinstance(items[0], list):  # several masks: show the first gap's candidates
-        items = items[0]
-    best = items[0]
-    return f"{html.escape(best['sequence'])}\n\n" + _scored_lines(
-        [(item["token_str"], item["score"]) for item in items]
-    )
+    return f"{html.escape(result.sequence)}\n\n" + _ranked_lines(result.candidates)
 
 
-def format_zero_shot(result: Any, text: str) -> str:
-    return f"<b>{_label(result['labels'][0])}</b>\n" + _scored_lines(
-        list(zip(result["labels"], result["scores"], strict=True))
-    )
-
-
-def format_answer(result: Any, text: str) -> str:
-    answer = result[0] if isinstance(result, list) else result
-    return f"<b>{html.escape(answer['answer'].strip())}</b> · {score_bar(answer['score'])}"
+def format_answer(result: Answer, text: str) -> str:
+    return f"<b>{html.escape(result.text)}</b> · {score_bar(result.score)}"
 
 
 # A photo's caption may be 1,024 characters (after entities are parsed); the settings line
@@ -141,7 +117,7 @@ def format_answer(result: Any, text: str) -> str:
 _CAPTION_PROMPT_CHARS = 900
 
 
-def format_picture(result: Any, text: str) -> str:
+def format_picture(result: Picture, text: str) -> str:
     """A picture's caption: the prompt it was drawn from, then what draws it again."""
     prompt = text.strip()
     if len(prompt) > _CAPTION_PROMPT_CHARS:
@@ -151,6 +127,6 @@ def format_picture(result: Any, text: str) -> str:
     return f"{html.escape(prompt)}\n<i>{details}</i>" if prompt else f"<i>{details}</i>"
 
 
-def format_voice(result: Any, text: str) -> str:
+def format_voice(result: VoiceNote, text: str) -> str:
     """A voice note needs no caption: Telegram shows its length and plays it."""
     return ""

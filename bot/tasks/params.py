@@ -168,6 +168,8 @@ OPTIONS: dict[str, ParamSpec] = {
         ),
         # Voice notes in private chats are transcribed without a command (groups: command only).
         ParamSpec("auto_transcribe", bool, False),
+        # Conversation answers in private chats also arrive as a voice note (/say's voice).
+        ParamSpec("voice_replies", bool, False),
     )
 }
 SEQ2SEQ_PARAMS = ("max_new_tokens", "num_return_sequences", "repetition_penalty")

@@ -2,8 +2,8 @@
 
 Like transformers' own `SUPPORTED_TASKS`, code reads this table instead of
 branching on task names: the handlers take a row's input kind and style, the
-pool its engine kind, vetting its model kind, replies its formatter. Adding a
-command is adding one `TaskSpec`; the tables that cannot live here (runner
+pool its engine kind and how to read its results, vetting its model kind,
+replies its formatter. Adding a command is adding one `TaskSpec`; the tables that cannot live here (runner
 loaders in the engine, demo model builders, i18n catalogs) are keyed by these
 rows, and tests/tasks fails when a row is missing from any of them.
 
@@ -19,11 +19,23 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from bot.config import Settings
 from bot.errors import UnknownParam, UnknownTask
-from bot.tasks import formatters
+from bot.tasks import formatters, readers
+from bot.tasks.outputs import (
+    Answer,
+    ChatReply,
+    Completions,
+    Entities,
+    Output,
+    Picture,
+    Ranking,
+    Texts,
+    Transcript,
+    VoiceNote,
+)
 from bot.tasks.params import (
     CHAT_PARAMS,
     GENERATION_PARAMS,
@@ -34,6 +46,7 @@ from bot.tasks.params import (
     SEQ2SEQ_PARAMS,
     Value,
 )
+from bot.tasks.voices import voice_for
 from bot.tasks.work import check_drawing_work, check_speech_length
 
 # What a command works on: a text, a photo, a sound, or the next turn of a conversation.
@@ -46,10 +59,12 @@ EngineKind = Literal["microbatch", "continuous"]
 # How an answer travels: a text message, a photo (`bot.tasks.outputs.Picture`) or a voice
 # note (`bot.tasks.outputs.VoiceNote`), each with the formatter's text as its caption.
 OutputKind = Literal["text", "picture", "voice"]
-Formatter = Callable[[Any, str], str]
 # `check(call parameters, request text, settings)`: raises TooMuchWork (or InputTooLong)
 # before a request is queued; see `bot.tasks.work`.
 WorkCheck = Callable[[Mapping[str, Any], str, Settings], None]
+# `choose(request text, the person's language, the operator's default_models)`: the model
+# that serves a request when nobody chose one (a voice by the text's language).
+ModelChooser = Callable[[str, str, Mapping[str, str]], str]
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,52 @@ _TEXT_TO_IMAGE = (
 )
 
 
+_O = TypeVar("_O", bound=Output)
+
+
+@dataclass(frozen=True)
+class ResultSpec:
+    """What a task's model answers with: how the pool reads the pipeline's output into a
+    typed result, and how a reply is written from it.
+
+    Built with `of`, which ties the reader, the type and the formatter together, so a
+    row cannot pair a formatter with a result it cannot read.
+    """
+
+    kind: type
+    read: Callable[[object], Output]
+    format: Callable[[Output, str], str]
+
+    @classmethod
+    def of(
+        cls,
+        kind: type[_O],
+        read: Callable[[object], _O],
+        formatter: Callable[[_O, str], str],
+    ) -> ResultSpec:
+        def format_result(result: Output, text: str) -> str:
+            if not isinstance(result, kind):
+                raise TypeError(f"{kind.__name__} expected, got {type(result).__name__}")
+            return formatter(result, text)
+
+        return cls(kind, read, format_result)
+
+
+_RANKING = ResultSpec.of(Ranking, readers.read_ranking, formatters.format_ranking)
+_GENERATION = ResultSpec.of(Texts, readers.read_generation, formatters.format_generation)
+_CHAT = ResultSpec.of(ChatReply, readers.read_chat, formatters.format_chat)
+_SUMMARY = ResultSpec.of(Texts, readers.read_summary, formatters.format_paragraphs)
+_TRANSLATION = ResultSpec.of(Texts, readers.read_translation, formatters.format_paragraphs)
+_ENTITIES = ResultSpec.of(Entities, readers.read_entities, formatters.format_entities)
+_FILL_MASK = ResultSpec.of(Completions, readers.read_fill_mask, formatters.format_fill_mask)
+_ZERO_SHOT = ResultSpec.of(Ranking, readers.read_zero_shot, formatters.format_ranking)
+_ANSWER = ResultSpec.of(Answer, readers.read_answer, formatters.format_answer)
+_CAPTION = ResultSpec.of(Texts, readers.read_caption, formatters.format_caption)
+_TRANSCRIPT = ResultSpec.of(Transcript, readers.read_transcript, formatters.format_transcript)
+_PICTURE = ResultSpec.of(Picture, readers.read_picture, formatters.format_picture)
+_VOICE = ResultSpec.of(VoiceNote, readers.read_voice, formatters.format_voice)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One command: what it runs, on what input, with which default model and parameters."""
@@ -113,7 +174,7 @@ class TaskSpec:
     name: str
     pipeline_task: str
     default_model: str
-    formatter: Formatter
+    result: ResultSpec
     model_kind: ModelKind
     input_kind: InputKind = "text"
     input_style: InputStyle = "text"
@@ -124,13 +185,17 @@ class TaskSpec:
     engine: EngineKind = "microbatch"
     # Whether a model of this task may live on a remote inference engine (`<engine>:<model>`).
     remote: bool = False
-    # The i18n key shown when the formatter finds nothing to say (no entities, no words heard).
-    empty_result: str = "result.empty"
+    # The i18n key shown when the formatter finds nothing to say (no entities, no words heard);
+    # None where an empty text is an answer (a voice note needs no caption).
+    empty_result: str | None = "result.empty"
     output_kind: OutputKind = "text"
     # Most requests one model call takes, below the pool's own bound: a picture is drawn
     # alone, so each one reports its own steps and stops on its own.
     max_batch_size: int | None = None
     work_check: WorkCheck | None = None
+    # Where the bot's default depends on the request (`ModelChooser`); a model the person
+    # or their group chose always wins.
+    default_model_for: ModelChooser | None = None
 
     @property
     def streams(self) -> bool:
@@ -161,7 +226,7 @@ TASKS: dict[str, TaskSpec] = {
             "sentiment",
             "text-classification",
             "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
-            formatters.format_classification,
+            _RANKING,
             ModelKind(("text-classification",), ("ForSequenceClassification",)),
             call_params={"top_k": None, "truncation": True},
             aliases=("sentiment-analysis",),
@@ -171,7 +236,7 @@ TASKS: dict[str, TaskSpec] = {
             "generate",
             "text-generation",
             "distilbert/distilgpt2",
-            formatters.format_generation,
+            _GENERATION,
             ModelKind(("text-generation",), ("ForCausalLM", "LMHeadModel")),
             params=GENERATION_PARAMS,
             engine="continuous",
@@ -181,7 +246,7 @@ TASKS: dict[str, TaskSpec] = {
             "chat",
             "chat",
             "HuggingFaceTB/SmolLM2-360M-Instruct",
-            formatters.format_chat,
+            _CHAT,
             ModelKind(
                 ("text-generation", "image-text-to-text"),
                 ("ForCausalLM", "LMHeadModel", *_VISION_CHAT),
@@ -198,7 +263,7 @@ TASKS: dict[str, TaskSpec] = {
             "summarize",
             "summarization",
             "facebook/bart-large-cnn",
-            formatters.format_summary,
+            _SUMMARY,
             ModelKind(("summarization", "text2text-generation"), _SEQ2SEQ),
             params=SEQ2SEQ_PARAMS,
             defaults={"max_new_tokens": 120},
@@ -208,7 +273,7 @@ TASKS: dict[str, TaskSpec] = {
             "translate",
             "translation",
             "Helsinki-NLP/opus-mt-en-zh",
-            formatters.format_translation,
+            _TRANSLATION,
             ModelKind(("translation", "translation_*_to_*", "text2text-generation"), _SEQ2SEQ),
             input_style="translate",
             params=SEQ2SEQ_PARAMS,
@@ -219,7 +284,7 @@ TASKS: dict[str, TaskSpec] = {
             "ner",
             "token-classification",
             "dslim/bert-base-NER",
-            formatters.format_entities,
+            _ENTITIES,
             ModelKind(("token-classification",), ("ForTokenClassification",)),
             call_params={"aggregation_strategy": "simple"},
             empty_result="result.no_entities",
@@ -229,7 +294,7 @@ TASKS: dict[str, TaskSpec] = {
             "fill",
             "fill-mask",
             "distilbert/distilroberta-base",
-            formatters.format_fill_mask,
+            _FILL_MASK,
             ModelKind(("fill-mask",), ("ForMaskedLM",)),
             input_style="mask",
             aliases=("fill-mask",),
@@ -238,7 +303,7 @@ TASKS: dict[str, TaskSpec] = {
             "classify",
             "zero-shot-classification",
             "facebook/bart-large-mnli",
-            formatters.format_zero_shot,
+            _ZERO_SHOT,
             ModelKind(
                 ("zero-shot-classification",),
                 ("ForSequenceClassification",),
@@ -251,7 +316,7 @@ TASKS: dict[str, TaskSpec] = {
             "ask",
             "question-answering",
             "distilbert/distilbert-base-cased-distilled-squad",
-            formatters.format_answer,
+            _ANSWER,
             ModelKind(("question-answering",), ("ForQuestionAnswering",)),
             input_style="question",
         ),
@@ -259,7 +324,7 @@ TASKS: dict[str, TaskSpec] = {
             "whatis",
             "image-classification",
             "google/vit-base-patch16-224",
-            formatters.format_classification,
+            _RANKING,
             ModelKind(("image-classification",), ("ForImageClassification",)),
             input_kind="image",
             call_params={"top_k": 5},
@@ -269,7 +334,7 @@ TASKS: dict[str, TaskSpec] = {
             "caption",
             "image-to-text",
             "nlpconnect/vit-gpt2-image-captioning",
-            formatters.format_caption,
+            _CAPTION,
             ModelKind(("image-to-text",), ("VisionEncoderDecoderModel",)),
             input_kind="image",
             call_params={"max_new_tokens": 30},
@@ -279,7 +344,7 @@ TASKS: dict[str, TaskSpec] = {
             "labels",
             "zero-shot-image-classification",
             "openai/clip-vit-base-patch32",
-            formatters.format_classification,
+            _RANKING,
             ModelKind(
                 ("zero-shot-image-classification",), ("CLIPModel", "SiglipModel", "Siglip2Model")
             ),
@@ -291,7 +356,7 @@ TASKS: dict[str, TaskSpec] = {
             "transcribe",
             "automatic-speech-recognition",
             "openai/whisper-tiny",
-            formatters.format_transcript,
+            _TRANSCRIPT,
             ModelKind(
                 ("automatic-speech-recognition",),
                 (
@@ -307,7 +372,7 @@ TASKS: dict[str, TaskSpec] = {
             "imagine",
             "text-to-image",
             "IDKiro/sdxs-512-dreamshaper",
-            formatters.format_picture,
+            _PICTURE,
             ModelKind(("text-to-image",), _TEXT_TO_IMAGE),
             params=PICTURE_PARAMS,
             aliases=("draw",),
@@ -319,11 +384,13 @@ TASKS: dict[str, TaskSpec] = {
             "say",
             "text-to-speech",
             "facebook/mms-tts-eng",
-            formatters.format_voice,
+            _VOICE,
             ModelKind(("text-to-speech", "text-to-audio"), ("VitsModel",)),
             aliases=("speak", "tts"),
+            empty_result=None,
             output_kind="voice",
             work_check=check_speech_length,
+            default_model_for=voice_for,
         ),
     )
 }

@@ -44,3 +44,9 @@ def voice_model(language: str, default_models: Mapping[str, str]) -> str:
     override (`say` for English, `say.<lang>` for the others), else the registry's voice."""
     key = "say" if language == DEFAULT_VOICE_LANGUAGE else f"say.{language}"
     return default_models.get(key) or SPEECH_VOICES.get(language) or SPEECH_VOICES["en"]
+
+
+def voice_for(text: str, language: str, default_models: Mapping[str, str]) -> str:
+    """The voice that reads `text` when the person chose none: by the text's script, else
+    by their language (`speech_language`)."""
+    return voice_model(speech_language(text, language), default_models)

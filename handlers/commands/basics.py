@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MENU = (
     "start",
     "help",
-    *(name for name, spec in TASKS.items() if spec.output_kind == "text"),
+    *TASKS,
     "new",
     "forget",
     "system",

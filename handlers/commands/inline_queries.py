@@ -1,7 +1,8 @@
 """Inline mode: `@bot some text` offers the text's sentiment and a short continuation.
 
 An inline query is one request: it passes the guards every model call passes
-(`handlers.request.guards`), once for both of its tasks.
+(`handlers.request.guards`), once for both of its tasks; each task then goes the
+lifecycle's way (`serve_inline`) to an `InlineAnswer` that becomes one article.
 """
 
 from __future__ import annotations
@@ -9,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import uuid
-from typing import Any
 
-from telegram import InlineQueryResultArticle, InputTextMessageContent, Update
-from telegram.constants import ParseMode
+from telegram import Update
 
 from bot.errors import UserFacingError
-from bot.tasks import TASKS, TaskSpec
+from bot.tasks import TASKS, Output, Ranking, Texts
 from bot.tasks.formatters import score_bar
+from handlers.request.answers import Describe, InlineAnswer, InlineArticle
 from handlers.request.context import BotContext
 from handlers.request.guards import admitted
-from handlers.request.lifecycle import tracked
-from handlers.request.model_call import TaskRequest, prepare_call, run_call
+from handlers.request.lifecycle import serve_inline
+from handlers.request.model_call import TaskRequest
 from handlers.request.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -30,28 +29,23 @@ INLINE_MAX_NEW_TOKENS = 24
 INLINE_CACHE_S = 30
 
 
-async def _run(turn: Turn, spec: TaskSpec, text: str, overrides: dict[str, Any]) -> Any:
-    """One task of the inline answer through the request lifecycle; None when it failed."""
-    async with tracked(turn, spec) as usage:
-        request = TaskRequest(text=text, inputs=text)
-        try:
-            # No chat to show a download status in: a model not on disk yet loads in the pool.
-            call = await prepare_call(
-                turn, spec, request, usage, overrides=overrides, announce_download=False
-            )
-            return await run_call(turn, spec, call, request, usage)
-        except UserFacingError as error:
-            usage.error = error.key
-    return None
+def _describe_sentiment(turn: Turn) -> Describe:
+    def describe(result: Output, text: str, markup: str) -> InlineArticle:
+        assert isinstance(result, Ranking), "sentiment reads into a ranking"
+        best = result.best
+        title = turn.t("inline.sentiment", label=best.label, score=score_bar(best.score))
+        return InlineArticle(html.unescape(title), text, f"{html.escape(text)}\n\n{markup}")
+
+    return describe
 
 
-def _article(title: str, description: str, markup: str) -> InlineQueryResultArticle:
-    return InlineQueryResultArticle(
-        id=uuid.uuid4().hex,
-        title=title,
-        description=description[:200],
-        input_message_content=InputTextMessageContent(markup, parse_mode=ParseMode.HTML),
-    )
+def _describe_continuation(turn: Turn) -> Describe:
+    def describe(result: Output, text: str, markup: str) -> InlineArticle:
+        assert isinstance(result, Texts), "generation reads into texts"
+        first = result.texts[0] if result.texts else ""
+        return InlineArticle(html.unescape(turn.t("inline.generate")), first, markup)
+
+    return describe
 
 
 async def inline_query(update: Update, context: BotContext) -> None:
@@ -63,16 +57,18 @@ async def inline_query(update: Update, context: BotContext) -> None:
     if not text:
         await query.answer([], cache_time=INLINE_CACHE_S, is_personal=True)
         return
-    sentiment: Any | BaseException
-    generated: Any | BaseException
+    sentiment = InlineAnswer(turn, text, _describe_sentiment(turn))
+    continuation = InlineAnswer(turn, text, _describe_continuation(turn))
+    request = TaskRequest(text=text, inputs=text)
     try:
         async with admitted(turn):
-            sentiment, generated = await asyncio.gather(
-                _run(turn, TASKS["sentiment"], text, {}),
-                _run(
+            ended = await asyncio.gather(
+                serve_inline(turn, TASKS["sentiment"], request, sentiment, {}),
+                serve_inline(
                     turn,
                     TASKS["generate"],
-                    text,
+                    request,
+                    continuation,
                     {"max_new_tokens": INLINE_MAX_NEW_TOKENS, "num_return_sequences": 1},
                 ),
                 return_exceptions=True,
@@ -80,27 +76,7 @@ async def inline_query(update: Update, context: BotContext) -> None:
     except UserFacingError:  # refused by a guard: no results, and nothing cached
         await query.answer([], cache_time=0, is_personal=True)
         return
-    results = []
-    if sentiment is not None and not isinstance(sentiment, BaseException):
-        best = max(
-            sentiment if isinstance(sentiment, list) else [sentiment], key=lambda r: r["score"]
-        )
-        title = turn.t("inline.sentiment", label=best["label"], score=score_bar(best["score"]))
-        results.append(
-            _article(
-                html.unescape(title),
-                text,
-                f"{html.escape(text)}\n\n{TASKS['sentiment'].formatter(sentiment, text)}",
-            )
-        )
-    if generated is not None and not isinstance(generated, BaseException):
-        markup = TASKS["generate"].formatter(generated, text)
-        first = (
-            generated[0]["generated_text"]
-            if isinstance(generated, list)
-            else generated["generated_text"]
-        )
-        results.append(_article(html.unescape(turn.t("inline.generate")), first, markup))
-    for failure in (r for r in (sentiment, generated) if isinstance(r, BaseException)):
+    for failure in (outcome for outcome in ended if isinstance(outcome, BaseException)):
         log.error("inline task failed", exc_info=failure)
-    await query.answer(results, cache_time=INLINE_CACHE_S, is_personal=True)
+    articles = [answer.article for answer in (sentiment, continuation) if answer.article]
+    await query.answer(articles, cache_time=INLINE_CACHE_S, is_personal=True)

@@ -12,27 +12,46 @@ reaches a person is one implementation:
 - `StreamedAnswer`: a draft or an edited placeholder that shows the place in line
   while the request waits, then the text as it is written; a stop or an error keeps
   what was written.
+- `InlineAnswer`: one article of an inline query's answer; the query is answered
+  once all its articles have ended, so finishing only keeps the article.
+- `PictureAnswer`: a status line that says the step being drawn, with a Stop button,
+  then the picture (sendPhoto) with its caption.
+- `VoiceAnswer`: a status line while it waits, then the voice note (sendVoice).
 
-An answer that is a file (a picture, a voice note) is one more implementation:
-`finish` gets the typed result as well as its caption.
+The two file answers get the typed result (`bot.tasks.Picture`, `bot.tasks.VoiceNote`)
+as well as its caption; a status line cannot be edited into a file, so it goes once
+the file is sent, and an error takes its place instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
-from telegram import Message
+from telegram import InlineQueryResultArticle, InputTextMessageContent, Message
+from telegram.constants import ParseMode
 
+from bot.delivery.replies import reply_photo, reply_voice
 from bot.engine import Caller
 from bot.errors import Cancelled, UserFacingError
-from handlers.request.queue_status import QueueStatus
+from bot.tasks import Output, Picture, VoiceNote
+from handlers.request.queue_status import QueueStatus, WorkLines
 from handlers.request.streaming import StreamingReply, StreamMode
 from handlers.request.turn import Turn
 
+log = logging.getLogger(__name__)
+
 TextCallback = Callable[[str], None]
+# An inline article from (the result, the query's text, the answer's markup): its title,
+# its description, and the message it sends when picked.
+Describe = Callable[[Output, str, str], "InlineArticle"]
+# Telegram shows this much of an article's description.
+_DESCRIPTION_CHARS = 200
 
 
 class PendingAnswer(Protocol):
@@ -52,7 +71,7 @@ class PendingAnswer(Protocol):
         """While the pool has the request: the caller to submit with (owner, place in line)."""
         ...
 
-    async def finish(self, markup: str, result: object) -> Message | None:
+    async def finish(self, markup: str, result: Output) -> Message | None:
         """Show the answer; returns the message that shows it, if it is a message."""
         ...
 
@@ -79,7 +98,7 @@ class RepliedAnswer:
     async def watching(self) -> AsyncIterator[Caller]:
         yield Caller(owner=self._turn.owner_id)
 
-    async def finish(self, markup: str, result: object) -> Message:
+    async def finish(self, markup: str, result: Output) -> Message:
         return await self._turn.reply(markup, shareable=self._shareable)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
@@ -106,7 +125,7 @@ class QueuedAnswer:
     def watching(self) -> AbstractAsyncContextManager[Caller]:
         return self._status.watching()
 
-    async def finish(self, markup: str, result: object) -> Message:
+    async def finish(self, markup: str, result: Output) -> Message:
         return await self._status.replace(markup, shareable=self._shareable)
 
     async def fail(self, markup: str, error: UserFacingError) -> Message:
@@ -140,7 +159,7 @@ class StreamedAnswer:
         """The place in line shows where the words will, until they come."""
         yield Caller(owner=self._turn.owner_id, on_position=self._stream.moved)
 
-    async def finish(self, markup: str, result: object) -> Message | None:
+    async def finish(self, markup: str, result: Output) -> Message | None:
         await self._stream.finish(markup)
         return self._stream.message
 
@@ -153,3 +172,97 @@ class StreamedAnswer:
 
     async def crash(self, markup: str) -> None:
         await self._stream.failed(markup)
+
+
+@dataclass(frozen=True)
+class InlineArticle:
+    title: str
+    description: str
+    markup: str
+
+
+class InlineAnswer:
+    """One article of an inline query's answer (there is no chat to show progress in).
+
+    A refusal or a failure leaves the article out: the query answers with what could
+    be computed, never with an error.
+    """
+
+    on_text: TextCallback | None = None
+    shown = ""
+
+    def __init__(self, turn: Turn, text: str, describe: Describe) -> None:
+        self._turn = turn
+        self._text = text
+        self._describe = describe
+        self.article: InlineQueryResultArticle | None = None
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[Caller]:
+        yield Caller(owner=self._turn.owner_id)
+
+    async def finish(self, markup: str, result: Output) -> None:
+        article = self._describe(result, self._text, markup)
+        self.article = InlineQueryResultArticle(
+            id=uuid.uuid4().hex,
+            title=article.title,
+            description=article.description[:_DESCRIPTION_CHARS],
+            input_message_content=InputTextMessageContent(
+                article.markup, parse_mode=ParseMode.HTML
+            ),
+        )
+
+    async def fail(self, markup: str, error: UserFacingError) -> None:
+        log.info("an inline article was left out: %s", error.key)
+
+    async def crash(self, markup: str) -> None:
+        return None
+
+
+class FileAnswer:
+    """An answer that is a file: the queue's status line (for work in steps, kept while it
+    runs, saying the step, with Stop), then the file as a reply, and the line goes."""
+
+    on_text: TextCallback | None = None
+    shown = ""
+    # The status line's messages while the work runs; None: a queue line only.
+    working: ClassVar[WorkLines | None] = None
+
+    def __init__(self, turn: Turn) -> None:
+        self._turn = turn
+        self._status = QueueStatus(turn, working=self.working)
+
+    def watching(self) -> AbstractAsyncContextManager[Caller]:
+        return self._status.watching()
+
+    async def finish(self, markup: str, result: Output) -> Message:
+        sent = await self.send(markup, result)
+        await self._status.remove()
+        return sent
+
+    async def send(self, markup: str, result: Output) -> Message:
+        raise NotImplementedError
+
+    async def fail(self, markup: str, error: UserFacingError) -> Message:
+        return await self._status.replace(markup, shareable=True)
+
+    async def crash(self, markup: str) -> None:
+        await self._status.remove()
+
+
+class PictureAnswer(FileAnswer):
+    """A picture (sendPhoto), the prompt and what draws it again as its caption."""
+
+    working = WorkLines("picture.drawing", "picture.drawing_step")
+
+    async def send(self, markup: str, result: Output) -> Message:
+        assert isinstance(result, Picture), "the text-to-image runner answers with a Picture"
+        return await reply_photo(self._turn.message, result.png, markup, filename="picture.png")
+
+
+class VoiceAnswer(FileAnswer):
+    """A voice note (sendVoice) as long as the speech, its caption (if any) under it."""
+
+    async def send(self, markup: str, result: Output) -> Message:
+        assert isinstance(result, VoiceNote), "the text-to-speech runner answers with a VoiceNote"
+        return await reply_voice(self._turn.message, result.ogg, result.seconds, markup)

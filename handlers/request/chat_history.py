@@ -14,14 +14,14 @@ that shares one, the group's.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from telegram import Message
 
 from bot.engine import ChatMessage, ChatPrompt
 from bot.errors import EmptyInput, InputTooLong, StoreUnavailable, UsageHint
-from bot.tasks import TaskSpec
-from handlers.request.media_input import audio_in, transcript
+from bot.tasks import ChatReply, Output, TaskSpec
+from handlers.request.chat_images import has_pictures, photo_of_turn, pictured_prompt
+from handlers.request.media_input import audio_in, media_limits, transcript
 from handlers.request.model_call import ConversationTurn, TaskRequest, Usage
 from handlers.request.parsing import command_text
 from handlers.request.turn import Turn
@@ -30,14 +30,13 @@ from models.conversation import NewTurn
 log = logging.getLogger(__name__)
 
 
-def trimmed(conversation: ConversationTurn, result: Any) -> bool:
+def trimmed(conversation: ConversationTurn, result: Output) -> bool:
     """Whether this answer is the first to drop old turns the person has not been told of."""
-    items = result if isinstance(result, list) else [result]
-    dropped = int(items[0].get("dropped_turns", 0)) if items else 0
+    dropped = result.dropped_turns if isinstance(result, ChatReply) else 0
     return dropped > 0 and not conversation.trim_noticed
 
 
-def conversation_notices(conversation: ConversationTurn, result: Any) -> list[str]:
+def conversation_notices(conversation: ConversationTurn, result: Output) -> list[str]:
     """Said under the answer: once per conversation that its oldest turns no longer fit the
     model's context, and that a reply to another member's answer went on with the person's own."""
     keys = ["chat.not_your_conversation"] if conversation.replied_elsewhere else []
@@ -49,7 +48,7 @@ async def remember_turn(
     conversation: ConversationTurn,
     answer: str,
     shown: Message | None,
-    result: Any,
+    result: Output | None,
 ) -> None:
     """Store the message and the answer as the person saw it (`result` None: it stopped there).
 
@@ -66,6 +65,7 @@ async def remember_turn(
                 author_id=turn.owner_id,
                 stopped=result is None,
                 trim_noticed=result is not None and trimmed(conversation, result),
+                question_image_file_id=conversation.image_file_id,
             ),
         )
     except StoreUnavailable:
@@ -91,9 +91,12 @@ async def system_prompt(turn: Turn) -> str | None:
 async def read_chat(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
     """The next turn of the conversation this message continues, with what was said before.
 
-    A voice note (auto-transcribed in private chats) speaks its transcript.
+    A voice note (auto-transcribed in private chats) speaks its transcript; a photo the
+    message carries or replies to goes with the turn (`handlers.request.chat_images`).
     """
     message = turn.message
+    media = media_limits(turn.services.settings)
+    photo = photo_of_turn(message, media)
     text = command_text(message)
     if not text and audio_in(message) is not None:
         text = await transcript(turn, message, usage) or ""
@@ -112,16 +115,24 @@ async def read_chat(turn: Turn, spec: TaskSpec, usage: Usage) -> TaskRequest:
         replied_message_id=replied.message_id if replied is not None else None,
         max_turns=turn.services.settings.chat_history_messages,
     )
-    history = tuple(
-        ChatMessage("assistant" if t.role == "assistant" else "user", t.content)
-        for t in ongoing.turns
-    )
     conversation = ConversationTurn(
         ongoing.id,
         text,
         message.message_id,
         trim_noticed=ongoing.trim_noticed,
         replied_elsewhere=ongoing.replied_elsewhere,
+        image_file_id=photo.file_id if photo is not None else None,
     )
-    prompt = ChatPrompt(await system_prompt(turn), history, text)
+    system = await system_prompt(turn)
+    if photo is not None or has_pictures(ongoing.turns):
+
+        async def with_pictures() -> ChatPrompt:
+            return await pictured_prompt(turn, system, ongoing.turns, text, photo, media)
+
+        return TaskRequest(text=text, load=with_pictures, conversation=conversation)
+    history = tuple(
+        ChatMessage("assistant" if t.role == "assistant" else "user", t.content)
+        for t in ongoing.turns
+    )
+    prompt = ChatPrompt(system, history, text)
     return TaskRequest(text=text, inputs=prompt, conversation=conversation)

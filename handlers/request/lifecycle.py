@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 from telegram import Message
 
 from bot.delivery.markup import plain_text
 from bot.errors import StoreUnavailable, UserFacingError
-from bot.tasks import OPTIONS, InputKind, TaskSpec
-from handlers.request.answers import PendingAnswer, QueuedAnswer, RepliedAnswer, StreamedAnswer
+from bot.tasks import OPTIONS, InputKind, Output, OutputKind, TaskSpec, cut_short
+from bot.tasks.params import Value
+from handlers.request.answers import (
+    PendingAnswer,
+    PictureAnswer,
+    QueuedAnswer,
+    RepliedAnswer,
+    StreamedAnswer,
+    VoiceAnswer,
+)
 from handlers.request.chat_history import conversation_notices, read_chat, remember_turn
 from handlers.request.guards import admitted
 from handlers.request.media_input import read_media, replied_transcript
@@ -36,6 +43,7 @@ from handlers.request.model_call import (
 from handlers.request.parsing import InputLimits, parse_request
 from handlers.request.streaming import StreamMode
 from handlers.request.turn import Turn
+from handlers.request.voice_replies import speak_answer
 
 log = logging.getLogger(__name__)
 
@@ -104,27 +112,55 @@ async def serve_command(turn: Turn, spec: TaskSpec) -> None:
                 request = await READERS[spec.input_kind](turn, spec, usage)
                 call = await prepare_call(turn, spec, request, usage)
                 check_work(spec, call, request, turn.services.settings)
-                await answer_request(turn, spec, request, call, usage)
+                answer = await open_answer(turn, spec, request)
+                await answer_request(turn, spec, request, call, usage, answer)
         except UserFacingError as error:
             usage.error = error.key
             await RepliedAnswer(turn).fail(turn.t(error.key, **error.values), error)
 
 
-async def answer_request(
-    turn: Turn, spec: TaskSpec, request: TaskRequest, call: PreparedCall, usage: Usage
+async def serve_inline(
+    turn: Turn,
+    spec: TaskSpec,
+    request: TaskRequest,
+    answer: PendingAnswer,
+    overrides: Mapping[str, Value],
 ) -> None:
-    """From the pool to the person: one `PendingAnswer` sees the request through to exactly
+    """One article of an inline query, by the same steps as a command; the query passed
+    the guards once for all its articles. No chat shows a download: a model not on disk
+    yet loads in the pool."""
+    async with tracked(turn, spec) as usage:
+        try:
+            call = await prepare_call(
+                turn, spec, request, usage, overrides=overrides, announce_download=False
+            )
+            check_work(spec, call, request, turn.services.settings)
+            await answer_request(turn, spec, request, call, usage, answer)
+        except UserFacingError as error:
+            usage.error = error.key
+            await answer.fail(turn.t(error.key, **error.values), error)
+
+
+async def answer_request(
+    turn: Turn,
+    spec: TaskSpec,
+    request: TaskRequest,
+    call: PreparedCall,
+    usage: Usage,
+    answer: PendingAnswer,
+) -> None:
+    """From the pool to the person: the `PendingAnswer` sees the request through to exactly
     one ending, then the after-answer step of its input kind (a conversation stores the turn
     as the person saw it, a stopped one as far as it got)."""
-    answer = await open_answer(turn, spec, request)
     after = AFTER_ANSWER.get(spec.input_kind, nothing_after)
     try:
         async with answer.watching() as caller:
             result = await run_call(
                 turn, spec, call, request, usage, on_text=answer.on_text, caller=caller
             )
-        text = spec.formatter(result, request.text)
-        markup = (text or turn.t(spec.empty_result)) + "".join(
+        text = spec.result.format(result, request.text)
+        empty = turn.t(spec.empty_result) if spec.empty_result else ""
+        markup = (text or empty) + "".join(
             f"\n\n{turn.t(key)}" for key in notices(spec, request, call, result)
         )
         shown = await answer.finish(markup, result)
@@ -140,16 +176,29 @@ async def answer_request(
         raise
 
 
+# Answers that are files, by the registry's output kind; text answers stream or queue.
+FILE_ANSWERS: dict[OutputKind, Callable[[Turn], PendingAnswer]] = {
+    "picture": PictureAnswer,
+    "voice": VoiceAnswer,
+}
+
+
 async def open_answer(turn: Turn, spec: TaskSpec, request: TaskRequest) -> PendingAnswer:
-    """Streamed where the task streams and the person did not turn it off, else queued; an
-    answer that continues a conversation is never shared with others in a busy group."""
+    """A file answer for a picture or a voice note; text streamed where the task streams and
+    the person did not turn it off, else queued; an answer that continues a conversation is
+    never shared with others in a busy group."""
+    file_answer = FILE_ANSWERS.get(spec.output_kind)
+    if file_answer is not None:
+        return file_answer(turn)
     mode = await stream_mode(turn, spec)
     if mode is None:
         return QueuedAnswer(turn, shareable=request.conversation is None)
     return await StreamedAnswer.open(turn, request.text, mode)
 
 
-def notices(spec: TaskSpec, request: TaskRequest, call: PreparedCall, result: Any) -> list[str]:
+def notices(
+    spec: TaskSpec, request: TaskRequest, call: PreparedCall, result: Output
+) -> list[str]:
     """Message keys said under the answer: the conversation's, and that the bot's defaults
     stood in for settings it could not read."""
     keys = NOTICES.get(spec.input_kind, no_notices)(request, result)
@@ -158,36 +207,35 @@ def notices(spec: TaskSpec, request: TaskRequest, call: PreparedCall, result: An
     return [*keys, "notice.store_fallback"] if call.store_fallback else keys
 
 
-def cut_short(result: Any) -> bool:
-    """Whether an engine's answer was cut at the most the bot reads of it."""
-    items = result if isinstance(result, list) else [result]
-    return any(isinstance(item, dict) and item.get("cut") for item in items)
-
-
-AfterAnswer = Callable[[Turn, TaskRequest, str, Message | None, Any], Awaitable[None]]
+# (turn, request, the answer as plain text, the message shown, the result: None when the
+# answer stopped or failed on the way).
+AfterAnswer = Callable[[Turn, TaskRequest, str, Message | None, Output | None], Awaitable[None]]
 
 
 async def nothing_after(
-    turn: Turn, request: TaskRequest, answer: str, shown: Message | None, result: Any
+    turn: Turn, request: TaskRequest, answer: str, shown: Message | None, result: Output | None
 ) -> None:
     """Most answers need nothing once shown."""
 
 
 async def remember_conversation_turn(
-    turn: Turn, request: TaskRequest, answer: str, shown: Message | None, result: Any
+    turn: Turn, request: TaskRequest, answer: str, shown: Message | None, result: Output | None
 ) -> None:
-    """A conversation keeps what the person saw: the whole answer, or what a stop left."""
+    """A conversation keeps what the person saw: the whole answer, or what a stop left; a
+    whole answer is read aloud too for people who turned voice_replies on."""
     conversation = request.conversation
     assert conversation is not None, "the chat reader always says which conversation"
     if answer or result is not None:
         await remember_turn(turn, conversation, answer, shown, result)
+    if result is not None:
+        await speak_answer(turn, answer, shown)
 
 
-def no_notices(request: TaskRequest, result: Any) -> list[str]:
+def no_notices(request: TaskRequest, result: Output) -> list[str]:
     return []
 
 
-def conversation_turn_notices(request: TaskRequest, result: Any) -> list[str]:
+def conversation_turn_notices(request: TaskRequest, result: Output) -> list[str]:
     conversation = request.conversation
     assert conversation is not None, "the chat reader always says which conversation"
     return conversation_notices(conversation, result)
@@ -195,7 +243,7 @@ def conversation_turn_notices(request: TaskRequest, result: Any) -> list[str]:
 
 # What an input kind does besides the answer itself; every other kind does nothing more.
 AFTER_ANSWER: dict[InputKind, AfterAnswer] = {"chat": remember_conversation_turn}
-NOTICES: dict[InputKind, Callable[[TaskRequest, Any], list[str]]] = {
+NOTICES: dict[InputKind, Callable[[TaskRequest, Output], list[str]]] = {
     "chat": conversation_turn_notices
 }
 

@@ -21,7 +21,7 @@ from telegram.ext import filters
 from bot.config import Settings
 from bot.engine import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
 from bot.errors import NoAudio, NoImage
-from bot.tasks import TASKS, TaskSpec
+from bot.tasks import TASKS, TaskSpec, Transcript
 from handlers.request.model_call import TaskRequest, Usage, prepare_call, run_call
 from handlers.request.parsing import InputLimits, candidate_labels, command_text
 from handlers.request.turn import Turn
@@ -168,7 +168,7 @@ async def transcript(turn: Turn, message: Message, usage: Usage) -> str | None:
     call = await prepare_call(turn, transcribe, request, heard)
     result = await run_call(turn, transcribe, call, request, heard)
     usage.charged = True
-    return str(result.get("text", "") if isinstance(result, dict) else result).strip() or None
+    return result.text if isinstance(result, Transcript) and result.text else None
 
 
 def caption_command_name(message: Message, bot_username: str | None) -> str | None:

@@ -17,10 +17,11 @@ from typing import Any
 
 from bot.config import Settings
 from bot.delivery.replies import edit_html
-from bot.engine import Caller
+from bot.engine import Caller, ModelInput
 from bot.errors import TooMuchWork
 from bot.hub import ThrottledStatus, VettedModel
-from bot.tasks import TaskSpec
+from bot.tasks import Output, TaskSpec
+from bot.tasks.params import Value
 from handlers.request.guards import require_admitted
 from handlers.request.turn import Turn
 from models.database import or_default
@@ -42,6 +43,8 @@ class ConversationTurn:
     trim_noticed: bool
     # The message replied to another member's answer: it goes on with the person's own.
     replied_elsewhere: bool = False
+    # The photo this turn is about (Telegram's file_id), stored with the question.
+    image_file_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,18 @@ class TaskRequest:
     """
 
     text: str
-    inputs: Any = None
+    inputs: ModelInput | None = None
     call_params: dict[str, Any] = field(default_factory=dict)
     model_override: str | None = None
-    load: Callable[[], Awaitable[Any]] | None = None
+    load: Callable[[], Awaitable[ModelInput]] | None = None
     conversation: ConversationTurn | None = None
+
+    async def model_input(self) -> ModelInput:
+        """What the model is given: the inputs, loaded first where they must be."""
+        if self.load is not None:
+            return await self.load()
+        assert self.inputs is not None, "a request carries its inputs or a way to load them"
+        return self.inputs
 
 
 @dataclass
@@ -114,7 +124,7 @@ async def prepare_call(
     request: TaskRequest,
     usage: Usage,
     *,
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Value] | None = None,
     announce_download: bool = True,
 ) -> PreparedCall:
     """Resolve this user's model and parameters, vet the model and make sure it is on disk.
@@ -125,6 +135,10 @@ async def prepare_call(
     """
     resolved, fallback = await resolve_settings(turn, spec)
     usage.model_id = request.model_override or resolved.model_id
+    if request.model_override is None and resolved.model_source == "bot" and spec.default_model_for:
+        usage.model_id = spec.default_model_for(
+            request.text, turn.language, turn.services.settings.default_models
+        )
     vetted = await turn.services.vetter.vet(spec.name, usage.model_id)
     source = await ensure_downloaded(turn, vetted, announce=announce_download)
     params = {**resolved.params, **(overrides or {})}
@@ -142,7 +156,7 @@ async def run_call(
     *,
     on_text: TextCallback | None = None,
     caller: Caller | None = None,
-) -> Any:
+) -> Output:
     """Load the inputs and run the model in the pool, as a request /cancel can stop.
 
     Only inside `handlers.request.guards.admitted` (it raises otherwise). The chat shows
@@ -158,7 +172,7 @@ async def run_call(
         else contextlib.nullcontext()
     )
     async with typing:
-        inputs = await request.load() if request.load is not None else request.inputs
+        inputs = await request.model_input()
         usage.size = input_size(inputs)
         work = svc.pool.submit(
             spec.pipeline_task,
@@ -202,7 +216,7 @@ def check_work(
         )
 
 
-def input_size(inputs: Any) -> int | None:
+def input_size(inputs: ModelInput) -> int | None:
     """Characters of a text, bytes of a file; the usage log keeps sizes, never content."""
     if isinstance(inputs, str):
         return len(inputs)

@@ -7,6 +7,10 @@ edit pace and as a streaming update (answers go out first), and finally edited
 into the answer itself, so waiting costs the chat one message, not two. The
 pool reports positions through a callback; nothing polls it.
 
+A request that works in steps (a picture) keeps its line while it runs: the
+line says the step the pool reports (`on_progress`), edited at the same pace,
+with a Stop button, since such work takes long enough to want stopping.
+
 In a group every message counts against Telegram's 20 a minute that answers
 need, so a status line is only sent while the group has at least half of that
 budget to spare.
@@ -18,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from telegram import Message
 from telegram.error import TelegramError
@@ -25,6 +30,7 @@ from telegram.error import TelegramError
 from bot.delivery.outbound import Priority
 from bot.delivery.replies import edit_html, quote_html, replace_html
 from bot.engine import Caller
+from handlers.request.streaming import stop_keyboard
 from handlers.request.turn import Turn
 
 log = logging.getLogger(__name__)
@@ -32,12 +38,27 @@ log = logging.getLogger(__name__)
 GROUP_SPARE_NEEDED = 0.5
 
 
-class QueueStatus:
-    """The status line of one request, from its first wait to the answer that replaces it."""
+@dataclass(frozen=True)
+class WorkLines:
+    """The message keys of a status line while work in steps runs: before its first step
+    is done, then with `step` and `steps`."""
 
-    def __init__(self, turn: Turn) -> None:
+    started: str
+    step: str
+
+
+class QueueStatus:
+    """The status line of one request, from its first wait to the answer that replaces it.
+
+    `working`, when set, says the lines shown while the request runs; without it the line
+    shows the place in line only.
+    """
+
+    def __init__(self, turn: Turn, *, working: WorkLines | None = None) -> None:
         self._turn = turn
+        self._working = working
         self._position: int | None = None
+        self._progress: tuple[int, int] | None = None
         self._moved = asyncio.Event()
         self._finished = False
         self._sending = False
@@ -49,12 +70,21 @@ class QueueStatus:
         self._position = position
         self._moved.set()
 
+    def progressed(self, done: int, total: int) -> None:
+        """The pool's callback for work in steps: `done` of `total` steps are done."""
+        self._progress = (done, total)
+        self._moved.set()
+
     @contextlib.asynccontextmanager
     async def watching(self) -> AsyncIterator[Caller]:
         """While the request is in the pool: the caller to submit with, and the status line."""
         self._task = asyncio.create_task(self._show())
         try:
-            yield Caller(owner=self._turn.owner_id, on_position=self.moved)
+            yield Caller(
+                owner=self._turn.owner_id,
+                on_position=self.moved,
+                on_progress=self.progressed if self._working is not None else None,
+            )
         finally:
             await self._stop()
 
@@ -65,6 +95,16 @@ class QueueStatus:
             if shown is not None:
                 return shown
         return await self._turn.reply(markup, shareable=shareable)
+
+    async def remove(self) -> None:
+        """Take the status line away (the answer is a file, which no text edit can become)."""
+        if self.message is None:
+            return
+        try:
+            await self.message.delete()
+        except TelegramError:
+            log.debug("status line already gone", exc_info=True)
+        self.message = None
 
     async def _stop(self) -> None:
         """The watcher is cancelled, except while it sends the status line: that send is let
@@ -79,14 +119,15 @@ class QueueStatus:
 
     async def _show(self) -> None:
         await asyncio.sleep(self._turn.services.settings.queue_status_after_s)
-        if not self._worth_showing():
+        shown = self._text()
+        if not self._worth_showing() or shown is None:
             return
-        shown = self._position
+        keyboard = stop_keyboard(self._turn) if self._working is not None else None
         try:
             self._sending = True
             try:
                 self.message = await quote_html(
-                    self._turn.message, self._text(shown), priority=Priority.STREAM
+                    self._turn.message, shown, priority=Priority.STREAM, keyboard=keyboard
                 )
             finally:
                 self._sending = False
@@ -95,21 +136,29 @@ class QueueStatus:
             while not self._finished:
                 await self._moved.wait()
                 self._moved.clear()
-                if self._finished or self._position in (shown, 0, None):
+                if self._finished or self._text() in (shown, None):
                     continue
                 await pacer.slot(self._turn.message.chat_id)
-                shown = self._position
-                if not self._finished:
-                    await edit_html(self.message, self._text(shown), priority=Priority.STREAM)
+                latest = self._text()
+                if not self._finished and latest is not None and latest != shown:
+                    shown = latest
+                    await edit_html(self.message, shown, keyboard, priority=Priority.STREAM)
         except TelegramError as error:
             log.info("queue status line not shown or updated: %s", error)
 
     def _worth_showing(self) -> bool:
-        """Still waiting (not yet running), and where a message costs no answer its slot."""
-        if self._finished or not self._position:
+        """Still waiting (or working in steps), and where a message costs no answer its slot."""
+        if self._finished or not (self._position or self._working):
             return False
         return self._turn.in_private or self._turn.budget_spare >= GROUP_SPARE_NEEDED
 
-    def _text(self, position: int | None) -> str:
-        """The place in line."""
-        return self._turn.t("queue.position", position=position)
+    def _text(self) -> str | None:
+        """The place in line; once running, the step for work in steps, else nothing new."""
+        if self._position:
+            return self._turn.t("queue.position", position=self._position)
+        if self._working is None:
+            return None
+        if self._progress is None:
+            return self._turn.t(self._working.started)
+        done, total = self._progress
+        return self._turn.t(self._working.step, step=done, steps=total)

@@ -26,7 +26,7 @@ from bot.engine.onnx_export import PROBES, TOLERANCE, OnnxAccelerator, OnnxModel
 from bot.engine.pool import PipelinePool, default_loader
 from bot.monitoring.bot_metrics import BotMetrics
 from bot.offline import demo_models
-from bot.tasks import TASKS, TaskSpec
+from bot.tasks import TASKS, Ranking, TaskSpec
 
 TEXTS = [
     "The film was terrible, I hated every minute.",
@@ -107,7 +107,8 @@ def run_recorded(runner: Any, inputs: list[Any], params: dict[str, Any]) -> tupl
 def shown(spec: TaskSpec, inputs: list[Any], results: list[Any]) -> list[str]:
     """What people read: each result through its command's formatter."""
     texts = [item["context"] if isinstance(item, dict) else str(item) for item in inputs]
-    return [spec.formatter(result, text) for result, text in zip(results, texts, strict=True)]
+    pairs = zip(results, texts, strict=True)
+    return [spec.result.format(spec.result.read(result), text) for result, text in pairs]
 
 
 def assert_same_answers(
@@ -276,7 +277,7 @@ async def test_the_pool_serves_encoder_tasks_on_onnx_and_shows_it_in_metrics(
         metrics.watch_pool(pool.metrics.snapshot)
         exposed = metrics.render().decode()
 
-    assert result["label"] in demo_models.SENTIMENT_LABELS
+    assert isinstance(result, Ranking) and result.best.label in demo_models.SENTIMENT_LABELS
     assert isinstance(model, OnnxModel) and model.weight_bytes > 0
     assert "hfbot_pool_onnx_exports_total 1.0" in exposed
     assert "hfbot_pool_onnx_fallbacks_total 0.0" in exposed
@@ -294,7 +295,7 @@ async def test_a_broken_export_shows_in_metrics_and_the_request_is_answered_on_t
         await pool.upgrades_done()
         snapshot = pool.metrics.snapshot()
 
-    assert result["label"] in demo_models.SENTIMENT_LABELS
+    assert isinstance(result, Ranking) and result.best.label in demo_models.SENTIMENT_LABELS
     assert (snapshot.onnx_exports, snapshot.onnx_fallbacks) == (0, 1)
 
 
@@ -349,7 +350,7 @@ async def test_a_first_request_is_answered_on_torch_while_its_export_runs_then_o
 
     assert isinstance(during, torch.nn.Module)
     assert isinstance(after, OnnxModel)
-    assert first["label"] == second["label"] == third["label"]
+    assert first == second == third
 
 
 async def test_after_a_restart_a_model_exported_before_serves_on_onnx_from_its_first_request(

@@ -68,8 +68,8 @@ async def test_the_same_seed_draws_the_same_picture_and_a_random_one_is_told(
     assert first.png == again.png, "a seed names one picture"
     assert Image.open(io.BytesIO(first.png)).size == (384, 384)
     assert 0 <= drawn.seed < 2**32 and drawn.png != first.png
-    assert IMAGINE.formatter(first, "a red <kite>").startswith("a red &lt;kite&gt;\n")
-    assert "seed 42" in IMAGINE.formatter(first, "a red kite")
+    assert IMAGINE.result.format(first, "a red <kite>").startswith("a red &lt;kite&gt;\n")
+    assert "seed 42" in IMAGINE.result.format(first, "a red kite")
 
 
 async def test_each_step_is_reported_as_it_is_drawn(tiny_picture_maker: Path) -> None:

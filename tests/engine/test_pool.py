@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import threading
 import weakref
 from collections.abc import AsyncIterator
@@ -23,9 +24,26 @@ from bot.engine.pool import PipelinePool, default_loader
 from bot.engine.runners import Runner, load_runner
 from bot.errors import ModelExceedsMemory, ModelLoadFailed, PoolBusy, PoolClosed, RequestTimeout
 from bot.i18n import t
+from bot.tasks import Output, Ranking, Texts
 
 CLASSIFY = "text-classification"
 WAIT = 10.0
+
+
+def echo(model_id: str, given: Any, params: dict[str, Any]) -> Any:
+    """A classifier's answer (zero-shot's, given labels) whose one label tells which model
+    ran on what, with what."""
+    label = json.dumps({"model": model_id, "input": given, "params": params})
+    if "candidate_labels" in params:
+        return {"sequence": given, "labels": [label], "scores": [1.0]}
+    return [{"label": label, "score": 1.0}]
+
+
+def echoed(result: Output) -> dict[str, Any]:
+    """What `echo` said: the model, the input and the parameters one request ran with."""
+    assert isinstance(result, Ranking)
+    said: dict[str, Any] = json.loads(result.best.label)
+    return said
 
 
 class EchoRunner:
@@ -46,7 +64,7 @@ class EchoRunner:
             self.gate.wait(WAIT)
         if "bad" in inputs:
             raise ValueError("bad input")
-        return [{"model": self.model_id, "input": x, "params": params} for x in inputs]
+        return [echo(self.model_id, x, params) for x in inputs]
 
 
 class FakeLoader:
@@ -118,7 +136,7 @@ async def test_concurrent_requests_are_served_by_one_batched_call(loader: FakeLo
         results = await asyncio.gather(*(pool.submit(CLASSIFY, "m", t) for t in texts))
 
         assert loader.runners["m"].calls == [texts]
-        assert [r["input"] for r in results] == texts
+        assert [echoed(r)["input"] for r in results] == texts
         assert pool.metrics.snapshot().batch_sizes == {6: 1}
 
 
@@ -130,7 +148,8 @@ async def test_each_caller_gets_its_own_result_under_concurrency(loader: FakeLoa
             *(pool.submit(CLASSIFY, model, text, params) for model, text, params in jobs)
         )
 
-        assert [(r["model"], r["input"], r["params"]) for r in results] == jobs
+        said = [echoed(r) for r in results]
+        assert [(r["model"], r["input"], r["params"]) for r in said] == jobs
         sizes = pool.metrics.snapshot().batch_sizes
         assert max(sizes) <= 4
         assert sum(size * n for size, n in sizes.items()) == 40
@@ -146,7 +165,7 @@ async def test_requests_with_different_params_never_share_a_batch(loader: FakeLo
 
         results = await asyncio.gather(*(pool.submit(*job) for job in jobs))
 
-        assert [r["params"]["candidate_labels"] for r in results] == [
+        assert [echoed(r)["params"]["candidate_labels"] for r in results] == [
             j[3]["candidate_labels"] for j in jobs
         ]
         assert sorted(map(sorted, loader.runners["z"].calls)) == [
@@ -162,7 +181,7 @@ async def test_a_full_batch_runs_without_waiting_for_the_window(loader: FakeLoad
         async with asyncio.timeout(WAIT):
             results = await asyncio.gather(*(pool.submit(CLASSIFY, "m", i) for i in range(3)))
 
-        assert [r["input"] for r in results] == [0, 1, 2]
+        assert [echoed(r)["input"] for r in results] == [0, 1, 2]
 
 
 async def test_concurrent_requests_for_a_loading_model_share_one_load() -> None:
@@ -176,7 +195,7 @@ async def test_concurrent_requests_for_a_loading_model_share_one_load() -> None:
         results = await asyncio.gather(first, *later)
 
         assert loader.loads == ["m"]
-        assert [r["input"] for r in results] == list("abcd")
+        assert [echoed(r)["input"] for r in results] == list("abcd")
         assert "text-classification:m" in pool.metrics.snapshot().load_seconds
 
 
@@ -215,7 +234,7 @@ async def test_a_failed_load_reaches_every_waiter_and_is_retried_later() -> None
         assert all(isinstance(o, ModelLoadFailed) for o in outcomes)
         assert "cannot read m" in str(outcomes[0])
         assert loader.loads == ["m"]
-        assert (await pool.submit(CLASSIFY, "m", "again"))["input"] == "again"
+        assert echoed(await pool.submit(CLASSIFY, "m", "again"))["input"] == "again"
         assert loader.loads == ["m", "m"]
         assert pool.metrics.snapshot().load_failures == 1
 
@@ -250,10 +269,10 @@ async def test_a_model_in_use_is_not_evicted_and_the_bound_holds_once_it_is_idle
 
         other = await pool.submit(CLASSIFY, "b", "short")
 
-        assert other["model"] == "b"
+        assert echoed(other)["model"] == "b"
         assert "text-classification:a" in pool.loaded_models()
         gate.set()
-        assert (await busy)["model"] == "a"
+        assert echoed(await busy)["model"] == "a"
         assert len(pool.loaded_models()) == 1
     finally:
         gate.set()
@@ -313,7 +332,7 @@ async def test_a_model_larger_than_the_whole_budget_is_refused_with_its_size_and
 
         assert refused.value.values == {"model": "acme/big", "size": "3 MiB", "budget": "2 MiB"}
         assert loads == []
-        assert (await pool.submit(CLASSIFY, "small", "x"))["model"] == "small"
+        assert echoed(await pool.submit(CLASSIFY, "small", "x"))["model"] == "small"
 
 
 async def test_a_model_measured_larger_than_the_budget_once_loaded_is_refused_and_dropped() -> None:
@@ -366,15 +385,15 @@ async def test_a_loaded_model_answers_while_another_model_is_still_loading() -> 
         settings(pool_executor_workers=1, pool_max_wait_ms=0), loader=loader
     ) as pool:
         await pool.submit(CLASSIFY, "fast", "warm")
-        slow = asyncio.create_task(pool.submit("summarization", "slow", "long text"))
+        slow = asyncio.create_task(pool.submit(CLASSIFY, "slow", "long text"))
         await wait_for(loading)
 
         answer = await asyncio.wait_for(pool.submit(CLASSIFY, "fast", "hello"), WAIT)
 
-        assert answer["input"] == "hello"
+        assert echoed(answer)["input"] == "hello"
         assert not release.is_set() and not slow.done()
         release.set()
-        assert (await slow)["model"] == "slow"
+        assert echoed(await slow)["model"] == "slow"
 
 
 HeldPool = tuple[PipelinePool, FakeLoader, threading.Event]
@@ -411,7 +430,7 @@ async def test_a_full_queue_refuses_new_requests_at_once(held_pool: HeldPool) ->
 
     gate.set()
     results = await asyncio.gather(running, *queued)
-    assert [r["input"] for r in results] == ["running", "q0", "q1"]
+    assert [echoed(r)["input"] for r in results] == ["running", "q0", "q1"]
     assert pool.metrics.snapshot().rejected_busy == 1
 
 
@@ -454,7 +473,8 @@ async def test_cancelling_a_queued_request_withdraws_it(held_pool: HeldPool) -> 
     await let_queue(pool, 1)
     gate.set()
 
-    assert [r["input"] for r in await asyncio.gather(running, kept)] == ["running", "kept"]
+    done = await asyncio.gather(running, kept)
+    assert [echoed(r)["input"] for r in done] == ["running", "kept"]
     assert withdrawn.cancelled()
     assert loader.runners["m"].calls == [["running"], ["kept"]]
 
@@ -516,7 +536,7 @@ async def test_closing_finishes_the_running_batch_and_refuses_the_queue(
     gate.set()
     await closing
 
-    assert (await running)["input"] == "running"
+    assert echoed(await running)["input"] == "running"
     for task in queued:
         with pytest.raises(PoolClosed):
             await task
@@ -532,9 +552,9 @@ async def test_one_bad_input_fails_only_its_own_request(loader: FakeLoader) -> N
             return_exceptions=True,
         )
 
-        assert outcomes[0]["input"] == "good"
+        assert echoed(outcomes[0])["input"] == "good"
         assert isinstance(outcomes[1], ValueError)
-        assert outcomes[2]["input"] == "fine"
+        assert echoed(outcomes[2])["input"] == "fine"
 
 
 async def test_metrics_snapshot_reports_loads_batches_and_latency(loader: FakeLoader) -> None:
@@ -580,8 +600,9 @@ async def test_a_real_classifier_groups_concurrent_texts_into_one_batch(
 
     assert loader.batch_sizes == [6]
     for got, want in zip(results, expected, strict=True):
-        assert got["label"] == want["label"]
-        assert got["score"] == pytest.approx(want["score"], abs=1e-5)
+        assert isinstance(got, Ranking)
+        assert got.best.label == want["label"]
+        assert got.best.score == pytest.approx(want["score"], abs=1e-5)
 
 
 async def test_a_real_generator_batches_prompts_and_continues_each_one(tiny_gpt2: Path) -> None:
@@ -597,7 +618,8 @@ async def test_a_real_generator_batches_prompts_and_continues_each_one(tiny_gpt2
     assert loader.batch_sizes == [3, 1, 1, 1]
     assert results == alone
     for prompt, result in zip(prompts, results, strict=True):
-        assert result[0]["generated_text"].startswith(prompt)
+        assert isinstance(result, Texts)
+        assert result.texts[0].startswith(prompt)
 
 
 def test_the_default_loader_loads_on_the_device_and_dtype_from_settings(

@@ -206,7 +206,7 @@ def test_a_text_far_longer_than_the_model_reads_gets_an_answer(
             runner([LONG_INPUTS[spec.input_style]], batch_size=1, **kwargs)
         return
     [result] = runner([LONG_INPUTS[spec.input_style]], batch_size=1, **kwargs)
-    assert spec.formatter(result, LONG_CJK) is not None
+    assert spec.result.format(spec.result.read(result), LONG_CJK) is not None
 
 
 def test_a_long_fill_text_keeps_its_gap_wherever_it_is(tiny_fill_mask: Path) -> None:

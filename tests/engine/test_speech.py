@@ -56,7 +56,7 @@ async def test_each_text_of_a_batch_gets_its_own_voice_note_of_its_own_length(
         codec, rate, _, seconds = heard(note.ogg)
         assert (codec, rate) == ("opus", 48_000)
         assert seconds == pytest.approx(note.seconds, abs=0.03)
-    assert SAY.formatter(notes[0], texts[0]) == "", "a voice note needs no caption"
+    assert SAY.result.format(notes[0], texts[0]) == "", "a voice note needs no caption"
 
 
 def test_a_long_text_is_read_sentence_by_sentence_with_a_pause_between(tiny_voice: Path) -> None:

@@ -24,7 +24,7 @@ from bot.engine.runners import load_runner
 from bot.engine.vision_chat import VisionChatRunner
 from bot.errors import ImagesNotSupported
 from bot.offline.media_samples import image_bytes
-from bot.tasks import TASKS, VISION_CHAT_MODEL
+from bot.tasks import TASKS, VISION_CHAT_MODEL, ChatReply
 
 CHAT = TASKS["chat"]
 PIXELS = 25_000_000
@@ -45,16 +45,17 @@ async def test_a_photo_with_a_question_is_answered_by_a_model_that_sees_as_it_st
     prompt = ChatPrompt("Be brief.", (), "What is in this photo?", (photo(),))
     texts: list[str] = []
     async with PipelinePool(settings()) as pool:
-        [answer] = await pool.submit(
+        answer = await pool.submit(
             CHAT.pipeline_task, str(tiny_vision_chat), prompt, GREEDY, on_text=texts.append
         )
         plain = await pool.submit(
             CHAT.pipeline_task, str(tiny_vision_chat), ChatPrompt(None, (), "Hello"), GREEDY
         )
-    assert answer["dropped_turns"] == 0
-    assert texts and texts[-1] == answer["generated_text"]
+    assert isinstance(answer, ChatReply) and isinstance(plain, ChatReply)
+    assert answer.dropped_turns == 0
+    assert texts and texts[-1].strip() == answer.text
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
-    assert plain[0]["dropped_turns"] == 0, "a model that sees also talks without pictures"
+    assert plain.dropped_turns == 0, "a model that sees also talks without pictures"
 
 
 def test_only_the_newest_pictures_are_shown_and_older_ones_are_named(
@@ -113,7 +114,7 @@ async def test_one_person_leaving_stops_their_answer_and_not_their_batch_mates(
             await leaving
         batches = dict(pool.metrics.batch_sizes)
     assert batches == {2: 1}, "both turns ran in one batch"
-    assert answer[0]["dropped_turns"] == 0
+    assert isinstance(answer, ChatReply) and answer.dropped_turns == 0
 
 
 async def test_a_text_only_model_refuses_a_new_picture_in_one_line_and_reads_old_ones_by_name(
@@ -128,12 +129,12 @@ async def test_a_text_only_model_refuses_a_new_picture_in_one_line_and_reads_old
                 ChatPrompt(None, (), "and this?", (photo(),)),
                 GREEDY,
             )
-        [answer] = await pool.submit(
+        answer = await pool.submit(
             CHAT.pipeline_task, str(tiny_chat), ChatPrompt(None, history, "and now?"), GREEDY
         )
     assert refused.value.key == "error.images_not_supported"
     assert refused.value.values == {"suggestion": VISION_CHAT_MODEL}
-    assert "generated_text" in answer
+    assert isinstance(answer, ChatReply)
     assert history[0].as_dict() == {"role": "user", "content": f"{IMAGE_PLACEHOLDER} see this"}
 
 
@@ -197,9 +198,9 @@ async def test_a_remote_engine_receives_the_pictures_as_image_url_parts(
     prompt = ChatPrompt("Be brief.", history, "What is this?", (new,))
     config = settings(engines={"vision": EngineSettings(base_url=engine.url)})
     async with PipelinePool(config) as pool:
-        [answer] = await pool.submit(CHAT.pipeline_task, "vision:acme/vlm", prompt, GREEDY)
+        answer = await pool.submit(CHAT.pipeline_task, "vision:acme/vlm", prompt, GREEDY)
 
-    assert answer["generated_text"] == "A red and blue square."
+    assert answer == ChatReply("A red and blue square.")
     [request] = engine.requests
     messages = request["messages"]
     assert messages[0] == {"role": "system", "content": "Be brief."}

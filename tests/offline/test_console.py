@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bot.offline.console import DEMO_NOTICE, run_console
+from bot.offline.media_samples import image_bytes
 from tests.support.harness import bot_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +40,37 @@ async def test_a_caret_replies_to_the_previous_message(
     await run_console(bot_settings(tmp_path, tiny_models_dir), lines=lines, out=out)
     assert "Reply with /ask" not in out.getvalue()
     assert "%" in out.getvalue(), "the answer comes with its score"
+
+
+async def test_pictures_and_voice_notes_are_saved_as_files_and_their_paths_printed(
+    tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    lines = io.StringIO("/set imagine size 256\n/imagine a red kite\n/say Hello there.\n")
+    out = io.StringIO()
+    files = tmp_path / "files"
+    await run_console(bot_settings(tmp_path, tiny_models_dir), lines=lines, out=out, files=files)
+    printed = out.getvalue()
+    picture = re.search(r"^bot> \[picture saved to (\S+\.png)\] a red kite$", printed, flags=re.M)
+    voice = re.search(r"^bot> \[voice note, \d+ s, saved to (\S+\.ogg)\]$", printed, flags=re.M)
+    assert picture is not None and voice is not None, printed
+    assert Path(picture[1]).parent == files
+    assert (await asyncio.to_thread(Path(picture[1]).read_bytes)).startswith(b"\x89PNG")
+    assert (await asyncio.to_thread(Path(voice[1]).read_bytes)).startswith(b"OggS")
+
+
+async def test_a_chat_line_ending_in_a_photo_path_asks_the_chat_model_about_it(
+    tmp_path: Path, tiny_models_dir: Path, tiny_vision_chat: Path
+) -> None:
+    photo = tmp_path / "cat.jpg"
+    await asyncio.to_thread(photo.write_bytes, image_bytes())
+    lines = io.StringIO(f"/model chat {tiny_vision_chat.name}\n/chat What is this? {photo}\n")
+    out = io.StringIO()
+    settings = bot_settings(tmp_path, tiny_models_dir, model_dir=tiny_models_dir)
+    await run_console(settings, lines=lines, out=out)
+    printed = out.getvalue()
+    assert "Your model for chat is now" in printed
+    assert "can't look at pictures" not in printed and "went wrong" not in printed
+    assert printed.count("bot> ") >= 2
 
 
 def test_demo_mode_shows_the_conversation_and_nothing_else(tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ from bot.offline.emulator.world import JsonDict
 
 
 def replies_to(emu: BotApiEmulator, message: JsonDict) -> list[JsonDict]:
-    """The bot's messages (sent successfully) that answer `message`, in order."""
+    """The bot's messages (sent successfully) that answer `message`, in order: texts,
+    pictures and voice notes."""
     chat_id, message_id = message["chat"]["id"], message["message_id"]
     return [
         call.result
         for call in emu.calls
-        if call.method == "sendMessage"
+        if call.method in ("sendMessage", "sendPhoto", "sendVoice")
         and call.error is None
         and isinstance(call.result, dict)
         and call.result["chat"]["id"] == chat_id

@@ -7,11 +7,14 @@ bot's error handling is exercised against the messages it will really see.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 from bot.offline.emulator.flood import FloodControl
 from bot.offline.emulator.html import EntityParseError, parse_html
@@ -19,6 +22,13 @@ from bot.offline.emulator.world import ApiError, ChatLog, FakeChat, JsonDict, Wo
 
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
+# What sendPhoto takes (the Bot API's documentation of sendPhoto): at most 10 MB, width
+# and height at most 10,000 together, neither side more than 20 times the other. Other
+# uploads (sendVoice, sendDocument) may be 50 MB; past that the server answers 413.
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+MAX_PHOTO_SIDES = 10_000
+MAX_PHOTO_RATIO = 20
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -101,6 +111,7 @@ class BotApiMethods:
             "getChat": self.get_chat,
             "leaveChat": self.leave_chat,
             "sendPhoto": self.send_photo,
+            "sendVoice": self.send_voice,
             "sendDocument": self.send_document,
             "getFile": self.get_file,
             "close": _true,
@@ -276,6 +287,9 @@ class BotApiMethods:
     def send_photo(self, params: JsonDict) -> JsonDict:
         return self._send_media(params, "photo", ".jpg")
 
+    def send_voice(self, params: JsonDict) -> JsonDict:
+        return self._send_media(params, "voice", ".oga")
+
     def send_document(self, params: JsonDict) -> JsonDict:
         return self._send_media(params, "document", "")
 
@@ -289,6 +303,7 @@ class BotApiMethods:
         log = self._chat_log(params)
         media = params.get(kind)
         if isinstance(media, UploadedFile):
+            check_upload(kind, media.data)
             stored = self.world.store_file(media.data, f"{kind}s", suffix)
             file_name, mime_type = media.filename, media.content_type
         elif isinstance(media, str) and media in self.world.files:
@@ -308,11 +323,15 @@ class BotApiMethods:
             "file_unique_id": stored.file_unique_id,
             "file_size": len(stored.data),
         }
-        content: JsonDict = (
-            {"photo": [{**described, "width": 1, "height": 1}]}
-            if kind == "photo"
-            else {"document": {**described, "file_name": file_name, "mime_type": mime_type}}
-        )
+        content: JsonDict
+        if kind == "photo":
+            width, height = picture_sides(stored.data) or (1, 1)
+            content = {"photo": [{**described, "width": width, "height": height}]}
+        elif kind == "voice":
+            duration = int(params.get("duration") or 0)
+            content = {"voice": {**described, "duration": duration, "mime_type": "audio/ogg"}}
+        else:
+            content = {"document": {**described, "file_name": file_name, "mime_type": mime_type}}
         if caption:
             content["caption"] = caption
         if entities:
@@ -371,6 +390,31 @@ class BotApiMethods:
         edited = self.world.message(log.chat.id, message["message_id"])
         assert edited is not None
         return edited
+
+
+def check_upload(kind: str, data: bytes) -> None:
+    """Refuse an upload as Telegram does: past 50 MB at all, or a photo it will not show."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ApiError(413, "Request Entity Too Large")
+    if kind != "photo":
+        return
+    if len(data) > MAX_PHOTO_BYTES:
+        raise bad_request("PHOTO_SAVE_FILE_INVALID")
+    sides = picture_sides(data)
+    if sides is None:
+        raise bad_request("IMAGE_PROCESS_FAILED")
+    width, height = sides
+    if width + height > MAX_PHOTO_SIDES or max(width, height) > MAX_PHOTO_RATIO * min(width, height):
+        raise bad_request("PHOTO_INVALID_DIMENSIONS")
+
+
+def picture_sides(data: bytes) -> tuple[int, int] | None:
+    """Width and height from an image's header (nothing decoded); None if it is no image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def prepare_text(
