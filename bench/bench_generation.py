@@ -20,8 +20,15 @@ through `PipelinePool.submit`, as the bot calls it:
 Then the cost of streaming: 8 users at once, streaming against not streaming, and the
 time to first token.
 
+`--line` measures the place in line instead: 32 users at once, two of whom send 8 requests
+each (their bursts first), through the pool with the engine's fair line (the default
+`generation_max_running`) against the same pool with no line (`generation_max_running=0`,
+every request straight into transformers' manager, as before the line existed), rounds
+interleaved: the p50 latency of the 30 single-request users, and tokens/s.
+
 Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_generation` (about 5 minutes on
-2 cores); `--write` also replaces the "Generation engine" section of bench/RESULTS.md.
+2 cores); `--write` also replaces the "Generation engine" section of bench/RESULTS.md
+(with `--line`: the "Place in line for generation" section).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from transformers import pipeline
 
 from bench.results import write_section
 from bot.config import Settings
+from bot.engine.fair_turns import Caller
 from bot.engine.pool import PipelinePool
 from bot.offline.demo_models import BASE, tiny_gpt2
 
@@ -69,6 +77,10 @@ NOISE_NOTE = (
     "rather than across runs."
 )
 SECTION = "## Generation engine"
+LINE_SECTION = "## Place in line for generation"
+LINE_USERS = 32
+BURSTS = 2
+BURST_SIZE = 8
 
 
 @dataclass
@@ -116,7 +128,7 @@ async def arrive(
     return Run(list(latencies), time.perf_counter() - start, first_token)
 
 
-def pool_with(pipe: Any, engine: str) -> PipelinePool:
+def pool_with(pipe: Any, engine: str, **overrides: Any) -> PipelinePool:
     """The bot's own pool, with this bench's model standing in for a Hub model."""
     settings = Settings(
         _env_file=None,
@@ -124,6 +136,7 @@ def pool_with(pipe: Any, engine: str) -> PipelinePool:
         pool_max_wait_ms=5,
         pool_max_batch_size=16,
         generation_kv_cache_tokens=8192,
+        **overrides,
     )
     return PipelinePool(settings, loader=lambda task, model_id: pipe)
 
@@ -182,6 +195,122 @@ async def bench(rounds: int, users: int, gap_s: float, models: Path) -> dict[str
         await batching_pool.close()
         executor.shutdown()
     return runs
+
+
+@dataclass
+class LineRun:
+    """One arrival of bursts and single requests: who waited how long, and the makespan."""
+
+    singles: list[float]
+    bursts: list[float]
+    makespan: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return (len(self.singles) + len(self.bursts)) * NEW_TOKENS / self.makespan
+
+
+async def bursts_and_singles(pool: PipelinePool, temperatures: list[float]) -> LineRun:
+    """Everyone at once: the burst owners' requests submitted first, then one per other user."""
+    start = time.perf_counter()
+
+    async def one(user: int, prompt: str) -> float:
+        params = SAMPLING | {"max_new_tokens": NEW_TOKENS, "temperature": temperatures[user]}
+        await pool.submit(
+            "text-generation", "bench-gpt2", prompt, params, caller=Caller(owner=f"user{user}")
+        )
+        return time.perf_counter() - start
+
+    burst = [
+        one(user, PROMPTS[(user + n) % len(PROMPTS)])
+        for user in range(BURSTS)
+        for n in range(BURST_SIZE)
+    ]
+    singles = [one(user, PROMPTS[user % len(PROMPTS)]) for user in range(BURSTS, LINE_USERS)]
+    done = await asyncio.gather(*burst, *singles)
+    return LineRun(list(done[len(burst) :]), list(done[: len(burst)]), time.perf_counter() - start)
+
+
+async def bench_line(rounds: int, models: Path) -> dict[str, list[LineRun]]:
+    gpt2 = tiny_gpt2(models, BASE, end_of_sequence=False)
+    pipe = pipeline("text-generation", model=str(gpt2), device="cpu")
+    pools = {
+        "line": pool_with(pipe, "continuous"),
+        "no_line": pool_with(pipe, "continuous", generation_max_running=0),
+    }
+    temperatures = [round(0.5 + 1.0 * i / (LINE_USERS - 1), 3) for i in range(LINE_USERS)]
+    runs: dict[str, list[LineRun]] = {name: [] for name in pools}
+    try:
+        for pool in pools.values():  # load the model, start the engine
+            await pool.submit("text-generation", "bench-gpt2", PROMPTS[0], {"max_new_tokens": 4})
+        for round_index in range(rounds):
+            order = list(pools) if round_index % 2 == 0 else list(reversed(pools))
+            for name in order:
+                run = await bursts_and_singles(pools[name], temperatures)
+                runs[name].append(run)
+                print(
+                    f"round {round_index + 1} {name:8s} {run.tokens_per_s:6.1f} tok/s "
+                    f"singles p50 {statistics.median(run.singles):5.2f} s",
+                    flush=True,
+                )
+    finally:
+        for pool in pools.values():
+            await pool.close()
+    return runs
+
+
+def report_line(runs: dict[str, list[LineRun]], rounds: int, load: tuple[float, float]) -> str:
+    def med(name: str, value: Callable[[LineRun], float]) -> float:
+        return statistics.median(value(run) for run in runs[name])
+
+    def singles(name: str) -> float:
+        return med(name, lambda r: statistics.median(r.singles))
+
+    def tps(name: str) -> float:
+        return med(name, lambda r: r.tokens_per_s)
+
+    def bursts_done(name: str) -> float:
+        return med(name, lambda r: max(r.bursts))
+
+    def ratios(value: Callable[[LineRun], float]) -> str:
+        values = [value(a) / value(b) for a, b in zip(runs["line"], runs["no_line"], strict=True)]
+        listed = ", ".join(f"{v:.2f}" for v in values)
+        return f"{listed} (median {statistics.median(values):.2f}x)"
+
+    limit = Settings(_env_file=None, generation_kv_cache_tokens=8192).generation_running_limit
+    lines = [
+        LINE_SECTION,
+        "",
+        f"Machine: {os.cpu_count()} shared CPU cores, {platform.machine()}, torch "
+        f"{torch.__version__}, no GPU. Model: the distilgpt2-size GPT-2 of the section above.",
+        f"Workload: {LINE_USERS} users at once, {BURSTS} of them sending {BURST_SIZE} requests "
+        f"each (submitted first), the other {LINE_USERS - BURSTS} one each; every user their own "
+        f"temperature, {NEW_TOKENS} new tokens, sampling on, no early stop; 8192-token KV cache.",
+        f"Compared in one process, rounds interleaved (order alternating), medians of {rounds}: "
+        f"the pool's fair line (default `generation_max_running`: {limit} running, one person "
+        "at most an eighth) against no line (`generation_max_running=0`: every request straight into "
+        "transformers' manager, as before). Latency from the common start to each answer. "
+        f"1-minute load average {load[0]:.1f} before the run, {load[1]:.1f} after (cores shared "
+        "with other jobs).",
+        "Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_generation --line --write`.",
+        "",
+        "| | fair line | no line | line ÷ no line (median) | per round |",
+        "|---|---|---|---|---|",
+        f"| p50 latency of the {LINE_USERS - BURSTS} single-request users | "
+        f"{singles('line'):.2f} s | {singles('no_line'):.2f} s "
+        f"| {singles('line') / singles('no_line'):.2f}x "
+        f"| {ratios(lambda r: statistics.median(r.singles))} |",
+        f"| tokens/s (all {LINE_USERS - BURSTS + BURSTS * BURST_SIZE} requests) | "
+        f"{tps('line'):.0f} | {tps('no_line'):.0f} | {tps('line') / tps('no_line'):.2f}x "
+        f"| {ratios(lambda r: r.tokens_per_s)} |",
+        f"| last burst request answered | {bursts_done('line'):.2f} s "
+        f"| {bursts_done('no_line'):.2f} s | {bursts_done('line') / bursts_done('no_line'):.2f}x "
+        f"| {ratios(lambda r: max(r.bursts))} |",
+        "",
+        "Targets: single users' p50 lower with the line; tokens/s within 5 % of no line.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def median(runs: list[Run], value: Callable[[Run], float]) -> float:
@@ -266,8 +395,17 @@ def main() -> None:
         "--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "hfbot-bench-models"
     )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument("--line", action="store_true", help="the place-in-line bench instead")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
+    if args.line:
+        line_runs = asyncio.run(bench_line(args.rounds, args.models_dir))
+        text = report_line(line_runs, args.rounds, (load_before, os.getloadavg()[0]))
+        print()
+        print(text)
+        if args.write:
+            write_section(LINE_SECTION, text)
+        return
     runs = asyncio.run(bench(args.rounds, args.users, args.gap_ms / 1000, args.models_dir))
     load = (load_before, os.getloadavg()[0])
     section = report(runs, args.rounds, args.users, args.gap_ms / 1000, load)

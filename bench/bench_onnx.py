@@ -12,12 +12,15 @@ round), medians reported:
   (`pipeline(all_texts, batch_size=32)` on torch, no bot around it; NER with the
   registry's `aggregation_strategy="simple"`), all with the pool's own
   `max_batch_size=32`;
+- the same on ONNX Runtime's int8 graphs (`HFBOT_ENGINE_ONNX=int8`: dynamic quantization,
+  served only where the probes answer as torch does), for sentiment, NER and the 384-wide
+  classifier;
 - sentiment on the 384-wide classifier, 64 concurrent: the pool on ONNX against raw;
 - a lone sentiment request (a few per round): the pool on ONNX, the pool on
   torch, and one raw `pipeline(text)` call;
 - memory, each in a fresh process: RSS added by loading the classifier through the
-  pool on torch, and on ONNX Runtime (from an export already cached, as after the
-  first start).
+  pool on torch, on ONNX Runtime and on its int8 graph (from an export already cached,
+  as after the first start), after one request of 32 texts.
 The export itself (once per model) is timed on the first load of each model.
 
 Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_onnx` (about 3 minutes
@@ -48,6 +51,7 @@ from transformers import pipeline
 
 from bench.bench_pool import _cpu_name, _ratio, pool_settings, sentences, through_pool, timed
 from bench.results import write_section
+from bot.engine.onnx_export import INT8_SCORE_TOLERANCE
 from bot.engine.pool import PipelinePool
 from bot.offline.demo_models import BASE, BertSize, tiny_classifier, tiny_ner
 
@@ -83,8 +87,9 @@ async def single(pipe: Any, text: str) -> None:
 
 async def throughput(
     models: dict[str, Path], cache: Path, rounds: int
-) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Seconds per run of each variant, interleaved round by round; and first-load seconds."""
+) -> tuple[dict[str, list[float]], dict[str, float], dict[str, str]]:
+    """Seconds per run of each variant, interleaved round by round; first-load seconds; and
+    the graph each model serves from in int8 mode (int8.onnx, or the float one it kept)."""
     texts = sentences(USERS, seed=1)
     ner_texts = sentences(USERS, seed=5)
     one = sentences(1, seed=3, shortest=16, longest=16)[0]
@@ -92,10 +97,16 @@ async def throughput(
     tagger = pipeline("token-classification", model=str(models["ner"]), device="cpu")
     narrow_classifier = pipeline("text-classification", model=str(models["narrow"]), device="cpu")
     onnx_settings = pool_settings(engine_onnx="auto", engine_onnx_cache_dir=cache)
+    int8_settings = pool_settings(engine_onnx="int8", engine_onnx_cache_dir=cache)
     torch_settings = pool_settings(engine_onnx="off")
     times: dict[str, list[float]] = {}
     loads: dict[str, float] = {}
-    async with PipelinePool(onnx_settings) as onnx, PipelinePool(torch_settings) as plain:
+    graphs: dict[str, str] = {}
+    async with (
+        PipelinePool(onnx_settings) as onnx,
+        PipelinePool(torch_settings) as plain,
+        PipelinePool(int8_settings) as int8,
+    ):
         for kind, pool in (("onnx", onnx), ("torch", plain)):
             for name, task in TASKS.items():
                 started = time.perf_counter()
@@ -103,7 +114,16 @@ async def throughput(
                 loads[f"{name} {kind}"] = time.perf_counter() - started
         narrow = str(models["narrow"])
         await onnx.submit("text-classification", narrow, one)
+        await onnx.upgrades_done()
         assert onnx.metrics.snapshot().onnx_exports == len(TASKS) + 1, "every model must export"
+        for name, task in TASKS.items():
+            await int8.submit(task, str(models[name]), one)
+        await int8.submit("text-classification", narrow, one)
+        await int8.upgrades_done()
+        for name, task in (*TASKS.items(), ("narrow", "text-classification")):
+            async with int8.lease(task, str(models[name])) as runner:
+                graph = getattr(getattr(runner, "model", None), "path", None)
+                graphs[name] = getattr(graph, "name", "torch")
         sentiment, ner = str(models["sentiment"]), str(models["ner"])
         variants: dict[str, Callable[[], Any]] = {
             "sentiment raw": lambda: raw(classifier, texts),
@@ -120,8 +140,15 @@ async def throughput(
             "ner pool onnx": lambda: through_pool(
                 onnx, "token-classification", ner, ner_texts, **NER_PARAMS
             ),
+            "sentiment pool int8": lambda: through_pool(
+                int8, "text-classification", sentiment, texts
+            ),
+            "ner pool int8": lambda: through_pool(
+                int8, "token-classification", ner, ner_texts, **NER_PARAMS
+            ),
             "narrow raw": lambda: raw(narrow_classifier, texts),
             "narrow pool onnx": lambda: through_pool(onnx, "text-classification", narrow, texts),
+            "narrow pool int8": lambda: through_pool(int8, "text-classification", narrow, texts),
             "lone raw": lambda: single(classifier, one),
             "lone pool torch": lambda: through_pool(plain, "text-classification", sentiment, [one]),
             "lone pool onnx": lambda: through_pool(onnx, "text-classification", sentiment, [one]),
@@ -140,7 +167,7 @@ async def throughput(
                 + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()),
                 flush=True,
             )
-    return times, loads
+    return times, loads, graphs
 
 
 def memory_child(engine: str, model: Path, cache: Path) -> dict[str, float]:
@@ -151,7 +178,7 @@ def memory_child(engine: str, model: Path, cache: Path) -> dict[str, float]:
         settings = pool_settings(engine_onnx=engine, engine_onnx_cache_dir=cache)
         async with PipelinePool(settings) as pool:
             before = process.memory_info().rss
-            await pool.submit("text-classification", str(model), sentences(1, seed=4)[0])
+            await through_pool(pool, "text-classification", str(model), sentences(BATCH, seed=4))
             after = process.memory_info().rss
             snapshot = pool.metrics.snapshot()
         mib = 2**20
@@ -159,6 +186,7 @@ def memory_child(engine: str, model: Path, cache: Path) -> dict[str, float]:
             "before": before / mib,
             "after": after / mib,
             "exports": snapshot.onnx_exports,
+            "int8": snapshot.onnx_int8,
         }
 
     return asyncio.run(run())
@@ -181,6 +209,7 @@ def memory(engine: str, model: Path, cache: Path) -> dict[str, float]:
 def report(
     times: dict[str, list[float]],
     loads: dict[str, float],
+    graphs: dict[str, str],
     mem: dict[str, dict[str, float]],
     rounds: int,
 ) -> str:
@@ -196,7 +225,15 @@ def report(
     rows = []
     for kind, label in (("sentiment", "sentiment"), ("ner", "NER")):
         target = "≥ 1.8x" if kind == "sentiment" else "—"
+        graph = graphs[kind]
         rows += [
+            (
+                f"{label}, 64 concurrent, int8 ({graph}): req/s",
+                rate(f"{kind} pool int8"),
+                f"raw torch pipeline {rate(f'{kind} raw')}",
+                *ratio(f"{kind} raw", f"{kind} pool int8"),
+                target,
+            ),
             (
                 f"{label}, 64 concurrent: req/s",
                 rate(f"{kind} pool onnx"),
@@ -221,6 +258,15 @@ def report(
             "—",
         )
     )
+    rows.append(
+        (
+            f"sentiment, 384-wide BERT, int8 ({graphs['narrow']}): req/s",
+            rate("narrow pool int8"),
+            f"raw torch pipeline {rate('narrow raw')}",
+            *ratio("narrow raw", "narrow pool int8"),
+            "—",
+        )
+    )
     lone_onnx, lone_torch, lone_raw = (
         1000 * med[f"lone {name}"] for name in ("pool onnx", "pool torch", "raw")
     )
@@ -242,30 +288,44 @@ def report(
     ]
     torch_mib = mem["off"]["after"] - mem["off"]["before"]
     onnx_mib = mem["auto"]["after"] - mem["auto"]["before"]
-    rows.append(
+    int8_mib = mem["int8"]["after"] - mem["int8"]["before"]
+    rows += [
         (
             "memory of one loaded classifier: RSS added, MiB",
             f"{onnx_mib:.0f}",
             f"torch {torch_mib:.0f}",
             f"{onnx_mib / torch_mib:.2f}x",
             "",
-            "—",
-        )
-    )
+            "≤ 1.0x",
+        ),
+        (
+            "",
+            f"int8 {int8_mib:.0f}",
+            f"torch {torch_mib:.0f}",
+            f"{int8_mib / torch_mib:.2f}x",
+            "",
+            "≤ 1.0x",
+        ),
+    ]
     table = "\n".join(f"| {' | '.join(row)} |" for row in rows)
     sentiment_gain = _ratio(times, "sentiment raw", "sentiment pool onnx")[0]
+    int8_gain = _ratio(times, "sentiment raw", "sentiment pool int8")[0]
     lone_gain = _ratio(times, "lone pool onnx", "lone pool torch")[0]
     verdicts = "; ".join(
         [
             f"sentiment vs raw torch {'met' if sentiment_gain >= 1.8 else 'missed'} "
             f"({sentiment_gain:.2f}x against 1.8x)",
+            f"sentiment int8 vs raw torch {'met' if int8_gain >= 1.8 else 'missed'} "
+            f"({int8_gain:.2f}x against 1.8x)",
+            f"memory {'met' if onnx_mib <= torch_mib and int8_mib <= torch_mib else 'missed'} "
+            f"(ONNX {onnx_mib:.0f} MiB, int8 {int8_mib:.0f} MiB, torch {torch_mib:.0f} MiB)",
             f"lone request {'met' if lone_gain <= 1.0 else 'missed'} "
             f"(ONNX takes {lone_gain:.2f}x the time of torch)",
         ]
     )
     first_loads = ", ".join(
-        f"{name} {loads[f'{name} onnx']:.1f} s on ONNX (export and fusion included) against "
-        f"{loads[f'{name} torch']:.1f} s on torch"
+        f"{name} {loads[f'{name} onnx']:.1f} s with ONNX on (answered on torch; the export "
+        f"follows once the pool is quiet) against {loads[f'{name} torch']:.1f} s with it off"
         for name in TASKS
     )
     raw_times = "; ".join(
@@ -293,13 +353,24 @@ baseline's (at most 1: no slower).
 
 Targets (median of rounds): {verdicts}.
 
-- First load of each model: {first_loads}. Later loads reuse the export on disk.
+- First request to each model: {first_loads}. Later loads reuse the export on disk.
 - Memory: RSS {mem["off"]["before"]:.0f} → {mem["off"]["after"]:.0f} MiB loading the
   classifier on torch, {mem["auto"]["before"]:.0f} → {mem["auto"]["after"]:.0f} MiB on
-  ONNX Runtime (each in a fresh process, one request).
+  ONNX Runtime, {mem["int8"]["before"]:.0f} → {mem["int8"]["after"]:.0f} MiB on its int8
+  graph (each in a fresh process, from the exports already on disk, after one request of
+  {BATCH} texts; RSS counts the pages of mapped weight files that were read: on torch
+  the safetensors file, on ONNX Runtime the embedding rows read from the graph's
+  weights file, beside the matrices onnxruntime copies into its packed layout).
+- int8: each quantized graph is served only where the task's probes, run whole through
+  the pipeline, give torch's labels, spans and order with every score within
+  {INT8_SCORE_TOLERANCE} (else the float graph, counted in `hfbot_pool_onnx_int8_fallbacks`);
+  the graph each model served from is named in its row.
 - Raw seconds per run, all rounds: {raw_times}.
 
-Reading the figures: the pool on ONNX Runtime keeps the transformers pipeline for
+Reading the figures: the int8 graphs are onnxruntime's dynamic quantization (int8
+weights; activations quantized on the fly per run, so the matrix products run on
+8-bit integer kernels); on these random-weight models the guard compares answers to
+torch's, which trained models pass more easily (their scores are far from ties). The pool on ONNX Runtime keeps the transformers pipeline for
 tokenizing and post-processing (about 2% of a batch's time here); only the forward
 pass moves. Since issue 17 that forward pass runs a fused graph (traced with eager
 attention, then onnxruntime's transformer optimizer: one Attention operator per
@@ -340,10 +411,13 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = Path(cache_dir)
-        times, loads = asyncio.run(throughput(models, cache, args.rounds))
-        mem = {engine: memory(engine, models["sentiment"], cache) for engine in ("off", "auto")}
+        times, loads, graphs = asyncio.run(throughput(models, cache, args.rounds))
+        mem = {
+            engine: memory(engine, models["sentiment"], cache)
+            for engine in ("off", "auto", "int8")
+        }
     print(f"memory: {mem}", flush=True)
-    text = report(times, loads, mem, args.rounds)
+    text = report(times, loads, graphs, mem, args.rounds)
     print(text)
     if args.write:
         write_section(SECTION, text)

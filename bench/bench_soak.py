@@ -99,6 +99,7 @@ class Report:
     rate: float
     answered: int = 0
     error_answers: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
     failed_calls: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     log_errors: int = 0
@@ -154,6 +155,7 @@ class Answers:
         self.error_answers = 0
         self._quoted: dict[int, list[tuple[str, tuple[int, int]]]] = {}
         self._erring: set[tuple[int, int]] = set()
+        self.error_kinds: Counter[str] = Counter()
         self._seen = 0
 
     def expect(self, key: tuple[int, int], asker: str, question: str) -> None:
@@ -178,8 +180,10 @@ class Answers:
             if text.startswith("⏳"):
                 continue
             chat_id = result["chat"]["id"]
-            if any(mark in text for mark in ERROR_MARKS):
+            marks = [mark for mark in ERROR_MARKS if mark in text]
+            if marks and (chat_id, result["message_id"]) not in self._erring:
                 self._erring.add((chat_id, result["message_id"]))
+                self.error_kinds[marks[0]] += 1
             replied = result.get("reply_to_message", {}).get("message_id")
             if replied is not None:
                 self.first.setdefault((chat_id, replied), call)
@@ -282,6 +286,7 @@ async def soak(
         answers.first[key].at - moment for key, moment in sent.items() if key in answers.first
     ]
     report.error_answers = answers.error_answers
+    report.error_kinds = dict(answers.error_kinds)
     report.failed_calls = answers.failed
     report.failures = dict(answers.failures)
     lines = [line for log in bot.logs for line in log.read_text(errors="replace").splitlines()]
@@ -442,6 +447,7 @@ generation, /set, /settings, /start, /help, /lang).
 | inbox cost per update (recorded + marked done, alone) | {inbox} |
 
 Failed Bot API calls, by method and Telegram's answer: {"; ".join(f"{k} ×{n}" for k, n in report.failures.items()) or "none"}.
+Error answers, by what they said: {"; ".join(f"“{k}” ×{n}" for k, n in report.error_kinds.items()) or "none"}.
 
 RSS over the run: {"; ".join(marks)}.
 """

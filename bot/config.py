@@ -36,6 +36,8 @@ def _split_csv(value: object) -> object:
 # The HTTP APIs the bot speaks to engines; which commands each serves is REMOTE_TASKS in
 # bot/engine/remote.py (docs/engines.md has the table).
 EngineApi = Literal["openai", "vllm", "tei", "pipelines"]
+# KV-cache tokens per running generation when the operator leaves the count to the cache.
+GENERATION_TOKENS_PER_SLOT = 256
 
 
 class EngineSettings(BaseModel):
@@ -340,13 +342,15 @@ class Settings(BaseSettings):
     pool_dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         default="auto", description="Model dtype; auto: float16 on cuda, float32 on cpu."
     )
-    engine_onnx: Literal["auto", "off"] = Field(
+    engine_onnx: Literal["auto", "int8", "off"] = Field(
         default="auto",
         description=(
             "Run the encoder tasks (sentiment, NER, fill-mask, zero-shot, question answering, "
             "image classification) on ONNX Runtime: auto uses it where onnxruntime has a provider "
             "for the pool's device (always on CPU), each model exported once and checked against "
-            "torch; off keeps every model on torch."
+            "torch; int8 (CPU only) also quantizes each export (onnxruntime's dynamic "
+            "quantization) and serves it where it gives torch's labels and spans with every "
+            "score within 0.05, else the float graph; off keeps every model on torch."
         ),
     )
     engine_onnx_quiet_s: float = Field(
@@ -388,6 +392,18 @@ class Settings(BaseSettings):
         default=8192,
         ge=256,
         description="KV-cache size of each continuous-batching engine, in tokens shared by all requests.",
+    )
+    generation_max_running: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Generation and chat requests each continuous-batching engine runs at once; the rest "
+            "wait in the bot's own line, taking turns across people and told their place, and one "
+            "person holds at most an eighth of the engine. Empty: one per 256 tokens of "
+            "HFBOT_GENERATION_KV_CACHE_TOKENS (32 at the default 8192: a short conversation plus "
+            "its answer each; fewer fit where prompts are longer, since admitted requests never "
+            "reserve more than the cache holds). 0: no line."
+        ),
     )
 
     # Remote inference engines
@@ -528,6 +544,13 @@ class Settings(BaseSettings):
         if isinstance(value, int) and value < 1:
             raise ValueError("a memory budget is at least 1 MiB (or auto, or off)")
         return value
+
+    @property
+    def generation_running_limit(self) -> int | None:
+        """How many sequences a continuous-batching engine runs at once (None: no line)."""
+        if self.generation_max_running is None:
+            return max(1, self.generation_kv_cache_tokens // GENERATION_TOKENS_PER_SLOT)
+        return self.generation_max_running or None
 
     def remote_model(self, model_id: str) -> tuple[str, str] | None:
         """(engine, model name) for `<engine>:<model>` when that engine is configured."""

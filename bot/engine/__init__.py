@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.engine.chat import IMAGE_PLACEHOLDER, IMAGES_SHOWN, ChatMessage, ChatPrompt
+    from bot.engine.fair_turns import Caller
     from bot.engine.inputs import AudioBytes, ImageBytes, MediaLimits, pick_photo_size
     from bot.engine.metrics import public_model_id
-    from bot.engine.microbatch import Caller
     from bot.engine.model_input import ModelInput
     from bot.engine.pool import PipelinePool
 
 _EXPORTS = {
     "AudioBytes": "bot.engine.inputs",
-    "Caller": "bot.engine.microbatch",
+    "Caller": "bot.engine.fair_turns",
     "ChatMessage": "bot.engine.chat",
     "ChatPrompt": "bot.engine.chat",
     "IMAGE_PLACEHOLDER": "bot.engine.chat",

@@ -9,9 +9,12 @@ step, streams tokens and stops one request without touching the others.
 
 This module wraps the manager for the event loop: a bounded count in front so
 that overload is refused at once (`PoolBusy`) instead of blocking in
-`add_request`, one future per sequence resolved from the manager's callbacks,
-cancellation that reaches the manager, and a `close()` that answers every
-waiter. It knows nothing of Telegram or of users.
+`add_request`, a fair line (`bot.engine.fair_turns.FairLine`) that admits at
+most `max_running` sequences into the manager, taking turns across owners and
+telling each waiting request its place (the manager keeps no line of its own
+that could say who is next), one future per sequence resolved from the
+manager's callbacks, cancellation that reaches the manager, and a `close()`
+that answers every waiter. It knows nothing of Telegram; owners are opaque.
 
 Measured on transformers 5.24 (see bench/RESULTS.md and DESIGN.md) and worked
 around here:
@@ -51,6 +54,7 @@ from transformers import ContinuousBatchingConfig, GenerationConfig
 from transformers.generation.continuous_batching.utils import logger as _manager_log
 
 from bot.engine.chat import ChatPrompt, FittedChat, chat_result, fit_conversation
+from bot.engine.fair_turns import ANONYMOUS, Caller, FairLine
 from bot.errors import ContextTooLong, EmptyInput, PoolBusy, PoolClosed, RequestTimeout
 from bot.tasks import PARAMS
 
@@ -138,8 +142,12 @@ class ContinuousGenerationEngine:
     """Continuous batching over one loaded decoder-only model, for the event loop.
 
     `max_queue` bounds the sequences in the engine (running or waiting); one
-    more is refused with `PoolBusy`. The manager's own input queue is left
-    unbounded so `add_request` never blocks the loop. The KV cache holds
+    more is refused with `PoolBusy`. At most `max_running` of them are in the
+    manager at once, and together they may fill at most the KV cache (prompt
+    plus `max_new_tokens`, reserved up front); the rest wait in a fair line
+    (None: every accepted request goes straight into the manager, no line).
+    The manager's own input queue is left unbounded so `add_request` never
+    blocks the loop. The KV cache holds
     `kv_cache_tokens` tokens in pages of `page_size`; `max_batch_tokens` caps
     the tokens of one forward pass (prompts are prefilled in chunks of it) and
     `max_batch_requests` the requests in one step. `stop_at_eos=False` makes
@@ -155,6 +163,7 @@ class ContinuousGenerationEngine:
         tokenizer: PreTrainedTokenizerBase,
         *,
         max_queue: int = 64,
+        max_running: int | None = None,
         request_timeout_s: float | None = None,
         device: str | None = None,
         kv_cache_tokens: int = 8192,
@@ -173,6 +182,10 @@ class ContinuousGenerationEngine:
         self._max_queue = max_queue
         self._timeout_s = request_timeout_s
         self._kv_cache_tokens = math.ceil(kv_cache_tokens / page_size) * page_size
+        self._line = FairLine(
+            max_slots=max_running,
+            max_tokens=self._kv_cache_tokens if max_running is not None else None,
+        )
         self._cb_config = ContinuousBatchingConfig(
             per_request_processors=True,
             page_size=page_size,
@@ -205,6 +218,11 @@ class ContinuousGenerationEngine:
     def in_flight(self) -> int:
         """Sequences accepted and not yet answered: what `max_queue` bounds."""
         return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Requests accepted and waiting in line for room in the manager."""
+        return self._line.waiting
 
     @property
     def is_running(self) -> bool:
@@ -266,6 +284,7 @@ class ContinuousGenerationEngine:
         *,
         on_text: TextCallback | None = None,
         timeout_s: float | None = None,
+        caller: Caller = ANONYMOUS,
     ) -> list[dict[str, Any]]:
         """Generate from `prompt` with this request's own parameters, pipeline-shaped.
 
@@ -275,13 +294,14 @@ class ContinuousGenerationEngine:
         first returned text. A `ChatPrompt` is rendered with the model's chat
         template, trimmed to fit, and answers with the reply alone (see
         `bot.engine.chat`). Cancelling the awaiting task stops the request in
-        the manager at its next step. `timeout_s` overrides the engine's
-        request timeout.
+        the manager at its next step (or takes it out of line). `timeout_s`
+        overrides the engine's request timeout, which counts the wait in line too.
+        `caller` says whose request it is (owners take turns in line) and who
+        hears its place in line.
         """
         if self._closed:
             raise PoolClosed()
-        manager = self._manager
-        if manager is None:
+        if self._manager is None:
             raise RuntimeError("ContinuousGenerationEngine.start() was not called")
         settings = self._settings(params)
         count = settings.num_return_sequences
@@ -298,12 +318,45 @@ class ContinuousGenerationEngine:
             if not prompt_ids:
                 raise EmptyInput()
             self._check_length(len(prompt_ids), settings.max_new_tokens)
-        _drain_unclaimed_outputs(manager)
-
         loop = asyncio.get_running_loop()
         prompt_chars = len(self._decode(prompt_ids))
-        request_ids = [f"hfbot-{next(self._ids)}" for _ in range(count)]
+        reserved = (len(prompt_ids) + settings.max_new_tokens) * count
+        timeout = self._timeout_s if timeout_s is None else timeout_s
         self._in_flight += count
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._line.place(caller, slots=count, tokens=reserved):
+                    outputs, sequences = await self._run(
+                        loop, prompt, prompt_ids, prompt_chars, settings, fitted, on_text
+                    )
+        except TimeoutError:
+            raise RequestTimeout(timeout_s=timeout) from None
+        finally:
+            self._in_flight -= count
+        texts = [
+            self._text_of(sequence, output.generated_tokens)
+            for sequence, output in zip(sequences, outputs, strict=True)
+        ]
+        if fitted is not None:
+            return [chat_result(text, fitted) for text in texts]
+        return [{"generated_text": text} for text in texts]
+
+    async def _run(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        prompt: str,
+        prompt_ids: list[int],
+        prompt_chars: int,
+        settings: _RequestSettings,
+        fitted: FittedChat | None,
+        on_text: TextCallback | None,
+    ) -> tuple[list[GenerationOutput], list[_Sequence]]:
+        """Hand the request's sequences to the manager and wait for their final outputs."""
+        manager = self._manager
+        if self._closed or manager is None:
+            raise PoolClosed()
+        _drain_unclaimed_outputs(manager)
+        request_ids = [f"hfbot-{next(self._ids)}" for _ in range(settings.num_return_sequences)]
         try:
             for index, request_id in enumerate(request_ids):
                 stream = on_text if index == 0 else None
@@ -331,23 +384,11 @@ class ContinuousGenerationEngine:
                         else GenerationFailed("the generation thread is not accepting requests")
                     )
             sequences = [self._sequences[request_id] for request_id in request_ids]
-            timeout = self._timeout_s if timeout_s is None else timeout_s
-            try:
-                async with asyncio.timeout(timeout):
-                    outputs = await asyncio.gather(*(s.future for s in sequences))
-            except TimeoutError:
-                raise RequestTimeout(timeout_s=timeout) from None
+            outputs = await asyncio.gather(*(s.future for s in sequences))
         finally:
-            self._in_flight -= count
             for request_id in request_ids:
                 self._forget(request_id)
-        texts = [
-            self._text_of(sequence, output.generated_tokens)
-            for sequence, output in zip(sequences, outputs, strict=True)
-        ]
-        if fitted is not None:
-            return [chat_result(text, fitted) for text in texts]
-        return [{"generated_text": text} for text in texts]
+        return list(outputs), sequences
 
     def _settings(self, params: Mapping[str, Any]) -> _RequestSettings:
         """Turn bot parameters into the manager's per-request arguments, or refuse them."""

@@ -4,7 +4,9 @@ Each decoder-only model gets one continuous-batching engine, created on first
 use from the pipeline the model cache loaded (so the pool's model bound counts
 it) and stopped when the cache evicts that model or the pool closes. Every
 request holds a lease on the model while it runs, so a model is never evicted
-mid-generation. Requests the engine cannot serve (encoder-decoder models, a
+mid-generation. The engine admits at most `max_running` sequences at once and
+keeps the rest in its fair line, so a request for this model hears its place in
+line on either path. Requests the engine cannot serve (encoder-decoder models, a
 parameter it cannot apply per request such as `repetition_penalty`) go to the
 micro-batching path with the same result shape; they stream only where that
 path's runner streams (a model that sees pictures does).
@@ -19,7 +21,8 @@ from concurrent.futures import Executor
 from typing import Any
 
 from bot.engine.continuous_engine import ContinuousGenerationEngine, unsupported_reason
-from bot.engine.microbatch import ANONYMOUS, Caller, MicroBatcher
+from bot.engine.fair_turns import ANONYMOUS, Caller
+from bot.engine.microbatch import MicroBatcher
 from bot.engine.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class GenerationPath:
         executor: Executor,
         fallback: MicroBatcher,
         max_queue: int,
+        max_running: int | None,
         kv_cache_tokens: int,
     ) -> None:
         self.task = task
@@ -47,6 +51,7 @@ class GenerationPath:
         self._executor = executor
         self._fallback = fallback
         self._max_queue = max_queue
+        self._max_running = max_running
         self._kv_cache_tokens = kv_cache_tokens
         self._engine: ContinuousGenerationEngine | None = None
         self._engine_model: object | None = None
@@ -74,8 +79,8 @@ class GenerationPath:
     ) -> Any:
         """Continuous batching when the engine can serve these parameters, else micro-batching.
 
-        Continuous batching takes requests into the running batch as cache room allows;
-        transformers' manager does not expose a place in line, so none is reported there.
+        Either way `caller` takes turns with other owners and hears its place in line:
+        the continuous engine's own line admits `max_running` sequences at a time.
         """
         async with self._models.lease(self.task, self.model_id) as runner:
             model = getattr(runner, "model", None)
@@ -83,7 +88,7 @@ class GenerationPath:
             if reason is None:
                 engine = await self._engine_for(runner)
                 self.served_by_engine += 1
-                return await engine.generate(inputs, params, on_text=on_text)
+                return await engine.generate(inputs, params, on_text=on_text, caller=caller)
         log.debug("generation on %s falls back to micro-batching: %s", self.model_id, reason)
         self.served_by_fallback += 1
         return await self._fallback.submit(inputs, params, on_text=on_text, caller=caller)
@@ -98,6 +103,7 @@ class GenerationPath:
                     runner.model,
                     runner.tokenizer,
                     max_queue=self._max_queue,
+                    max_running=self._max_running,
                     kv_cache_tokens=self._kv_cache_tokens,
                 )
                 await asyncio.get_running_loop().run_in_executor(self._executor, engine.start)

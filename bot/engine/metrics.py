@@ -75,6 +75,10 @@ class OnnxCounts:
 
     exports: int = 0
     fallbacks: int = 0
+    int8: int = 0
+    """Loads serving an int8 graph (`HFBOT_ENGINE_ONNX=int8`)."""
+    int8_fallbacks: int = 0
+    """Loads that stayed on the float graph: the int8 one failed or answered unlike torch."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ class PoolMetricsSnapshot:
     engines: Mapping[str, EngineStats] = field(default_factory=dict)
     onnx_exports: int = 0
     onnx_fallbacks: int = 0
+    onnx_int8: int = 0
+    onnx_int8_fallbacks: int = 0
 
     @property
     def total_queue_depth(self) -> int:
@@ -215,4 +221,6 @@ class PoolMetrics:
             engines={name: stats.copy() for name, stats in self.engines.items()},
             onnx_exports=onnx.exports,
             onnx_fallbacks=onnx.fallbacks,
+            onnx_int8=onnx.int8,
+            onnx_int8_fallbacks=onnx.int8_fallbacks,
         )

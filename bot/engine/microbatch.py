@@ -29,7 +29,7 @@ import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,14 @@ from typing import Any
 import torch
 
 from bot.engine.controls import ProgressCallback, RequestControl, TextCallback
+from bot.engine.fair_turns import (
+    ANONYMOUS,
+    MAX_TRACKED_OWNERS,
+    Caller,
+    PositionCallback,
+    fair_order,
+    tell,
+)
 from bot.engine.metrics import PoolMetrics
 from bot.engine.model_cache import ModelCache
 from bot.engine.runners import Runner
@@ -61,26 +69,6 @@ def _freeze(value: Any) -> Hashable:
     return frozen
 
 
-PositionCallback = Callable[[int], None]
-# Owners remembered as recently served; beyond this, only those with requests waiting are kept.
-MAX_TRACKED_OWNERS = 10_000
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who a request is for: batches take turns across owners, and `on_position`, if set,
-    hears the request's place in line as it moves (0 once it runs); `on_progress` hears
-    the steps of a runner that works in steps (a picture's). Without an owner a request
-    counts as its own."""
-
-    owner: Hashable = None
-    on_position: PositionCallback | None = None
-    on_progress: ProgressCallback | None = None
-
-
-ANONYMOUS = Caller()
-
-
 @dataclass(eq=False)
 class _Request:
     inputs: Any
@@ -101,10 +89,7 @@ class _Request:
         if self.on_position is None or position == self.position:
             return
         self.position = position
-        try:
-            self.on_position(position)
-        except Exception:  # a listener's failure must not stop the queue
-            log.exception("position callback failed")
+        tell(self.on_position, position)
 
     def control(self, loop: asyncio.AbstractEventLoop) -> RequestControl:
         """The runner's handle on this request, its callbacks hopping back to `loop`."""
@@ -127,18 +112,6 @@ class _Request:
             return from_any_thread
 
         return RequestControl(on_loop(self.on_text), on_loop(self.on_progress), self.stopped)
-
-
-def fair_order(requests: Iterable[_Request], last_served: Mapping[Hashable, int]) -> list[_Request]:
-    """Requests in the order they should run: owners served longest ago first (then by
-    their oldest request), one request per owner per round, each owner's own in arrival
-    order."""
-    by_owner: dict[Hashable, deque[_Request]] = {}
-    for request in requests:
-        by_owner.setdefault(request.owner, deque()).append(request)
-    owners = sorted(by_owner, key=lambda o: (last_served.get(o, -1), by_owner[o][0].enqueued_at))
-    rounds = itertools.zip_longest(*(by_owner[owner] for owner in owners))
-    return [request for round_ in rounds for request in round_ if request is not None]
 
 
 def run_batch(

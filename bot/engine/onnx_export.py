@@ -24,6 +24,23 @@ Loading a model on this path:
 A model that does not export, does not load in onnxruntime or does not match stays
 on torch: logged once, counted in the pool's metrics, and not tried again in this
 process.
+4. with `HFBOT_ENGINE_ONNX=int8` (CPU), the served graph is also quantized once
+   (onnxruntime's dynamic quantization: int8 weights, activations quantized per
+   run) into the same folder, and served only if the probes, run whole through
+   the runner, give torch's answers: the same labels, tokens, spans and order,
+   every score within `INT8_SCORE_TOLERANCE`. Logits cannot be held to
+   `TOLERANCE` there (int8 moves them by about 1e-2), so the check is on what
+   people see. A quantized model that fails it stays on its float graph, logged
+   once and counted (`hfbot_pool_onnx_int8_fallbacks`).
+
+Memory: the torch model the probes ran on is dropped once the session serves (the
+pipeline's tokenizer and post-processing need only its config), and the graphs keep
+their weights in a file beside them (`<graph>.data`) that onnxruntime maps rather
+than copies, so weights it never reads (most rows of the embedding table) take no
+memory, as with torch's safetensors; sessions run without onnxruntime's memory
+arena, which otherwise keeps the largest batch's activations for good. A loaded
+ONNX classifier then holds no more resident memory than the same model on torch
+(bench/RESULTS.md, "ONNX Runtime").
 
 All of this runs on the pool's loading thread, on a second copy of the model
 while the first one serves on torch (see `bot.engine.model_cache`). Nothing
@@ -59,15 +76,23 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-3
 """Largest difference from torch, in any logit of any probe, that an export may show."""
 
+INT8_SCORE_TOLERANCE = 0.05
+"""Largest difference from torch in any score (a probability) a quantized model may show on
+its probes; its labels, tokens, spans and their order must be torch's exactly."""
+
 # ONNX opset 17 is the first with a LayerNormalization operator, which onnxruntime's
 # transformer fusions build on; the TorchScript exporter of every torch since 2.0 writes it.
 OPSET = 17
 # Part of every cache key: a change to how models are exported here invalidates old exports.
-EXPORT_FORMAT = "hfbot-onnx-2"
+EXPORT_FORMAT = "hfbot-onnx-3"
 # The cache folder of one export: the graph as traced, and the same graph with onnxruntime's
 # transformer fusions applied (served when it exists and matches torch).
 TRACED = "model.onnx"
 OPTIMIZED = "optimized.onnx"
+# The served float graph dynamically quantized to int8 (`HFBOT_ENGINE_ONNX=int8`).
+QUANTIZED = "int8.onnx"
+# Each graph's weights live beside it in `<graph>.data`, which onnxruntime maps into memory.
+WEIGHTS_SUFFIX = ".data"
 # onnxruntime's transformer optimizer knows these architectures by their own names;
 # every other encoder here is BERT-shaped as far as its fusions are concerned.
 _FUSION_TYPES = {"vit": "vit", "swin": "swin"}
@@ -175,8 +200,11 @@ class OnnxModel:
         torch_model: PreTrainedModel,
         output_type: type,
         weight_bytes: int,
+        path: Path | None = None,
     ) -> None:
         self.session = session
+        self.path = path
+        """The graph file the session runs (None: built elsewhere)."""
         self.config = torch_model.config
         self.dtype: torch.dtype = torch_model.dtype
         self.device: torch.device = torch_model.device
@@ -296,21 +324,37 @@ class NotExportedYet(Exception):
 class OnnxAccelerator:
     """Moves the forward pass of loaded encoder models to onnxruntime, keeping exports on disk."""
 
-    def __init__(self, *, cache_dir: Path, device: str, threads: int) -> None:
+    def __init__(
+        self,
+        *,
+        cache_dir: Path,
+        device: str,
+        threads: int,
+        int8: bool = False,
+        int8_score_tolerance: float = INT8_SCORE_TOLERANCE,
+    ) -> None:
         self.cache_dir = cache_dir
         self.device = device
         self.providers = list(PROVIDERS[device])
         self.threads = threads
+        self.int8 = int8
+        self.int8_score_tolerance = int8_score_tolerance
         self._lock = threading.Lock()
         self._exports = 0
         self._fallbacks = 0
+        self._int8 = 0
+        self._int8_fallbacks = 0
         self._refused: dict[str, str] = {}
         self._warned: set[str] = set()
         self._exporting: set[str] = set()
 
     @classmethod
     def for_device(cls, setting: str, device: str, cache_dir: Path) -> OnnxAccelerator | None:
-        """An accelerator when the setting allows it and onnxruntime serves this device, else None."""
+        """An accelerator when the setting allows it and onnxruntime serves this device, else None.
+
+        `int8` quantizes on the CPU only: onnxruntime's dynamically quantized operators
+        have no CUDA kernels, so on a GPU it means the float graph (`auto`).
+        """
         if setting == "off" or device not in PROVIDERS:
             return None
         try:
@@ -320,11 +364,23 @@ class OnnxAccelerator:
             return None
         if PROVIDERS[device][0] not in onnxruntime.get_available_providers():
             return None
-        return cls(cache_dir=cache_dir, device=device, threads=torch.get_num_threads())
+        if setting == "int8" and device != "cpu":
+            log.info("HFBOT_ENGINE_ONNX=int8 quantizes on the CPU only; %s serves float", device)
+        return cls(
+            cache_dir=cache_dir,
+            device=device,
+            threads=torch.get_num_threads(),
+            int8=setting == "int8" and device == "cpu",
+        )
 
     def counts(self) -> OnnxCounts:
         with self._lock:
-            return OnnxCounts(exports=self._exports, fallbacks=self._fallbacks)
+            return OnnxCounts(
+                exports=self._exports,
+                fallbacks=self._fallbacks,
+                int8=self._int8,
+                int8_fallbacks=self._int8_fallbacks,
+            )
 
     def exporting(self, task: str, model_id: str) -> bool:
         """True while this model is being exported: what a first request is waiting for."""
@@ -364,7 +420,8 @@ class OnnxAccelerator:
         model = runner.model
         if not isinstance(model, PreTrainedModel):
             raise ExportRefused(f"{type(model).__name__} is not a transformers model")
-        calls = _record(runner, model, probes)
+        probes = list(probes)
+        calls, answers = _record(runner, model, probes)
         key = cache_key(task, model, calls[0])
         with self._lock:
             refused = self._refused.get(key)
@@ -382,7 +439,56 @@ class OnnxAccelerator:
                 self._refused[key] = str(error)
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return onnx_model
+        if not self.int8:
+            return onnx_model
+        return self._int8_or_float(label, folder, runner, onnx_model, probes, answers)
+
+    def _int8_or_float(
+        self,
+        label: str,
+        folder: Path,
+        runner: ModelRunner,
+        float_model: OnnxModel,
+        probes: list[ProbeCall],
+        answers: list[list[Any]],
+    ) -> OnnxModel:
+        """The quantized graph where the probes, run through the runner, answer as on torch;
+        else the float graph (logged once, counted)."""
+        try:
+            quantized = folder / QUANTIZED
+            if not quantized.exists():
+                assert float_model.path is not None
+                _quantize(float_model.path, quantized)
+            int8_model = OnnxModel(
+                self._session(quantized),
+                torch_model=runner.model,
+                output_type=float_model.output_type,
+                weight_bytes=_graph_bytes(quantized),
+                path=quantized,
+            )
+            int8_model.sequence_inputs = float_model.sequence_inputs
+            int8_model.split_rows = float_model.split_rows
+            previous, runner.model = runner.model, int8_model
+            try:
+                for probe, expected in zip(probes, answers, strict=True):
+                    got = runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
+                    difference = answers_differ(expected, got, self.int8_score_tolerance)
+                    if difference is not None:
+                        raise ExportRefused(f"its int8 graph answers unlike torch: {difference}")
+            finally:
+                runner.model = previous
+        except Exception as error:
+            with self._lock:
+                self._int8_fallbacks += 1
+                first = f"int8 {label}" not in self._warned
+                self._warned.add(f"int8 {label}")
+            if first:
+                log.warning("%s serves its float ONNX graph, not int8 (%s)", label, error)
+            return float_model
+        with self._lock:
+            self._int8 += 1
+        log.info("%s serves its int8 ONNX graph", label)
+        return int8_model
 
     def _checked(
         self, label: str, folder: Path, model: PreTrainedModel, calls: list[_Call]
@@ -403,7 +509,8 @@ class OnnxAccelerator:
             self._session(path),
             torch_model=model,
             output_type=calls[0].output_type,
-            weight_bytes=path.stat().st_size,
+            weight_bytes=_graph_bytes(path),
+            path=path,
         )
         onnx_model.sequence_inputs = frozenset(_sequence_inputs(calls[0]))
         onnx_model.split_rows = "attention_mask" in onnx_model.input_names and _per_row(calls)
@@ -449,7 +556,9 @@ class OnnxAccelerator:
         """A session on this pool's device, with torch's thread count.
 
         Workers do not spin between runs: between two forward passes the pool's
-        thread tokenizes and post-processes on these same cores.
+        thread tokenizes and post-processes on these same cores. No memory arena:
+        it would keep the largest batch's activations (70 MiB for 32 texts on a
+        BERT-base) for good, at no measurable gain in speed here.
         """
         import onnxruntime
 
@@ -457,6 +566,7 @@ class OnnxAccelerator:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = False
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(str(path), options, providers=self.providers)
 
@@ -473,9 +583,11 @@ class OnnxAccelerator:
 
 def _record(
     runner: ModelRunner, model: torch.nn.Module, probes: Iterable[ProbeCall]
-) -> list[_Call]:
-    """Every forward pass of the probes through the runner on torch, largest batch first."""
+) -> tuple[list[_Call], list[list[Any]]]:
+    """Every forward pass of the probes through the runner on torch, largest batch first;
+    and the runner's answer to each probe, in order."""
     calls: list[_Call] = []
+    answers: list[list[Any]] = []
 
     def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
         if args:
@@ -488,12 +600,14 @@ def _record(
     try:
         with torch.inference_mode():
             for probe in probes:
-                runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
+                answers.append(
+                    runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
+                )
     finally:
         handle.remove()
     if not calls:
         raise ExportRefused("the probes never reached the model")
-    return sorted(calls, key=lambda call: -_batch(call))
+    return sorted(calls, key=lambda call: -_batch(call)), answers
 
 
 def _batch(call: _Call) -> int:
@@ -569,6 +683,66 @@ def _export(model: torch.nn.Module, call: _Call, path: Path) -> None:
             dynamic_axes=dynamic_axes,
             opset_version=OPSET,
         )
+    _weights_beside(path)
+
+
+def _weights_beside(path: Path) -> None:
+    """Rewrite a graph with its weights in `<graph>.data` beside it, for onnxruntime to map."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    onnx.save_model(
+        graph,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=path.name + WEIGHTS_SUFFIX,
+        size_threshold=1024,
+    )
+
+
+def _graph_bytes(path: Path) -> int:
+    """A graph's size on disk, its weights file included."""
+    weights = path.with_name(path.name + WEIGHTS_SUFFIX)
+    return path.stat().st_size + (weights.stat().st_size if weights.exists() else 0)
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """Write `target`: `source` with int8 weights (onnxruntime's dynamic quantization).
+
+    Written beside the target and moved into place whole, so a crash or a second
+    process never leaves half a graph. Fused operators (Attention) are quantized as
+    they are; an operator the quantizer cannot type is taken to be float.
+    """
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    scratch = Path(tempfile.mkdtemp(prefix=".int8-", dir=target.parent))
+    advice = _QuantizerAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        quantize_dynamic(
+            source,
+            scratch / target.name,
+            weight_type=QuantType.QInt8,
+            use_external_data_format=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        graph, weights = scratch / target.name, scratch / (target.name + WEIGHTS_SUFFIX)
+        if weights.exists():
+            os.replace(weights, target.parent / weights.name)
+        os.replace(graph, target)
+    finally:
+        logging.getLogger().removeFilter(advice)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _QuantizerAdvice(logging.Filter):
+    """Drops the quantizer's advice to pre-process the graph, which it logs to the root logger
+    on every call: the graph it gets is already fused and shape-checked by the float path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 @contextmanager
@@ -614,7 +788,7 @@ def _optimize(label: str, model: PreTrainedModel, traced: Path, optimized: Path)
         if not statistics:
             log.info("%s: onnxruntime fuses nothing in its graph", label)
             return
-        fused.save_model_to_file(str(optimized))
+        fused.save_model_to_file(str(optimized), use_external_data_format=True)
     except Exception as error:
         log.info("%s: onnxruntime's transformer optimizer failed (%s)", label, error)
         optimized.unlink(missing_ok=True)
@@ -650,6 +824,52 @@ def _onnxruntime_version() -> str:
     import onnxruntime
 
     return str(onnxruntime.__version__)
+
+
+_SCORE_KEYS = frozenset({"score", "scores"})
+
+
+def answers_differ(expected: Any, got: Any, tolerance: float, where: str = "answer") -> str | None:
+    """Where two runner answers differ as a person would notice, or None when they agree.
+
+    Scores (`score`, `scores`) may differ by `tolerance`; everything else (labels,
+    tokens, words, spans, the order of a ranking) must be equal.
+    """
+    if isinstance(expected, Mapping):
+        if not isinstance(got, Mapping) or set(expected) != set(got):
+            return f"{where} has other keys"
+        for key, value in expected.items():
+            inner = f"{where}.{key}"
+            if key in _SCORE_KEYS:
+                difference = _score_difference(value, got[key])
+                if difference is None or difference > tolerance:
+                    shown = "a different shape" if difference is None else f"{difference:.2g}"
+                    return f"{inner} differs by {shown}"
+            else:
+                found = answers_differ(value, got[key], tolerance, inner)
+                if found is not None:
+                    return found
+        return None
+    if isinstance(expected, list | tuple):
+        if not isinstance(got, list | tuple) or len(expected) != len(got):
+            return f"{where} has another length"
+        for index, (mine, theirs) in enumerate(zip(expected, got, strict=True)):
+            found = answers_differ(mine, theirs, tolerance, f"{where}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(expected, float) and isinstance(got, float):
+        return None if abs(expected - got) <= tolerance else f"{where} differs"
+    return None if expected == got else f"{where} is {got!r}, torch gives {expected!r}"
+
+
+def _score_difference(expected: Any, got: Any) -> float | None:
+    """The largest difference between two scores or lists of scores (None: shapes differ)."""
+    mine = np.atleast_1d(np.asarray(expected, dtype=np.float64))
+    theirs = np.atleast_1d(np.asarray(got, dtype=np.float64))
+    if mine.shape != theirs.shape:
+        return None
+    return float(np.abs(mine - theirs).max()) if mine.size else 0.0
 
 
 def _check(onnx_model: OnnxModel, calls: Iterable[_Call]) -> None:

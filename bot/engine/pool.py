@@ -25,9 +25,10 @@ from typing import Any, Protocol
 import torch
 
 from bot.config import Settings
+from bot.engine.fair_turns import ANONYMOUS, Caller
 from bot.engine.generation_path import GenerationPath
 from bot.engine.metrics import PoolMetrics, model_label
-from bot.engine.microbatch import ANONYMOUS, Caller, MicroBatcher
+from bot.engine.microbatch import MicroBatcher
 from bot.engine.model_cache import (
     Loader,
     ModelCache,
@@ -284,7 +285,10 @@ class PipelinePool:
         runner = self._loader(task, source)
         if self.onnx is None:
             return runner
-        return self.onnx.accelerate(task, source, runner, export=False)
+        runner = self.onnx.accelerate(task, source, runner, export=False)
+        if isinstance(getattr(runner, "model", None), OnnxModel):
+            free_memory()  # the torch weights the probes ran on go back now
+        return runner
 
     def _upgrade(self, task: str, model_id: str) -> Runner | None:
         """Blocking (loading thread): the model again, on ONNX Runtime, or None where its task
@@ -333,6 +337,7 @@ class PipelinePool:
             executor=self._executor,
             fallback=batcher,
             max_queue=self.settings.pool_queue_size,
+            max_running=self.settings.generation_running_limit,
             kv_cache_tokens=self.settings.generation_kv_cache_tokens,
         )
 

@@ -37,9 +37,9 @@ from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
 from bot.config import EngineApi, EngineSettings
 from bot.engine.chat import ChatMessage, ChatPrompt, estimate_tokens, fit_estimated, shown_images
+from bot.engine.fair_turns import ANONYMOUS, Caller
 from bot.engine.inputs import image_data_url
 from bot.engine.metrics import EngineStats
-from bot.engine.microbatch import ANONYMOUS, Caller
 from bot.errors import (
     ContextTooLong,
     EngineBusy,

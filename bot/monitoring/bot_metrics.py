@@ -86,6 +86,14 @@ class PoolCollector(Collector):
             "Loads kept on torch because the ONNX export failed or did not match",
             value=snap.onnx_fallbacks,
         )
+        yield CounterMetricFamily(
+            "hfbot_pool_onnx_int8", "Model loads serving an int8 ONNX graph", value=snap.onnx_int8
+        )
+        yield CounterMetricFamily(
+            "hfbot_pool_onnx_int8_fallbacks",
+            "Loads kept on the float ONNX graph because the int8 one failed or answered unlike torch",
+            value=snap.onnx_int8_fallbacks,
+        )
         latency = HistogramMetricFamily("hfbot_pool_latency_seconds", "Time from submit to result")
         latency.add_metric(
             [],

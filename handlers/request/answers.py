@@ -9,8 +9,9 @@ reaches a person is one implementation:
 - `RepliedAnswer`: a plain reply; what a request has before it is read and
   queued (a refusal by the rate limit or the quota is just a reply).
 - `QueuedAnswer`: a status line while the request waits, edited into the answer.
-- `StreamedAnswer`: a draft or an edited placeholder that shows the text as it is
-  written; a stop or an error keeps what was written.
+- `StreamedAnswer`: a draft or an edited placeholder that shows the place in line
+  while the request waits, then the text as it is written; a stop or an error keeps
+  what was written.
 - `InlineAnswer`: one article of an inline query's answer; the query is answered
   once all its articles have ended, so finishing only keeps the article.
 - `PictureAnswer`: a status line that says the step being drawn, with a Stop button,
@@ -167,7 +168,8 @@ class StreamedAnswer:
 
     @contextlib.asynccontextmanager
     async def watching(self) -> AsyncIterator[Caller]:
-        yield Caller(owner=self._turn.owner_id)
+        """The place in line shows where the words will, until they come."""
+        yield Caller(owner=self._turn.owner_id, on_position=self._stream.moved)
 
     async def finish(
         self, markup: str, result: Output, keyboard: InlineKeyboardMarkup | None = None

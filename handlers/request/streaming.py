@@ -16,6 +16,9 @@ updates that come too fast merge into the next one. Two ways to show it:
 
 Either way the finished, stopped or failed answer keeps what was written.
 Updates go to Telegram as streaming traffic, after every waiting final answer.
+A request that waits in the model's line longer than `queue_status_after_s`
+shows its place ("⏳ #3 in line…") in the same draft or placeholder until the
+first words replace it, so waiting costs no extra message.
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ class StreamingReply:
         self._prompt = prompt
         self._latest: str | None = None
         self._shown: str | None = None
+        self._position = 0
+        loop = asyncio.get_running_loop()
+        self._line_from = loop.time() + turn.services.settings.queue_status_after_s
+        self._line_due: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
         self._task = asyncio.create_task(self._show_loop())
 
@@ -82,6 +89,21 @@ class StreamingReply:
         self._latest = text
         self._changed.set()
 
+    def moved(self, position: int) -> None:
+        """The pool's callback: the place in line (0 once it runs, and the words will come).
+
+        Shown only once the request has waited `queue_status_after_s`, as the one-shot
+        commands' status line is."""
+        self._position = position
+        if position == 0 or self._latest is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._line_from - loop.time()
+        if wait <= 0:
+            self._changed.set()
+        elif self._line_due is None:
+            self._line_due = loop.call_later(wait, self._changed.set)
+
     @property
     def message(self) -> Message | None:
         """The message that shows the answer (for a draft: once it is sent)."""
@@ -96,13 +118,24 @@ class StreamingReply:
     async def _show_loop(self) -> None:
         while True:
             await self._changed.wait()
+            if self._next() in (None, self._shown):
+                self._changed.clear()
+                continue
             await self._pace()
             self._changed.clear()
-            text = self._latest
-            if text is None or text == self._shown:
+            markup = self._next()
+            if markup is None or markup == self._shown:
                 continue
-            await self._show(self._draft(text))
-            self._shown = text
+            await self._show(markup)
+            self._shown = markup
+
+    def _next(self) -> str | None:
+        """What the draft or placeholder should show now: the words, else the place in line."""
+        if self._latest is not None:
+            return self._draft(self._latest)
+        if self._position and asyncio.get_running_loop().time() >= self._line_from:
+            return self._turn.t("queue.position", position=self._position)
+        return None
 
     async def _pace(self) -> None:
         raise NotImplementedError
@@ -125,6 +158,8 @@ class StreamingReply:
         return self._draft(self._latest or self._prompt, cursor="")
 
     async def _stop_showing(self) -> None:
+        if self._line_due is not None:
+            self._line_due.cancel()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task

@@ -280,3 +280,50 @@ async def test_a_parameter_the_engine_cannot_serve_falls_back_to_micro_batching(
     assert reply.startswith("Once upon")
     assert generation_path(bot).served_by_fallback == 1
     assert generation_path(bot).served_by_engine == 0
+
+
+def drafts_in(bot: RunningBot, chat_id: int) -> list[str]:
+    return [
+        c.params["text"]
+        for c in bot.emu.calls
+        if c.method == "sendMessageDraft" and c.params.get("chat_id") == chat_id and not c.error
+    ]
+
+
+async def test_a_generate_waiting_for_the_engine_shows_its_place_in_line_where_the_words_will_come(
+    bot: RunningBot,
+) -> None:
+    bot.services.pool.settings.generation_max_running = 1
+    bot.services.settings.queue_status_after_s = 0.2
+    alice, bob, carol = bot.person("Alice"), bot.person("Bob"), bot.person("Carol")
+    chats = {person.first_name: bot.emu.private_chat(person) for person in (alice, bob, carol)}
+    for person in (alice, bob):
+        await bot.ask(person, chats[person.first_name], "/set generate max_new_tokens 200")
+    await bot.ask(carol, chats["Carol"], "/set generate max_new_tokens 5")
+    await bot.ask(alice, chats["Alice"], "/generate warm up")
+    await slow_down_generation(bot)
+    engine = generation_path(bot)
+    bot.emu.send_message(alice, chats["Alice"], "/generate Alice writes")
+    await bot.emu.wait_until(lambda: bool(drafts_in(bot, chats["Alice"].id)), timeout=60)
+
+    bot.emu.send_message(bob, chats["Bob"], "/generate Bob writes")
+    await bot.emu.wait_until(lambda: engine.queue_depth == 2)
+    bot.emu.send_message(carol, chats["Carol"], "/generate Carol writes")
+    await bot.emu.wait_until(
+        lambda: (
+            drafts_in(bot, chats["Bob"].id) == ["⏳ #1 in line…"]
+            and drafts_in(bot, chats["Carol"].id) == ["⏳ #2 in line…"]
+        )
+    )
+    bot.emu.send_message(alice, chats["Alice"], "/cancel")  # Bob's turn: Carol moves up
+    await bot.emu.wait_until(lambda: "⏳ #1 in line…" in drafts_in(bot, chats["Carol"].id))
+    bot.emu.send_message(bob, chats["Bob"], "/cancel")  # Carol's turn
+    await bot.settle()
+
+    carols = drafts_in(bot, chats["Carol"].id)
+    assert carols[:2] == ["⏳ #2 in line…", "⏳ #1 in line…"]
+    assert all("Carol writes" in text for text in carols[2:]), "then the words, in the same draft"
+    [answer] = bot.emu.sent_messages(chats["Carol"].id)[-1:]
+    assert answer["text"].startswith("Carol writes"), "the answer itself is one message"
+    assert "⏳" not in answer["text"]
+    assert bot.emu.flood.served == 0

@@ -27,6 +27,7 @@ from transformers import (
 )
 
 from bot.engine.continuous_engine import ContinuousGenerationEngine, unsupported_reason
+from bot.engine.fair_turns import Caller
 from bot.errors import ContextTooLong, PoolBusy, PoolClosed, RequestTimeout
 from bot.tasks import TASKS
 
@@ -355,3 +356,74 @@ def test_engine_refuses_a_repetition_penalty_the_manager_cannot_apply_per_reques
     assert "repetition_penalty" not in per_request
     assert not ContinuousGenerationEngine.supports(model, {"repetition_penalty": 1.3})
     assert ContinuousGenerationEngine.supports(model, {"repetition_penalty": 1.0})
+
+
+async def test_requests_beyond_max_running_wait_in_line_told_their_place_and_all_finish(
+    make_engine: EngineFactory, forward_tokens: list[int]
+) -> None:
+    engine = make_engine(max_running=1)
+    stream = Stream()
+    running = asyncio.create_task(
+        engine.generate(PROMPT, {"max_new_tokens": 30, "do_sample": False}, on_text=stream)
+    )
+    await stream.wait_started()
+    places: dict[str, list[int]] = {"bob": [], "carol": []}
+    waiting = [
+        asyncio.create_task(
+            engine.generate(
+                PROMPT,
+                {"max_new_tokens": 3},
+                caller=Caller(owner=name, on_position=places[name].append),
+            )
+        )
+        for name in places
+    ]
+    await asyncio.sleep(0)
+    assert places == {"bob": [1], "carol": [2]}
+    assert engine.waiting == 2 and engine.in_flight == 3
+    steps_before = len(forward_tokens)
+
+    await asyncio.wait_for(running, CEILING_S)
+    results = await asyncio.wait_for(asyncio.gather(*waiting), CEILING_S)
+
+    assert all(result[0]["generated_text"].startswith(PROMPT) for result in results)
+    assert places == {"bob": [1, 0], "carol": [2, 1, 0]}
+    assert engine.waiting == 0 and engine.in_flight == 0
+    assert len(forward_tokens) > steps_before
+
+
+async def test_a_request_cancelled_in_line_never_reaches_the_manager(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine(max_running=1)
+    stream = Stream()
+    running = asyncio.create_task(engine.generate(PROMPT, LONG, on_text=stream))
+    await stream.wait_started()
+    waiting = asyncio.create_task(engine.generate(PROMPT, {"max_new_tokens": 3}))
+    await asyncio.sleep(0)
+
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert engine.waiting == 0 and engine.in_flight == 1
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert engine.in_flight == 0
+
+
+async def test_closing_answers_requests_waiting_in_line_with_pool_closed(
+    make_engine: EngineFactory,
+) -> None:
+    engine = make_engine(max_running=1)
+    stream = Stream()
+    running = asyncio.create_task(engine.generate(PROMPT, LONG, on_text=stream))
+    await stream.wait_started()
+    waiting = asyncio.create_task(engine.generate(PROMPT, {"max_new_tokens": 3}))
+    await asyncio.sleep(0)
+
+    await asyncio.wait_for(engine.close(), CEILING_S)
+
+    for task in (running, waiting):
+        with pytest.raises(PoolClosed):
+            await asyncio.wait_for(task, CEILING_S)

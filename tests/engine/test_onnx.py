@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -365,3 +367,130 @@ async def test_after_a_restart_a_model_exported_before_serves_on_onnx_from_its_f
 
     assert isinstance(model, OnnxModel)
     assert exports == 0
+
+
+def int8_accelerator(cache_dir: Path, **options: Any) -> OnnxAccelerator:
+    found = OnnxAccelerator.for_device("int8", "cpu", cache_dir)
+    assert found is not None and found.int8
+    for name, value in options.items():
+        setattr(found, name, value)
+    return found
+
+
+@pytest.mark.parametrize("command", list(CASES))
+def test_in_int8_mode_each_command_serves_int8_only_where_people_see_torchs_answers(
+    command: str, tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    """Quantized or not, what people read is torch's: labels, spans and order exactly,
+    every score within the stated tolerance; a model int8 cannot serve so stays on float."""
+    build, inputs, extra = CASES[command]
+    spec = TASKS[command]
+    model = str(build(tiny_models_dir))
+    settings = cpu_settings(tmp_path)
+    kwargs = spec.call_kwargs(spec.default_params(), extra)
+    onnx = int8_accelerator(tmp_path / "onnx")
+    torch_runner = default_loader(settings)(spec.pipeline_task, model)
+    runner: Any = default_loader(settings, onnx)(spec.pipeline_task, model)
+
+    assert isinstance(runner.model, OnnxModel)
+    counts = onnx.counts()
+    assert counts.int8 + counts.int8_fallbacks == 1
+    served = runner.model.path
+    assert served is not None
+    assert (served.name == onnx_export.QUANTIZED) == (counts.int8 == 1)
+    probes = onnx_export.PROBES[spec.pipeline_task]
+    for probe in probes:
+        with torch.inference_mode():
+            expected = torch_runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
+        got = runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
+        assert onnx_export.answers_differ(expected, got, onnx_export.INT8_SCORE_TOLERANCE) is None
+    assert len(runner(list(inputs), batch_size=2, **kwargs)) == len(inputs)
+
+
+def test_a_real_size_bert_classifier_serves_int8_with_torchs_labels(
+    tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    model = str(demo_models.tiny_classifier(tiny_models_dir, demo_models.BASE))
+    spec = TASKS["sentiment"]
+    settings = cpu_settings(tmp_path)
+    onnx = int8_accelerator(tmp_path / "onnx")
+    torch_runner = default_loader(settings)(spec.pipeline_task, model)
+    runner: Any = default_loader(settings, onnx)(spec.pipeline_task, model)
+    texts = [" ".join(demo_models.WORDS[i : i + 3 + i % 20]) for i in range(0, 64, 4)]
+
+    assert isinstance(runner.model, OnnxModel) and runner.model.path is not None
+    assert runner.model.path.name == onnx_export.QUANTIZED
+    assert onnx.counts().int8 == 1
+    with torch.inference_mode():
+        expected = torch_runner(texts, batch_size=16)
+    got = runner(texts, batch_size=16)
+    assert [r["label"] for r in got] == [r["label"] for r in expected]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(got, expected, strict=True)) < 0.05
+    [float_graph] = (tmp_path / "onnx").glob(f"*/{onnx_export.OPTIMIZED}")
+    assert runner.model.weight_bytes < onnx_export._graph_bytes(float_graph) / 3, "int8 weights"
+
+
+def test_an_int8_graph_that_answers_unlike_torch_stays_on_float_logged_once_and_counted(
+    tiny_classifier: Path, tmp_path: Path, caplog: Any
+) -> None:
+    onnx = int8_accelerator(tmp_path / "onnx", int8_score_tolerance=0.0)
+    load = default_loader(cpu_settings(tmp_path), onnx)
+
+    with caplog.at_level(logging.WARNING, logger="bot.engine.onnx_export"):
+        runners: list[Any] = [load("text-classification", str(tiny_classifier)) for _ in range(2)]
+
+    for runner in runners:
+        assert isinstance(runner.model, OnnxModel)
+        assert runner.model.path is not None
+        assert runner.model.path.name != onnx_export.QUANTIZED
+    assert onnx.counts().int8_fallbacks == 2 and onnx.counts().int8 == 0
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(
+        "text-classification:local/classifier serves its float ONNX graph, not int8 "
+        "(its int8 graph answers unlike torch: answer[0]"
+    )
+
+
+def test_answers_differ_on_labels_spans_and_order_but_not_on_scores_within_tolerance() -> None:
+    torch_says = [{"label": "POSITIVE", "score": 0.91}]
+    assert onnx_export.answers_differ(torch_says, [{"label": "POSITIVE", "score": 0.93}], 0.05) is None
+    assert onnx_export.answers_differ(torch_says, [{"label": "NEGATIVE", "score": 0.91}], 0.05) == (
+        "answer[0].label is 'NEGATIVE', torch gives 'POSITIVE'"
+    )
+    assert onnx_export.answers_differ(torch_says, [{"label": "POSITIVE", "score": 0.8}], 0.05) == (
+        "answer[0].score differs by 0.11"
+    )
+    span = {"entity_group": "PER", "score": 0.7, "word": "Alice", "start": 0, "end": 5}
+    assert onnx_export.answers_differ([span], [span | {"end": 4}], 0.05) == (
+        "answer[0].end is 4, torch gives 5"
+    )
+    ranking = {"sequence": "x", "labels": ["books", "food"], "scores": [0.6, 0.4]}
+    swapped = {"sequence": "x", "labels": ["food", "books"], "scores": [0.6, 0.4]}
+    assert onnx_export.answers_differ(ranking, swapped, 0.05) is not None
+    assert onnx_export.answers_differ([span], [span, span], 0.05) == "answer has another length"
+
+
+def test_int8_is_for_the_cpu_a_gpu_serves_the_float_graph(tmp_path: Path) -> None:
+    cpu = OnnxAccelerator.for_device("int8", "cpu", tmp_path)
+    auto = OnnxAccelerator.for_device("auto", "cpu", tmp_path)
+    assert cpu is not None and cpu.int8
+    assert auto is not None and not auto.int8
+
+
+def test_on_onnx_the_torch_model_is_let_go_and_the_weights_live_beside_the_graph(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """The pipeline keeps only the model's config: nothing holds the torch weights."""
+    torch_runner: Any = default_loader(cpu_settings(tmp_path))(
+        "text-classification", str(tiny_classifier)
+    )
+    torch_model = weakref.ref(torch_runner.model)
+    runner = accelerator(tmp_path / "onnx").accelerate(
+        "text-classification", str(tiny_classifier), torch_runner
+    )
+    gc.collect()
+
+    assert isinstance(getattr(runner, "model", None), OnnxModel)
+    assert torch_model() is None
+    graphs = {path.name for path in (tmp_path / "onnx").glob("*/*")}
+    assert {onnx_export.TRACED + ".data", onnx_export.OPTIMIZED + ".data"} <= graphs

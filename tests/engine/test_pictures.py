@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from bot.config import Settings
+from bot.engine.fair_turns import Caller
 from bot.engine.image_generation import PictureRunner
-from bot.engine.microbatch import Caller
 from bot.engine.pool import PipelinePool
 from bot.engine.runners import Runner, load_runner
 from bot.errors import TooMuchWork

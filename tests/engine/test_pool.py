@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from bot.config import Settings
+from bot.engine.fair_turns import Caller
 from bot.engine.metrics import PoolMetrics
-from bot.engine.microbatch import Caller
 from bot.engine.model_cache import ModelCache, machine_memory_bytes, resolve_budget
 from bot.engine.pool import PipelinePool, default_loader
 from bot.engine.runners import Runner, load_runner
@@ -690,3 +690,46 @@ async def test_a_faster_form_of_a_model_waits_until_no_batch_runs_then_takes_ove
         assert first is not faster and second is faster
     finally:
         await cache.close()
+
+
+async def test_generation_beyond_the_engines_room_waits_in_a_fair_line_told_its_place(
+    tiny_gpt2: Path,
+) -> None:
+    model = str(tiny_gpt2)
+    started = asyncio.Event()
+    places: dict[str, list[int]] = {"bob": [], "carol": []}
+    async with PipelinePool(settings(generation_max_running=1)) as pool:
+        first = asyncio.create_task(
+            pool.submit(
+                "text-generation",
+                model,
+                "Once upon a time",
+                {"max_new_tokens": 200, "do_sample": False},
+                on_text=lambda _text: started.set(),
+                caller=Caller(owner="alice"),
+            )
+        )
+        await asyncio.wait_for(started.wait(), WAIT)
+        waiting = [
+            asyncio.create_task(
+                pool.submit(
+                    "text-generation",
+                    model,
+                    "The robot",
+                    {"max_new_tokens": 2},
+                    caller=Caller(owner=name, on_position=places[name].append),
+                )
+            )
+            for name in places
+        ]
+        results = await asyncio.wait_for(asyncio.gather(first, *waiting), WAIT)
+
+    assert [result.texts[0][:9] for result in results] == ["Once upon", "The robot", "The robot"]
+    assert places == {"bob": [1, 0], "carol": [2, 1, 0]}
+
+
+def test_the_engines_room_defaults_to_what_its_kv_cache_holds() -> None:
+    assert Settings().generation_running_limit == 32
+    assert Settings(generation_kv_cache_tokens=65536).generation_running_limit == 256
+    assert Settings(generation_max_running=4).generation_running_limit == 4
+    assert Settings(generation_max_running=0).generation_running_limit is None
