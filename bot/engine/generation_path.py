@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from typing import Any
 
 from bot.engine.continuous_engine import ContinuousGenerationEngine, unsupported_reason
 from bot.engine.fair_turns import ANONYMOUS, Caller
 from bot.engine.microbatch import MicroBatcher
-from bot.engine.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +33,14 @@ class GenerationPath:
 
     def __init__(
         self,
-        task: str,
-        model_id: str,
-        *,
-        models: ModelCache,
-        executor: Executor,
         fallback: MicroBatcher,
+        *,
         max_queue: int,
         max_running: int | None,
         kv_cache_tokens: int,
     ) -> None:
-        self.task = task
-        self.model_id = model_id
-        self._models = models
-        self._executor = executor
+        # The same (task, model) as its fallback, on the same cache and executor.
+        self.seat = fallback.seat
         self._fallback = fallback
         self._max_queue = max_queue
         self._max_running = max_running
@@ -82,14 +74,14 @@ class GenerationPath:
         Either way `caller` takes turns with other owners and hears its place in line:
         the continuous engine's own line admits `max_running` sequences at a time.
         """
-        async with self._models.lease(self.task, self.model_id) as runner:
+        async with self.seat.models.lease(self.seat.task, self.seat.model_id) as runner:
             model = getattr(runner, "model", None)
             reason = unsupported_reason(model, params) if model is not None else "no model"
             if reason is None:
                 engine = await self._engine_for(runner)
                 self.served_by_engine += 1
                 return await engine.generate(inputs, params, on_text=on_text, caller=caller)
-        log.debug("generation on %s falls back to micro-batching: %s", self.model_id, reason)
+        log.debug("generation on %s falls back to micro-batching: %s", self.seat.model_id, reason)
         self.served_by_fallback += 1
         return await self._fallback.submit(inputs, params, on_text=on_text, caller=caller)
 
@@ -106,7 +98,7 @@ class GenerationPath:
                     max_running=self._max_running,
                     kv_cache_tokens=self._kv_cache_tokens,
                 )
-                await asyncio.get_running_loop().run_in_executor(self._executor, engine.start)
+                await asyncio.get_running_loop().run_in_executor(self.seat.executor, engine.start)
                 self._engine, self._engine_model = engine, runner.model
             return self._engine
 

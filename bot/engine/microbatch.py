@@ -129,25 +129,30 @@ def run_batch(
     return results
 
 
+@dataclass(frozen=True)
+class ModelSeat:
+    """Where one (task, model) runs: the cache that lends its model and the executor its
+    batches run in. Every local engine of the pool sits on one."""
+
+    task: str
+    model_id: str
+    models: ModelCache
+    executor: Executor
+
+
 class MicroBatcher:
     """The micro-batching engine of one (task, model), behind `PipelinePool.submit`."""
 
     def __init__(
         self,
-        task: str,
-        model_id: str,
+        seat: ModelSeat,
         *,
-        models: ModelCache,
-        executor: Executor,
         metrics: PoolMetrics,
         max_batch_size: int,
         max_wait_s: float,
         queue_size: int,
     ) -> None:
-        self.task = task
-        self.model_id = model_id
-        self._models = models
-        self._executor = executor
+        self.seat = seat
         self._metrics = metrics
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
@@ -179,9 +184,9 @@ class MicroBatcher:
         """Queue one request and wait for its result; `on_text` hears the text so far from a
         runner that streams it (see `bot.engine.controls`), and nothing from the others."""
         if self._closed:
-            raise PoolClosed(task=self.task, model=self.model_id)
+            raise PoolClosed(task=self.seat.task, model=self.seat.model_id)
         if len(self._pending) >= self._queue_size:
-            raise PoolBusy(task=self.task, model=self.model_id, queued=len(self._pending))
+            raise PoolBusy(task=self.seat.task, model=self.seat.model_id, queued=len(self._pending))
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         request = _Request(
@@ -199,7 +204,7 @@ class MicroBatcher:
         self._tell_positions()
         self._arrived.set()
         if self._worker is None:
-            self._worker = loop.create_task(self._work(), name=f"microbatch {self.model_id}")
+            self._worker = loop.create_task(self._work(), name=f"microbatch {self.seat.model_id}")
         try:
             return await request.future
         except asyncio.CancelledError:
@@ -213,7 +218,7 @@ class MicroBatcher:
         """Refuse new requests, answer queued ones with PoolClosed, let a running batch finish."""
         self._closed = True
         while self._pending:
-            _settle(self._pending.popleft(), error=PoolClosed(task=self.task, model=self.model_id))
+            _settle(self._pending.popleft(), error=PoolClosed(task=self.seat.task, model=self.seat.model_id))
         self._arrived.set()
         if self._worker is not None:
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -229,13 +234,13 @@ class MicroBatcher:
     async def _serve_one_batch(self) -> None:
         """Everyone waiting shares the model's fate: a failed load answers all of them."""
         try:
-            async with self._models.lease(self.task, self.model_id) as runner:
+            async with self.seat.models.lease(self.seat.task, self.seat.model_id) as runner:
                 batch = await self._collect()
                 if batch:
                     await self._run(runner, batch)
         except Exception as error:
             if not isinstance(error, ModelLoadFailed):
-                log.exception("micro-batcher for %s failed", self.model_id)
+                log.exception("micro-batcher for %s failed", self.seat.model_id)
             while self._pending:
                 _settle(self._pending.popleft(), error=error)
 
@@ -299,9 +304,9 @@ class MicroBatcher:
         )
         try:
             results = await loop.run_in_executor(
-                self._executor,
-                self._models.run_measured,
-                (self.task, self.model_id),
+                self.seat.executor,
+                self.seat.models.run_measured,
+                (self.seat.task, self.seat.model_id),
                 run_batch,
                 runner,
                 [r.inputs for r in batch],
@@ -315,7 +320,7 @@ class MicroBatcher:
             log.info(
                 "batch of %d on %s failed (%s); retrying one by one",
                 len(batch),
-                self.model_id,
+                self.seat.model_id,
                 error,
             )
             for request in batch:

@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.engine.fair_turns import ANONYMOUS, Caller
 from bot.engine.generation_path import GenerationPath
 from bot.engine.metrics import PoolMetrics, model_label
-from bot.engine.microbatch import MicroBatcher
+from bot.engine.microbatch import MicroBatcher, ModelSeat
 from bot.engine.model_cache import (
     Loader,
     ModelCache,
@@ -313,10 +313,7 @@ class PipelinePool:
         if remote is not None:
             return RemoteEngine(task, self.remote, *remote)
         batcher = MicroBatcher(
-            task,
-            model_id,
-            models=self._models,
-            executor=self._executor,
+            ModelSeat(task, model_id, self._models, self._executor),
             metrics=self.metrics,
             max_batch_size=min(
                 self.settings.pool_max_batch_size,
@@ -331,11 +328,7 @@ class PipelinePool:
         ):
             return batcher
         return GenerationPath(
-            task,
-            model_id,
-            models=self._models,
-            executor=self._executor,
-            fallback=batcher,
+            batcher,
             max_queue=self.settings.pool_queue_size,
             max_running=self.settings.generation_running_limit,
             kv_cache_tokens=self.settings.generation_kv_cache_tokens,
