@@ -78,8 +78,17 @@ async def haproxy(workdir: Path, backends: list[int]) -> AsyncIterator[int]:
         await process.wait()
 
 
-def key(message: JsonDict) -> tuple[int, int]:
-    return message["chat"]["id"], message["message_id"]
+@contextlib.asynccontextmanager
+async def started(replicas: list[BotProcess]) -> AsyncIterator[None]:
+    """Every replica started; whatever happens in the block, none is left running after."""
+    try:
+        await asyncio.gather(*(replica.start(timeout=120) for replica in replicas))
+        yield
+    finally:
+        for replica in replicas:
+            if replica.process is not None and replica.process.returncode is None:
+                replica.kill()
+                await replica.wait()
 
 
 async def test_three_replicas_answer_a_burst_in_order_with_no_429_and_survive_a_kill(
@@ -105,52 +114,52 @@ async def test_three_replicas_answer_a_burst_in_order_with_no_429_and_survive_a_
                 workdir = tmp_path / f"replica{n}"
                 workdir.mkdir()
                 replicas.append(BotProcess(emu, env, workdir))
-            await asyncio.gather(*(replica.start(timeout=120) for replica in replicas))
+            async with started(replicas):
 
-            people = [emu.create_user(f"P{n}") for n in range(40)]
-            group = emu.create_chat("supergroup", "Busy group", creator=people[0])
-            sent: list[JsonDict] = []
-            asked: dict[int, str] = {}
-            for round_ in range(3):
-                for n, person in enumerate(people):
-                    chat = emu.private_chat(person)
-                    sent.append(emu.send_message(person, chat, f"/sentiment {round_} of {n} fine"))
-                for person in people[round_ * 4 : round_ * 4 + 4]:
-                    question = f"group question {len(asked):02d}"
-                    message = emu.send_message(person, group, f"/sentiment {question}")
-                    asked[message["message_id"]] = question
+                people = [emu.create_user(f"P{n}") for n in range(40)]
+                group = emu.create_chat("supergroup", "Busy group", creator=people[0])
+                sent: list[JsonDict] = []
+                asked: dict[int, str] = {}
+                for round_ in range(3):
+                    for n, person in enumerate(people):
+                        chat = emu.private_chat(person)
+                        sent.append(emu.send_message(person, chat, f"/sentiment {round_} of {n} fine"))
+                    for person in people[round_ * 4 : round_ * 4 + 4]:
+                        question = f"group question {len(asked):02d}"
+                        message = emu.send_message(person, group, f"/sentiment {question}")
+                        asked[message["message_id"]] = question
 
-            def all_answered() -> bool:
-                in_group = answered_in_order(emu, group.id, asked)
-                return all(replies_to(emu, m) for m in sent) and set(in_group) == set(
-                    asked.values()
-                )
+                def all_answered() -> bool:
+                    in_group = answered_in_order(emu, group.id, asked)
+                    return all(replies_to(emu, m) for m in sent) and set(in_group) == set(
+                        asked.values()
+                    )
 
-            await emu.wait_until(lambda: sum(bool(replies_to(emu, m)) for m in sent) >= 20, 120)
-            replicas[1].kill()
-            await replicas[1].wait()
-            try:
-                await emu.wait_until(all_answered, 180)
-            except TimeoutError:
-                left = [m for m in sent if not replies_to(emu, m)]
-                chats = {m["chat"]["id"] for m in left}
-                calls = [
-                    (c.method, c.params.get("text"), c.error)
-                    for c in emu.calls
-                    if c.params.get("chat_id") in chats
-                ]
-                logs = "\n".join(r.log_tail(60) for r in replicas)
-                unanswered = [m["text"] for m in left]
-                raise AssertionError(f"unanswered: {unanswered}\n{calls}\n{logs}") from None
+                await emu.wait_until(lambda: sum(bool(replies_to(emu, m)) for m in sent) >= 20, 120)
+                replicas[1].kill()
+                await replicas[1].wait()
+                try:
+                    await emu.wait_until(all_answered, 180)
+                except TimeoutError:
+                    left = [m for m in sent if not replies_to(emu, m)]
+                    chats = {m["chat"]["id"] for m in left}
+                    calls = [
+                        (c.method, c.params.get("text"), c.error)
+                        for c in emu.calls
+                        if c.params.get("chat_id") in chats
+                    ]
+                    logs = "\n".join(r.log_tail(60) for r in replicas)
+                    unanswered = [m["text"] for m in left]
+                    raise AssertionError(f"unanswered: {unanswered}\n{calls}\n{logs}") from None
 
-            alice = people[0]
-            chat = emu.private_chat(alice)
-            saved = emu.send_message(alice, chat, "/set generate temperature 0.35")
-            await emu.wait_until(lambda: bool(replies_to(emu, saved)), 60)
-            shown = emu.send_message(alice, chat, "/settings generate")
-            await emu.wait_until(lambda: bool(replies_to(emu, shown)), 60)
-            for replica in (replicas[0], replicas[2]):
-                assert await replica.stop() == 0
+                alice = people[0]
+                chat = emu.private_chat(alice)
+                saved = emu.send_message(alice, chat, "/set generate temperature 0.35")
+                await emu.wait_until(lambda: bool(replies_to(emu, saved)), 60)
+                shown = emu.send_message(alice, chat, "/settings generate")
+                await emu.wait_until(lambda: bool(replies_to(emu, shown)), 60)
+                for replica in (replicas[0], replicas[2]):
+                    assert await replica.stop() == 0
 
     assert emu.flood.served == 0, "a 429: the replicas together overran one of Telegram's limits"
     counts = [len(replies_to(emu, m)) for m in sent]
