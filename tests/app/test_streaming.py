@@ -283,10 +283,14 @@ async def test_a_parameter_the_engine_cannot_serve_falls_back_to_micro_batching(
 
 
 def drafts_in(bot: RunningBot, chat_id: int) -> list[str]:
+    """What the drafts said, in order; the empty one that shows "Thinking…" left out."""
     return [
         c.params["text"]
         for c in bot.emu.calls
-        if c.method == "sendMessageDraft" and c.params.get("chat_id") == chat_id and not c.error
+        if c.method == "sendMessageDraft"
+        and c.params.get("chat_id") == chat_id
+        and not c.error
+        and c.params.get("text")
     ]
 
 
