@@ -182,6 +182,7 @@ def build_application(
         if services.replicas is not None:
             outbound.share(services.replicas.budget)
             processor.share(services.replicas.order)
+            inbox.share_order(services.replicas.order)
         inbox.attach(
             services.store,
             application.bot.id,

@@ -38,7 +38,7 @@ from typing import Any
 
 from telegram import Bot, Update
 
-from bot.delivery.order import ChatOrderedUpdateProcessor
+from bot.delivery.order import ChatOrderedUpdateProcessor, SharedOrder
 from bot.errors import StoreUnavailable
 from models.base import utcnow
 from models.inbox import Claim
@@ -69,10 +69,16 @@ class UpdateInbox:
         self.replayed = 0
         self._store: Store | None = None
         self._admits: Callable[[Update], Awaitable[bool]] | None = None
+        self._order: SharedOrder | None = None
         self._bot_id = 0
         self._skip_until = 0.0
         self._done: set[int] = set()
         self._flushing: asyncio.Task[None] | None = None
+
+    def share_order(self, order: SharedOrder) -> None:
+        """Replicas: each update takes its place in its chat's shared order as it is written
+        down, before it is acknowledged (`bot.replicas.chat_order`)."""
+        self._order = order
 
     def attach(
         self, store: Store, bot_id: int, admits: Callable[[Update], Awaitable[bool]]
@@ -95,13 +101,18 @@ class UpdateInbox:
             return True
         chat = update.effective_chat
         try:
-            return await store.inbox.accept(
+            new = await store.inbox.accept(
                 self._bot_id,
                 update.update_id,
                 chat.id if chat else None,
                 update.to_dict(),
                 self._claim(),
             )
+            if new and chat is not None and self._order is not None:
+                # Its place in the chat's order before Telegram hears it arrived: a replica
+                # that dies holding it leaves the place to whoever takes it over.
+                await self._order.arrived(chat.id, update.update_id)
+            return new
         except StoreUnavailable:
             self._skip_until = time.monotonic() + SKIP_AFTER_FAILURE_S
             log.warning("inbox unavailable: update %d is served unrecorded", update.update_id)
