@@ -129,6 +129,7 @@ async def test_replying_to_a_chat_answer_in_a_group_continues_that_conversation(
     [answer] = await bot.emu.wait_for(
         "editMessageText", lambda c: "stop:" not in str(c.params.get("reply_markup")), timeout=60
     )
+    await bot.settle()  # the turn is stored a moment after its last edit
     since = len(bot.emu.calls)
 
     bot.emu.send_message(alice, group, "And Rome?", reply_to=answer.result["message_id"])
