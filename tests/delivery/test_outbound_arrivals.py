@@ -27,7 +27,7 @@ from telegram.request import HTTPXRequest
 from bot.delivery.outbound import Budget, PriorityRateLimiter, Window
 from bot.offline.emulator import BotApiEmulator, FloodLimits, RateWindow
 from bot.offline.emulator.world import FakeChat
-from tests.support.loop_thread import LoopThread
+from tests.support.loop_thread import far_telegram as emulator_far_away
 
 ROUND_TRIP_S = 0.4
 TELEGRAM = Budget(overall=Window(30, 1.0), per_chat=Window(1, 1.0), group=Window(3, 5.0))
@@ -40,15 +40,8 @@ PRIVATE_CHATS, PER_PRIVATE_CHAT, GROUPS, PER_GROUP = 60, 3, 2, 4
 @pytest.fixture
 def far_telegram() -> Iterator[BotApiEmulator]:
     """The emulator on a thread of its own, ROUND_TRIP_S away, flood control on."""
-    thread = LoopThread()
-    emu = BotApiEmulator(flood_limits=FLOOD, round_trip_s=ROUND_TRIP_S)
-    thread.run(emu.start())
-    emu.flood.enabled = True
-    try:
+    with emulator_far_away(FLOOD, ROUND_TRIP_S) as emu:
         yield emu
-    finally:
-        thread.run(emu.stop())
-        thread.close()
 
 
 def hold_the_loop(seconds: float) -> None:

@@ -24,7 +24,7 @@ from bot.offline.emulator import BotApiEmulator, FloodLimits, RateWindow
 from bot.offline.emulator.world import FakeChat
 from bot.replicas.redis_link import RedisLink
 from bot.replicas.shared_budget import SharedTelegramBudget
-from tests.support.loop_thread import LoopThread
+from tests.support.loop_thread import far_telegram as emulator_far_away
 
 REDIS = "redis://127.0.0.1:6379/0"
 ROUND_TRIP_S = 0.1
@@ -36,15 +36,9 @@ FLOOD = FloodLimits(
 
 @pytest.fixture
 def far_telegram() -> Iterator[BotApiEmulator]:
-    thread = LoopThread()
-    emu = BotApiEmulator(flood_limits=FLOOD, round_trip_s=ROUND_TRIP_S)
-    thread.run(emu.start())
-    emu.flood.enabled = True
-    try:
+    """The emulator on a thread of its own, ROUND_TRIP_S away, flood control on."""
+    with emulator_far_away(FLOOD, ROUND_TRIP_S) as emu:
         yield emu
-    finally:
-        thread.run(emu.stop())
-        thread.close()
 
 
 @contextlib.asynccontextmanager

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from bot.offline.emulator import BotApiEmulator, FloodLimits
 
 T = TypeVar("T")
 
@@ -28,3 +31,18 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+@contextmanager
+def far_telegram(flood_limits: FloodLimits, round_trip_s: float) -> Iterator[BotApiEmulator]:
+    """The emulator on a loop thread of its own (as Telegram runs elsewhere), a round trip
+    away, flood control on: what it counts is when each call arrives."""
+    thread = LoopThread()
+    emu = BotApiEmulator(flood_limits=flood_limits, round_trip_s=round_trip_s)
+    thread.run(emu.start())
+    emu.flood.enabled = True
+    try:
+        yield emu
+    finally:
+        thread.run(emu.stop())
+        thread.close()
