@@ -60,9 +60,11 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
     access = AccessPolicy(settings, store.access)
     await access.warm()
     replicas = None
+    conversation_turns = ConversationTurns()
     if settings.redis_url is not None:
         replicas = ReplicaSet(settings.redis_url.get_secret_value(), settings, store.database)
         await replicas.start()
+        conversation_turns.share(replicas.conversations)
     return Services(
         settings=settings,
         store=store,
@@ -72,7 +74,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
             replicas.limiter if replicas else UserRateLimiter(settings.rate_limit_per_minute)
         ),
         running=replicas.running if replicas else RunningRequests(),
-        conversation_turns=ConversationTurns(),
+        conversation_turns=conversation_turns,
         drafts=DraftSupport(),
         typing=ChatTyping(),
         edit_pacer=EditPacer(),

@@ -15,7 +15,8 @@ gives up its place in the reply order, letting later updates reply meanwhile.
 
 Replicas of one bot share the order too (`share`, with `bot.replicas.chat_order`): a
 first reply then also waits for the earlier updates of its chat that other replicas
-are handling.
+are handling, and a conversation turn for those to settle, all in Telegram's numbering
+of the updates rather than each replica's arrival order.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class SharedOrder(Protocol):
     async def wait_turn(self, chat_id: int, update_id: int) -> bool:
         """Wait for every earlier update of the chat on any replica; False (at once) when
         the shared order cannot be reached."""
+        ...
+
+    async def settle(self, chat_id: int, update_id: int) -> None: ...
+
+    async def wait_settled(self, chat_id: int, update_id: int) -> bool:
+        """Wait for every earlier update of the chat on any replica to settle; False (at
+        once) when the shared order cannot be reached."""
         ...
 
     async def done(self, chat_id: int, update_id: int) -> None: ...
@@ -109,10 +117,13 @@ class Ticket:
         replica's must wait for `sent`.
         """
         if not self.done:
+            was_settled = self.is_settled
             self.done = self.is_settled = True
             async with self.queue.changed:
                 self.queue.mark(self.number, release=True)
                 self.queue.changed.notify_all()
+            if until_sent and not was_settled and self.shared is not None:
+                await self.shared.settle(self.chat_id, self.update_id)
         if not until_sent:
             await self.sent()
 
@@ -130,9 +141,18 @@ class Ticket:
         async with self.queue.changed:
             self.queue.mark(self.number, release=False)
             self.queue.changed.notify_all()
+        if self.shared is not None:
+            await self.shared.settle(self.chat_id, self.update_id)
 
     async def wait_earlier_settled(self) -> None:
-        """Block until every earlier update of this chat has settled (or replied, or finished)."""
+        """Block until every earlier update of this chat has settled (or replied, or finished).
+
+        Shared: the earlier ones on every replica, in Telegram's numbering, as `wait_turn`.
+        """
+        if self.shared is not None and await self.shared.wait_settled(
+            self.chat_id, self.update_id
+        ):
+            return
         async with self.queue.changed:
             await self.queue.changed.wait_for(lambda: self.queue.settled_upto >= self.number)
 

@@ -10,12 +10,14 @@ from bot.replicas.redis_link import RedisLink
 from bot.replicas.settings_broadcast import SettingsBroadcast
 from bot.replicas.shared_budget import SharedTelegramBudget
 from bot.replicas.shared_limits import SharedRateLimiter, SharedRunningRequests
+from bot.replicas.shared_lines import SharedLines
 from models.database import Database
 
 
 class ReplicaSet:
-    """The limits every replica counts together (each person's, and Telegram's budget), and
-    the settings cache they clear together."""
+    """The limits every replica counts together (each person's, and Telegram's budget), the
+    lines they wait in together (each chat's replies, each conversation's turns), and the
+    settings cache they clear together."""
 
     def __init__(
         self, url: str, settings: Settings, database: Database, *, budget: Budget | None = None
@@ -35,6 +37,9 @@ class ReplicaSet:
         self.order = SharedChatOrder(
             self.link, namespace=namespace, lease_s=settings.inbox_lease_s
         )
+        self.conversations = SharedLines(
+            self.link, f"{namespace}:conversation", lease_s=settings.inbox_lease_s
+        )
 
     async def start(self) -> None:
         await self.broadcast.start()
@@ -42,6 +47,7 @@ class ReplicaSet:
     async def keep_leases(self) -> None:
         """Renew what this replica holds (every third of `inbox_lease_s`)."""
         await self.order.renew()
+        await self.conversations.renew()
 
     @property
     def health(self) -> str:

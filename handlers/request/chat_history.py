@@ -124,7 +124,10 @@ async def conversation_turn(turn: Turn) -> AsyncIterator[bool]:
     ticket = current_ticket()
     if ticket is not None:
         await ticket.wait_earlier_settled()
-    async with turn.services.conversation_turns.turn(key, on_wait=let_others_reply) as waited:
+    place = ticket.update_id if ticket is not None else None
+    async with turn.services.conversation_turns.turn(
+        key, on_wait=let_others_reply, place=place
+    ) as waited:
         if ticket is not None:
             await ticket.settle()
         yield waited

@@ -30,7 +30,7 @@ class WatchedTurns(ConversationTurns):
         self._changed = asyncio.Condition()
 
     def turn(
-        self, key: Hashable, *, on_wait: OnWait | None = None
+        self, key: Hashable, *, on_wait: OnWait | None = None, place: int | None = None
     ) -> AbstractAsyncContextManager[bool]:
         async def noted() -> None:
             async with self._changed:
@@ -39,7 +39,7 @@ class WatchedTurns(ConversationTurns):
             if on_wait is not None:
                 await on_wait()
 
-        return super().turn(key, on_wait=noted)
+        return super().turn(key, on_wait=noted, place=place)
 
     async def until_waited(self, count: int) -> None:
         async with asyncio.timeout(60), self._changed:

@@ -410,6 +410,11 @@ class BotApiEmulator:
         """Updates queued and not yet confirmed by getUpdates or accepted by the webhook."""
         return len(self.delivery.pending)
 
+    def hand_over(self) -> list[JsonDict]:
+        """Take every pending update, as a load balancer in front of a bot's replicas would,
+        to hand each to a replica of the caller's choosing (Telegram counts them accepted)."""
+        return self.delivery.hand_over()
+
     @property
     def accepted_updates(self) -> list[JsonDict]:
         """Updates the bot acknowledged (webhook 2xx, getUpdates offset), in order: what Telegram

@@ -102,6 +102,14 @@ class UpdateDelivery:
         self.pending.append({"update_id": next(self._update_ids), kind: payload})
         self.changes.notify()
 
+    def hand_over(self) -> list[JsonDict]:
+        """Every pending update, accepted at once: what a load balancer in front of several
+        replicas takes from Telegram, each then given to a replica of its own choosing."""
+        taken, self.pending = self.pending, []
+        self.accepted += taken
+        self.changes.notify()
+        return copy.deepcopy(taken)
+
     def resend(self, update: JsonDict) -> None:
         """Queue an update again under its own id, as Telegram does when it missed the 200."""
         self.pending.append(copy.deepcopy(update))
