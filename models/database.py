@@ -104,6 +104,7 @@ class Database:
         self._cache: OrderedDict[tuple[str, int], dict[str, tuple[float, Any]]] = OrderedDict()
         self._on_rebind: list[Callable[[], None]] = []
         self._on_forget: list[Callable[[str, int, str | None], None]] = []
+        self._on_drop: list[Callable[[str | None, int | None], None]] = []
         self.rebind(engine)
 
     def rebind(self, engine: AsyncEngine) -> None:
@@ -163,8 +164,14 @@ class Database:
 
     def forget(self, kind: str, owner: int, task: str | None = None) -> None:
         """Drop what a write changed: one owner's entry for one task, or all of theirs; and
-        tell whoever listens (the other replicas, `bot.replicas.settings_broadcast`)."""
+        tell whoever listens (`tell`)."""
         self.drop(kind, owner, task)
+        self.tell(kind, owner, task)
+
+    def tell(self, kind: str, owner: int, task: str | None = None) -> None:
+        """Say that a write changed what others may have cached (the other replicas, through
+        `bot.replicas.settings_broadcast`), keeping what is cached here: a store that
+        counted its own write in its cache calls this alone."""
         for listener in self._on_forget:
             listener(kind, owner, task)
 
@@ -174,14 +181,23 @@ class Database:
             self._cache.pop((kind, owner), None)
         else:
             self._cache.get((kind, owner), {}).pop(task, None)
+        for listener in self._on_drop:
+            listener(kind, owner)
 
     def drop_all(self) -> None:
         """Drop every cached read (what other replicas wrote may have gone unheard)."""
         self._cache.clear()
+        for listener in self._on_drop:
+            listener(None, None)
 
     def on_forget(self, listener: Callable[[str, int, str | None], None]) -> None:
-        """Call `listener(kind, owner, task)` after each write's `forget`."""
+        """Call `listener(kind, owner, task)` after each write's `forget` or `tell`."""
         self._on_forget.append(listener)
+
+    def on_drop(self, listener: Callable[[str | None, int | None], None]) -> None:
+        """A store's own cache (quota counts) that drops what this one drops: `listener(kind,
+        owner)`, or `(None, None)` for everything."""
+        self._on_drop.append(listener)
 
 
 async def or_default(read: Awaitable[T], default: T, *, what: str) -> T:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, false, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -287,23 +288,120 @@ def _bucket(start: datetime, rows: list[Any]) -> Bucket:
     )
 
 
+SERVED = "served"  # what a replica says when it logged an answered request (`Database.tell`)
+
+
+@dataclass(frozen=True)
+class QuotaRoom:
+    """One daily limit a request must fit in: its size, the chat it counts in (None:
+    everywhere) and the answered requests logged against it."""
+
+    limit: int
+    chat_id: int | None
+    answered: int
+
+
+@dataclass(eq=False)
+class QuotaHold:
+    """A request counted against its quota until it is logged (compared by identity)."""
+
+    counted: int
+    chat_id: int | None
+    for_s: float
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class QuotaHolds(Protocol):
+    """Where holds are kept: this process (`LocalHolds`), or every replica's together."""
+
+    async def take(self, hold: QuotaHold, rooms: Sequence[QuotaRoom]) -> int | None:
+        """Hold `hold` if every room has space for it (answered plus live holds in its
+        chat below its limit): None; else the index of the first room without space. The
+        look and the take are one step, so two requests cannot both take the last place."""
+        ...
+
+    async def count(self, counted: int, chat_id: int | None) -> int:
+        """Live holds on one quota (in one chat, if given)."""
+        ...
+
+    async def release(self, hold: QuotaHold) -> None: ...
+
+
+class LocalHolds:
+    """Holds in this process's memory: each lapses `for_s` after it was taken."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._held: dict[int, list[tuple[QuotaHold, float]]] = {}
+
+    def _live(self, counted: int) -> list[tuple[QuotaHold, float]]:
+        now = self._clock()
+        live = [(hold, ends) for hold, ends in self._held.get(counted, []) if ends > now]
+        if live:
+            self._held[counted] = live
+        else:
+            self._held.pop(counted, None)
+        return live
+
+    def _held_in(self, counted: int, chat_id: int | None) -> int:
+        return sum(1 for hold, _ in self._live(counted) if chat_id is None or hold.chat_id == chat_id)
+
+    async def take(self, hold: QuotaHold, rooms: Sequence[QuotaRoom]) -> int | None:
+        for index, room in enumerate(rooms):
+            if room.answered + self._held_in(hold.counted, room.chat_id) >= room.limit:
+                return index
+        self._held.setdefault(hold.counted, []).append((hold, self._clock() + hold.for_s))
+        return None
+
+    async def count(self, counted: int, chat_id: int | None) -> int:
+        return self._held_in(counted, chat_id)
+
+    async def release(self, hold: QuotaHold) -> None:
+        held = [(h, ends) for h, ends in self._held.get(hold.counted, []) if h is not hold]
+        if held:
+            self._held[hold.counted] = held
+        else:
+            self._held.pop(hold.counted, None)
+
+
 class UsageLog:
     """The request log, and the quota counts read from it.
 
     Quotas are asked before every model command, so the count of answered rows
     is cached per (person, chat) for the database's cache TTL, and requests that
-    passed a quota check but are not logged yet are held in memory (`hold_served`).
+    passed a quota check but are not logged yet are held (`hold_served`), in this
+    process or, with replicas, in Redis for all of them (`share_holds`).
     """
 
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._holds: QuotaHolds = LocalHolds(database.clock)
         database.on_rebind(self._reset)
+        database.on_drop(self._dropped)
         self._reset()
 
     def _reset(self) -> None:
         self._served: OrderedDict[tuple[int, int | None], _ServedCount] = OrderedDict()
         self._served_reads: dict[tuple[int, int | None], bool] = {}
-        self._held: dict[int, list[_Hold]] = {}
+        if isinstance(self._holds, LocalHolds):
+            self._holds = LocalHolds(self._db.clock)
+
+    def share_holds(self, holds: QuotaHolds) -> None:
+        """Keep holds where every replica counts them (`bot.replicas.shared_quota`)."""
+        self._holds = holds
+
+    def _dropped(self, kind: str | None, owner: int | None) -> None:
+        """Another replica logged an answered request (or may have, unheard): the counts
+        cached here miss it."""
+        if kind is None:
+            self._served.clear()
+            self._served_reads = dict.fromkeys(self._served_reads, True)
+        elif kind == SERVED:
+            for key in [key for key in self._served if key[0] == owner]:
+                del self._served[key]
+            for key in self._served_reads:
+                if key[0] == owner:
+                    self._served_reads[key] = True
 
     async def log(
         self,
@@ -319,7 +417,7 @@ class UsageLog:
         charged: bool | None = None,
     ) -> None:
         """Log one request; one `charged` (by default: answered) also counts at once in the
-        cached quota counts.
+        cached quota counts, here and (told through the database) on other replicas.
 
         It also releases the hold (`hold_served`) this task took, if any,
         whether or not the row can be written: the request is over either way.
@@ -344,58 +442,56 @@ class UsageLog:
             counted = counted_as(user_id, chat_id)
             if (ok if charged is None else charged) and counted is not None:
                 self._count_served(counted, chat_id, created_at)
+                self._db.tell(SERVED, counted)
         finally:
             # Only now: until the row is in (and counted), the hold is what counts it.
-            self._release(_HOLD.get())
+            hold = _HOLD.get()
+            if hold is not None:
+                _HOLD.set(None)
+                await self._holds.release(hold)
 
-    def hold_served(self, counted: int, chat_id: int | None, *, for_s: float) -> None:
-        """Count a request that passed a quota check until this task logs its usage.
+    async def hold_served(
+        self,
+        counted: int,
+        chat_id: int | None,
+        rooms: Sequence[QuotaRoom],
+        *,
+        for_s: float,
+    ) -> int | None:
+        """Count a request against its quotas until this task logs its usage, if it fits
+        in every room: None; else the index of the first room it does not fit in.
 
         `counted` is the quota it counts against (`counted_as`).
 
         Without it, a person's next request could pass while the last one still
-        runs (or is answered but not yet logged) and overshoot the quota. The
-        hold belongs to the asyncio task handling the request (a context
-        variable), so the `log` of that same request releases exactly it;
-        one never released (a crash skips the log) lapses after `for_s`.
+        runs (or is answered but not yet logged) and overshoot the quota; and the
+        check is one step with the hold, so two requests arriving together (on one
+        replica or two) cannot both take the last place. The hold belongs to the
+        asyncio task handling the request (a context variable), so the `log` of that
+        same request releases exactly it; one never released (a crash skips the log)
+        lapses after `for_s`.
         """
-        hold = _Hold(counted, chat_id, self._db.clock() + for_s)
-        self._held.setdefault(counted, []).append(hold)
-        _HOLD.set(hold)
+        hold = QuotaHold(counted, chat_id, for_s)
+        refused = await self._holds.take(hold, rooms)
+        if refused is None:
+            _HOLD.set(hold)
+        return refused
 
-    def _release(self, hold: _Hold | None) -> None:
-        if hold is None:
-            return
-        _HOLD.set(None)
-        held = self._held.get(hold.user_id, [])
-        if hold in held:
-            held.remove(hold)
-        if not held:
-            self._held.pop(hold.user_id, None)
-
-    def _holds(self, user_id: int, chat_id: int | None) -> int:
-        now = self._db.clock()
-        live = [hold for hold in self._held.get(user_id, []) if hold.expires > now]
-        if live:
-            self._held[user_id] = live
-        else:
-            self._held.pop(user_id, None)
-        return sum(1 for hold in live if chat_id is None or hold.chat_id == chat_id)
-
-    async def served_since(
+    async def answered_since(
         self, counted: int, since: datetime, *, chat_id: int | None = None
     ) -> int:
-        """Requests answered against one quota since a moment (in one chat, if given), and held
-        ones. `counted` is a person, or everything sent as a chat in one chat (`counted_as`).
+        """Requests answered against one quota since a moment (in one chat, if given), as the
+        usage log has them: each answered request this process logs adds one to the cached
+        counts at once, and one another replica logs drops them (through the database's
+        listeners); the TTL bounds how long a write nobody heard of goes unseen. A read
+        that a log write overtook is returned but not cached, since it may or may not
+        include that row."""
+        return await self._served_rows(counted, since, chat_id)
 
-        What daily quotas count: rows of the usage log with ok=True, plus the
-        requests that passed a quota check and are not logged yet
-        (`hold_served`). Each answered request this process logs adds one to the
-        cached counts at once, and the TTL bounds how long rows written by
-        another process go unseen. A read that a log write overtook is returned
-        but not cached, since it may or may not include that row.
-        """
-        return await self._served_rows(counted, since, chat_id) + self._holds(counted, chat_id)
+    async def held(self, counted: int, chat_id: int | None = None) -> int:
+        """Requests counted against one quota (in one chat, if given) that are not logged yet
+        (`hold_served`)."""
+        return await self._holds.count(counted, chat_id)
 
     async def _served_rows(self, user_id: int, since: datetime, chat_id: int | None) -> int:
         key = (user_id, chat_id)
@@ -442,17 +538,8 @@ class UsageLog:
             return await usage_series(session, since, until, step, chat_id=chat_id)
 
 
-@dataclass(eq=False)
-class _Hold:
-    """A request counted against its person's quota until it is logged (compared by identity)."""
-
-    user_id: int
-    chat_id: int | None
-    expires: float
-
-
 # The hold the request handled by the current asyncio task took (see `hold_served`).
-_HOLD: ContextVar[_Hold | None] = ContextVar("hfbot_quota_hold", default=None)
+_HOLD: ContextVar[QuotaHold | None] = ContextVar("hfbot_quota_hold", default=None)
 
 
 @dataclass

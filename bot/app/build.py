@@ -65,6 +65,7 @@ async def start_services(settings: Settings, metrics: BotMetrics) -> Services:
         replicas = ReplicaSet(settings.redis_url.get_secret_value(), settings, store.database)
         await replicas.start()
         conversation_turns.share(replicas.conversations)
+        store.usage.share_holds(replicas.quota_holds)
     return Services(
         settings=settings,
         store=store,

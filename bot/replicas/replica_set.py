@@ -11,7 +11,9 @@ from bot.replicas.settings_broadcast import SettingsBroadcast
 from bot.replicas.shared_budget import SharedTelegramBudget
 from bot.replicas.shared_limits import SharedRateLimiter, SharedRunningRequests
 from bot.replicas.shared_lines import SharedLines
+from bot.replicas.shared_quota import SharedQuotaHolds
 from models.database import Database
+from models.usage import LocalHolds
 
 
 class ReplicaSet:
@@ -32,6 +34,9 @@ class ReplicaSet:
             self.link, per_minute, UserRateLimiter(per_minute), namespace=namespace
         )
         self.running = SharedRunningRequests(self.link, namespace=namespace)
+        self.quota_holds = SharedQuotaHolds(
+            self.link, LocalHolds(database.clock), namespace=namespace
+        )
         self.broadcast = SettingsBroadcast(self.link, database, namespace=namespace)
         self.budget = SharedTelegramBudget(self.link, budget, namespace=namespace)
         self.order = SharedChatOrder(

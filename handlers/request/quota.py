@@ -29,7 +29,7 @@ from datetime import UTC, datetime, time, timedelta
 from bot.errors import GroupQuotaExceeded, QuotaExceeded, StoreUnavailable
 from handlers.request.turn import Turn
 from models.base import utcnow
-from models.usage import counted_as
+from models.usage import QuotaRoom, counted_as
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +63,31 @@ def reset_values(now: datetime) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class Allowance:
-    """One daily limit that applies to a request: its size, what is used, and its refusal."""
+    """One daily limit that applies to a request: its size, the chat it counts in (None:
+    everywhere), what is used (answered, and held by requests still running) and its
+    refusal."""
 
     limit: int
-    used: int
+    chat_id: int | None
+    answered: int
+    held: int
     refusal: type[QuotaExceeded]
 
     @property
     def left(self) -> int:
-        return max(0, self.limit - self.used)
+        return max(0, self.limit - self.answered - self.held)
+
+    @property
+    def room(self) -> QuotaRoom:
+        return QuotaRoom(self.limit, self.chat_id, self.answered)
 
 
-async def allowances(turn: Turn) -> list[Allowance]:
+async def allowances(turn: Turn, *, with_held: bool = True) -> list[Allowance]:
     """The daily limits on this person here: none for the bot's admins or where none is set.
 
-    Raises StoreUnavailable when the counts (or the group's quota) cannot be read.
+    `with_held=False` leaves out requests still running (the check takes them into
+    account as it holds a place, in one step). Raises StoreUnavailable when the counts
+    (or the group's quota) cannot be read.
     """
     if turn.owner_id in turn.services.settings.admin_ids:
         return []
@@ -91,11 +101,14 @@ async def allowances(turn: Turn) -> list[Allowance]:
         quotas.append((group_quota or 0, turn.chat.id, GroupQuotaExceeded))
     since = day_start(utcnow())
     counted = quota_of(turn)
-    return [
-        Allowance(limit, await store.usage.served_since(counted, since, chat_id=chat), refusal)
-        for limit, chat, refusal in quotas
-        if limit > 0
-    ]
+    found = []
+    for limit, chat, refusal in quotas:
+        if limit <= 0:
+            continue
+        answered = await store.usage.answered_since(counted, since, chat_id=chat)
+        held = await store.usage.held(counted, chat) if with_held else 0
+        found.append(Allowance(limit, chat, answered, held, refusal))
+    return found
 
 
 def quota_of(turn: Turn) -> int:
@@ -112,17 +125,20 @@ async def check_quota(turn: Turn) -> None:
     Fails open: with the database unreachable the request goes ahead (logged).
     """
     try:
-        found = await allowances(turn)
+        found = await allowances(turn, with_held=False)
     except StoreUnavailable:
         log.warning("daily quota of user %s not checked: store unavailable", turn.owner_id)
         return
-    for allowance in found:
-        if allowance.left == 0:
-            raise allowance.refusal(limit=allowance.limit, **reset_values(utcnow()))
-    if found:
-        # Counted from now until its usage row is logged (the lifecycle logs every request).
-        hold_s = turn.services.settings.pool_request_timeout_s + HOLD_SLACK_S
-        turn.services.store.usage.hold_served(quota_of(turn), turn.chat_id, for_s=hold_s)
+    if not found:
+        return
+    # Counted from now until its usage row is logged (the lifecycle logs every request).
+    hold_s = turn.services.settings.pool_request_timeout_s + HOLD_SLACK_S
+    full = await turn.services.store.usage.hold_served(
+        quota_of(turn), turn.chat_id, [allowance.room for allowance in found], for_s=hold_s
+    )
+    if full is not None:
+        refused = found[full]
+        raise refused.refusal(limit=refused.limit, **reset_values(utcnow()))
 
 
 async def quota_line(turn: Turn) -> str | None:

@@ -183,6 +183,6 @@ async def test_0008_charges_the_answered_requests_logged_before_it(database) -> 
                 )
         await migrate.upgrade(engine)
         store = Store(engine, rules=param_rules_from_caps(256, 3))
-        assert await store.usage.served_since(42, utcnow() - timedelta(hours=1)) == 1
+        assert await store.usage.answered_since(42, utcnow() - timedelta(hours=1)) == 1
     finally:
         await engine.dispose()
