@@ -6,6 +6,7 @@ from bot.admission.rate_limit import UserRateLimiter
 from bot.config import Settings
 from bot.delivery.outbound import Budget
 from bot.replicas.chat_order import SharedChatOrder
+from bot.replicas.poll_leader import PollLeader
 from bot.replicas.redis_link import RedisLink
 from bot.replicas.settings_broadcast import SettingsBroadcast
 from bot.replicas.shared_budget import SharedTelegramBudget
@@ -14,8 +15,8 @@ from models.database import Database
 
 
 class ReplicaSet:
-    """The limits every replica counts together (each person's, and Telegram's budget), and
-    the settings cache they clear together."""
+    """The limits every replica counts together (each person's, and Telegram's budget), the
+    settings cache they clear together, and which of them polls Telegram."""
 
     def __init__(
         self, url: str, settings: Settings, database: Database, *, budget: Budget | None = None
@@ -35,6 +36,7 @@ class ReplicaSet:
         self.order = SharedChatOrder(
             self.link, namespace=namespace, lease_s=settings.inbox_lease_s
         )
+        self.poller = PollLeader(self.link, namespace=namespace)
 
     async def start(self) -> None:
         await self.broadcast.start()
