@@ -71,9 +71,10 @@ class Polling:
     async def stop(self) -> None:
         """No more getUpdates from this process; then the lease goes to another replica."""
         self._stopping.set()
-        for task in (self._rounds, self._steering):
-            if task is not None:
-                await task
+        if self._rounds is not None:
+            await self._rounds
+        if self._steering is not None:  # the last round may have started one
+            await self._steering
         if self._updater.running:
             await self._updater.stop()
         if self._leader is not None:

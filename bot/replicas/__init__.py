@@ -3,8 +3,9 @@
 With `HFBOT_REDIS_URL` unset there is one process and nothing here runs. Set, each
 process keeps its models, its pool and its Telegram connection, and shares through
 Redis what makes them one bot to the people using it: each person's rate limit and
-in-flight cap (`shared_limits`), and the settings cache, which a write on any replica
-clears on all of them at once (`settings_broadcast`). While Redis cannot be reached a
+in-flight cap (`shared_limits`), the settings cache, which a write on any replica
+clears on all of them at once (`settings_broadcast`), and, polling, which one of them
+polls Telegram (`poll_leader`). While Redis cannot be reached a
 replica falls back on its own limits and says so once (`redis_link`), and shares again
 as soon as Redis answers; nothing a person saved lives in Redis, so nothing is lost.
 """

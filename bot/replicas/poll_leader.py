@@ -10,13 +10,15 @@ poller killed outright stops renewing, and a standby polls within about one leas
 The decisions, each made so that no two replicas poll while Redis can tell them apart:
 
 - A renewal refused because another replica holds the lease (this one stalled past it):
-  stop polling at once and stand by.
+  stop polling at once and stand by. Its last getUpdates (PTB's, confirming what it
+  fetched) may cut the new poller's long poll once: one 409, polled again a second later.
 - A renewal refused because the key is gone (Redis restarted, or lost it): take it back
   if nobody else has; nothing changes for anyone.
-- Redis unreachable: the poller goes on polling (the bot keeps answering) and a standby
-  does not start (it cannot know nobody polls, and nobody can take the lease). When
-  Redis answers again, a standby that saw it down waits one more lease before trying,
-  so a poller that went on polling through the outage takes its lease back first.
+- Redis unreachable (or refusing commands): the poller goes on polling, so the bot keeps
+  answering (stopping would leave nobody polling), and a standby does not start (it
+  cannot know that nobody polls, and nobody can take the lease). When Redis answers
+  again, a standby that saw it down waits one more lease before trying, so a poller
+  that went on polling through the outage takes its lease back first.
 - A poller stopping (SIGTERM) gives the lease back only after its last getUpdates, so
   the replica taking over is never cut off by it.
 
@@ -40,7 +42,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from redis.exceptions import LockError, LockNotOwnedError
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 
 from bot.replicas.redis_link import UNREACHABLE, RedisLink
 
@@ -52,6 +54,9 @@ LEASE_S = 5.0
 RENEW_S = 1.0
 
 Role = Literal["leader", "standby"]
+
+# Unreachable, or refusing commands (out of memory, a read-only replica): alike here.
+REFUSED: tuple[type[Exception], ...] = (RedisError, *UNREACHABLE)
 
 
 class PollLeader:
@@ -84,7 +89,7 @@ class PollLeader:
         leading = self.role == "leader"
         try:
             leading = await (self._renew() if leading else self._take())
-        except UNREACHABLE as error:
+        except REFUSED as error:
             self._link.failed(error)
             if not leading:
                 self._not_before = math.inf
