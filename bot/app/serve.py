@@ -7,6 +7,9 @@ not retried (it will not heal). Polling that loses Telegram later logs one
 line per failure while PTB's own loop backs off, and so does PTB's last
 getUpdates on the way out when Telegram is gone by then.
 
+Replicas (`HFBOT_REDIS_URL`) in polling mode poll one at a time, the one holding
+the poller lease (`bot.app.polling`); without Redis the one process polls.
+
 On a stop signal the bot stops taking updates, lets requests in flight finish
 until `shutdown_grace_s`, then closes the pool, which answers every request
 still waiting with "I'm restarting" (so nobody is left without a reply), and
@@ -26,9 +29,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
-from telegram.error import NetworkError, RetryAfter, TelegramError
+from telegram.error import NetworkError, RetryAfter
 
 from bot.app.build import build_application
+from bot.app.polling import Polling
 from bot.app.web import build_web_app, uvicorn_server, webhook_secret
 from bot.config import Settings
 from bot.delivery.order import ChatOrderedUpdateProcessor
@@ -73,16 +77,14 @@ async def serve(
                 allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=False,
             )
-        else:
-            assert application.updater is not None
-            await application.updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES, error_callback=_polling_failed
-            )
+        polling = None if webhook else polling_of(application)
+        if polling is not None:
+            await polling.start()
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([*serving, stopping], return_when=asyncio.FIRST_COMPLETED)
         log.info("stopping: no new updates; finishing requests in flight")
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()
+        if polling is not None:
+            await polling.stop()
         for server in servers:
             server.should_exit = True
         await drain(application, settings.shutdown_grace_s)
@@ -159,9 +161,12 @@ async def reach_telegram(
         return False
 
 
-def _polling_failed(exc: TelegramError) -> None:
-    """One line instead of PTB's traceback; its loop tries again, waiting up to 30 s."""
-    log.warning("polling Telegram failed (%s); trying again", exc)
+def polling_of(application: BotApplication) -> Polling:
+    """Polling for this process: under the replicas' poller lease when there are replicas."""
+    assert application.updater is not None
+    found = services_of(application)
+    replicas = found.replicas if found is not None else None
+    return Polling(application.updater, replicas.poller if replicas is not None else None)
 
 
 def web_servers(

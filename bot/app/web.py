@@ -36,7 +36,8 @@ async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
 
     Each remote engine is reported; one that is down fails the check only if
     the operator marked it required. Redis, where replicas share it, is reported and
-    never fails it (a replica answers on its own limits without it).
+    never fails it (a replica answers on its own limits without it), and so is which
+    replica polls Telegram (a standby is as healthy as the poller).
     """
     parts: dict[str, str] = {"bot": "ok" if application.running else "stopped"}
     found = services_of(application)
@@ -52,6 +53,8 @@ async def health(application: BotApplication) -> tuple[bool, dict[str, str]]:
     healthy = all(value == "ok" for value in parts.values())
     if found.replicas is not None:  # reported, never failing: the replica answers without it
         parts["redis"] = found.replicas.health
+        if found.replicas.poller.role is not None:
+            parts["poller"] = found.replicas.poller.role
     remote = found.pool.remote
     for name, state in (await remote.health()).items():
         parts[f"engine:{name}"] = state

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
+
 from bot.offline.emulator import BotApiEmulator
 
 HFBOT = Path(sys.executable).with_name("hfbot")
@@ -23,7 +25,7 @@ HFBOT = Path(sys.executable).with_name("hfbot")
 
 @dataclass
 class BotProcess:
-    """One `hfbot run` in webhook mode; `lives` counts how often it was started."""
+    """One `hfbot run` (webhook or polling); `lives` counts how often it was started."""
 
     emu: BotApiEmulator
     env: dict[str, str]
@@ -32,8 +34,14 @@ class BotProcess:
     lives: int = 0
     logs: list[Path] = field(default_factory=list)
 
+    @property
+    def standing_by(self) -> bool:
+        """A replica in polling mode, which may never poll (another one does)."""
+        return "HFBOT_REDIS_URL" in self.env and "HFBOT_WEBHOOK_URL" not in self.env
+
     async def start(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109 - the test's own bound
-        """Start it; return once it serves (its webhook registered, or its first long poll).
+        """Start it; return once it serves (its webhook registered, its first long poll, or, a
+        replica in polling mode, its /healthz naming its part: poller or standby).
 
         A long poll is recorded as a call only when it returns, so a poll held
         open counts as serving too.
@@ -49,18 +57,39 @@ class BotProcess:
             )
         self.process = process
         try:
-            await self.emu.wait_until(
-                lambda: (
-                    sum(1 for c in self.emu.calls if c.method == ready) > before
-                    or (ready == "getUpdates" and self.emu.long_polls_waiting > 0)
-                    or process.returncode is not None
-                ),
-                timeout=timeout,
-            )
+            if self.standing_by:
+                await self._health_names_poller(timeout)
+            else:
+                await self.emu.wait_until(
+                    lambda: (
+                        sum(1 for c in self.emu.calls if c.method == ready) > before
+                        or (ready == "getUpdates" and self.emu.long_polls_waiting > 0)
+                        or process.returncode is not None
+                    ),
+                    timeout=timeout,
+                )
         except TimeoutError:
             raise RuntimeError(f"the bot did not start:\n{self.log_tail()}") from None
         if process.returncode is not None:
             raise RuntimeError(f"the bot exited ({process.returncode}):\n{self.log_tail()}")
+
+    async def health(self) -> dict[str, object]:
+        """What its /healthz says (on HFBOT_METRICS_PORT); empty while it does not answer."""
+        url = f"http://127.0.0.1:{self.env['HFBOT_METRICS_PORT']}/healthz"
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url) as response:
+                found = await response.json()
+        except (aiohttp.ClientError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    async def _health_names_poller(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Until /healthz names its part; another process's state, so it is asked again."""
+        async with asyncio.timeout(timeout):
+            while "poller" not in await self.health():
+                if self.process is None or self.process.returncode is not None:
+                    return
+                await asyncio.sleep(0.1)
 
     def kill(self) -> None:
         assert self.process is not None

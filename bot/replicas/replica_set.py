@@ -6,6 +6,7 @@ from bot.admission.rate_limit import UserRateLimiter
 from bot.config import Settings
 from bot.delivery.outbound import Budget
 from bot.replicas.chat_order import SharedChatOrder
+from bot.replicas.poll_leader import PollLeader
 from bot.replicas.redis_link import RedisLink
 from bot.replicas.settings_broadcast import SettingsBroadcast
 from bot.replicas.shared_budget import SharedTelegramBudget
@@ -18,8 +19,8 @@ from models.usage import LocalHolds
 
 class ReplicaSet:
     """The limits every replica counts together (each person's, and Telegram's budget), the
-    lines they wait in together (each chat's replies, each conversation's turns), and the
-    settings cache they clear together."""
+    lines they wait in together (each chat's replies, each conversation's turns), the
+    settings cache they clear together, and which of them polls Telegram."""
 
     def __init__(
         self, url: str, settings: Settings, database: Database, *, budget: Budget | None = None
@@ -45,6 +46,7 @@ class ReplicaSet:
         self.conversations = SharedLines(
             self.link, f"{namespace}:conversation", lease_s=settings.inbox_lease_s
         )
+        self.poller = PollLeader(self.link, namespace=namespace)
 
     async def start(self) -> None:
         await self.broadcast.start()

@@ -26,6 +26,7 @@ from bot.offline.emulator.world import JsonDict
 from tests.app.test_webhook import free_port
 from tests.support.crash import replies_to
 from tests.support.harness import answered_in_order, tiny_default_models
+from tests.support.replica_processes import started
 
 REDIS = "redis://127.0.0.1:6379/0"
 HAPROXY = shutil.which("haproxy")
@@ -76,19 +77,6 @@ async def haproxy(workdir: Path, backends: list[int]) -> AsyncIterator[int]:
     finally:
         process.send_signal(signal.SIGTERM)
         await process.wait()
-
-
-@contextlib.asynccontextmanager
-async def started(replicas: list[BotProcess]) -> AsyncIterator[None]:
-    """Every replica started; whatever happens in the block, none is left running after."""
-    try:
-        await asyncio.gather(*(replica.start(timeout=120) for replica in replicas))
-        yield
-    finally:
-        for replica in replicas:
-            if replica.process is not None and replica.process.returncode is None:
-                replica.kill()
-                await replica.wait()
 
 
 async def test_three_replicas_answer_a_burst_in_order_with_no_429_and_survive_a_kill(
