@@ -170,7 +170,7 @@ class Database:
 
     def tell(self, kind: str, owner: int, task: str | None = None) -> None:
         """Say that a write changed what others may have cached (the other replicas, through
-        `bot.replicas.settings_broadcast`), keeping what is cached here: a store that
+        `bot.replicas.broadcast`), keeping what is cached here: a store that
         counted its own write in its cache calls this alone."""
         for listener in self._on_forget:
             listener(kind, owner, task)

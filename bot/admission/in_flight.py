@@ -57,8 +57,12 @@ class RunningRequests:
             if not mine:
                 self._by_user.pop(user_id, None)
 
-    def cancel(self, user_id: int) -> int:
+    async def cancel(self, user_id: int) -> int:
         """Stop every request of this user; returns how many were running."""
+        return self.cancel_here(user_id)
+
+    def cancel_here(self, user_id: int) -> int:
+        """Stop every request of this user that this process runs; returns how many."""
         tasks = list(self._by_user.get(user_id, {}).values())
         for task in tasks:
             task.cancel()

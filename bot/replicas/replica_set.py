@@ -5,10 +5,10 @@ from __future__ import annotations
 from bot.admission.rate_limit import UserRateLimiter
 from bot.config import Settings
 from bot.delivery.outbound import Budget
+from bot.replicas.broadcast import Broadcast
 from bot.replicas.chat_order import SharedChatOrder
 from bot.replicas.poll_leader import PollLeader
 from bot.replicas.redis_link import RedisLink
-from bot.replicas.settings_broadcast import SettingsBroadcast
 from bot.replicas.shared_budget import SharedTelegramBudget
 from bot.replicas.shared_limits import SharedRateLimiter, SharedRunningRequests
 from bot.replicas.shared_lines import SharedLines
@@ -38,7 +38,8 @@ class ReplicaSet:
         self.quota_holds = SharedQuotaHolds(
             self.link, LocalHolds(database.clock), namespace=namespace
         )
-        self.broadcast = SettingsBroadcast(self.link, database, namespace=namespace)
+        self.broadcast = Broadcast(self.link, database, namespace=namespace)
+        self.running.stop_elsewhere(self.broadcast)
         self.budget = SharedTelegramBudget(self.link, budget, namespace=namespace)
         self.order = SharedChatOrder(
             self.link, namespace=namespace, lease_s=settings.inbox_lease_s

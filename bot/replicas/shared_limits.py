@@ -23,7 +23,9 @@ import contextlib
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import RedisStorage
@@ -89,7 +91,8 @@ class SharedRateLimiter:
 
 
 # KEYS[1]: the person's holds (field: request id, value: lease end in ms, Redis's clock).
-# ARGV: request id, cap, lease in ms, "renew" to extend a hold already taken.
+# ARGV: request id, cap, lease in ms, "renew" to extend a hold already taken ("count": how
+# many live holds the person has).
 # Returns 1 when the request holds a place, 0 when the cap is reached.
 _HOLD = """
 local now = redis.call('TIME')
@@ -100,6 +103,7 @@ if ARGV[4] ~= 'renew' then
   for i = 1, #holds, 2 do
     if tonumber(holds[i + 1]) <= ms then redis.call('HDEL', KEYS[1], holds[i]) end
   end
+  if ARGV[4] == 'count' then return redis.call('HLEN', KEYS[1]) end
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ms + lease)
@@ -108,9 +112,17 @@ return 1
 """
 
 
+class StopElsewhere(Protocol):
+    """Who asks the other replicas to stop a person's requests (`bot.replicas.broadcast`)."""
+
+    def on_cancel(self, stop: Callable[[int], object]) -> None: ...
+
+    async def cancel(self, owner: int) -> None: ...
+
+
 class SharedRunningRequests(RunningRequests):
-    """Requests in flight per person, capped across replicas; /cancel and Stop still act on
-    the requests this process runs (`RunningRequests`)."""
+    """Requests in flight per person, capped across replicas; /cancel and Stop stop them on
+    every replica (`stop_elsewhere`)."""
 
     def __init__(
         self, link: RedisLink, *, namespace: str = "hfbot", lease_s: float = 30.0
@@ -120,10 +132,35 @@ class SharedRunningRequests(RunningRequests):
         self._link = link
         self._lease_ms = int(lease_s * 1000)
         self._hold = link.client.register_script(_HOLD)
+        self._held_here: Counter[int] = Counter()
+        self._elsewhere: StopElsewhere | None = None
+
+    def stop_elsewhere(self, elsewhere: StopElsewhere) -> None:
+        """A /cancel or Stop here reaches the other replicas through `elsewhere`, and theirs
+        reach this one."""
+        self._elsewhere = elsewhere
+        elsewhere.on_cancel(self.cancel_here)
+
+    async def cancel(self, user_id: int) -> int:
+        """Stop this person's requests here and on every other replica; returns how many were
+        running (those elsewhere counted by their places in flight)."""
+        here = self.cancel_here(user_id)
+        if self._elsewhere is None:
+            return here
+        await self._elsewhere.cancel(user_id)
+
+        async def count(client: Redis) -> object:
+            return await self._hold(keys=[self._key(user_id)], args=["", 0, 0, "count"])
+
+        held = await self._link.run(count)
+        return here + max(0, int(str(held or 0)) - self._held_here[user_id])
+
+    def _key(self, user_id: int) -> str:
+        return f"{self._namespace}:in_flight:{user_id}"
 
     @contextlib.asynccontextmanager
     async def admitted(self, user_id: int, limit: int) -> AsyncIterator[None]:
-        key = f"{self._namespace}:in_flight:{user_id}"
+        key = self._key(user_id)
         request = uuid.uuid4().hex
 
         async def take(client: Redis) -> object:
@@ -137,10 +174,14 @@ class SharedRunningRequests(RunningRequests):
         if not held:
             raise TooManyInFlight(limit=limit)
         renewing = asyncio.create_task(self._renew(key, request))
+        self._held_here[user_id] += 1
         try:
             yield
         finally:
             renewing.cancel()
+            self._held_here[user_id] -= 1
+            if not self._held_here[user_id]:
+                del self._held_here[user_id]
             with contextlib.suppress(*UNREACHABLE):
                 await self._link.client.hdel(key, request)
 

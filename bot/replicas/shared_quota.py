@@ -10,7 +10,7 @@ a place only if every limit has one; two replicas admitting a person's requests 
 the same moment cannot both take the last place.
 
 A replica that logs an answered request tells the others (`models.usage.SERVED`
-through `settings_broadcast`), so their cached counts include the row by the time its
+through `broadcast`), so their cached counts include the row by the time its
 hold is gone. While Redis cannot be reached, holds are kept by the process (the same
 `LocalHolds` as one bot alone), and a hold taken in Redis just before it went away
 lapses there on its own.

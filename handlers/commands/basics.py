@@ -81,7 +81,7 @@ async def unknown_command(turn: Turn) -> None:
 @handle_errors
 async def cancel_command(turn: Turn) -> None:
     """/cancel: stop this user's running requests (each one then says it stopped)."""
-    if turn.services.running.cancel(turn.owner_id) == 0:
+    if await turn.services.running.cancel(turn.owner_id) == 0:
         raise NothingToCancel()
 
 
@@ -121,7 +121,7 @@ async def stop_button(update: Update, context: BotContext) -> None:
     if turn.owner_id != owner and turn.owner_id not in turn.services.settings.admin_ids:
         await query.answer(turn.t("error.stop_not_yours"), show_alert=True)
         return
-    turn.services.running.cancel(owner)
+    await turn.services.running.cancel(owner)
     await query.answer(turn.t("stream.stopping"))
 
 
@@ -131,7 +131,7 @@ async def stopped_draft(update: Update, context: BotContext) -> None:
     stopped = stopped_generation(update)
     owner = context.services.drafts.owner_of(stopped) if stopped is not None else None
     if owner is not None:
-        context.services.running.cancel(owner)
+        await context.services.running.cancel(owner)
 
 
 async def stale_button(update: Update, context: BotContext) -> None:

@@ -166,7 +166,7 @@ async def test_stop_closes_the_stream_and_keeps_what_was_shown(remote_bot: Runni
     alice = remote_bot.person("Alice")
     chat = remote_bot.emu.private_chat(alice)
     await remote_bot.ask(alice, chat, f"/set chat max_new_tokens {LONG}")
-    on_first_text(remote_bot, lambda: remote_bot.services.running.cancel(alice.id))
+    on_first_text(remote_bot, lambda: remote_bot.services.running.cancel_here(alice.id))
     remote_bot.emu.send_message(alice, chat, "Tell me a very long story.")
     [stopped] = await remote_bot.emu.wait_for(
         "sendMessage", lambda c: STOPPED in c.params.get("text", ""), timeout=60

@@ -10,12 +10,7 @@ through one replica is in force on the next request, wherever it lands.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
-import shutil
-import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,60 +18,18 @@ import pytest
 from bot.offline.bot_process import BotProcess, bot_environment
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import JsonDict
-from tests.app.test_webhook import free_port
+from bot.offline.load_balancer import HAPROXY, free_port, haproxy
 from tests.support.crash import replies_to
 from tests.support.harness import answered_in_order, tiny_default_models
 from tests.support.replica_processes import started
 
 REDIS = "redis://127.0.0.1:6379/0"
-HAPROXY = shutil.which("haproxy")
 REPLICAS = 3
 LEASE_S = 3.0
 
 pytestmark = pytest.mark.skipif(
     HAPROXY is None, reason="HAProxy is not installed (apt-get install haproxy; .ci/run does)"
 )
-
-
-def haproxy_config(port: int, backends: list[int]) -> str:
-    servers = "\n".join(
-        f"    server replica{n} 127.0.0.1:{backend} check inter 500ms fall 1 rise 1"
-        for n, backend in enumerate(backends)
-    )
-    return f"""global
-    maxconn 512
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 30s
-    timeout server 30s
-    retries 2
-    option redispatch
-frontend webhook
-    bind 127.0.0.1:{port}
-    default_backend replicas
-backend replicas
-    balance roundrobin
-    option httpchk GET /telegram
-    http-check expect status 405
-{servers}
-"""
-
-
-@contextlib.asynccontextmanager
-async def haproxy(workdir: Path, backends: list[int]) -> AsyncIterator[int]:
-    assert HAPROXY is not None
-    port = free_port()
-    config = workdir / "haproxy.cfg"
-    config.write_text(haproxy_config(port, backends))
-    process = await asyncio.create_subprocess_exec(
-        HAPROXY, "-f", str(config), "-db", stdout=asyncio.subprocess.DEVNULL
-    )
-    try:
-        yield port
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await process.wait()
 
 
 async def test_three_replicas_answer_a_burst_in_order_with_no_429_and_survive_a_kill(

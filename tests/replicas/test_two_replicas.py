@@ -8,7 +8,8 @@ through what the other already counts:
 
 - two messages of one conversation: the second waits for the first's answer, and sees it;
 - a daily quota of 2, three requests over two replicas: two answered, one refused;
-- an in-flight cap of 2, three requests at once over two replicas: one refused.
+- an in-flight cap of 2, three requests at once over two replicas: one refused;
+- a /cancel landing on the replica that does not run the request still stops it.
 """
 
 from __future__ import annotations
@@ -109,14 +110,17 @@ def token() -> str:
     return f"{random.randrange(7 * 10**9, 8 * 10**9)}:two-replicas-test-token"
 
 
-def hold_every_answer(*replicas: RunningBot) -> asyncio.Event:
-    """Every model call on these replicas waits for the returned event."""
+def hold_every_answer(*replicas: RunningBot, entered: asyncio.Event | None = None) -> asyncio.Event:
+    """Every model call on these replicas waits for the returned event (`entered` is set as
+    the first one reaches the pool)."""
     release = asyncio.Event()
     for replica in replicas:
         pool = replica.services.pool
         submit = pool.submit
 
         async def held(*args: Any, submit: Any = submit, **kwargs: Any) -> Any:
+            if entered is not None:
+                entered.set()
             await release.wait()
             return await submit(*args, **kwargs)
 
@@ -177,3 +181,33 @@ async def test_the_in_flight_cap_holds_across_replicas(
     )
     assert sum(answered(reply) for reply in replies) == 2
     assert sum(bool(refusal.match(reply)) for reply in replies) == 1
+
+
+async def test_a_cancel_landing_on_the_other_replica_stops_the_request(
+    tmp_path: Path, tiny_models_dir: Path, postgres_database: str
+) -> None:
+    async with BotApiEmulator(token()) as emu:
+        settings = replica_settings(tmp_path, tiny_models_dir, emu, postgres_database)
+        async with replica(settings, emu) as a, replica(settings, emu) as b:
+            entered = asyncio.Event()
+            release = hold_every_answer(a, entered=entered)
+            alice = emu.create_user("Alice")
+            chat = emu.private_chat(alice)
+            asked = emu.send_message(alice, chat, "/sentiment a long wait")
+            [running] = emu.hand_over()
+            await deliver(a, running)
+            try:
+                await asyncio.wait_for(entered.wait(), timeout=30)
+                emu.send_message(alice, chat, "/cancel")
+                [cancel] = emu.hand_over()
+                await deliver(b, cancel)
+                [stopped] = await emu.wait_for(
+                    "sendMessage", answer_to(a, asked), since=0, timeout=30
+                )
+            finally:
+                release.set()
+            assert stopped.result["text"] == "Stopped."
+            await emu.wait_until(lambda: a.services.running.count(alice.id) == 0, 30)
+            # The /cancel itself said nothing: something of Alice's was running (on the other).
+            texts = [message["text"] for message in emu.sent_messages(chat.id)]
+            assert "There is nothing of yours running." not in texts
