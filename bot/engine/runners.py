@@ -10,6 +10,7 @@ Remote code is never trusted: `trust_remote_code` is left at its default (off).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol
 
@@ -64,6 +65,18 @@ def resolve_dtype(setting: str, device: str) -> torch.dtype:
 RunnerLoader = Callable[[str, str, LoadOptions], "Runner"]
 """Blocking `(pipeline task, model id, options) -> Runner`."""
 
+# transformers 5 builds a model inside context managers that patch the process, not the
+# thread: `initialization.no_tie_weights` swaps `PreTrainedModel.tie_weights` for a no-op,
+# saving what it found and putting that back on exit (`no_init_weights` does the same to
+# torch.nn.init). When two loads overlap, the second saves the first's no-op and restores
+# it last, so tying stays off for the rest of the process: every later model with tied
+# embeddings keeps its lm_head on the meta device, and a matmul with a meta weight returns
+# uninitialised memory as logits (random tokens, or NaN and "probability tensor contains
+# inf, nan" in continuous batching). Each ModelCache loads on one thread, but caches (two
+# replicas in one process, say) do not know of each other, so every load takes turns here.
+# Upstream: huggingface/transformers#44940 (open) moves that state into a contextvar.
+_LOADING = threading.Lock()
+
 
 def load_runner(
     task: str,
@@ -77,10 +90,12 @@ def load_runner(
     """Load one model for one task (blocking: call it in an executor).
 
     The loader is the task's row of `RUNNERS`; an unknown task raises KeyError.
+    Loads in this process take turns (see `_LOADING`): overlapping ones break later models.
     """
     if isinstance(dtype, str):
         dtype = resolve_dtype(dtype, device)
-    return RUNNERS[task](task, model_id, LoadOptions(device, dtype, token, vision_image_edge))
+    with _LOADING:
+        return RUNNERS[task](task, model_id, LoadOptions(device, dtype, token, vision_image_edge))
 
 
 def _pipeline(task: str, model_id: str, options: LoadOptions) -> Any:

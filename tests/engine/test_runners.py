@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import GPT2LMHeadModel, LlamaForCausalLM, PreTrainedModel
 
 from bot.engine.runners import (
     ExtractiveQARunner,
@@ -55,6 +58,63 @@ def test_batched_generation_continues_each_prompt_as_it_would_alone(tiny_gpt2: P
     together = runner(prompts, batch_size=2, **greedy)
 
     assert together == alone
+
+
+def test_models_loaded_at_once_answer_as_each_does_loaded_alone(
+    tiny_gpt2: Path, tiny_chat: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two caches (replicas in one process, say) may load at the same moment.
+
+    The story model is held inside its construction until the chat model is being
+    constructed too, which only a loader that lets loads overlap allows (it waits
+    2 s for that, then goes on); the chat model then finishes last. Both have tied
+    input and output embeddings, which transformers ties after construction.
+    """
+    greedy = {"max_new_tokens": 8, "do_sample": False}
+
+    def answer(runner: Any) -> Any:
+        return runner(["Once upon a time"], batch_size=1, **greedy)
+
+    story_alone = answer(load_runner("text-generation", str(tiny_gpt2), **CPU))
+    chat_alone = answer(load_runner("text-generation", str(tiny_chat), **CPU))
+    # whatever this test does to transformers, later tests get it back as it was
+    monkeypatch.setattr(PreTrainedModel, "tie_weights", PreTrainedModel.tie_weights)
+    story_inside = threading.Event()
+    chat_inside = threading.Event()
+    story_loaded = threading.Event()
+    build_story, build_chat = GPT2LMHeadModel.__init__, LlamaForCausalLM.__init__
+
+    def held_story(model: GPT2LMHeadModel, *args: Any, **kwargs: Any) -> None:
+        build_story(model, *args, **kwargs)
+        story_inside.set()
+        chat_inside.wait(timeout=2)
+
+    def held_chat(model: LlamaForCausalLM, *args: Any, **kwargs: Any) -> None:
+        build_chat(model, *args, **kwargs)
+        chat_inside.set()
+        story_loaded.wait(timeout=30)
+
+    monkeypatch.setattr(GPT2LMHeadModel, "__init__", held_story)
+    monkeypatch.setattr(LlamaForCausalLM, "__init__", held_chat)
+
+    def load_story() -> Any:
+        try:
+            return load_runner("text-generation", str(tiny_gpt2), **CPU)
+        finally:
+            story_loaded.set()
+
+    def load_chat() -> Any:
+        story_inside.wait(timeout=30)
+        return load_runner("text-generation", str(tiny_chat), **CPU)
+
+    with ThreadPoolExecutor(max_workers=2) as threads:
+        story, chat = threads.submit(load_story), threads.submit(load_chat)
+        story_runner, chat_runner = story.result(), chat.result()
+    story_after = load_runner("text-generation", str(tiny_gpt2), **CPU)
+
+    assert answer(story_runner) == story_alone
+    assert answer(chat_runner) == chat_alone
+    assert answer(story_after) == story_alone, "a model loaded later is not left broken"
 
 
 def test_ner_runner_tags_entities_with_the_models_labels(tiny_ner: Path) -> None:
