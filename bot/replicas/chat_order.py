@@ -27,9 +27,16 @@ class SharedChatOrder:
     """Where each chat's updates stand, for every replica."""
 
     def __init__(
-        self, link: RedisLink, *, namespace: str = "hfbot", lease_s: float = 30.0
+        self,
+        link: RedisLink,
+        *,
+        namespace: str = "hfbot",
+        lease_s: float = 30.0,
+        longest_wait_s: float = 300.0,
     ) -> None:
-        self._lines = SharedLines(link, f"{namespace}:order", lease_s=lease_s)
+        self._lines = SharedLines(
+            link, f"{namespace}:order", lease_s=lease_s, longest_wait_s=longest_wait_s
+        )
 
     async def arrived(self, chat_id: int, update_id: int) -> None:
         await self._lines.join(str(chat_id), update_id)

@@ -41,11 +41,19 @@ class ReplicaSet:
         self.broadcast = Broadcast(self.link, database, namespace=namespace)
         self.running.stop_elsewhere(self.broadcast)
         self.budget = SharedTelegramBudget(self.link, budget, namespace=namespace)
+        # No line is waited in longer than a request may take, and a lease.
+        longest_wait_s = settings.pool_request_timeout_s + settings.inbox_lease_s
         self.order = SharedChatOrder(
-            self.link, namespace=namespace, lease_s=settings.inbox_lease_s
+            self.link,
+            namespace=namespace,
+            lease_s=settings.inbox_lease_s,
+            longest_wait_s=longest_wait_s,
         )
         self.conversations = SharedLines(
-            self.link, f"{namespace}:conversation", lease_s=settings.inbox_lease_s
+            self.link,
+            f"{namespace}:conversation",
+            lease_s=settings.inbox_lease_s,
+            longest_wait_s=longest_wait_s,
         )
         self.poller = PollLeader(self.link, namespace=namespace)
 

@@ -21,11 +21,18 @@ nothing in this one to await. The look is one short script, repeated at a growin
 interval (20 ms, up to a quarter of a second), so a member that waits long for a
 long answer costs Redis a few calls a second, and one that waits a moment hears of
 its turn within one short interval.
+
+A wait is bounded (`longest_wait_s`: the longest a request may take, and a lease):
+what holds a line is another process's state, and a place that is somehow never
+given back (a replica wedged but still renewing) must not silence a chat or a
+conversation for good. Past the bound the member goes ahead, logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
@@ -74,6 +81,8 @@ end
 return ahead
 """
 
+log = logging.getLogger(__name__)
+
 FIRST_LOOK_S = 0.02
 LONGEST_LOOK_S = 0.25
 
@@ -83,10 +92,18 @@ OnWait = Callable[[], Awaitable[None]]
 class SharedLines:
     """Lines of one kind (`prefix`), each named by its caller, for every replica."""
 
-    def __init__(self, link: RedisLink, prefix: str, *, lease_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        prefix: str,
+        *,
+        lease_s: float = 30.0,
+        longest_wait_s: float = 300.0,
+    ) -> None:
         self._link = link
         self._prefix = prefix
         self._lease_ms = int(lease_s * 1000)
+        self._longest_wait_s = longest_wait_s
         self._script = link.client.register_script(_LINE)
         self._held: set[tuple[str, int]] = set()
 
@@ -123,7 +140,7 @@ class SharedLines:
 
         Returns whether it had to wait, or None as soon as Redis cannot be reached (the
         caller then orders what its own process holds). `on_wait` is called once, when
-        it turns out this member must wait.
+        it turns out this member must wait. Past `longest_wait_s` it goes ahead.
         """
         step = "unsettled" if settled_only else "ahead"
         ahead = await self._run(line, member, step)
@@ -132,7 +149,14 @@ class SharedLines:
         if on_wait is not None:
             await on_wait()
         look = FIRST_LOOK_S
+        give_up = time.monotonic() + self._longest_wait_s
         while ahead:
+            if time.monotonic() >= give_up:
+                log.warning(
+                    "%s:%s went ahead of %d earlier in its line after %.0f s",
+                    self._prefix, line, ahead, self._longest_wait_s,
+                )
+                break
             await asyncio.sleep(look)
             look = min(look * 1.5, LONGEST_LOOK_S)
             ahead = await self._run(line, member, step)

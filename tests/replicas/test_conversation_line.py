@@ -182,3 +182,22 @@ async def test_a_turn_joins_only_once_every_earlier_update_of_its_chat_settled()
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_line_held_for_good_is_waited_in_only_as_long_as_the_bound() -> None:
+    namespace = f"test:{uuid.uuid4().hex}"
+    wedged, alive = RedisLink(REDIS), RedisLink(REDIS)
+    try:
+        # A place never given back, and renewed for good (a replica wedged but alive).
+        holder = SharedLines(wedged, f"{namespace}:conversation")
+        await holder.join("-100123:-:7", 41)
+        turns = ConversationTurns()
+        turns.share(SharedLines(alive, f"{namespace}:conversation", longest_wait_s=0.3))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with asyncio.timeout(3), turns.turn(CONVERSATION, place=42) as waited:
+            assert waited
+        assert 0.3 <= loop.time() - started < 2
+    finally:
+        await wedged.close()
+        await alive.close()
