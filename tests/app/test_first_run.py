@@ -153,7 +153,7 @@ async def test_telegram_gone_while_polling_and_at_shutdown_is_one_line_each_and_
             await emu.wait_for("getUpdates", since=0, timeout=60)
             await emu.stop()
             [lost] = await run.until(
-                re.compile(r"WARNING bot\.app\.serve: polling Telegram failed")
+                re.compile(r"WARNING bot\.app\.polling: polling Telegram failed")
             )
             code = await run.stop()
     finally:
