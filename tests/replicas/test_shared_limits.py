@@ -13,6 +13,7 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -125,9 +126,10 @@ async def test_without_redis_each_replica_keeps_its_own_limits_says_so_once_then
         assert all("6379" not in line or str(proxy.port) in line for line in said)
 
 
-async def test_a_setting_saved_on_one_replica_is_seen_by_the_next_read_on_another(
-    tmp_path: object,
-) -> None:
+@contextlib.asynccontextmanager
+async def replica_stores(tmp_path: Path) -> AsyncIterator[list[tuple[Store, ReplicaSet]]]:
+    """Two replicas' stores on one database (each caching for an hour), each with its
+    `ReplicaSet` started on the real Redis."""
     url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
     await migrate.upgrade(create_engine(url))
     settings = Settings(telegram_bot_token=None, redis_url=REDIS)
@@ -139,10 +141,22 @@ async def test_a_setting_saved_on_one_replica_is_seen_by_the_next_read_on_anothe
     try:
         for replica in replicas:
             await replica.start()
+        yield list(zip(stores, replicas, strict=True))
+    finally:
+        for replica in replicas:
+            await replica.close()
+        for store in stores:
+            await store.close()
+
+
+async def test_a_setting_saved_on_one_replica_is_seen_by_the_next_read_on_another(
+    tmp_path: Path,
+) -> None:
+    async with replica_stores(tmp_path) as [(writer, _), (reader, _)]:
         person = someone()
-        writer, reader = stores
         assert await reader.preferences.get_options(person) == {}  # cached for an hour
         await writer.preferences.set_options(person, {"stream": "edit"})
+
         async def seen() -> dict[str, object]:
             # Nothing to await here: the message clears the cache on another connection, and
             # what is measured is how soon a read after the write sees it.
@@ -154,8 +168,3 @@ async def test_a_setting_saved_on_one_replica_is_seen_by_the_next_read_on_anothe
         written = loop.time()
         assert await asyncio.wait_for(seen(), timeout=2) == {"stream": "edit"}
         assert loop.time() - written < 0.5, "seen at once, not after the cache's hour"
-    finally:
-        for replica in replicas:
-            await replica.close()
-        for store in stores:
-            await store.close()

@@ -16,17 +16,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
-from bot.config import Settings
 from bot.replicas.redis_link import RedisLink
-from bot.replicas.replica_set import ReplicaSet
 from bot.replicas.shared_quota import SharedQuotaHolds
-from bot.tasks import param_rules_from_caps
-from models import migrate
 from models.base import utcnow
-from models.database import create_engine
-from models.store import Store
 from models.usage import LocalHolds, QuotaHold, QuotaRoom
-from tests.replicas.test_shared_limits import someone
+from tests.replicas.test_shared_limits import replica_stores, someone
 from tests.support.tcp_proxy import TcpProxy
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -90,20 +84,11 @@ async def test_a_hold_lapses_and_a_replica_cut_off_from_redis_holds_on_its_own()
 async def test_an_answer_logged_on_one_replica_is_counted_at_once_on_the_other(
     tmp_path: Path,
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
-    await migrate.upgrade(create_engine(url))
-    settings = Settings(telegram_bot_token=None, redis_url=REDIS)
-    stores = [
-        Store(create_engine(url), rules=param_rules_from_caps(256, 3), cache_ttl_s=3600)
-        for _ in range(2)
-    ]
-    replicas = [ReplicaSet(REDIS, settings, store.database) for store in stores]
-    try:
-        for store, replica in zip(stores, replicas, strict=True):
-            await replica.start()
+    async with replica_stores(tmp_path) as replicas:
+        for store, replica in replicas:
             store.usage.share_holds(replica.quota_holds)
+        (writer, _), (reader, _) = replicas
         person = someone()
-        writer, reader = stores
         since = utcnow() - timedelta(minutes=1)
         assert await reader.usage.answered_since(person, since) == 0  # cached for an hour
         rooms = [QuotaRoom(limit=5, chat_id=None, answered=0)]
@@ -129,8 +114,3 @@ async def test_an_answer_logged_on_one_replica_is_counted_at_once_on_the_other(
         assert await asyncio.wait_for(counted(), timeout=2) == 1
         assert loop.time() - logged < 0.5, "counted at once, not after the cache's hour"
         assert await reader.usage.held(person) == 0, "the hold became the row"
-    finally:
-        for replica in replicas:
-            await replica.close()
-        for store in stores:
-            await store.close()
