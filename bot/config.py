@@ -334,7 +334,12 @@ class Settings(BaseSettings):
         ),
     )
     pool_torch_threads: int | None = Field(
-        default=None, ge=1, description="torch intra-op threads; empty: one per CPU core."
+        default=None,
+        ge=1,
+        description=(
+            "torch (and ONNX Runtime) intra-op threads; empty: every CPU core this process may "
+            "use but one (its container's CPU quota counts), which is left to the event loop."
+        ),
     )
     pool_device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         default="auto", description="Where models run; auto picks cuda when available."

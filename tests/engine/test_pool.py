@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import threading
 import weakref
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from bot.config import Settings
 from bot.engine.fair_turns import Caller
 from bot.engine.metrics import PoolMetrics
 from bot.engine.model_cache import ModelCache, machine_memory_bytes, resolve_budget
-from bot.engine.pool import PipelinePool, default_loader
+from bot.engine.pool import PipelinePool, default_loader, usable_cores
 from bot.engine.runners import Runner, load_runner
 from bot.errors import ModelExceedsMemory, ModelLoadFailed, PoolBusy, PoolClosed, RequestTimeout
 from bot.i18n import t
@@ -641,6 +642,30 @@ async def test_torch_threads_follow_the_setting_when_given(loader: FakeLoader) -
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+async def test_by_default_torch_leaves_one_core_to_the_event_loop(loader: FakeLoader) -> None:
+    before = torch.get_num_threads()
+    try:
+        await PipelinePool(settings(pool_torch_threads=None), loader=loader).close()
+
+        assert torch.get_num_threads() == max(1, usable_cores() - 1)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_container_cpu_quota_bounds_the_cores_the_bot_counts(tmp_path: Path) -> None:
+    v2, v1_quota, v1_period = tmp_path / "cpu.max", tmp_path / "quota", tmp_path / "period"
+    affinity = len(os.sched_getaffinity(0))
+
+    v2.write_text("150000 100000\n")  # docker run --cpus=1.5
+    assert usable_cores(((v2, None),)) == min(affinity, 2)
+    v2.write_text("max 100000\n")  # no quota: the affinity counts
+    assert usable_cores(((v2, None),)) == affinity
+    v1_quota.write_text("50000\n")
+    v1_period.write_text("100000\n")  # half a core is still one core
+    assert usable_cores(((v2, None), (v1_quota, v1_period))) == 1
+    assert usable_cores(((tmp_path / "absent", None),)) == affinity
 
 
 def test_the_auto_budget_is_the_stated_share_of_the_machine_memory() -> None:
