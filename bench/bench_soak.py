@@ -144,7 +144,9 @@ class Answers:
     edit of one, leaving out "⏳ in line" status lines (they are edited into
     the answer later). In groups, answers ready at the same moment share one
     message that quotes each asker and question; those count for every request
-    they quote.
+    they quote. A streamed answer in a private chat shows first as a draft (no
+    message yet, no reply link): its first draft answers the chat's earliest
+    streamed request still unanswered.
     """
 
     def __init__(self, emu: BotApiEmulator) -> None:
@@ -157,6 +159,10 @@ class Answers:
         self._erring: set[tuple[int, int]] = set()
         self.error_kinds: Counter[str] = Counter()
         self._seen = 0
+        # Streamed requests in private chats, in the order sent: a stream's first draft
+        # (a draft id not seen before) answers the chat's earliest one still unanswered.
+        self._streamed: dict[int, list[tuple[int, int]]] = {}
+        self._drafts: set[tuple[int, int]] = set()
 
     def expect(self, key: tuple[int, int], asker: str, question: str) -> None:
         """A request in a group: how a shared answer would quote it."""
@@ -164,12 +170,19 @@ class Answers:
             question = question[: QUOTE_CHARS - 1] + "…"
         self._quoted.setdefault(key[0], []).append((f"{asker}: {question}", key))
 
+    def expect_draft(self, key: tuple[int, int]) -> None:
+        """A request in a private chat that the bot may answer with a draft first."""
+        self._streamed.setdefault(key[0], []).append(key)
+
     def catch_up(self) -> None:
         calls = self.emu.calls
         for call in calls[self._seen :]:
             if call.error is not None:
                 self.failed += 1
                 self.failures[f"{call.method}: {call.error}"] += 1
+                continue
+            if call.method == "sendMessageDraft":
+                self._first_draft(call)
                 continue
             result = call.result
             if call.method not in ("sendMessage", "editMessageText") or not isinstance(
@@ -192,6 +205,15 @@ class Answers:
                     self.first[key] = call
         self._seen = len(calls)
         self.error_answers = len(self._erring)
+
+    def _first_draft(self, call: ApiCall) -> None:
+        chat_id, draft_id = int(call.params["chat_id"]), int(call.params["draft_id"])
+        if (chat_id, draft_id) in self._drafts:
+            return
+        self._drafts.add((chat_id, draft_id))
+        waiting = (key for key in self._streamed.get(chat_id, []) if key not in self.first)
+        if (key := next(waiting, None)) is not None:
+            self.first[key] = call
 
 
 def command(rng: random.Random, in_group: bool) -> str:
@@ -264,6 +286,8 @@ async def soak(
                 sent[key] = time.monotonic()
                 if in_group:
                     answers.expect(key, person.first_name, text)
+                elif text.startswith("/generate"):
+                    answers.expect_draft(key)
                 if index % 50 == 0:
                     answers.catch_up()
 
