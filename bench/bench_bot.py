@@ -74,7 +74,7 @@ from bot.config import Settings
 from bot.offline.demo_models import BASE, WORDS, build_demo_models, tiny_classifier
 from bot.offline.emulator import BotApiEmulator
 from bot.offline.emulator.world import ApiCall, FakeChat, FakeUser
-from handlers.request.context import BotApplication
+from handlers.request.context import BotApplication, services_of
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -467,6 +467,11 @@ async def run(args: argparse.Namespace) -> Results:
                 )
                 print(f"warming up the bot {ms} ms away (model load, ONNX export)", flush=True)
                 await private_round(far_bots[ms], warm, min(args.chats, 8), 1, f"w{ms}")
+                # Its export done before the next bot loads: that one takes it from disk
+                # (two exports at once in one process collide in torch.onnx's globals).
+                services = services_of(far_bots[ms].app)
+                assert services is not None
+                await services.pool.upgrades_done()
             bot = far_bots.pop(0)
             await raw_round(classifier, warm)
             private: list[PrivateRound] = []
