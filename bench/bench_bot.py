@@ -467,8 +467,8 @@ async def run(args: argparse.Namespace) -> Results:
                 )
                 print(f"warming up the bot {ms} ms away (model load, ONNX export)", flush=True)
                 await private_round(far_bots[ms], warm, min(args.chats, 8), 1, f"w{ms}")
-                # Its export done before the next bot loads: that one takes it from disk
-                # (two exports at once in one process collide in torch.onnx's globals).
+                # Its export done before the next bot loads, which then takes it from disk
+                # rather than exporting the same model again while the rounds run.
                 services = services_of(far_bots[ms].app)
                 assert services is not None
                 await services.pool.upgrades_done()

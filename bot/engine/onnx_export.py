@@ -648,6 +648,14 @@ def cache_key(task: str, model: PreTrainedModel, call: _Call) -> str:
     return digest.hexdigest()[:32]
 
 
+# torch.onnx's TorchScript exporter keeps its state in module globals: two exports at once
+# in one process (two pools there: replicas in one test process, a bench's bots) fail with
+# "GLOBALS.in_onnx_export must be False" and leave those models on torch. One pool
+# exports on its one loading thread; pools do not know of each other, so exports take
+# turns here.
+_EXPORTING = threading.Lock()
+
+
 def _export(model: torch.nn.Module, call: _Call, path: Path) -> None:
     """Trace the model on one recorded call into an ONNX file with dynamic batch and lengths.
 
@@ -672,7 +680,7 @@ def _export(model: torch.nn.Module, call: _Call, path: Path) -> None:
     for name, tensor in call.outputs.items():
         dynamic_axes[name] = {axis: f"{name}_{axis}" for axis in range(tensor.dim())}
     wrapper = _Positional(model, inputs, outputs).eval()
-    with torch.no_grad(), _eager_attention(model):
+    with _EXPORTING, torch.no_grad(), _eager_attention(model):
         torch.onnx.export(
             wrapper,
             tuple(call.inputs.values()),

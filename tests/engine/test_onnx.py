@@ -401,7 +401,9 @@ def test_in_int8_mode_each_command_serves_int8_only_where_people_see_torchs_answ
     probes = onnx_export.PROBES[spec.pipeline_task]
     for probe in probes:
         with torch.inference_mode():
-            expected = torch_runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
+            expected = torch_runner(
+                list(probe.inputs), batch_size=len(probe.inputs), **probe.params
+            )
         got = runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
         assert onnx_export.answers_differ(expected, got, onnx_export.INT8_SCORE_TOLERANCE) is None
     assert len(runner(list(inputs), batch_size=2, **kwargs)) == len(inputs)
@@ -453,7 +455,9 @@ def test_an_int8_graph_that_answers_unlike_torch_stays_on_float_logged_once_and_
 
 def test_answers_differ_on_labels_spans_and_order_but_not_on_scores_within_tolerance() -> None:
     torch_says = [{"label": "POSITIVE", "score": 0.91}]
-    assert onnx_export.answers_differ(torch_says, [{"label": "POSITIVE", "score": 0.93}], 0.05) is None
+    assert (
+        onnx_export.answers_differ(torch_says, [{"label": "POSITIVE", "score": 0.93}], 0.05) is None
+    )
     assert onnx_export.answers_differ(torch_says, [{"label": "NEGATIVE", "score": 0.91}], 0.05) == (
         "answer[0].label is 'NEGATIVE', torch gives 'POSITIVE'"
     )
@@ -494,3 +498,32 @@ def test_on_onnx_the_torch_model_is_let_go_and_the_weights_live_beside_the_graph
     assert torch_model() is None
     graphs = {path.name for path in (tmp_path / "onnx").glob("*/*")}
     assert {onnx_export.TRACED + ".data", onnx_export.OPTIMIZED + ".data"} <= graphs
+
+
+def test_exports_at_once_in_one_process_each_serve_on_onnx(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """Two pools in one process (replicas in a test, a bench's bots) may export at once;
+    torch.onnx's exporter keeps its state in module globals, so they must take turns."""
+    accelerators = [accelerator(tmp_path / f"onnx-{index}") for index in range(3)]
+    loaded = [
+        default_loader(cpu_settings(tmp_path))("text-classification", str(tiny_classifier))
+        for _ in accelerators
+    ]
+    start = threading.Barrier(len(accelerators))
+    served: list[Any] = [None] * len(accelerators)
+
+    def export(index: int) -> None:
+        start.wait()
+        served[index] = accelerators[index].accelerate(
+            "text-classification", str(tiny_classifier), loaded[index]
+        )
+
+    threads = [threading.Thread(target=export, args=(index,)) for index in range(len(accelerators))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [type(runner.model) for runner in served] == [OnnxModel] * len(accelerators)
+    assert [each.counts().exports for each in accelerators] == [1] * len(accelerators)
