@@ -61,6 +61,9 @@ class _ChatQueue:
     # The same for settling: the first ticket whose way is not known yet.
     settled_upto: int = 0
     settled: set[int] = field(default_factory=set)
+    # And for finishing: the first ticket whose update still runs.
+    finished_upto: int = 0
+    finished: set[int] = field(default_factory=set)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def mark(self, number: int, *, release: bool) -> None:
@@ -75,6 +78,12 @@ class _ChatQueue:
             while self.turn in self.released:
                 self.released.discard(self.turn)
                 self.turn += 1
+
+    def finish(self, number: int) -> None:
+        self.finished.add(number)
+        while self.finished_upto in self.finished:
+            self.finished.discard(self.finished_upto)
+            self.finished_upto += 1
 
 
 @dataclass
@@ -149,12 +158,23 @@ class Ticket:
 
         Shared: the earlier ones on every replica, in Telegram's numbering, as `wait_turn`.
         """
-        if self.shared is not None and await self.shared.wait_settled(
-            self.chat_id, self.update_id
-        ):
+        if self.shared is not None and await self.shared.wait_settled(self.chat_id, self.update_id):
             return
         async with self.queue.changed:
             await self.queue.changed.wait_for(lambda: self.queue.settled_upto >= self.number)
+
+    async def wait_earlier_finished(self) -> None:
+        """Block until every earlier update of this chat, on this replica, has finished:
+        what they store (a conversation answer, once shown) is then in the database."""
+        async with self.queue.changed:
+            await self.queue.changed.wait_for(lambda: self.queue.finished_upto >= self.number)
+
+    async def finish(self) -> None:
+        """This update has run to its end (the processor's last word on it)."""
+        await self.release()
+        async with self.queue.changed:
+            self.queue.finish(self.number)
+            self.queue.changed.notify_all()
 
 
 _current: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar(
@@ -191,7 +211,9 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
             return None
         queue = self._chats.setdefault(chat.id, _ChatQueue())
         update_id = update.update_id if isinstance(update, Update) else 0
-        ticket = Ticket(queue, queue.next_ticket, shared=self._shared, chat_id=chat.id, update_id=update_id)
+        ticket = Ticket(
+            queue, queue.next_ticket, shared=self._shared, chat_id=chat.id, update_id=update_id
+        )
         queue.next_ticket += 1
         return ticket
 
@@ -211,7 +233,7 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         finally:
             _current.reset(token)
             if ticket is not None:
-                await ticket.release()
+                await ticket.finish()
                 self._drop_if_idle(ticket, update)
             self.in_flight -= 1
             async with self._idle:

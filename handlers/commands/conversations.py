@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from telegram import Update
 
+from bot.delivery.order import current_ticket
 from bot.errors import InputTooLong, StoreUnavailable, UsageHint
 from bot.tasks import TASKS
 from handlers.request.chat_history import (
@@ -48,10 +49,27 @@ async def conversation_message(update: Update, context: BotContext) -> None:
     if turn.in_group:
         if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
             return
-        answered = turn.services.store.conversations.is_answer(turn.chat.id, replied.message_id)
-        if not await or_default(answered, False, what="whether a reply continues a conversation"):
+        if not await continues_a_conversation(turn, replied.message_id):
             return
     await serve_command(turn, CHAT)
+
+
+async def continues_a_conversation(turn: Turn, replied_id: int) -> bool:
+    """Whether the bot's message replied to is a conversation answer.
+
+    An answer is stored just after it is shown, so a reply typed at once may arrive
+    before its row: not found, the question waits for the chat's earlier updates (the
+    one storing that answer among them) to finish, and looks again.
+    """
+    conversations = turn.services.store.conversations
+    what = "whether a reply continues a conversation"
+    if await or_default(conversations.is_answer(turn.chat.id, replied_id), False, what=what):
+        return True
+    ticket = current_ticket()
+    if ticket is None:
+        return False
+    await ticket.wait_earlier_finished()
+    return await or_default(conversations.is_answer(turn.chat.id, replied_id), False, what=what)
 
 
 @handle_errors

@@ -296,6 +296,46 @@ async def test_replying_to_another_members_answer_goes_on_with_the_repliers_own_
     assert in_amys[:1] == ["My secret is 42."] and len(in_amys) == 2, "Amy's holds her turn only"
 
 
+async def test_a_reply_typed_before_the_answer_it_replies_to_is_stored_goes_on_with_it(
+    bot: RunningBot,
+) -> None:
+    """An answer is stored just after it is shown: a reply that arrives in between must not
+    be taken for a reply to some other message of the bot's, and dropped."""
+    amy = bot.person("Amy")
+    group = bot.emu.create_chat("supergroup", "Readers", creator=amy)
+    conversations = bot.services.store.conversations
+    add_turn, is_answer = conversations.add_turn, conversations.is_answer
+    may_store, looked_up = asyncio.Event(), asyncio.Event()
+
+    async def stored_late(*args: Any, **kwargs: Any) -> None:
+        await may_store.wait()
+        await add_turn(*args, **kwargs)
+
+    async def looking_up(*args: Any, **kwargs: Any) -> bool:
+        found = await is_answer(*args, **kwargs)
+        looked_up.set()
+        return found
+
+    conversations.add_turn = stored_late  # type: ignore[method-assign]
+    conversations.is_answer = looking_up  # type: ignore[method-assign]
+    await bot.ask(amy, group, "/chat My secret is 42.")
+    answer = bot.emu.last_reply(group.id)
+    assert answer is not None
+    asking = asyncio.create_task(
+        bot.ask(amy, group, "What is my secret?", reply_to=answer["message_id"])
+    )
+    await looked_up.wait()  # the reply was looked up while its answer was not stored yet
+    may_store.set()
+    await asking
+    await bot.settle()
+
+    rows = await stored(bot)
+    assert [row.content for row in rows if row.role == "user"] == [
+        "My secret is 42.",
+        "What is my secret?",
+    ]
+
+
 async def test_in_a_forum_each_topic_has_its_own_conversation_and_answers_stay_in_it(
     bot: RunningBot,
 ) -> None:
@@ -311,8 +351,10 @@ async def test_in_a_forum_each_topic_has_its_own_conversation_and_answers_stay_i
     async def answered(asked: dict[str, Any]) -> dict[str, Any]:
         [call] = await bot.emu.wait_for(
             "sendMessage",
-            lambda c: (c.result or {}).get("reply_to_message", {}).get("message_id")
-            == asked["message_id"],
+            lambda c: (
+                (c.result or {}).get("reply_to_message", {}).get("message_id")
+                == asked["message_id"]
+            ),
             since=0,
             timeout=60,
         )
