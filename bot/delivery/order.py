@@ -69,21 +69,22 @@ class _ChatQueue:
     def mark(self, number: int, *, release: bool) -> None:
         """Settle `number` (and release its reply place too, if asked); advance past the
         tickets before which every one has."""
-        self.settled.add(number)
-        while self.settled_upto in self.settled:
-            self.settled.discard(self.settled_upto)
-            self.settled_upto += 1
+        self.settled_upto = _advance(self.settled_upto, self.settled, number)
         if release:
-            self.released.add(number)
-            while self.turn in self.released:
-                self.released.discard(self.turn)
-                self.turn += 1
+            self.turn = _advance(self.turn, self.released, number)
 
     def finish(self, number: int) -> None:
-        self.finished.add(number)
-        while self.finished_upto in self.finished:
-            self.finished.discard(self.finished_upto)
-            self.finished_upto += 1
+        self.finished_upto = _advance(self.finished_upto, self.finished, number)
+
+
+def _advance(upto: int, ahead: set[int], number: int) -> int:
+    """`number` is done: the first ticket not done, given that every one before `upto` is
+    and `ahead` holds those after it that are (taken out of it as `upto` passes them)."""
+    ahead.add(number)
+    while upto in ahead:
+        ahead.discard(upto)
+        upto += 1
+    return upto
 
 
 @dataclass
