@@ -18,9 +18,10 @@ round), medians reported:
 - sentiment on the 384-wide classifier, 64 concurrent: the pool on ONNX against raw;
 - a lone sentiment request (a few per round): the pool on ONNX, the pool on
   torch, and one raw `pipeline(text)` call;
-- memory, each in a fresh process: RSS added by loading the classifier through the
-  pool on torch, on ONNX Runtime and on its int8 graph (from an export already cached,
-  as after the first start), after one request of 32 texts.
+- memory, each in a fresh process (5 per engine, interleaved, medians):
+  RSS added by loading the classifier through the pool on torch, on ONNX Runtime and on
+  its int8 graph (from an export already cached, as after the first start), after one
+  request of 32 texts; and the peak on the way (the process's highest RSS).
 The export itself (once per model) is timed on the first load of each model.
 
 Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_onnx` (about 3 minutes
@@ -35,6 +36,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -60,6 +62,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 USERS = 64
 BATCH = 32
 LONE_PER_ROUND = 3
+# Fresh processes per engine for the memory figures (see `memory`).
+MEMORY_ROUNDS = 5
 NER_PARAMS = {"aggregation_strategy": "simple"}
 SECTION = "## ONNX Runtime"
 TASKS = {"sentiment": "text-classification", "ner": "token-classification"}
@@ -171,7 +175,8 @@ async def throughput(
 
 
 def memory_child(engine: str, model: Path, cache: Path) -> dict[str, float]:
-    """In a fresh process: RSS before and after one request loads the classifier."""
+    """In a fresh process: RSS before and after one request loads the classifier, and the
+    highest RSS the process reached (Linux counts `ru_maxrss` in KiB)."""
     process = psutil.Process()
 
     async def run() -> dict[str, float]:
@@ -185,6 +190,7 @@ def memory_child(engine: str, model: Path, cache: Path) -> dict[str, float]:
         return {
             "before": before / mib,
             "after": after / mib,
+            "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "exports": snapshot.onnx_exports,
             "int8": snapshot.onnx_int8,
         }
@@ -192,7 +198,28 @@ def memory_child(engine: str, model: Path, cache: Path) -> dict[str, float]:
     return asyncio.run(run())
 
 
-def memory(engine: str, model: Path, cache: Path) -> dict[str, float]:
+def memory(model: Path, cache: Path) -> dict[str, dict[str, float]]:
+    """Per engine, the medians of `MEMORY_ROUNDS` fresh processes, the engines interleaved:
+    one process's figures move by 10 MiB or so from run to run."""
+    engines = ("off", "auto", "int8")
+    runs: dict[str, list[dict[str, float]]] = {engine: [] for engine in engines}
+    for round_ in range(MEMORY_ROUNDS):
+        shift = round_ % len(engines)
+        for engine in engines[shift:] + engines[:shift]:
+            runs[engine].append(memory_run(engine, model, cache))
+    print(f"memory runs: {runs}", flush=True)
+    return {
+        engine: {
+            figure: statistics.median(run[figure] for run in each)
+            for figure in ("before", "after", "peak")
+        }
+        | {"added": statistics.median(run["after"] - run["before"] for run in each)}
+        | {"peak added": statistics.median(run["peak"] - run["before"] for run in each)}
+        for engine, each in runs.items()
+    }
+
+
+def memory_run(engine: str, model: Path, cache: Path) -> dict[str, float]:
     command = [
         sys.executable,
         "-m",
@@ -203,7 +230,8 @@ def memory(engine: str, model: Path, cache: Path) -> dict[str, float]:
         str(cache),
     ]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    figures: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    return figures
 
 
 def report(
@@ -286,9 +314,10 @@ def report(
             "—",
         ),
     ]
-    torch_mib = mem["off"]["after"] - mem["off"]["before"]
-    onnx_mib = mem["auto"]["after"] - mem["auto"]["before"]
-    int8_mib = mem["int8"]["after"] - mem["int8"]["before"]
+    torch_mib = mem["off"]["added"]
+    onnx_mib = mem["auto"]["added"]
+    int8_mib = mem["int8"]["added"]
+    peaks = {engine: mem[engine]["peak added"] for engine in mem}
     rows += [
         (
             "memory of one loaded classifier: RSS added, MiB",
@@ -305,6 +334,22 @@ def report(
             f"{int8_mib / torch_mib:.2f}x",
             "",
             "≤ 1.0x",
+        ),
+        (
+            "peak RSS added while it loads and answers, MiB",
+            f"{peaks['auto']:.0f}",
+            f"torch {peaks['off']:.0f}",
+            f"{peaks['auto'] / peaks['off']:.2f}x",
+            "",
+            "—",
+        ),
+        (
+            "",
+            f"int8 {peaks['int8']:.0f}",
+            f"torch {peaks['off']:.0f}",
+            f"{peaks['int8'] / peaks['off']:.2f}x",
+            "",
+            "—",
         ),
     ]
     table = "\n".join(f"| {' | '.join(row)} |" for row in rows)
@@ -355,12 +400,15 @@ Targets (median of rounds): {verdicts}.
 
 - First request to each model: {first_loads}. Later loads reuse the export on disk.
 - Memory: RSS {mem["off"]["before"]:.0f} → {mem["off"]["after"]:.0f} MiB loading the
-  classifier on torch, {mem["auto"]["before"]:.0f} → {mem["auto"]["after"]:.0f} MiB on
-  ONNX Runtime, {mem["int8"]["before"]:.0f} → {mem["int8"]["after"]:.0f} MiB on its int8
-  graph (each in a fresh process, from the exports already on disk, after one request of
-  {BATCH} texts; RSS counts the pages of mapped weight files that were read: on torch
-  the safetensors file, on ONNX Runtime the embedding rows read from the graph's
-  weights file, beside the matrices onnxruntime copies into its packed layout).
+  classifier on torch (peak {mem["off"]["peak"]:.0f}), {mem["auto"]["before"]:.0f} →
+  {mem["auto"]["after"]:.0f} MiB on ONNX Runtime (peak {mem["auto"]["peak"]:.0f}),
+  {mem["int8"]["before"]:.0f} → {mem["int8"]["after"]:.0f} MiB on its int8 graph (peak
+  {mem["int8"]["peak"]:.0f}); medians of {MEMORY_ROUNDS} fresh processes per engine,
+  interleaved, each from the exports already on disk (as every start after the first
+  finds them: the session is checked against torch's answers kept with the export, and
+  no torch weights are read), after one request of {BATCH} texts. RSS counts the pages
+  of mapped weight files that were read: on torch the safetensors file, on ONNX Runtime
+  the graph's weights file, of whose embedding table only the rows read are resident.
 - int8: each quantized graph is served only where the task's probes, run whole through
   the pipeline, give torch's labels, spans and order with every score within
   {INT8_SCORE_TOLERANCE} (else the float graph, counted in `hfbot_pool_onnx_int8_fallbacks`);
@@ -412,10 +460,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = Path(cache_dir)
         times, loads, graphs = asyncio.run(throughput(models, cache, args.rounds))
-        mem = {
-            engine: memory(engine, models["sentiment"], cache)
-            for engine in ("off", "auto", "int8")
-        }
+        mem = memory(models["sentiment"], cache)
     print(f"memory: {mem}", flush=True)
     text = report(times, loads, graphs, mem, args.rounds)
     print(text)

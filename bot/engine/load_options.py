@@ -17,3 +17,7 @@ class LoadOptions:
     # The longest side a model that sees reads a photo at, where its processor resizes
     # to one (`HFBOT_VISION_IMAGE_EDGE`); None keeps the model's own.
     vision_image_edge: int | None = None
+    # False: the model's layers without its weights, for a runner whose forward pass
+    # another runtime serves (an ONNX session checked against torch's recorded answers);
+    # the weights file is never read and the layers' memory is never touched.
+    weights: bool = True

@@ -23,7 +23,8 @@ Loading a model on this path:
    through the sub-batch path (`_sub_batches`) where the model's outputs allow it.
 A model that does not export, does not load in onnxruntime or does not match stays
 on torch: logged once, counted in the pool's metrics, and not tried again in this
-process.
+process. Once a session matches, what torch answered (every recorded call, and the
+runner's answer to each probe) is kept in the folder too (`RECORD`).
 4. with `HFBOT_ENGINE_ONNX=int8` (CPU), the served graph is also quantized once
    (onnxruntime's dynamic quantization: int8 weights, activations quantized per
    run) into the same folder, and served only if the probes, run whole through
@@ -33,14 +34,24 @@ process.
    people see. A quantized model that fails it stays on its float graph, logged
    once and counted (`hfbot_pool_onnx_int8_fallbacks`).
 
+Loading a model whose export and record are on disk (every start after the first,
+`OnnxAccelerator.from_disk`) reads no torch weights at all: the runner is built around
+the model's layers without weights (`LoadOptions.weights`), which the pipeline's code
+around the forward pass needs for the config, class, dtype and device; the probes run
+only as far as the first forward call, for the inputs the cache key names; and the
+session must give the recorded answers, as in step 3 (and step 4 for int8), before it
+serves. Without a record, or where the session does not give it, the model loads with
+its weights and goes through the steps above.
+
 Memory: the torch model the probes ran on is dropped once the session serves (the
 pipeline's tokenizer and post-processing need only its config), and the graphs keep
 their weights in a file beside them (`<graph>.data`) that onnxruntime maps rather
 than copies, so weights it never reads (most rows of the embedding table) take no
 memory, as with torch's safetensors; sessions run without onnxruntime's memory
-arena, which otherwise keeps the largest batch's activations for good. A loaded
-ONNX classifier then holds no more resident memory than the same model on torch
-(bench/RESULTS.md, "ONNX Runtime").
+arena, which otherwise keeps the largest batch's activations for good. Loaded from
+disk without torch's weights, an ONNX classifier holds less resident memory than the
+same model on torch (bench/RESULTS.md, "ONNX Runtime"); the first load of a model,
+which ran the probes on torch, keeps what torch's allocations left in the heap.
 
 All of this runs on the pool's loading thread, on a second copy of the model
 while the first one serves on torch (see `bot.engine.model_cache`). Nothing
@@ -49,7 +60,10 @@ here knows about Telegram.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
+import json
 import logging
 import math
 import os
@@ -57,7 +71,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +81,7 @@ import numpy as np
 import torch
 from PIL import Image
 from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
 
 from bot.engine.metrics import OnnxCounts, model_label
 from bot.engine.runners import Runner
@@ -93,6 +108,8 @@ OPTIMIZED = "optimized.onnx"
 QUANTIZED = "int8.onnx"
 # Each graph's weights live beside it in `<graph>.data`, which onnxruntime maps into memory.
 WEIGHTS_SUFFIX = ".data"
+# What torch answered on the probes, kept beside the graphs once a session matched it.
+RECORD = "probes.npz"
 # onnxruntime's transformer optimizer knows these architectures by their own names;
 # every other encoder here is BERT-shaped as far as its fusions are concerned.
 _FUSION_TYPES = {"vit": "vit", "swin": "swin"}
@@ -409,6 +426,44 @@ class OnnxAccelerator:
             self._fall_back(label, error)
         return runner
 
+    def from_disk(
+        self, task: str, model_id: str, without_weights: Callable[[], Runner]
+    ) -> Runner | None:
+        """The runner `without_weights` builds, served by the export on disk; None where
+        there is no export with a record of torch's answers (a first load, or an export
+        from an older version) or its session does not give them. The caller then loads
+        the model with its weights, as without this.
+
+        Blocking (the pool's loading thread). Never fails.
+        """
+        probes = PROBES.get(task)
+        if probes is None:
+            return None
+        label = model_label(task, model_id)
+        try:
+            runner = cast(ModelRunner, without_weights())
+            model = runner.model
+            if not isinstance(model, PreTrainedModel):
+                return None
+            key = cache_key(task, model, _first_inputs(runner, model, probes[0]))
+            with self._lock:
+                if key in self._refused:
+                    return None
+            folder = self.cache_dir / key
+            if not (folder / TRACED).exists() or not (folder / RECORD).exists():
+                return None
+            calls, answers = _load_record(folder / RECORD, model.device)
+            onnx_model = self._checked(label, folder, model, calls)
+            if self.int8:
+                onnx_model = self._int8_or_float(
+                    label, folder, runner, onnx_model, list(probes), answers
+                )
+        except Exception as error:
+            log.info("%s: loads with its torch weights (%s)", label, error)
+            return None
+        runner.model = onnx_model
+        return runner
+
     def _onnx_model(
         self,
         task: str,
@@ -422,7 +477,7 @@ class OnnxAccelerator:
             raise ExportRefused(f"{type(model).__name__} is not a transformers model")
         probes = list(probes)
         calls, answers = _record(runner, model, probes)
-        key = cache_key(task, model, calls[0])
+        key = cache_key(task, model, calls[0].inputs)
         with self._lock:
             refused = self._refused.get(key)
         if refused is not None:
@@ -439,6 +494,8 @@ class OnnxAccelerator:
                 self._refused[key] = str(error)
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        # Kept (or put right) whenever torch ran: the next load then needs no weights.
+        _keep_record(label, folder / RECORD, calls, answers)
         if not self.int8:
             return onnx_model
         return self._int8_or_float(label, folder, runner, onnx_model, probes, answers)
@@ -614,7 +671,116 @@ def _batch(call: _Call) -> int:
     return next(iter(call.inputs.values())).shape[0]
 
 
-def cache_key(task: str, model: PreTrainedModel, call: _Call) -> str:
+class _Reached(Exception):
+    """Raised by `_first_inputs`'s hook: the tensors a runner hands its model, caught before it runs."""
+
+    def __init__(self, inputs: dict[str, torch.Tensor]) -> None:
+        super().__init__("the model was reached")
+        self.inputs = inputs
+
+
+def _first_inputs(
+    runner: ModelRunner, model: torch.nn.Module, probe: ProbeCall
+) -> dict[str, torch.Tensor]:
+    """The tensors the runner's first forward call on a probe hands its model, which never runs."""
+
+    def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        raise _Reached({k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)})
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
+    except _Reached as reached:
+        return reached.inputs
+    finally:
+        handle.remove()
+    raise ExportRefused("the probes never reached the model")
+
+
+def _keep_record(label: str, path: Path, calls: list[_Call], answers: list[list[Any]]) -> None:
+    """Keep torch's calls and answers on the probes at `path`: a later load checks against them.
+
+    One numpy archive read without pickle: each tensor an array, the rest (names,
+    dtypes, output classes, answers) JSON inside it. Written beside and moved into
+    place whole. A record that cannot be written (an answer JSON does not hold) is
+    only a later load that needs torch's weights, so it is logged, not raised.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    layout: list[dict[str, Any]] = []
+    for index, call in enumerate(calls):
+        entry: dict[str, Any] = {
+            "output_type": f"{call.output_type.__module__}:{call.output_type.__qualname__}"
+        }
+        for side, tensors in (("inputs", call.inputs), ("outputs", call.outputs)):
+            entry[side] = {}
+            for name, tensor in tensors.items():
+                arrays[f"{index}.{side}.{name}"] = _array(tensor)
+                entry[side][name] = str(tensor.dtype).removeprefix("torch.")
+        layout.append(entry)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        meta = json.dumps({"calls": layout, "answers": answers}, default=_plain)
+        arrays["meta"] = np.frombuffer(meta.encode(), dtype=np.uint8)
+        with scratch.open("wb") as handle:
+            np.savez(handle, allow_pickle=False, **arrays)
+        os.replace(scratch, path)
+    except (OSError, TypeError, ValueError) as error:
+        log.info("%s: torch's answers on its probes are not kept (%s)", label, error)
+        scratch.unlink(missing_ok=True)
+
+
+def _load_record(path: Path, device: torch.device) -> tuple[list[_Call], list[list[Any]]]:
+    """The calls and answers `_keep_record` kept, tensors on `device`."""
+    calls: list[_Call] = []
+    with np.load(path, allow_pickle=False) as archive:
+        meta = json.loads(archive["meta"].tobytes())
+        for index, entry in enumerate(meta["calls"]):
+            tensors = {
+                side: {
+                    name: torch.from_numpy(archive[f"{index}.{side}.{name}"]).to(
+                        device=device, dtype=_dtype(dtype)
+                    )
+                    for name, dtype in entry[side].items()
+                }
+                for side in ("inputs", "outputs")
+            }
+            output_type = _output_type(entry["output_type"])
+            calls.append(_Call(tensors["inputs"], tensors["outputs"], output_type))
+    return calls, meta["answers"]
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    """A tensor as numpy holds it: bfloat16, which numpy lacks, widened to float32."""
+    tensor = tensor.detach().cpu()
+    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+
+
+def _plain(value: Any) -> Any:
+    """numpy's scalars and arrays in an answer as JSON's numbers and lists."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not kept in a record")
+
+
+def _dtype(name: str) -> torch.dtype:
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ExportRefused(f"the record names an unknown dtype {name!r}")
+    return dtype
+
+
+def _output_type(name: str) -> type:
+    """The transformers output class a record names; nothing outside transformers is imported."""
+    module, _, qualname = name.partition(":")
+    if module != "transformers" and not module.startswith("transformers."):
+        raise ExportRefused(f"the record names {name}, not a transformers output")
+    found = getattr(importlib.import_module(module), qualname, None)
+    if not isinstance(found, type) or not issubclass(found, ModelOutput):
+        raise ExportRefused(f"the record names {name}, not a transformers output")
+    return found
+
+
+def cache_key(task: str, model: PreTrainedModel, inputs: Mapping[str, torch.Tensor]) -> str:
     """What an export depends on: the model's files (or Hub revision), its class and inputs, versions."""
     digest = hashlib.sha256()
     parts = [
@@ -626,7 +792,7 @@ def cache_key(task: str, model: PreTrainedModel, call: _Call) -> str:
         torch.__version__,
         _onnxruntime_version(),
         str(OPSET),
-        *(f"{name}:{tensor.dtype}:{tensor.dim()}" for name, tensor in call.inputs.items()),
+        *(f"{name}:{tensor.dtype}:{tensor.dim()}" for name, tensor in inputs.items()),
     ]
     digest.update("\n".join(parts).encode())
     folder = Path(model.name_or_path)
@@ -639,13 +805,21 @@ def cache_key(task: str, model: PreTrainedModel, call: _Call) -> str:
     if files:
         for file in files:
             digest.update(file.name.encode())
-            with file.open("rb") as handle:
-                digest.update(hashlib.file_digest(handle, "sha256").digest())
+            stat = file.stat()
+            digest.update(_file_digest(file, stat.st_size, stat.st_mtime_ns))
     elif revision:
         digest.update(f"{model.name_or_path}@{revision}".encode())
     else:
         raise ExportRefused("neither model files nor a Hub revision to key its export by")
     return digest.hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: Path, size: int, modified_ns: int) -> bytes:
+    """A file's sha256, read once per size and modification time: a load can look for its
+    export on disk and then, without one, load and look again, with gigabytes to hash."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").digest()
 
 
 # torch.onnx's TorchScript exporter keeps its state in module globals: two exports at once

@@ -85,7 +85,9 @@ class Engine(Protocol):
     async def close(self) -> None: ...
 
 
-def default_loader(settings: Settings, onnx: OnnxAccelerator | None = None) -> Loader:
+def default_loader(
+    settings: Settings, onnx: OnnxAccelerator | None = None, *, weights: bool = True
+) -> Loader:
     """`load_runner` bound to the device, dtype and Hub token from settings.
 
     With an accelerator, each runner it loads is handed to it before it is
@@ -100,6 +102,7 @@ def default_loader(settings: Settings, onnx: OnnxAccelerator | None = None) -> L
         dtype=resolve_dtype(settings.pool_dtype, device),
         token=token,
         vision_image_edge=settings.vision_image_edge,
+        weights=weights,
     )
     if onnx is None:
         return load
@@ -191,6 +194,7 @@ class PipelinePool:
         self.onnx = onnx_accelerator(settings) if loader is None else None
         self._loader = loader or default_loader(settings)
         self._accelerated = default_loader(settings, self.onnx) if self.onnx else None
+        self._without_weights = default_loader(settings, weights=False)
         self.remote = RemoteEngines(settings.engines, health_every_s=settings.health_engine_check_s)
         self.metrics = PoolMetrics(
             queue_depths=self._queue_depths,
@@ -320,8 +324,13 @@ class PipelinePool:
 
     def _load(self, task: str, model_id: str) -> Runner:
         """Blocking (loading thread): the model from where its last request said it lives,
-        on ONNX Runtime at once when an export of it is already on disk (after a restart)."""
+        on ONNX Runtime at once when an export of it is already on disk (after a restart):
+        without reading its torch weights where the export kept torch's answers."""
         source = self._sources.get((task, model_id), model_id)
+        if self.onnx is not None:
+            served = self.onnx.from_disk(task, source, partial(self._without_weights, task, source))
+            if served is not None:
+                return served
         runner = self._loader(task, source)
         if self.onnx is None:
             return runner

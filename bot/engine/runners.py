@@ -10,12 +10,14 @@ Remote code is never trusted: `trust_remote_code` is left at its default (off).
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoImageProcessor,
     AutoModelForQuestionAnswering,
     AutoModelForSeq2SeqLM,
@@ -25,6 +27,7 @@ from transformers import (
     VisionEncoderDecoderModel,
     pipeline,
 )
+from transformers.pipelines import check_task
 
 from bot.engine.chat import ChatPrompt, chat_result, fit_conversation
 from bot.engine.image_generation import PictureRunner
@@ -86,16 +89,20 @@ def load_runner(
     dtype: torch.dtype | str,
     token: str | None = None,
     vision_image_edge: int | None = None,
+    weights: bool = True,
 ) -> Runner:
     """Load one model for one task (blocking: call it in an executor).
 
     The loader is the task's row of `RUNNERS`; an unknown task raises KeyError.
     Loads in this process take turns (see `_LOADING`): overlapping ones break later models.
+    `weights=False` asks for the model's layers only (see `LoadOptions.weights`); the
+    loaders of the tasks that run on ONNX Runtime honour it, others load the weights.
     """
     if isinstance(dtype, str):
         dtype = resolve_dtype(dtype, device)
+    options = LoadOptions(device, dtype, token, vision_image_edge, weights)
     with _LOADING:
-        return RUNNERS[task](task, model_id, LoadOptions(device, dtype, token, vision_image_edge))
+        return RUNNERS[task](task, model_id, options)
 
 
 def _pipeline(task: str, model_id: str, options: LoadOptions) -> Any:
@@ -103,18 +110,64 @@ def _pipeline(task: str, model_id: str, options: LoadOptions) -> Any:
 
     Its tokenizer learns how many tokens the model really reads, so truncation
     (and the checks below) hold even where the tokenizer's own limit is unset.
+    Without weights, the pipeline is built around the task's model class made
+    from the config alone; its tokenizer and processors still come from `model_id`.
     """
-    loaded = pipeline(
-        task,
-        model=model_id,
-        device=options.device,
-        dtype=options.dtype,
-        token=options.token,
-        model_kwargs={"use_safetensors": True},
-    )
+    if options.weights:
+        loaded = pipeline(
+            task,
+            model=model_id,
+            device=options.device,
+            dtype=options.dtype,
+            token=options.token,
+            model_kwargs={"use_safetensors": True},
+        )
+    else:
+        targeted = check_task(task)[1]
+        loaded = pipeline(
+            task,
+            model=_without_weights(targeted["pt"], model_id, options),
+            device=options.device,
+            token=options.token,
+            **_components(targeted["impl"], model_id),
+        )
     if loaded.tokenizer is not None:
         loaded.tokenizer.model_max_length = model_max_tokens(loaded.tokenizer, loaded.model)
     return loaded
+
+
+def _components(impl: str | type[Any], model_id: str) -> dict[str, str]:
+    """Where a pipeline built around a model object finds each part its class reads
+    (tokenizer, processors): the model's own folder or repository, as when it loads by id.
+    A part the class never loads is left out (False); an optional one (None) is tried.
+    `impl` is the task's pipeline class, or its dotted path as transformers' table keeps it."""
+    if isinstance(impl, str):
+        module, _, name = impl.rpartition(".")
+        impl = cast(type[Any], getattr(importlib.import_module(module), name))
+    parts = ("tokenizer", "image_processor", "feature_extractor", "processor")
+    return {part: model_id for part in parts if getattr(impl, f"_load_{part}") is not False}
+
+
+def _without_weights(
+    classes: Sequence[type[Any]], model_id: str, options: LoadOptions
+) -> PreTrainedModel:
+    """The model of the first of `classes` that knows its config, with uninitialised weights.
+
+    Built on the meta device and given empty storage on the real one: the weights
+    file is never read, and no page of that storage is written, so it takes address
+    space but no resident memory. Nothing may compute with it: it is there for the
+    pipeline's code around the forward pass, which reads the model's config, class,
+    dtype and device (see `LoadOptions.weights`).
+    """
+    config = AutoConfig.from_pretrained(model_id, token=options.token)
+    for model_class in classes:
+        try:
+            with torch.device("meta"):
+                model = model_class.from_config(config, dtype=options.dtype)
+        except ValueError:  # an auto class that does not know this architecture
+            continue
+        return cast(PreTrainedModel, model.to_empty(device=options.device).eval())
+    raise ValueError(f"no model class of this task knows {type(config).__name__}")
 
 
 def model_max_tokens(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> int:
@@ -440,8 +493,12 @@ class ExtractiveQARunner:
 
     @classmethod
     def load(cls, task: str, model_id: str, options: LoadOptions) -> ExtractiveQARunner:
-        model = AutoModelForQuestionAnswering.from_pretrained(
-            model_id, dtype=options.dtype, token=options.token, use_safetensors=True
+        model = (
+            AutoModelForQuestionAnswering.from_pretrained(
+                model_id, dtype=options.dtype, token=options.token, use_safetensors=True
+            )
+            if options.weights
+            else _without_weights((AutoModelForQuestionAnswering,), model_id, options)
         )
         tokenizer = AutoTokenizer.from_pretrained(model_id, token=options.token)
         tokenizer.model_max_length = model_max_tokens(tokenizer, model)

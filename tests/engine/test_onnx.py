@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -527,3 +530,147 @@ def test_exports_at_once_in_one_process_each_serve_on_onnx(
 
     assert [type(runner.model) for runner in served] == [OnnxModel] * len(accelerators)
     assert [each.counts().exports for each in accelerators] == [1] * len(accelerators)
+
+
+def restarted(cache: Path, tmp_path: Path, task: str, model: str, **options: Any) -> Any:
+    """The runner a restarted pool's first request gets from the export on disk, built
+    without the torch weights; None where it must load them."""
+    onnx = OnnxAccelerator.for_device(options.pop("setting", "auto"), "cpu", cache)
+    assert onnx is not None
+    without_weights = default_loader(cpu_settings(tmp_path), weights=False)
+    return onnx.from_disk(task, model, lambda: without_weights(task, model))
+
+
+@pytest.mark.parametrize("command", list(CASES))
+def test_after_a_restart_each_command_serves_on_onnx_without_torch_weights_as_on_torch(
+    command: str, tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    """The export kept torch's answers on the probes; the next life checks the session
+    against them and never reads the weights, and people still see torch's answers."""
+    build, inputs, extra = CASES[command]
+    spec = TASKS[command]
+    model = str(build(tiny_models_dir))
+    settings = cpu_settings(tmp_path)
+    default_loader(settings, accelerator(tmp_path / "onnx"))(spec.pipeline_task, model)
+    torch_runner = default_loader(settings)(spec.pipeline_task, model)
+
+    served = restarted(tmp_path / "onnx", tmp_path, spec.pipeline_task, model)
+
+    assert served is not None
+    assert_same_answers(spec, torch_runner, served, inputs, extra)
+
+
+def test_after_a_restart_int8_is_checked_against_torchs_kept_answers(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    int8_accelerator(tmp_path / "onnx").accelerate(
+        "text-classification",
+        str(tiny_classifier),
+        default_loader(cpu_settings(tmp_path))("text-classification", str(tiny_classifier)),
+    )
+
+    served = restarted(
+        tmp_path / "onnx", tmp_path, "text-classification", str(tiny_classifier), setting="int8"
+    )
+
+    assert served is not None and served.model.path.name == onnx_export.QUANTIZED
+
+
+def test_an_export_without_kept_answers_loads_with_weights_once_and_keeps_them(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """Exports from before answers were kept: the first load reads the weights (and keeps
+    torch's answers), the next does not need to."""
+    cache, model = tmp_path / "onnx", str(tiny_classifier)
+    load = default_loader(cpu_settings(tmp_path), accelerator(cache))
+    load("text-classification", model)
+    for record in cache.glob(f"*/{onnx_export.RECORD}"):
+        record.unlink()
+
+    before = restarted(cache, tmp_path, "text-classification", model)
+    reloaded: Any = load("text-classification", model)
+    after = restarted(cache, tmp_path, "text-classification", model)
+
+    assert before is None
+    assert isinstance(reloaded.model, OnnxModel)
+    assert after is not None and isinstance(after.model, OnnxModel)
+
+
+@pytest.mark.parametrize("damage", ["answers", "file"])
+def test_kept_answers_the_session_does_not_give_mean_a_load_with_weights(
+    damage: str, tiny_classifier: Path, tmp_path: Path
+) -> None:
+    cache, model = tmp_path / "onnx", str(tiny_classifier)
+    load = default_loader(cpu_settings(tmp_path), accelerator(cache))
+    load("text-classification", model)
+    record = next(cache.glob(f"*/{onnx_export.RECORD}"))
+    if damage == "file":
+        record.write_bytes(b"not an archive")
+    else:
+        calls, answers = onnx_export._load_record(record, torch.device("cpu"))
+        shifted = [
+            onnx_export._Call(
+                call.inputs, {k: v + 1 for k, v in call.outputs.items()}, call.output_type
+            )
+            for call in calls
+        ]
+        onnx_export._keep_record("test", record, shifted, answers)
+
+    assert restarted(cache, tmp_path, "text-classification", model) is None
+    reloaded: Any = load("text-classification", model)
+    assert isinstance(reloaded.model, OnnxModel)
+    assert reloaded(["I love it."], batch_size=1)[0]["label"] in demo_models.SENTIMENT_LABELS
+    assert restarted(cache, tmp_path, "text-classification", model) is not None
+
+
+# One fresh process: the pool loads a classifier with one batch of 32 requests; printed,
+# in MiB, the resident memory that added and the process's peak above where it started.
+_MEMORY_OF_ONE_LOAD = """
+import asyncio, json, resource, sys
+from pathlib import Path
+import psutil
+from bot.config import Settings
+from bot.engine.onnx_export import OnnxModel
+from bot.engine.pool import PipelinePool
+
+async def main():
+    engine, model, cache = sys.argv[1:4]
+    settings = Settings(_env_file=None, pool_device="cpu", pool_dtype="float32",
+                        engine_onnx=engine, engine_onnx_cache_dir=Path(cache))
+    async with PipelinePool(settings) as pool:
+        before = psutil.Process().memory_info().rss
+        texts = [f"I liked it {n} times, then less." for n in range(32)]
+        await asyncio.gather(*(pool.submit("text-classification", model, t) for t in texts))
+        after = psutil.Process().memory_info().rss
+        async with pool.lease("text-classification", model) as runner:
+            onnx = isinstance(getattr(runner, "model", None), OnnxModel)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"onnx": onnx, "added": (after - before) / 2**20,
+                      "peak": (peak - before) / 2**20}))
+
+asyncio.run(main())
+"""
+
+
+def memory_of_one_load(engine: str, model: str, cache: Path) -> dict[str, Any]:
+    command = [sys.executable, "-c", _MEMORY_OF_ONE_LOAD, engine, model, str(cache)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def test_a_restarted_real_size_model_on_onnx_takes_no_more_memory_than_on_torch(
+    tiny_models_dir: Path, tmp_path: Path
+) -> None:
+    """Loaded from its export, the model never holds torch's weights beside the session:
+    before they were kept, a restart peaked at about 1.8x torch's memory (both at once)."""
+    model = str(demo_models.tiny_classifier(tiny_models_dir, demo_models.BASE))
+    cache = tmp_path / "onnx"
+    default_loader(cpu_settings(tmp_path), accelerator(cache))("text-classification", model)
+
+    on_torch = memory_of_one_load("off", model, cache)
+    on_onnx = memory_of_one_load("auto", model, cache)
+
+    assert on_onnx["onnx"] and not on_torch["onnx"]
+    assert on_onnx["peak"] <= 1.15 * on_torch["peak"]
+    assert on_onnx["added"] <= 1.05 * on_torch["added"]
