@@ -792,7 +792,9 @@ def cache_key(task: str, model: PreTrainedModel, inputs: Mapping[str, torch.Tens
         torch.__version__,
         _onnxruntime_version(),
         str(OPSET),
-        *(f"{name}:{tensor.dtype}:{tensor.dim()}" for name, tensor in inputs.items()),
+        # By name: pipelines hand their inputs in an order that can change between
+        # processes (a set of names on the way), and a key must not.
+        *(f"{name}:{tensor.dtype}:{tensor.dim()}" for name, tensor in sorted(inputs.items())),
     ]
     digest.update("\n".join(parts).encode())
     folder = Path(model.name_or_path)

@@ -208,6 +208,22 @@ def test_a_model_is_exported_once_and_its_export_reused_after_a_restart(
     assert isinstance(runner.model, OnnxModel)
 
 
+def test_an_export_is_found_again_whatever_order_the_pipeline_hands_its_inputs_in(
+    tiny_classifier: Path, tmp_path: Path
+) -> None:
+    """A batched pipeline gathers its inputs through a set of names, so their order follows
+    each process's string hashing: half of all restarts used to miss the export and redo it."""
+    runner: Any = default_loader(cpu_settings(tmp_path))(
+        "text-classification", str(tiny_classifier)
+    )
+    inputs = {"input_ids": torch.ones(2, 3, dtype=torch.long), "attention_mask": torch.ones(2, 3)}
+    reordered = dict(reversed(list(inputs.items())))
+
+    key = onnx_export.cache_key("text-classification", runner.model, inputs)
+
+    assert onnx_export.cache_key("text-classification", runner.model, reordered) == key
+
+
 def test_a_model_whose_weights_change_is_exported_again_and_answers_with_the_new_ones(
     tiny_classifier: Path, tmp_path: Path
 ) -> None:
