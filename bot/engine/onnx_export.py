@@ -453,16 +453,45 @@ class OnnxAccelerator:
             if not (folder / TRACED).exists() or not (folder / RECORD).exists():
                 return None
             calls, answers = _load_record(folder / RECORD, model.device)
-            onnx_model = self._checked(label, folder, model, calls)
-            if self.int8:
-                onnx_model = self._int8_or_float(
-                    label, folder, runner, onnx_model, list(probes), answers
-                )
+            onnx_model = self._int8_alone(label, folder, runner, calls, probes, answers)
+            if onnx_model is None:
+                onnx_model = self._checked(label, folder, model, calls)
+                if self.int8:
+                    onnx_model = self._int8_or_float(
+                        label, folder, runner, onnx_model, list(probes), answers
+                    )
         except Exception as error:
             log.info("%s: loads with its torch weights (%s)", label, error)
             return None
         runner.model = onnx_model
         return runner
+
+    def _int8_alone(
+        self,
+        label: str,
+        folder: Path,
+        runner: ModelRunner,
+        calls: list[_Call],
+        probes: Iterable[ProbeCall],
+        answers: list[list[Any]],
+    ) -> OnnxModel | None:
+        """The int8 graph on disk where it answers as torch did, checked before any float
+        session opens: a float session made first, as its fallback, would hold the float
+        weights beside the int8 ones while the model loads. None: not in int8 mode, not
+        quantized yet, or it does not answer so (the float path then decides, as on a
+        first load)."""
+        quantized = folder / QUANTIZED
+        if not self.int8 or not quantized.exists():
+            return None
+        try:
+            int8_model = self._int8_as_torch(
+                quantized, runner, calls[0].output_type, probes, answers, calls=calls
+            )
+        except Exception as error:
+            log.info("%s: its int8 graph is checked beside its float one (%s)", label, error)
+            return None
+        self._serves_int8(label)
+        return int8_model
 
     def _onnx_model(
         self,
@@ -516,24 +545,9 @@ class OnnxAccelerator:
             if not quantized.exists():
                 assert float_model.path is not None
                 _quantize(float_model.path, quantized)
-            int8_model = OnnxModel(
-                self._session(quantized),
-                torch_model=runner.model,
-                output_type=float_model.output_type,
-                weight_bytes=_graph_bytes(quantized),
-                path=quantized,
+            int8_model = self._int8_as_torch(
+                quantized, runner, float_model.output_type, probes, answers, like=float_model
             )
-            int8_model.sequence_inputs = float_model.sequence_inputs
-            int8_model.split_rows = float_model.split_rows
-            previous, runner.model = runner.model, int8_model
-            try:
-                for probe, expected in zip(probes, answers, strict=True):
-                    got = runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
-                    difference = answers_differ(expected, got, self.int8_score_tolerance)
-                    if difference is not None:
-                        raise ExportRefused(f"its int8 graph answers unlike torch: {difference}")
-            finally:
-                runner.model = previous
         except Exception as error:
             with self._lock:
                 self._int8_fallbacks += 1
@@ -542,9 +556,48 @@ class OnnxAccelerator:
             if first:
                 log.warning("%s serves its float ONNX graph, not int8 (%s)", label, error)
             return float_model
+        self._serves_int8(label)
+        return int8_model
+
+    def _serves_int8(self, label: str) -> None:
         with self._lock:
             self._int8 += 1
         log.info("%s serves its int8 ONNX graph", label)
+
+    def _int8_as_torch(
+        self,
+        quantized: Path,
+        runner: ModelRunner,
+        output_type: type,
+        probes: Iterable[ProbeCall],
+        answers: list[list[Any]],
+        *,
+        like: OnnxModel | None = None,
+        calls: list[_Call] | None = None,
+    ) -> OnnxModel:
+        """The quantized graph, raising unless the probes through the runner answer as on
+        torch; its batches cut `like` the float graph's, or as `calls` allow."""
+        int8_model = OnnxModel(
+            self._session(quantized),
+            torch_model=runner.model,
+            output_type=output_type,
+            weight_bytes=_graph_bytes(quantized),
+            path=quantized,
+        )
+        if like is not None:
+            int8_model.sequence_inputs = like.sequence_inputs
+            int8_model.split_rows = like.split_rows
+        elif calls is not None:
+            _lay_out(int8_model, calls)
+        previous, runner.model = runner.model, int8_model
+        try:
+            for probe, expected in zip(probes, answers, strict=True):
+                got = runner(list(probe.inputs), batch_size=len(probe.inputs), **probe.params)
+                difference = answers_differ(expected, got, self.int8_score_tolerance)
+                if difference is not None:
+                    raise ExportRefused(f"its int8 graph answers unlike torch: {difference}")
+        finally:
+            runner.model = previous
         return int8_model
 
     def _checked(
@@ -569,8 +622,7 @@ class OnnxAccelerator:
             weight_bytes=_graph_bytes(path),
             path=path,
         )
-        onnx_model.sequence_inputs = frozenset(_sequence_inputs(calls[0]))
-        onnx_model.split_rows = "attention_mask" in onnx_model.input_names and _per_row(calls)
+        _lay_out(onnx_model, calls)
         _check(onnx_model, calls)
         if onnx_model.split_rows:
             # Every length its own run: the probes through the sub-batch path, whose rows
@@ -978,6 +1030,12 @@ def _optimize(label: str, model: PreTrainedModel, traced: Path, optimized: Path)
         optimized.unlink(missing_ok=True)
         return
     log.info("%s: fused %s", label, ", ".join(f"{n} {op}" for op, n in statistics.items()))
+
+
+def _lay_out(onnx_model: OnnxModel, calls: list[_Call]) -> None:
+    """Which inputs are token sequences, and whether batches may run cut by length."""
+    onnx_model.sequence_inputs = frozenset(_sequence_inputs(calls[0]))
+    onnx_model.split_rows = "attention_mask" in onnx_model.input_names and _per_row(calls)
 
 
 def _sequence_inputs(call: _Call) -> list[str]:

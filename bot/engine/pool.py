@@ -327,8 +327,9 @@ class PipelinePool:
         on ONNX Runtime at once when an export of it is already on disk (after a restart):
         without reading its torch weights where the export kept torch's answers."""
         source = self._sources.get((task, model_id), model_id)
-        if self.onnx is not None:
+        if self.onnx is not None and task in PROBES:
             served = self.onnx.from_disk(task, source, partial(self._without_weights, task, source))
+            free_memory()  # the empty layers it was built around: on CUDA, memory held in reserve
             if served is not None:
                 return served
         runner = self._loader(task, source)

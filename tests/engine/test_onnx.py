@@ -681,15 +681,18 @@ def memory_of_one_load(engine: str, model: str, cache: Path) -> dict[str, Any]:
 def test_a_restarted_real_size_model_on_onnx_takes_no_more_memory_than_on_torch(
     tiny_models_dir: Path, tmp_path: Path
 ) -> None:
-    """Loaded from its export, the model never holds torch's weights beside the session:
-    before they were kept, a restart peaked at about 1.8x torch's memory (both at once)."""
+    """Loaded from its export, the model never holds torch's weights beside the session
+    (before, a restart peaked at about 1.8x torch's memory: both at once), and an int8
+    model never its float graph's beside its own."""
     model = str(demo_models.tiny_classifier(tiny_models_dir, demo_models.BASE))
     cache = tmp_path / "onnx"
-    default_loader(cpu_settings(tmp_path), accelerator(cache))("text-classification", model)
+    default_loader(cpu_settings(tmp_path), int8_accelerator(cache))("text-classification", model)
 
     on_torch = memory_of_one_load("off", model, cache)
     on_onnx = memory_of_one_load("auto", model, cache)
+    on_int8 = memory_of_one_load("int8", model, cache)
 
-    assert on_onnx["onnx"] and not on_torch["onnx"]
+    assert on_onnx["onnx"] and on_int8["onnx"] and not on_torch["onnx"]
     assert on_onnx["peak"] <= 1.15 * on_torch["peak"]
     assert on_onnx["added"] <= 1.05 * on_torch["added"]
+    assert on_int8["peak"] <= 0.6 * on_torch["peak"]
