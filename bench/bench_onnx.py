@@ -405,6 +405,16 @@ baseline's (at most 1: no slower).
 Targets (median of rounds): {verdicts}.
 
 - First request to each model: {first_loads}. Later loads reuse the export on disk.
+- Threads: the pool gives torch and onnxruntime every usable core but one (here 1
+  intra-op thread; issue 28), and the raw pipeline runs on the same count (torch's
+  setting is process-wide). The run before that change, with 2 threads each, had the float graph at
+  1.98x raw and int8 at 5.32x.
+- Float memory is torch's memory: the float graph's weights are torch's weights, read
+  from a file that is mapped, not copied, so a loaded model holds what torch holds, give
+  or take what each runtime's freed activations leave in the heap (about 25 MiB after
+  a batch of 32 on onnxruntime, 10 to 25 on torch). A restart never reads the torch
+  weights (the peak column); before, a restart checked the graph on torch first and
+  peaked at about 1.8x torch.
 - Memory: RSS {mem["off"]["before"]:.0f} → {mem["off"]["after"]:.0f} MiB loading the
   classifier on torch (peak {mem["off"]["peak"]:.0f}), {mem["auto"]["before"]:.0f} →
   {mem["auto"]["after"]:.0f} MiB on ONNX Runtime (peak {mem["auto"]["peak"]:.0f}),
