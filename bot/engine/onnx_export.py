@@ -437,8 +437,8 @@ class OnnxAccelerator:
         Blocking (the pool's loading thread). Never fails.
         """
         probes = PROBES.get(task)
-        if probes is None:
-            return None
+        if probes is None or not any(self.cache_dir.glob(f"*/{RECORD}")):
+            return None  # nothing to load from: a first start pays nothing for looking
         label = model_label(task, model_id)
         try:
             runner = cast(ModelRunner, without_weights())

@@ -329,8 +329,8 @@ class PipelinePool:
         source = self._sources.get((task, model_id), model_id)
         if self.onnx is not None and task in PROBES:
             served = self.onnx.from_disk(task, source, partial(self._without_weights, task, source))
-            free_memory()  # the empty layers it was built around: on CUDA, memory held in reserve
             if served is not None:
+                free_memory()  # the empty layers it was built around: on CUDA, held in reserve
                 return served
         runner = self._loader(task, source)
         if self.onnx is None:
