@@ -411,8 +411,8 @@ Targets (median of rounds): {verdicts}.
   1.98x raw and int8 at 5.32x.
 - Float memory is torch's memory: the float graph's weights are torch's weights, read
   from a file that is mapped, not copied, so a loaded model holds what torch holds, give
-  or take what each runtime's freed activations leave in the heap (about 25 MiB after
-  a batch of 32 on onnxruntime, 10 to 25 on torch). A restart never reads the torch
+  or take what each runtime's freed activations leave in the heap after a batch. A
+  restart never reads the torch
   weights (the peak column); before, a restart checked the graph on torch first and
   peaked at about 1.8x torch.
 - Memory: RSS {mem["off"]["before"]:.0f} → {mem["off"]["after"]:.0f} MiB loading the

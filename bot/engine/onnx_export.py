@@ -49,9 +49,10 @@ their weights in a file beside them (`<graph>.data`) that onnxruntime maps rathe
 than copies, so weights it never reads (most rows of the embedding table) take no
 memory, as with torch's safetensors; sessions run without onnxruntime's memory
 arena, which otherwise keeps the largest batch's activations for good. Loaded from
-disk without torch's weights, an ONNX classifier holds less resident memory than the
-same model on torch (bench/RESULTS.md, "ONNX Runtime"); the first load of a model,
-which ran the probes on torch, keeps what torch's allocations left in the heap.
+disk without torch's weights, a float ONNX classifier holds about what the same model
+holds on torch (its graph's weights are torch's), never both at once, and an int8 one
+less than half (bench/RESULTS.md, "ONNX Runtime"); the first load of a model, which
+ran the probes on torch, keeps what torch's allocations left in the heap.
 
 All of this runs on the pool's loading thread, on a second copy of the model
 while the first one serves on torch (see `bot.engine.model_cache`). Nothing
@@ -484,9 +485,7 @@ class OnnxAccelerator:
         if not self.int8 or not quantized.exists():
             return None
         try:
-            int8_model = self._int8_as_torch(
-                quantized, runner, calls[0].output_type, probes, answers, calls=calls
-            )
+            int8_model = self._int8_as_torch(quantized, runner, probes, answers, calls)
         except Exception as error:
             log.info("%s: its int8 graph is checked beside its float one (%s)", label, error)
             return None
@@ -545,9 +544,7 @@ class OnnxAccelerator:
             if not quantized.exists():
                 assert float_model.path is not None
                 _quantize(float_model.path, quantized)
-            int8_model = self._int8_as_torch(
-                quantized, runner, float_model.output_type, probes, answers, like=float_model
-            )
+            int8_model = self._int8_as_torch(quantized, runner, probes, answers, float_model)
         except Exception as error:
             with self._lock:
                 self._int8_fallbacks += 1
@@ -568,15 +565,14 @@ class OnnxAccelerator:
         self,
         quantized: Path,
         runner: ModelRunner,
-        output_type: type,
         probes: Iterable[ProbeCall],
         answers: list[list[Any]],
-        *,
-        like: OnnxModel | None = None,
-        calls: list[_Call] | None = None,
+        like: OnnxModel | list[_Call],
     ) -> OnnxModel:
         """The quantized graph, raising unless the probes through the runner answer as on
-        torch; its batches cut `like` the float graph's, or as `calls` allow."""
+        torch; its outputs and batches as the float graph's (`like`), or as torch's
+        recorded calls show them where no float session is open."""
+        output_type = like.output_type if isinstance(like, OnnxModel) else like[0].output_type
         int8_model = OnnxModel(
             self._session(quantized),
             torch_model=runner.model,
@@ -584,11 +580,11 @@ class OnnxAccelerator:
             weight_bytes=_graph_bytes(quantized),
             path=quantized,
         )
-        if like is not None:
+        if isinstance(like, OnnxModel):
             int8_model.sequence_inputs = like.sequence_inputs
             int8_model.split_rows = like.split_rows
-        elif calls is not None:
-            _lay_out(int8_model, calls)
+        else:
+            _lay_out(int8_model, like)
         previous, runner.model = runner.model, int8_model
         try:
             for probe, expected in zip(probes, answers, strict=True):
