@@ -61,6 +61,10 @@ ARRIVAL_MARGIN_S = 0.025
 # How long round trips are remembered (module doc), as the shortest of each bucket.
 ROUND_TRIP_MEMORY_S = 3600.0
 ROUND_TRIP_BUCKET_S = 60.0
+# A slot that frees this soon is free now: a timer may fire up to the clock's resolution
+# early, and two float sums of one instant can differ in their last bit, so without it the
+# scheduler would wake, find the slot 1e-16 s short of free, and sleep for that again.
+EARLY_WAKE_S = 1e-6
 
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
 
@@ -389,7 +393,7 @@ class PriorityRateLimiter(BaseRateLimiter[Priority]):
         """Grant waiting calls in priority order as slots free; a chat that is full does not
         hold back the calls of other chats behind it."""
         while self._waiting:
-            now = self._clock()
+            now = self._clock() + EARLY_WAKE_S
             soonest = None
             chosen = None
             for waiting in sorted(self._waiting):
