@@ -282,7 +282,9 @@ def report_line(runs: dict[str, list[LineRun]], rounds: int, load: tuple[float, 
         LINE_SECTION,
         "",
         f"Machine: {os.cpu_count()} shared CPU cores, {platform.machine()}, torch "
-        f"{torch.__version__}, no GPU. Model: the distilgpt2-size GPT-2 of the section above.",
+        f"{torch.__version__} with {torch.get_num_threads()} intra-op threads (the pool's "
+        "default: every usable core but one), no GPU. Model: the distilgpt2-size GPT-2 of the "
+        "section above.",
         f"Workload: {LINE_USERS} users at once, {BURSTS} of them sending {BURST_SIZE} requests "
         f"each (submitted first), the other {LINE_USERS - BURSTS} one each; every user their own "
         f"temperature, {NEW_TOKENS} new tokens, sampling on, no early stop; 8192-token KV cache.",
@@ -290,8 +292,7 @@ def report_line(runs: dict[str, list[LineRun]], rounds: int, load: tuple[float, 
         f"the pool's fair line (default `generation_max_running`: {limit} running, one person "
         "at most an eighth) against no line (`generation_max_running=0`: every request straight into "
         "transformers' manager, as before). Latency from the common start to each answer. "
-        f"1-minute load average {load[0]:.1f} before the run, {load[1]:.1f} after (cores shared "
-        "with other jobs).",
+        f"1-minute load average {load[0]:.1f} before the run, {load[1]:.1f} after.",
         "Reproduce: `HF_HUB_OFFLINE=1 .venv/bin/python -m bench.bench_generation --line --write`.",
         "",
         "| | fair line | no line | line ÷ no line (median) | per round |",
@@ -308,6 +309,15 @@ def report_line(runs: dict[str, list[LineRun]], rounds: int, load: tuple[float, 
         f"| {ratios(lambda r: max(r.bursts))} |",
         "",
         "Targets: single users' p50 lower with the line; tokens/s within 5 % of no line.",
+        "",
+        "Reading the figures: with no line every request decodes at once and all finish "
+        f"together, so a single request waits for the bursts' {BURSTS * BURST_SIZE}; with the "
+        f"line, {limit} run at once (each burst owner at most {limit // 8} of them), the single "
+        "requests mostly in the first wave, and the rest of the bursts wait behind them. The "
+        "default running limit comes from the KV cache (8192 tokens, one slot per 256: a short "
+        "conversation plus its answer; longer prompts reserve more of it, so fewer are "
+        "admitted). Real users are capped at 3 requests in flight, below the share one person "
+        "may hold.",
         "",
     ]
     return "\n".join(lines)
