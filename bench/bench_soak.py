@@ -438,7 +438,7 @@ async def inbox_overhead_on_postgres(server_url: str) -> float:
         await admin.close()
 
 
-def markdown(report: Report, inbox_ms: dict[str, float]) -> str:
+def markdown(report: Report, inbox_ms: dict[str, float], load: tuple[float, float]) -> str:
     series = report.rss_mib
     step = max(1, report.requests // 10)
     marks = []
@@ -453,7 +453,10 @@ def markdown(report: Report, inbox_ms: dict[str, float]) -> str:
 its own process, against the emulator; {report.users} simulated people in their private
 chats and {report.groups} groups, {report.rate:.0f} requests a second (open loop), mixed
 commands (sentiment, NER, fill-mask, zero-shot, summaries, translations, streamed
-generation, /set, /settings, /start, /help, /lang).
+generation, /set, /settings, /start, /help, /lang). One run; the bot's defaults but
+ONNX off (torch, with every usable core but one for its threads), no per-minute rate
+limit and 10 requests in flight per person (`bot_environment`).
+1-minute load average {load[0]:.1f} before the run, {load[1]:.1f} after.
 
 | figure | value |
 |---|---|
@@ -493,6 +496,7 @@ def main() -> None:
     )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as workdir:
         inbox_ms = {"SQLite": asyncio.run(inbox_overhead(f"sqlite+aiosqlite:///{workdir}/i.db"))}
         if args.postgres:
@@ -500,7 +504,7 @@ def main() -> None:
         report = asyncio.run(
             soak(args.requests, args.users, args.groups, args.rate, Path(workdir), args.models_dir)
         )
-    text = markdown(report, inbox_ms)
+    text = markdown(report, inbox_ms, (load_before, os.getloadavg()[0]))
     print(text)
     if args.write:
         write_section(SECTION, text)
