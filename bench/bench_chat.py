@@ -224,7 +224,13 @@ async def one_conversation(turn: Turn) -> Run:
     return run
 
 
-def report(chats: dict[str, list[Run]], hop: dict[str, list[Run]], rounds: int, users: int) -> str:
+def report(
+    chats: dict[str, list[Run]],
+    hop: dict[str, list[Run]],
+    rounds: int,
+    users: int,
+    load: tuple[float, float],
+) -> str:
     def median(runs: list[Run], value: Callable[[Run], float]) -> float:
         return statistics.median(value(run) for run in runs)
 
@@ -240,9 +246,11 @@ def report(chats: dict[str, list[Run]], hop: dict[str, list[Run]], rounds: int, 
         [
             SECTION,
             "",
-            f"Machine: {os.cpu_count()} shared CPU cores, {platform.machine()}, torch "
-            f"{torch.__version__}, no GPU. Medians of {rounds} interleaved rounds "
-            "(`python -m bench.bench_chat --write`).",
+            f"Machine: {os.cpu_count()} CPU cores, {platform.machine()}, torch "
+            f"{torch.__version__} with {torch.get_num_threads()} intra-op threads (the pool's "
+            "default: every usable core but one), no GPU; 1-minute load average "
+            f"{load[0]:.1f} before the run, {load[1]:.1f} after. Medians of {rounds} interleaved "
+            "rounds (`python -m bench.bench_chat --write`).",
             "",
             f"**Many conversations on the bot's CPU.** {users} users at once, {TURNS} turns each "
             f"(each turn carries the conversation so far), {NEW_TOKENS} new tokens per turn, "
@@ -276,9 +284,10 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=Path("/tmp/hfbot-bench-models"))
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     chats = asyncio.run(many_conversations(args.models_dir, args.rounds, args.users))
     hop = asyncio.run(remote_hop(args.models_dir, args.rounds))
-    text = report(chats, hop, args.rounds, args.users)
+    text = report(chats, hop, args.rounds, args.users, (load_before, os.getloadavg()[0]))
     print(text)
     if args.write:
         write_section(SECTION, text)
