@@ -48,7 +48,7 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from bench.results import write_section
+from bench.results import cpu_times, stolen_share, write_section
 from bot.delivery.shared_answers import QUOTE_CHARS
 from bot.offline.bot_process import BotProcess, bot_environment
 from bot.offline.demo_models import build_demo_models
@@ -438,7 +438,9 @@ async def inbox_overhead_on_postgres(server_url: str) -> float:
         await admin.close()
 
 
-def markdown(report: Report, inbox_ms: dict[str, float], load: tuple[float, float]) -> str:
+def markdown(
+    report: Report, inbox_ms: dict[str, float], load: tuple[float, float], stolen: float
+) -> str:
     series = report.rss_mib
     step = max(1, report.requests // 10)
     marks = []
@@ -456,7 +458,8 @@ commands (sentiment, NER, fill-mask, zero-shot, summaries, translations, streame
 generation, /set, /settings, /start, /help, /lang). One run; the bot's defaults but
 ONNX off (torch, with every usable core but one for its threads), no per-minute rate
 limit and 10 requests in flight per person (`bot_environment`).
-1-minute load average {load[0]:.1f} before the run, {load[1]:.1f} after.
+1-minute load average {load[0]:.1f} before the run, {load[1]:.1f} after; CPU time taken by
+the host (steal, /proc/stat) over the run: {stolen:.1%}.
 
 | figure | value |
 |---|---|
@@ -496,7 +499,7 @@ def main() -> None:
     )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
-    load_before = os.getloadavg()[0]
+    load_before, cpu_before = os.getloadavg()[0], cpu_times()
     with tempfile.TemporaryDirectory() as workdir:
         inbox_ms = {"SQLite": asyncio.run(inbox_overhead(f"sqlite+aiosqlite:///{workdir}/i.db"))}
         if args.postgres:
@@ -504,7 +507,8 @@ def main() -> None:
         report = asyncio.run(
             soak(args.requests, args.users, args.groups, args.rate, Path(workdir), args.models_dir)
         )
-    text = markdown(report, inbox_ms, (load_before, os.getloadavg()[0]))
+    load = (load_before, os.getloadavg()[0])
+    text = markdown(report, inbox_ms, load, stolen_share(cpu_before, cpu_times()))
     print(text)
     if args.write:
         write_section(SECTION, text)
