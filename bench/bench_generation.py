@@ -43,6 +43,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from math import ceil
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ from transformers import pipeline
 
 from bench.results import write_section
 from bot.config import Settings
-from bot.engine.fair_turns import Caller
+from bot.engine.fair_turns import OWNER_SHARE, Caller
 from bot.engine.pool import PipelinePool
 from bot.offline.demo_models import BASE, tiny_gpt2
 
@@ -281,7 +282,7 @@ def report_line(runs: dict[str, list[LineRun]], rounds: int, load: tuple[float, 
     lines = [
         LINE_SECTION,
         "",
-        f"Machine: {os.cpu_count()} shared CPU cores, {platform.machine()}, torch "
+        f"Machine: {os.cpu_count()} CPU cores, {platform.machine()}, torch "
         f"{torch.__version__} with {torch.get_num_threads()} intra-op threads (the pool's "
         "default: every usable core but one), no GPU. Model: the distilgpt2-size GPT-2 of the "
         "section above.",
@@ -312,7 +313,7 @@ def report_line(runs: dict[str, list[LineRun]], rounds: int, load: tuple[float, 
         "",
         "Reading the figures: with no line every request decodes at once and all finish "
         f"together, so a single request waits for the bursts' {BURSTS * BURST_SIZE}; with the "
-        f"line, {limit} run at once (each burst owner at most {limit // 8} of them), the single "
+        f"line, {limit} run at once (each burst owner at most {ceil(limit * OWNER_SHARE)} of them), the single "
         "requests mostly in the first wave, and the rest of the bursts wait behind them. The "
         "default running limit comes from the KV cache (8192 tokens, one slot per 256: a short "
         "conversation plus its answer; longer prompts reserve more of it, so fewer are "
